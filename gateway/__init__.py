@@ -1,0 +1,1 @@
+"""Monitoring gateway: authenticated log queries, summaries, health and alert webhooks over Loki."""

@@ -1,0 +1,35 @@
+"""The Sink protocol: where records go after a source produced them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from shipper.models import LogRecord
+
+
+class SinkUnavailable(Exception):
+    """Pushing failed after the bounded retry time; nothing after the last ack may be committed."""
+
+
+@dataclass(slots=True)
+class RejectedEntry:
+    record: LogRecord
+    reason: str  # bounded vocabulary, e.g. too_far_behind, too_old, invalid_labels, line_too_long, other
+
+
+@dataclass(slots=True)
+class PushResult:
+    """Every record given to push() is either accepted or listed in rejected (never lost)."""
+
+    accepted: int = 0
+    accepted_bytes: int = 0
+    rejected: list[RejectedEntry] = field(default_factory=list)
+
+
+class Sink(Protocol):
+    def push(self, records: Sequence[LogRecord]) -> PushResult:
+        """Send all records (split into requests as needed) and return only when every one was
+        acknowledged or definitively rejected; raise SinkUnavailable otherwise."""
+        ...

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+import shutil
+import socket
+
+TOOLS = ("java", "gcloud", "kubectl", "promtool", "amtool", "prometheus", "prometheus-alertmanager",
+         "docker-compose")
+
+
+def pytest_report_header(config: object) -> list[str]:
+    """Show which external tools this run has, so CI output proves tool-backed tests ran."""
+    found = {tool: shutil.which(tool) for tool in TOOLS}
+    return [
+        "tools present: " + ", ".join(t for t, p in found.items() if p),
+        "tools absent (their tests skip with a reason): "
+        + (", ".join(t for t, p in found.items() if not p) or "none"),
+    ]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
