@@ -1,0 +1,77 @@
+"""Gateway settings from the environment (names fixed by DESIGN.md). Secrets have no defaults;
+the gateway refuses to start without at least one API key."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8001
+DEFAULT_LOKI_URL = "http://127.0.0.1:3100"
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+
+
+class UpstreamService(BaseModel):
+    """A service whose health the gateway probes and whose monitoring paths it may proxy."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    base_url: str
+    health_path: str = "/health"
+    monitoring_prefix: str | None = None  # e.g. /api/monitoring; None: not proxied
+    headers: dict[str, SecretStr] = Field(default_factory=dict)  # the service's own credentials
+    timeout_seconds: float = 5.0
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    # auth
+    ai_monitoring_api_key: SecretStr | None = None
+    gateway_api_keys_file: Path | None = None
+    gateway_metrics_require_key: bool = False
+    rate_limit: str = "120/minute"  # `limits` notation, per key
+    redis_url: str | None = None
+
+    # Loki
+    loki_url: str = DEFAULT_LOKI_URL
+    loki_tenant_id: str | None = None
+    loki_timeout_seconds: float = 15.0
+    query_max_range_hours: float = 24.0
+    query_max_limit: int = 5000
+    query_default_limit: int = 100
+    logs_max_limit: int = 1000
+    query_max_bytes: int | None = None  # checked against index/stats when set
+    cache_ttl_seconds: float = 10.0
+    redact_log_lines: bool = True
+
+    # monitored services and the ops stack (optional)
+    gateway_services_file: Path | None = None
+    prometheus_url: str | None = None
+    alertmanager_url: str | None = None
+    probe_timeout_seconds: float = 3.0
+
+    # summaries
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    openai_model: str = DEFAULT_OPENAI_MODEL
+    openai_timeout_seconds: float = 30.0
+    summary_max_lines: int = 100_000
+    summary_prompt_max_bytes: int = 24_000
+    summary_cache_ttl_seconds: float = 300.0
+    summary_digest_interval_minutes: int = 0  # 0: no scheduled digests
+
+    # alerts
+    alerts_max_stored: int = 1000
+    alert_slack_webhook_url: SecretStr | None = None
+    alert_forward_webhook_url: SecretStr | None = None
+
+    log_level: str = "INFO"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> GatewaySettings:
+    return GatewaySettings()
