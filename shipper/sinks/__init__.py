@@ -29,7 +29,8 @@ class PushResult:
 
 
 class Sink(Protocol):
-    def push(self, records: Sequence[LogRecord]) -> PushResult:
+    def push(self, records: Sequence[LogRecord], *, source: str) -> PushResult:
         """Send all records (split into requests as needed) and return only when every one was
-        acknowledged or definitively rejected; raise SinkUnavailable otherwise."""
+        acknowledged or definitively rejected; raise SinkUnavailable otherwise. `source` is the
+        source id, used for metrics and log lines."""
         ...

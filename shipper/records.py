@@ -1,0 +1,139 @@
+"""Shared record helpers for every source: level and timestamp taken from the record itself."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from shipper.models import LEVELS
+
+LEVEL_FIELDS = ("level", "severity", "levelname", "lvl", "loglevel")
+
+_LEVEL_ALIASES = {
+    "trace": "debug", "debug": "debug", "dbg": "debug",
+    "info": "info", "information": "info", "informational": "info", "notice": "info", "default": "info",
+    "warn": "warn", "warning": "warn",
+    "error": "error", "err": "error", "fail": "error", "failure": "error",
+    "critical": "critical", "crit": "critical", "fatal": "critical", "panic": "critical",
+    "alert": "critical", "emergency": "critical", "emerg": "critical",
+}
+# A leading token such as "ERROR ...", "[warn] ...", "level=info ...", "2026-01-01T00:00:00Z INFO ...".
+_LEADING_LEVEL = re.compile(
+    r"^\s*(?:\S*\d{2}:\d{2}:\d{2}\S*\s+)?[\[(<]?(?:level=|lvl=|severity=)?\"?([A-Za-z]{3,11})\b"
+)
+_EPOCH_NS_THRESHOLD = 10**17
+_EPOCH_US_THRESHOLD = 10**14
+_EPOCH_MS_THRESHOLD = 10**11
+
+
+def normalise_level(value: Any) -> str:
+    """Map a level/severity value to one of LEVELS; unknown values give 'unknown'."""
+    if isinstance(value, str):
+        return _LEVEL_ALIASES.get(value.strip().lower(), "unknown")
+    return "unknown"
+
+
+def level_from_fields(record: Mapping[str, Any]) -> str | None:
+    for name in LEVEL_FIELDS:
+        if name in record:
+            return normalise_level(record[name])
+    return None
+
+
+def level_from_text(line: str) -> str:
+    match = _LEADING_LEVEL.match(line)
+    if match:
+        level = _LEVEL_ALIASES.get(match.group(1).lower())
+        if level:
+            return level
+    return "unknown"
+
+
+def level_of(record: Mapping[str, Any] | None, line: str) -> str:
+    """Level from the record's fields when it is structured, else from a leading token."""
+    if record is not None:
+        found = level_from_fields(record)
+        if found is not None:
+            return found
+    return level_from_text(line)
+
+
+def parse_timestamp_ns(value: Any) -> int | None:
+    """RFC 3339 / ISO 8601 strings (naive means UTC), datetimes, or epoch numbers in s, ms, us or
+    ns (told apart by magnitude). Returns None when the value is not a usable timestamp."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, datetime):
+        return _datetime_ns(value)
+    if isinstance(value, int | float):
+        return _epoch_ns(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        if re.fullmatch(r"-?\d+(\.\d+)?", text):
+            return _epoch_ns(float(text) if "." in text else int(text))
+        return _iso_ns(text)
+    return None
+
+
+def timestamp_from_fields(record: Mapping[str, Any], fields: Sequence[str]) -> int | None:
+    for name in fields:
+        if name in record:
+            parsed = parse_timestamp_ns(record[name])
+            if parsed is not None:
+                return parsed
+    return None
+
+
+def _epoch_ns(number: float) -> int | None:
+    if number != number or number < 0:  # NaN or negative
+        return None
+    magnitude = abs(number)
+    if magnitude >= _EPOCH_NS_THRESHOLD:
+        return int(number)
+    if magnitude >= _EPOCH_US_THRESHOLD:
+        return int(number * 1_000)
+    if magnitude >= _EPOCH_MS_THRESHOLD:
+        return int(number * 1_000_000)
+    whole = int(number)  # split so a float's 53-bit mantissa does not blur the nanoseconds
+    return whole * 1_000_000_000 + round((number - whole) * 1_000_000_000)
+
+
+_FRACTION = re.compile(r"\.(\d+)")
+
+
+def _iso_ns(text: str) -> int | None:
+    normalised = text.replace("Z", "+00:00").replace("z", "+00:00")
+    fraction_ns = 0
+    match = _FRACTION.search(normalised)
+    if match:  # datetime keeps only microseconds: carry the full fraction ourselves
+        digits = match.group(1)
+        fraction_ns = int(digits[:9].ljust(9, "0"))
+        normalised = normalised[: match.start()] + normalised[match.end() :]
+    try:
+        parsed = datetime.fromisoformat(normalised)
+    except ValueError:
+        return None
+    base = _datetime_ns(parsed.replace(microsecond=0))
+    return base + fraction_ns if base is not None else None
+
+
+def _datetime_ns(value: datetime) -> int | None:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    seconds = int(value.timestamp())
+    if seconds < 0:
+        return None
+    return seconds * 1_000_000_000 + value.microsecond * 1_000
+
+
+def format_rfc3339_ns(ts_ns: int) -> str:
+    seconds, nanos = divmod(ts_ns, 1_000_000_000)
+    stamp = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{stamp}.{nanos:09d}Z"
+
+
+assert set(_LEVEL_ALIASES.values()) <= set(LEVELS)

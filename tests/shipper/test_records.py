@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from shipper.records import format_rfc3339_ns, level_of, parse_timestamp_ns, timestamp_from_fields
+
+T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-01-01T00:00:00Z", T0 * 10**9),
+        ("2026-01-01T00:00:00.123456789Z", T0 * 10**9 + 123_456_789),
+        ("2026-01-01T01:00:00.5+01:00", T0 * 10**9 + 500_000_000),
+        ("2026-01-01 00:00:00", T0 * 10**9),
+        (T0, T0 * 10**9),
+        (T0 * 1000, T0 * 10**9),
+        (T0 * 10**6, T0 * 10**9),
+        (T0 * 10**9, T0 * 10**9),
+        (T0 + 0.25, T0 * 10**9 + 250_000_000),
+        (str(T0), T0 * 10**9),
+        (datetime(2026, 1, 1, tzinfo=UTC), T0 * 10**9),
+        ("yesterday", None),
+        ("", None),
+        (True, None),
+        (None, None),
+        (-5, None),
+        ({"x": 1}, None),
+    ],
+)
+def test_parse_timestamp(value: object, expected: int | None) -> None:
+    assert parse_timestamp_ns(value) == expected
+
+
+def test_first_usable_field_wins() -> None:
+    record = {"timestamp": "garbage", "created_at": T0}
+    assert timestamp_from_fields(record, ["timestamp", "created_at"]) == T0 * 10**9
+    assert timestamp_from_fields({"other": 1}, ["timestamp"]) is None
+
+
+@pytest.mark.parametrize(
+    ("record", "line", "expected"),
+    [
+        ({"level": "ERROR"}, "", "error"),
+        ({"severity": "Warning"}, "", "warn"),
+        ({"levelname": "CRITICAL"}, "", "critical"),
+        ({"level": "verbose"}, "", "unknown"),
+        ({"level": 3}, "", "unknown"),
+        ({"msg": "x"}, "", "unknown"),
+        (None, "ERROR something broke", "error"),
+        (None, "[warn] disk almost full", "warn"),
+        (None, "level=info msg=ok", "info"),
+        (None, "2026-01-01T00:00:00Z DEBUG starting", "debug"),
+        (None, "the error rate rose", "unknown"),
+        (None, "", "unknown"),
+    ],
+)
+def test_level(record: dict[str, object] | None, line: str, expected: str) -> None:
+    assert level_of(record, line) == expected
+
+
+def test_format_rfc3339_ns() -> None:
+    assert format_rfc3339_ns(T0 * 10**9 + 5) == "2026-01-01T00:00:00.000000005Z"
