@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8001
 DEFAULT_LOKI_URL = "http://127.0.0.1:3100"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+DEFAULT_PROXY_MAX_RESPONSE_BYTES = 5 * 1024 * 1024
 
 
 class UpstreamService(BaseModel):
@@ -23,7 +25,24 @@ class UpstreamService(BaseModel):
     health_path: str = "/health"
     monitoring_prefix: str | None = None  # e.g. /api/monitoring; None: not proxied
     headers: dict[str, SecretStr] = Field(default_factory=dict)  # the service's own credentials
-    timeout_seconds: float = 5.0
+    timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, base_url: str) -> str:
+        parsed = urlsplit(base_url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError("base_url must be an absolute http(s) URL such as http://api:8080")
+        if parsed.query or parsed.fragment or parsed.username or parsed.password:
+            raise ValueError("base_url must not carry a query, fragment or credentials; use headers")
+        return base_url
+
+    @field_validator("health_path", "monitoring_prefix")
+    @classmethod
+    def _relative_path(cls, path: str | None) -> str | None:
+        if path is not None and (not path.startswith("/") or "//" in path or ".." in path):
+            raise ValueError("paths must start with / and contain neither // nor ..")
+        return path
 
 
 class GatewaySettings(BaseSettings):
@@ -53,6 +72,8 @@ class GatewaySettings(BaseSettings):
     prometheus_url: str | None = None
     alertmanager_url: str | None = None
     probe_timeout_seconds: float = 3.0
+    proxy_max_response_bytes: int = DEFAULT_PROXY_MAX_RESPONSE_BYTES
+    overview_cache_ttl_seconds: float = 10.0
 
     # summaries
     openai_api_key: SecretStr | None = None

@@ -1,0 +1,3 @@
+"""One router per resource (health, monitoring, logs, summary, alerts)."""
+
+from __future__ import annotations

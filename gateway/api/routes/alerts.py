@@ -1,0 +1,139 @@
+"""The Alertmanager webhook (v4 payload) and the list of recent notifications for agents."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, Query, Request
+from pydantic import ValidationError
+
+from gateway.api.deps import Principal, require_scope
+from gateway.api.routes.summary import chat_model_for
+from gateway.config import GatewaySettings
+from gateway.errors import ApiError
+from gateway.services.alerts import (
+    AlertProcessor,
+    Forwarder,
+    GenericWebhookReceiver,
+    MemoryAlertStore,
+    Receiver,
+    SlackReceiver,
+    WebhookPayload,
+)
+from gateway.services.events import LokiEventWriter
+from gateway.services.redact import redact
+from gateway.services.summarize import Summarizer, SummaryQuery
+
+ALERT_CONTEXT_MAX_LINES = 2_000
+ALERT_CONTEXT_PROMPT_BYTES = 4_000
+ALERT_CONTEXT_COMPLETION_TOKENS = 300
+MAX_LIST_LIMIT = 1000
+MAX_ERRORS_SHOWN = 5
+
+
+def build_processor(app: FastAPI) -> AlertProcessor:
+    settings: GatewaySettings = app.state.settings
+    receivers: list[Receiver] = []
+    if settings.alert_slack_webhook_url:
+        receivers.append(SlackReceiver(settings.alert_slack_webhook_url.get_secret_value()))
+    if settings.alert_forward_webhook_url:
+        receivers.append(GenericWebhookReceiver(settings.alert_forward_webhook_url.get_secret_value()))
+    loki = getattr(app.state, "loki", None)
+    summarise = None
+    if loki is not None:
+        # cached: Alertmanager repeats a firing notification every repeat_interval, and the
+        # context window (around startsAt) is the same each time
+        summarizer = Summarizer(
+            loki, redact, chat_model_for(app), cache=app.state.cache,
+            cache_ttl_seconds=settings.summary_cache_ttl_seconds,
+        )
+
+        async def summarise(selector: str, start_ns: int, end_ns: int) -> dict[str, Any]:
+            return await summarizer.summarize(
+                SummaryQuery(
+                    query=selector,
+                    start_ns=start_ns,
+                    end_ns=end_ns,
+                    max_lines=ALERT_CONTEXT_MAX_LINES,
+                    tenant=settings.loki_tenant_id,
+                    prompt_max_bytes=ALERT_CONTEXT_PROMPT_BYTES,
+                    completion_tokens=ALERT_CONTEXT_COMPLETION_TOKENS,
+                )
+            )
+
+    return AlertProcessor(
+        MemoryAlertStore(settings.alerts_max_stored),
+        LokiEventWriter(app.state.http, settings.loki_url, settings.loki_tenant_id),
+        Forwarder(app.state.http, receivers),
+        summarise,
+    )
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    app.state.alerts = build_processor(app)
+    yield
+
+
+router = APIRouter(tags=["alerts"], lifespan=_lifespan)
+
+
+def get_processor(request: Request) -> AlertProcessor:
+    processor = getattr(request.app.state, "alerts", None)
+    if processor is None:
+        raise ApiError(503, "alerts_unavailable", "the alert store is not running", "retry shortly")
+    return processor  # type: ignore[no-any-return]
+
+
+ProcessorDep = Annotated[AlertProcessor, Depends(get_processor)]
+
+
+def _validation_message(exc: ValidationError) -> str:
+    problems = [
+        f"{'.'.join(str(part) for part in err['loc']) or 'body'}: {err['msg']}"
+        for err in exc.errors()[:MAX_ERRORS_SHOWN]
+    ]
+    more = len(exc.errors()) - MAX_ERRORS_SHOWN
+    return "not an Alertmanager v4 webhook payload: " + "; ".join(problems) + (
+        f" (and {more} more)" if more > 0 else ""
+    )
+
+
+@router.post("/api/monitoring/alerts/webhook")
+async def alertmanager_webhook(
+    request: Request,
+    background: BackgroundTasks,
+    processor: ProcessorDep,
+    _principal: Annotated[Principal, Depends(require_scope("alerts:write"))],
+) -> dict[str, Any]:
+    """Stores the notification (one entry per fingerprint) and answers at once; log context,
+    the Loki event and forwarding run after the answer and never turn it into an error."""
+    try:
+        payload = WebhookPayload.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise ApiError(
+            422, "invalid_alert_payload", _validation_message(exc),
+            "send Alertmanager's webhook body (version 4) as JSON; see "
+            "https://prometheus.io/docs/alerting/latest/configuration/#webhook_config",
+        ) from exc
+    entries = await processor.store_payload(payload)
+    background.add_task(processor.process, payload, entries)
+    return {
+        "status": "stored",
+        "stored": len(entries),
+        "fingerprints": [entry["fingerprint"] for entry in entries],
+    }
+
+
+@router.get("/api/monitoring/alerts")
+async def list_alerts(
+    processor: ProcessorDep,
+    _principal: Annotated[Principal, Depends(require_scope("alerts:read"))],
+    status: Annotated[Literal["firing", "resolved", "all"], Query()] = "all",
+    limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 100,
+) -> dict[str, Any]:
+    """Recent notifications, most recently updated first, with their log context."""
+    alerts = await processor.store.list(status, limit)
+    return {"status": status, "count": len(alerts), "alerts": alerts}

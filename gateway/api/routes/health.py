@@ -1,0 +1,65 @@
+"""Unauthenticated liveness/readiness, and the Prometheus exposition (key optional by setting)."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from gateway.api.deps import HttpDep, SettingsDep, require_scope
+from gateway.errors import ApiError
+from gateway.metrics import REGISTRY
+from gateway.services.upstreams import probe
+
+router = APIRouter(tags=["health"])
+
+METRICS_SCOPE = "metrics"
+UNAUTHENTICATED_PATHS = frozenset({"/health", "/health/ready", "/api/v1/health"})
+
+
+def _version() -> str:
+    try:
+        return version("loki-gateway")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+        return "unknown"
+
+
+@router.get("/health")
+async def liveness() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/api/v1/health")
+async def health_v1() -> dict[str, str]:
+    return {"status": "ok", "service": "gateway", "version": _version()}
+
+
+@router.get("/health/ready")
+async def readiness(http: HttpDep, settings: SettingsDep) -> dict[str, Any]:
+    result = await probe(
+        http, "loki", settings.loki_url.rstrip("/") + "/ready", settings.probe_timeout_seconds
+    )
+    if result.status != "up":
+        raise ApiError(
+            503,
+            "loki_unavailable",
+            f"Loki is not ready: {result.error}",
+            "check that Loki runs and LOKI_URL points at it",
+        )
+    return {"status": "ready", "loki": result.as_dict()}
+
+
+async def metrics_access(request: Request, settings: SettingsDep) -> None:
+    """Open unless GATEWAY_METRICS_REQUIRE_KEY is set; then a key with the `metrics` scope."""
+    if settings.gateway_metrics_require_key:
+        await require_scope(METRICS_SCOPE)(request)
+
+
+metrics_access.conditional_scope = METRICS_SCOPE  # type: ignore[attr-defined]
+
+
+@router.get("/metrics", dependencies=[Depends(metrics_access)], include_in_schema=False)
+async def metrics() -> Response:
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

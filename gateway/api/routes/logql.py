@@ -1,0 +1,248 @@
+"""LogQL proxy with guardrails: the client's query is scanned, the key's label policy injected into
+every stream selector, selectors matching everything and over-long ranges are refused, and only
+our own headers (tenant from the key) reach Loki — never the client's X-Scope-OrgID or
+X-Prom-Label-Policy."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from gateway.api.deps import CacheDep, LokiDep, Principal, SettingsDep
+from gateway.api.routes.logs import (
+    DEFAULT_RANGE_HOURS,
+    MAX_CURSOR_CHARS,
+    Direction,
+    FastJSONResponse,
+    LogReader,
+    cache_key,
+    check_bytes,
+    check_limit,
+    prepare_for,
+    reject_unknown_params,
+    run_log_query,
+)
+from gateway.config import GatewaySettings
+from gateway.errors import ApiError
+from gateway.services.cache import cached
+from gateway.services.logql import (
+    check_label_name,
+    parse_duration_ns,
+    parse_time_ns,
+    resolve_range,
+)
+from gateway.services.loki import sorted_entries
+from gateway.services.pagination import loki_stats, render_streams
+
+router = APIRouter(
+    prefix="/api/monitoring/logs", tags=["logql"], dependencies=[Depends(reject_unknown_params)]
+)
+
+MAX_QUERY_CHARS = 8192
+QueryText = Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="LogQL")]
+OptionalQueryText = Annotated[str | None, Query(max_length=MAX_QUERY_CHARS)]
+TimeText = Annotated[str | None, Query(max_length=64, description="RFC 3339, relative (2h) or Unix time")]
+Hours = Annotated[float | None, Query(gt=0)]
+Step = Annotated[str | None, Query(max_length=16, description="metric query resolution, e.g. 1m")]
+
+
+@dataclass(frozen=True)
+class Window:
+    start_ns: int
+    end_ns: int
+
+
+def _one_of(ours: str, our_value: str | None, lokis: str, loki_value: str | None) -> str | None:
+    if our_value is not None and loki_value is not None:
+        raise ApiError(
+            400, "invalid_time", f"give {ours} or {lokis}, not both", f"{lokis} is Loki's name for {ours}"
+        )
+    return our_value if our_value is not None else loki_value
+
+
+def time_window(
+    settings: SettingsDep,
+    since: TimeText = None,
+    until: TimeText = None,
+    hours: Hours = None,
+    start: Annotated[str | None, Query(max_length=64, description="Loki's name for since")] = None,
+    end: Annotated[str | None, Query(max_length=64, description="Loki's name for until")] = None,
+) -> Window:
+    """The query window from since/until/hours, also accepting Loki's own start/end names."""
+    start_ns, end_ns = resolve_range(
+        since=_one_of("since", since, "start", start),
+        until=_one_of("until", until, "end", end),
+        hours=hours,
+        now_ns=time.time_ns(),
+        default_hours=DEFAULT_RANGE_HOURS,
+        max_hours=settings.query_max_range_hours,
+    )
+    return Window(start_ns, end_ns)
+
+
+WindowDep = Annotated[Window, Depends(time_window)]
+
+
+def _policy_selector(principal: Principal, settings: GatewaySettings, query: str | None) -> str | None:
+    """The selector to scope label listings: the client's (with the policy injected) or the policy."""
+    if query:
+        return prepare_for(principal, query, settings).text
+    return principal.label_policy
+
+
+def _step(step: str | None) -> str | None:
+    if step is not None:
+        parse_duration_ns(step)  # validates; Loki takes the same notation
+    return step
+
+
+@router.get("/query_range", summary="LogQL range query (logs or metrics), paginated for logs")
+async def query_range(
+    request: Request,
+    principal: LogReader,
+    settings: SettingsDep,
+    loki: LokiDep,
+    cache: CacheDep,
+    query: QueryText,
+    window: WindowDep,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+    direction: Direction = "backward",
+    step: Step = None,
+    cursor: Annotated[str | None, Query(max_length=MAX_CURSOR_CHARS)] = None,
+) -> FastJSONResponse:
+    chosen_limit = check_limit(limit, settings.query_default_limit, settings.query_max_limit)
+    start_ns, end_ns = window.start_ns, window.end_ns
+    scanned = prepare_for(principal, query, settings)
+
+    async def compute() -> dict[str, Any]:
+        return await run_log_query(
+            loki=loki,
+            settings=settings,
+            principal=principal,
+            scanned=scanned,
+            start_ns=start_ns,
+            end_ns=end_ns,
+            limit=chosen_limit,
+            direction=direction,
+            cursor_text=cursor,
+            step=_step(step),
+        )
+
+    return FastJSONResponse(
+        await cached(cache, cache_key(request, principal), settings.cache_ttl_seconds, compute)
+    )
+
+
+@router.get("/query", summary="LogQL instant query")
+async def instant_query(
+    request: Request,
+    principal: LogReader,
+    settings: SettingsDep,
+    loki: LokiDep,
+    cache: CacheDep,
+    query: QueryText,
+    time_: Annotated[str | None, Query(alias="time", max_length=64)] = None,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+    direction: Direction = "backward",
+) -> FastJSONResponse:
+    chosen_limit = check_limit(limit, settings.query_default_limit, settings.query_max_limit)
+    at_ns = parse_time_ns(time_, time.time_ns()) if time_ else time.time_ns()
+    scanned = prepare_for(principal, query, settings)
+
+    async def compute() -> dict[str, Any]:
+        data = await loki.query(
+            scanned.text, time_ns=at_ns, limit=chosen_limit + 1, direction=direction, tenant=principal.tenant
+        )
+        if data.get("resultType") == "streams":
+            entries = sorted_entries(data, forward=direction == "forward")
+            return {
+                "streams": render_streams(entries[:chosen_limit], redact_lines=settings.redact_log_lines),
+                "truncated": len(entries) > chosen_limit,
+                "next_cursor": None,
+                "stats": loki_stats(data, min(len(entries), chosen_limit)),
+            }
+        result = data.get("result") or []
+        return {
+            "result_type": data.get("resultType"),
+            "result": result,
+            "stats": loki_stats(data, len(result)),
+        }
+
+    return FastJSONResponse(
+        await cached(cache, cache_key(request, principal), settings.cache_ttl_seconds, compute)
+    )
+
+
+@router.get("/labels", summary="Label names (within the key's label policy)")
+async def labels(
+    principal: LogReader,
+    settings: SettingsDep,
+    loki: LokiDep,
+    window: WindowDep,
+    query: OptionalQueryText = None,
+) -> FastJSONResponse:
+    start_ns, end_ns = window.start_ns, window.end_ns
+    names = await loki.labels(
+        start_ns=start_ns,
+        end_ns=end_ns,
+        query=_policy_selector(principal, settings, query),
+        tenant=principal.tenant,
+    )
+    return FastJSONResponse({"labels": names})
+
+
+@router.get("/label/{name}/values", summary="Values of one label (within the key's label policy)")
+async def label_values(
+    name: str,
+    principal: LogReader,
+    settings: SettingsDep,
+    loki: LokiDep,
+    window: WindowDep,
+    query: OptionalQueryText = None,
+) -> FastJSONResponse:
+    check_label_name(name)
+    start_ns, end_ns = window.start_ns, window.end_ns
+    values = await loki.label_values(
+        name,
+        start_ns=start_ns,
+        end_ns=end_ns,
+        query=_policy_selector(principal, settings, query),
+        tenant=principal.tenant,
+    )
+    return FastJSONResponse({"label": name, "values": values})
+
+
+@router.get("/stats", summary="Index statistics (streams, chunks, entries, bytes) of a query")
+async def index_stats(
+    principal: LogReader,
+    settings: SettingsDep,
+    loki: LokiDep,
+    query: QueryText,
+    window: WindowDep,
+) -> FastJSONResponse:
+    start_ns, end_ns = window.start_ns, window.end_ns
+    scanned = prepare_for(principal, query, settings)
+    totals = {"streams": 0, "chunks": 0, "entries": 0, "bytes": 0}
+    for sel in scanned.selectors:
+        stats = await loki.index_stats(scanned.text[sel.start : sel.end], start_ns, end_ns, principal.tenant)
+        totals = {k: totals[k] + stats[k] for k in totals}
+    return FastJSONResponse({"query": scanned.text, **totals})
+
+
+@router.get("/patterns", summary="Detected log line patterns of a query")
+async def patterns(
+    principal: LogReader,
+    settings: SettingsDep,
+    loki: LokiDep,
+    query: QueryText,
+    window: WindowDep,
+    step: Step = None,
+) -> FastJSONResponse:
+    start_ns, end_ns = window.start_ns, window.end_ns
+    scanned = prepare_for(principal, query, settings)
+    await check_bytes(loki, scanned, start_ns, end_ns, principal.tenant, settings.query_max_bytes)
+    found = await loki.patterns(scanned.text, start_ns, end_ns, principal.tenant, step=_step(step))
+    return FastJSONResponse({"query": scanned.text, "patterns": found})

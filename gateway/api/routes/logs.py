@@ -1,0 +1,367 @@
+"""Ready-made log endpoints per source (GCS, Firestore, pods) and the production overview. Filters
+become a LogQL query built by gateway.services.logql (every value escaped), the key's label
+policy is injected, and answers have the one shape of DESIGN.md with exact pagination."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+
+from gateway.api.deps import CacheDep, LokiDep, Principal, SettingsDep, require_scope
+from gateway.config import GatewaySettings
+from gateway.errors import ApiError
+from gateway.services.cache import Cache, cached
+from gateway.services.logql import (
+    ScannedQuery,
+    build_log_query,
+    parse_levels,
+    prepare_query,
+    resolve_range,
+    selector_text,
+)
+from gateway.services.loki import LokiClient, sorted_entries
+from gateway.services.pagination import (
+    Cursor,
+    cut_page,
+    loki_stats,
+    plan_page,
+    query_digest,
+    render_streams,
+)
+
+
+def _declared_query_names(dependant: Any) -> set[str]:
+    names = {param.alias for param in getattr(dependant, "query_params", ())}
+    for sub in getattr(dependant, "dependencies", ()):
+        names |= _declared_query_names(sub)
+    return names
+
+
+def reject_unknown_params(
+    request: Request, _: Annotated[Principal, Depends(require_scope("logs:read"))]
+) -> None:
+    """A misspelt filter (levels=, sice=) must not be dropped silently: the answer would look
+    like a real, unfiltered result. Runs after authentication (the scope check is shared)."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    unknown = sorted(set(request.query_params) - _declared_query_names(dependant))
+    if unknown:
+        raise ApiError(
+            400,
+            "unknown_parameter",
+            f"unknown query parameter(s): {', '.join(unknown)}",
+            f"this endpoint takes: {', '.join(sorted(_declared_query_names(dependant)))}",
+        )
+
+
+router = APIRouter(tags=["logs"], dependencies=[Depends(reject_unknown_params)])
+
+
+class FastJSONResponse(JSONResponse):
+    """JSON via orjson: a 1,000-line page encodes several times faster than with json.dumps."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+LogReader = Annotated[Principal, Depends(require_scope("logs:read"))]
+Direction = Literal["backward", "forward"]
+DEFAULT_RANGE_HOURS = 1.0
+SOURCES = {"gcs": "gcs", "firestore": "firestore", "pod": "pod", "pods": "pod", "gateway": "gateway"}
+PRODUCTION_SOURCES = ("gcs", "firestore", "pod")
+MAX_PARAM_CHARS = 1024
+MAX_CURSOR_CHARS = 16_384
+
+
+@dataclass(frozen=True)
+class LogParams:
+    """Query parameters every log endpoint shares."""
+
+    since: str | None
+    until: str | None
+    hours: float | None
+    level: list[str]
+    q: str | None
+    limit: int | None
+    direction: Direction
+    cursor: str | None
+
+
+def log_params(
+    since: Annotated[
+        str | None, Query(max_length=64, description="RFC 3339, or relative like 2h, 30m, 7d")
+    ] = None,
+    until: Annotated[
+        str | None, Query(max_length=64, description="RFC 3339 or relative; default now")
+    ] = None,
+    hours: Annotated[
+        float | None, Query(gt=0, description="range back from `until`; instead of since")
+    ] = None,
+    level: Annotated[list[str], Query(description="debug info warn error critical unknown")] = [],  # noqa: B006
+    q: Annotated[
+        str | None, Query(max_length=MAX_PARAM_CHARS, description="substring the line must contain")
+    ] = None,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+    direction: Direction = "backward",
+    cursor: Annotated[str | None, Query(max_length=MAX_CURSOR_CHARS)] = None,
+) -> LogParams:
+    return LogParams(since, until, hours, level, q, limit, direction, cursor)
+
+
+LogParamsDep = Annotated[LogParams, Depends(log_params)]
+
+
+def check_limit(limit: int | None, default: int, maximum: int) -> int:
+    chosen = default if limit is None else limit
+    if chosen > maximum:
+        raise ApiError(
+            400,
+            "limit_too_large",
+            f"limit {chosen} exceeds the maximum of {maximum}",
+            f"use limit <= {maximum} and follow next_cursor for more",
+        )
+    return min(chosen, maximum)
+
+
+def prepare_for(principal: Principal, query: str, settings: GatewaySettings) -> ScannedQuery:
+    try:
+        return prepare_query(query, principal.label_policy, max_range_hours=settings.query_max_range_hours)
+    except ValueError as exc:  # the key's own label policy does not parse
+        raise ApiError(
+            403,
+            "invalid_label_policy",
+            "this key's label policy is not a valid selector",
+            "ask an administrator to fix the key's label_policy",
+        ) from exc
+
+
+def cache_key(request: Request, principal: Principal) -> str:
+    material = json.dumps(
+        [
+            request.url.path,
+            sorted(request.query_params.multi_items()),
+            principal.tenant,
+            principal.label_policy,
+        ]
+    )
+    return "logs:" + hashlib.sha256(material.encode()).hexdigest()
+
+
+async def check_bytes(
+    loki: LokiClient, scanned: ScannedQuery, start_ns: int, end_ns: int, tenant: str | None, limit: int | None
+) -> None:
+    """With QUERY_MAX_BYTES set, refuse queries whose streams hold more than that in the window."""
+    if not limit:
+        return
+    total = 0
+    for sel in scanned.selectors:
+        stats = await loki.index_stats(scanned.text[sel.start : sel.end], start_ns, end_ns, tenant)
+        total += stats["bytes"]
+    if total > limit:
+        raise ApiError(
+            413,
+            "query_too_large",
+            f"the selected streams hold {total} bytes in this range, over the limit of {limit}",
+            f"narrow the time range or the selector ({selector_text(scanned)}) with more specific labels",
+        )
+
+
+async def run_log_query(
+    *,
+    loki: LokiClient,
+    settings: GatewaySettings,
+    principal: Principal,
+    scanned: ScannedQuery,
+    start_ns: int,
+    end_ns: int,
+    limit: int,
+    direction: str,
+    cursor_text: str | None,
+    step: str | None = None,
+) -> dict[str, Any]:
+    """One page of a query, in the DESIGN.md answer shape (or a metric result for metric queries)."""
+    digest = query_digest(scanned.text, direction, principal.tenant)
+    cursor = Cursor.decode(cursor_text, digest) if cursor_text else None
+    plan = plan_page(start_ns=start_ns, end_ns=end_ns, limit=limit, direction=direction, cursor=cursor)
+    if cursor is None:
+        await check_bytes(loki, scanned, start_ns, end_ns, principal.tenant, settings.query_max_bytes)
+    data = await loki.query_range(
+        scanned.text,
+        start_ns=plan.start_ns,
+        end_ns=plan.end_ns,
+        limit=plan.loki_limit,
+        direction=direction,
+        step=step,
+        tenant=principal.tenant,
+    )
+    if data.get("resultType") != "streams":
+        result = data.get("result") or []
+        return {
+            "result_type": data.get("resultType"),
+            "result": result,
+            "stats": loki_stats(data, len(result)),
+        }
+    entries = sorted_entries(data, forward=direction == "forward")
+    page = cut_page(entries, request=plan, limit=limit, direction=direction, digest=digest)
+    return {
+        "streams": render_streams(page.entries, redact_lines=settings.redact_log_lines),
+        "truncated": page.truncated,
+        "next_cursor": page.next_cursor,
+        "stats": loki_stats(data, len(page.entries)),
+    }
+
+
+async def answer_filters(
+    request: Request,
+    principal: Principal,
+    params: LogParams,
+    settings: GatewaySettings,
+    loki: LokiClient,
+    cache: Cache,
+    labels: dict[str, str | list[str]],
+    metadata: dict[str, str],
+) -> FastJSONResponse:
+    levels = parse_levels(params.level)
+    limit = check_limit(params.limit, settings.query_default_limit, settings.logs_max_limit)
+    start_ns, end_ns = resolve_range(
+        since=params.since,
+        until=params.until,
+        hours=params.hours,
+        now_ns=time.time_ns(),
+        default_hours=DEFAULT_RANGE_HOURS,
+        max_hours=settings.query_max_range_hours,
+    )
+    query = build_log_query(
+        {k: v for k, v in labels.items() if v},
+        levels=levels,
+        contains=params.q,
+        metadata={k: v for k, v in metadata.items() if v},
+    )
+    scanned = prepare_for(principal, query, settings)
+
+    async def compute() -> dict[str, Any]:
+        return await run_log_query(
+            loki=loki,
+            settings=settings,
+            principal=principal,
+            scanned=scanned,
+            start_ns=start_ns,
+            end_ns=end_ns,
+            limit=limit,
+            direction=params.direction,
+            cursor_text=params.cursor,
+        )
+
+    body = await cached(cache, cache_key(request, principal), settings.cache_ttl_seconds, compute)
+    return FastJSONResponse(body)
+
+
+Filter = Annotated[str | None, Query(max_length=MAX_PARAM_CHARS)]
+
+
+@router.get("/logs/gcs", summary="GCS object logs")
+async def gcs_logs(
+    request: Request,
+    principal: LogReader,
+    params: LogParamsDep,
+    settings: SettingsDep,
+    loki: LokiDep,
+    cache: CacheDep,
+    bucket: Filter = None,
+    prefix: Filter = None,
+    service: Filter = None,
+    object: Filter = None,
+) -> FastJSONResponse:
+    labels: dict[str, str | list[str]] = {
+        "source": "gcs",
+        "bucket": bucket or "",
+        "prefix": prefix or "",
+        "service_name": service or "",
+    }
+    return await answer_filters(
+        request, principal, params, settings, loki, cache, labels, {"object": object or ""}
+    )
+
+
+@router.get("/logs/firestore", summary="Firestore document logs")
+async def firestore_logs(
+    request: Request,
+    principal: LogReader,
+    params: LogParamsDep,
+    settings: SettingsDep,
+    loki: LokiDep,
+    cache: CacheDep,
+    collection: Filter = None,
+    service: Filter = None,
+    doc_id: Filter = None,
+) -> FastJSONResponse:
+    labels: dict[str, str | list[str]] = {
+        "source": "firestore",
+        "collection": collection or "",
+        "service_name": service or "",
+    }
+    return await answer_filters(
+        request, principal, params, settings, loki, cache, labels, {"doc_id": doc_id or ""}
+    )
+
+
+@router.get("/logs/pods", summary="Kubernetes pod logs")
+async def pod_logs(
+    request: Request,
+    principal: LogReader,
+    params: LogParamsDep,
+    settings: SettingsDep,
+    loki: LokiDep,
+    cache: CacheDep,
+    namespace: Filter = None,
+    pod: Filter = None,
+    container: Filter = None,
+    service: Filter = None,
+    node: Filter = None,
+) -> FastJSONResponse:
+    labels: dict[str, str | list[str]] = {
+        "source": "pod",
+        "namespace": namespace or "",
+        "pod": pod or "",
+        "container": container or "",
+        "service_name": service or "",
+    }
+    return await answer_filters(
+        request, principal, params, settings, loki, cache, labels, {"node": node or ""}
+    )
+
+
+@router.get("/api/monitoring/logs/production", summary="Production logs across sources")
+async def production_logs(
+    request: Request,
+    principal: LogReader,
+    params: LogParamsDep,
+    settings: SettingsDep,
+    loki: LokiDep,
+    cache: CacheDep,
+    source: Annotated[list[str], Query(description="gcs, firestore, pod; default all three")] = [],  # noqa: B006
+    service: Filter = None,
+) -> FastJSONResponse:
+    chosen: list[str] = []
+    for item in source:
+        for part in filter(None, (p.strip().lower() for p in item.split(","))):
+            if part not in SOURCES:
+                raise ApiError(
+                    400, "invalid_source", f"unknown source {part!r}", "use gcs, firestore, pod or gateway"
+                )
+            if SOURCES[part] not in chosen:
+                chosen.append(SOURCES[part])
+    labels: dict[str, str | list[str]] = {
+        "source": chosen or list(PRODUCTION_SOURCES),
+        "service_name": service or "",
+    }
+    return await answer_filters(request, principal, params, settings, loki, cache, labels, {})

@@ -1,0 +1,171 @@
+"""POST /logs/summary (also /api/monitoring/summary): an evidence-first summary of a selector's
+lines over a window, with the model's text when a model is configured."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.api.deps import CacheDep, LokiDep, Principal, SettingsDep, require_scope
+from gateway.config import GatewaySettings
+from gateway.errors import ApiError
+from gateway.services.digest import DigestScheduler
+from gateway.services.events import LokiEventWriter
+from gateway.services.llm import ChatModel, build_chat_model
+from gateway.services.logql import build_log_query, prepare_query
+from gateway.services.redact import redact
+from gateway.services.summarize import (
+    Summarizer,
+    SummaryQuery,
+    round_window,
+    selector_from_labels,
+)
+
+DEFAULT_WINDOW_SECONDS = 3600
+SHIPPED_SOURCES = ("gcs", "firestore", "pod")  # the default when neither selector nor source is given
+MAX_SELECTOR_CHARS = 2000
+_NS = 1_000_000_000
+
+
+def chat_model_for(app: FastAPI) -> ChatModel | None:
+    """One model client per app, built on first use. Tests put an httpx2.AsyncClient with a mock
+    transport at app.state.llm_http_client before the app starts."""
+    if not hasattr(app.state, "summary_model"):
+        settings: GatewaySettings = app.state.settings
+        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+        app.state.summary_model = build_chat_model(
+            api_key=key,
+            model=settings.openai_model,
+            base_url=settings.openai_base_url,
+            timeout_seconds=settings.openai_timeout_seconds,
+            http_client=getattr(app.state, "llm_http_client", None),
+        )
+    return app.state.summary_model  # type: ignore[no-any-return]
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: GatewaySettings = app.state.settings
+    model = chat_model_for(app)
+    scheduler: DigestScheduler | None = None
+    if settings.summary_digest_interval_minutes > 0 and getattr(app.state, "loki", None) is not None:
+        summarizer = Summarizer(app.state.loki, redact, model)
+        events = LokiEventWriter(app.state.http, settings.loki_url, settings.loki_tenant_id)
+        scheduler = DigestScheduler(
+            summarizer.summarize, events, interval_minutes=settings.summary_digest_interval_minutes
+        )
+        scheduler.start()
+    try:
+        yield
+    finally:
+        if scheduler is not None:
+            await scheduler.stop()
+        close = getattr(model, "aclose", None)
+        if close is not None:
+            await close()
+        if hasattr(app.state, "summary_model"):
+            del app.state.summary_model
+
+
+router = APIRouter(tags=["summary"], lifespan=_lifespan)
+
+
+class SummaryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    selector: str | None = Field(
+        default=None,
+        max_length=MAX_SELECTOR_CHARS,
+        description='A LogQL log query, e.g. {source="pod", service_name="api"} |= "timeout".',
+    )
+    source: Literal["gcs", "firestore", "pod", "gateway"] | None = None
+    service_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,127}$")
+    start: datetime | None = Field(default=None, description="RFC 3339; default: end minus one hour")
+    end: datetime | None = Field(default=None, description="RFC 3339; default: now")
+    focus: Literal["errors", "all"] = "all"
+    max_lines: int | None = Field(default=None, ge=1)
+
+
+def _as_ns(value: datetime) -> int:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return int(value.timestamp() * 1_000_000) * 1000
+
+
+def _query(body: SummaryRequest) -> str:
+    if body.selector and (body.source or body.service_name):
+        raise ApiError(
+            400, "invalid_request", "give either `selector` or `source`/`service_name`, not both",
+            "put the source matcher into the selector",
+        )
+    if body.selector:
+        return body.selector
+    labels = {"source": body.source or "", "service_name": body.service_name or ""}
+    return selector_from_labels(labels) or build_log_query({"source": SHIPPED_SOURCES})
+
+
+def summary_query(body: SummaryRequest, settings: GatewaySettings, principal: Principal) -> SummaryQuery:
+    end_ns = _as_ns(body.end) if body.end else time.time_ns()
+    start_ns = _as_ns(body.start) if body.start else end_ns - DEFAULT_WINDOW_SECONDS * _NS
+    if start_ns >= end_ns:
+        raise ApiError(400, "invalid_range", "start must be before end", "omit both for the last hour")
+    if end_ns - start_ns > settings.query_max_range_hours * 3600 * _NS:
+        raise ApiError(
+            400, "range_too_long",
+            f"the window is longer than {settings.query_max_range_hours:g} hours",
+            "summarise a shorter window",
+        )
+    max_lines = body.max_lines or settings.summary_max_lines
+    if max_lines > settings.summary_max_lines:
+        raise ApiError(
+            400, "max_lines_too_large",
+            f"max_lines may be at most {settings.summary_max_lines}",
+            "omit max_lines to use the maximum",
+        )
+    start_ns, end_ns = round_window(start_ns, end_ns)
+    scanned = prepare_query(
+        _query(body), principal.label_policy, max_range_hours=settings.query_max_range_hours
+    )
+    if not scanned.is_log_query:
+        raise ApiError(
+            400, "invalid_selector", "summaries need a log query, not a metric query",
+            'e.g. {source="pod"} |= "error"',
+        )
+    return SummaryQuery(
+        query=scanned.text,
+        start_ns=start_ns,
+        end_ns=end_ns,
+        focus=body.focus,
+        max_lines=max_lines,
+        tenant=principal.tenant,
+        prompt_max_bytes=settings.summary_prompt_max_bytes,
+    )
+
+
+SummaryPrincipal = Annotated[Principal, Depends(require_scope("summary"))]
+
+
+@router.post("/logs/summary")
+@router.post("/api/monitoring/summary")
+async def summarize_logs(
+    body: SummaryRequest,
+    principal: SummaryPrincipal,
+    request: Request,
+    settings: SettingsDep,
+    loki: LokiDep,
+    cache: CacheDep,
+) -> dict[str, Any]:
+    """Templates with counts and samples (the evidence), compared with the previous window of
+    equal length, and a summary citing them. `"model": null` means the plain digest."""
+    query = summary_query(body, settings, principal)
+    summarizer = Summarizer(
+        loki, redact, chat_model_for(request.app), cache=cache,
+        cache_ttl_seconds=settings.summary_cache_ttl_seconds,
+    )
+    return await summarizer.summarize(query)

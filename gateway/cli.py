@@ -1,0 +1,113 @@
+"""`gateway serve [--host H] [--port P]` and `gateway keys new --name N --scope S ...`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+
+import yaml
+from pydantic import ValidationError
+
+from gateway.config import DEFAULT_HOST, DEFAULT_PORT, GatewaySettings
+from gateway.security import KNOWN_SCOPES, ApiKeyEntry, GatewayConfigError, generate_key, hash_key
+
+EXIT_CONFIG_ERROR = 2
+RELATIVE_EXPIRY = re.compile(r"^(\d+)([hdw])$")
+RELATIVE_UNITS = {"h": "hours", "d": "days", "w": "weeks"}
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+def parse_expiry(text: str, now: datetime | None = None) -> datetime:
+    """`90d`, `12h`, `4w`, an ISO date (`2027-01-31`, end of that day excluded) or datetime."""
+    now = now or datetime.now(UTC)
+    relative = RELATIVE_EXPIRY.match(text.strip())
+    if relative:
+        amount, unit = relative.groups()
+        return now + timedelta(**{RELATIVE_UNITS[unit]: int(amount)})
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text.strip()):
+            day = date.fromisoformat(text.strip())
+            return datetime(day.year, day.month, day.day, tzinfo=UTC)
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"invalid expiry {text!r}: use 90d, 12h, 4w, 2027-01-31 or 2027-01-31T00:00:00+00:00"
+        ) from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description="Loki monitoring gateway")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the HTTP API (uvicorn)")
+    serve.add_argument("--host", default=DEFAULT_HOST, help=f"bind address (default {DEFAULT_HOST})")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+
+    keys = commands.add_parser("keys", help="manage API keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    new = key_commands.add_parser("new", help="create a key; prints it once and the line to add")
+    new.add_argument("--name", required=True)
+    new.add_argument(
+        "--scope", action="append", required=True, choices=sorted(KNOWN_SCOPES),
+        help="repeat for several scopes; admin implies all",
+    )
+    new.add_argument("--tenant", help="Loki tenant (X-Scope-OrgID) for this key's queries")
+    new.add_argument("--label-policy", help='selector injected into every query, e.g. {source="gcs"}')
+    new.add_argument("--expires", type=parse_expiry, help="90d, 12h, 4w, or an ISO date/datetime")
+    return parser
+
+
+def _keys_new(args: argparse.Namespace) -> int:
+    key = generate_key()
+    try:
+        entry = ApiKeyEntry(
+            name=args.name,
+            sha256=hash_key(key),
+            scopes=frozenset(args.scope),
+            tenant=args.tenant,
+            label_policy=args.label_policy,
+            expires_at=args.expires,
+        )
+    except ValidationError as exc:
+        print(f"gateway: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    line = entry.model_dump(mode="json", exclude_none=True)
+    line["scopes"] = sorted(entry.scopes)
+    yaml_line = "- " + yaml.safe_dump(line, default_flow_style=True, sort_keys=False, width=10**6).strip()
+    print(f"API key for {entry.name!r} (shown only this once; store it in a secret manager):")
+    print(key)
+    print("\nAdd this line to the list in GATEWAY_API_KEYS_FILE:")
+    print(yaml_line)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.main import create_app
+
+    try:
+        settings = GatewaySettings()
+        logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
+        app = create_app(settings)
+    except (GatewayConfigError, ValidationError) as exc:
+        print(f"gateway: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    return _keys_new(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

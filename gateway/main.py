@@ -1,0 +1,113 @@
+"""The FastAPI app factory. The lifespan owns the one shared httpx.AsyncClient; every client a
+route needs hangs off `app.state` and is reached through gateway.api.deps."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.api.routes import alerts, health, logql, logs, monitoring, summary
+from gateway.config import GatewaySettings, get_settings
+from gateway.errors import install_error_handlers
+from gateway.metrics import REQUEST_DURATION, REQUESTS, UNMATCHED_ROUTE, route_template
+from gateway.security import Authenticator, KeyRateLimiter, KeyStore, build_rate_limiter
+from gateway.services.cache import MemoryCache, build_cache
+from gateway.services.loki import LokiClient
+from gateway.services.upstreams import load_services
+
+HTTP_POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+
+
+class RequestMetricsMiddleware:
+    """Counts and times every HTTP request by route template (never the raw path)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+        route: str | None = None
+
+        async def send_and_note_status(message: Message) -> None:
+            nonlocal status, route
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                route = route_template(scope)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note_status)
+        finally:
+            route = route or route_template(scope) or UNMATCHED_ROUTE
+            REQUESTS.labels(route=route, method=scope["method"], status=str(status)).inc()
+            REQUEST_DURATION.labels(route=route).observe(time.perf_counter() - started)
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: GatewaySettings = app.state.settings
+    async with httpx.AsyncClient(
+        transport=app.state.http_transport,
+        limits=HTTP_POOL_LIMITS,
+        timeout=settings.loki_timeout_seconds,
+        follow_redirects=False,
+    ) as http:
+        app.state.http = http
+        app.state.loki = LokiClient(http, settings)
+        app.state.cache = await build_cache(settings)
+        if settings.redis_url:
+            app.state.authenticator = Authenticator(
+                app.state.authenticator.keys, await build_rate_limiter(settings)
+            )
+        try:
+            yield
+        finally:
+            await app.state.cache.close()
+
+
+def create_app(
+    settings: GatewaySettings | None = None,
+    *,
+    http_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """Build the gateway. Raises gateway.security.GatewayConfigError when no API key is
+    configured or a config file is invalid. `http_transport` replaces the network for tests."""
+    settings = settings or get_settings()
+    keys = KeyStore(settings)
+    services = load_services(settings.gateway_services_file)
+
+    app = FastAPI(
+        title="Loki monitoring gateway",
+        description="Authenticated log queries, health overview and upstream proxies over Loki.",
+        lifespan=_lifespan,
+    )
+    app.state.settings = settings
+    app.state.services = services
+    app.state.http_transport = http_transport
+    app.state.authenticator = Authenticator(keys, KeyRateLimiter(settings.rate_limit))
+    app.state.cache = MemoryCache()
+    app.state.loki = None
+    install_error_handlers(app)
+    app.add_middleware(RequestMetricsMiddleware)
+
+    # Routers, one per resource. Add new routers ABOVE the catch-all proxy.
+    app.include_router(health.router)
+    app.include_router(monitoring.router)
+    app.include_router(logs.router)
+    app.include_router(logql.router)
+
+    app.include_router(summary.router)
+    app.include_router(alerts.router)
+
+    # keep last: catch-all proxy /api/monitoring/{service}/{path:path}
+    app.include_router(monitoring.proxy_router)
+    return app

@@ -1,0 +1,498 @@
+"""Pure LogQL helpers: build queries from filters with every user value escaped, find and check
+every stream selector of a client's query, inject a key's label policy into each of them, and
+resolve time ranges. No I/O here, so all of it is table-tested.
+
+A small scanner understands LogQL's lexical structure that matters for this: double-quoted strings
+with Go escapes, backtick raw strings, `#` comments, and `{...}` stream selectors. Braces inside
+strings (line_format / label_format templates, filter strings) are therefore never taken for
+selectors, and a value can never end a string early, because values are re-quoted by us."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+
+from gateway.errors import ApiError
+
+LEVELS = ("debug", "info", "warn", "error", "critical", "unknown")
+LABEL_NAME_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+MATCH_OPS = ("=~", "!~", "!=", "=")  # longest first for scanning
+POSITIVE_OPS = frozenset({"=", "=~"})
+# regexes that select every stream having the label, whatever its value
+MATCH_ALL_REGEXES = frozenset({".*", ".+", ".*?", ".+?", "(.*)", "(.+)", "^.*$", "^.+$", "(?s).*", "(?s).+"})
+NS_PER_SECOND = 1_000_000_000
+NS_PER_HOUR = 3600 * NS_PER_SECOND
+
+_DURATION_UNITS_NS = {
+    "ns": 1,
+    "us": 1_000,
+    "µs": 1_000,
+    "ms": 1_000_000,
+    "s": NS_PER_SECOND,
+    "m": 60 * NS_PER_SECOND,
+    "h": NS_PER_HOUR,
+    "d": 24 * NS_PER_HOUR,
+    "w": 7 * 24 * NS_PER_HOUR,
+    "y": 365 * 24 * NS_PER_HOUR,
+}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d|w|y)")
+_DURATION_RE = re.compile(rf"(?:{_DURATION_PART.pattern})+")
+_RANGE_RE = re.compile(r"\[\s*([0-9][0-9a-zµ.]*)\s*\]")
+_RFC3339_RE = re.compile(r"(\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})")
+_GO_SIMPLE_ESCAPES = {
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "v": "\v",
+    "\\": "\\",
+    '"': '"',
+    "'": "'",
+}
+
+NARROW_HINT = (
+    "add at least one positive matcher that selects specific streams, e.g. "
+    '{source="gcs"} or {service_name="trades", level="error"}'
+)
+
+
+class LogQLError(ApiError):
+    def __init__(self, message: str, hint: str, code: str = "invalid_query", status: int = 400) -> None:
+        super().__init__(status, code, message, hint)
+
+
+# ---------------------------------------------------------------------------------------------
+# building queries from filters
+
+
+def quote(value: str) -> str:
+    """`value` as a LogQL double-quoted string. JSON's escaping is a subset of Go's, which LogQL
+    uses, so the result decodes back to exactly `value` and cannot end early."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Matcher:
+    name: str
+    op: str
+    value: str  # decoded value
+    text: str = ""  # the literal as written (for client matchers we keep their spelling)
+
+    def render(self) -> str:
+        return self.text or f"{self.name}{self.op}{quote(self.value)}"
+
+
+def check_label_name(name: str) -> str:
+    if not LABEL_NAME_RE.fullmatch(name):
+        raise LogQLError(
+            f"invalid label name {name!r}", "label names match [a-zA-Z_][a-zA-Z0-9_]*", "invalid_label"
+        )
+    return name
+
+
+def parse_levels(raw: Iterable[str]) -> list[str]:
+    """Level filter values, comma-separated or repeated, checked against the label schema."""
+    levels: list[str] = []
+    for item in raw:
+        for part in item.split(","):
+            level = part.strip().lower()
+            if not level:
+                continue
+            if level not in LEVELS:
+                raise LogQLError(
+                    f"unknown level {part.strip()!r}",
+                    f"use one or more of: {', '.join(LEVELS)}",
+                    "invalid_level",
+                )
+            if level not in levels:
+                levels.append(level)
+    return levels
+
+
+def build_log_query(
+    labels: Mapping[str, str | Sequence[str]],
+    *,
+    levels: Sequence[str] = (),
+    contains: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+) -> str:
+    """`{name="value", ..., level=~"a|b"} |= "contains" | meta="value"` with every value quoted.
+    A label mapped to several values becomes a regex of the escaped values (Loki anchors it);
+    `metadata` filters structured metadata (and parsed labels) after the line filter."""
+    matchers: list[Matcher] = []
+    for name, value in labels.items():
+        check_label_name(name)
+        if isinstance(value, str):
+            matchers.append(Matcher(name, "=", value))
+        elif len(value) == 1:
+            matchers.append(Matcher(name, "=", value[0]))
+        elif value:
+            matchers.append(Matcher(name, "=~", "|".join(re.escape(v) for v in value)))
+    if len(levels) == 1:
+        matchers.append(Matcher("level", "=", levels[0]))
+    elif levels:
+        matchers.append(Matcher("level", "=~", "|".join(re.escape(v) for v in levels)))
+    if not matchers:
+        raise LogQLError("no label filter given", NARROW_HINT, "query_too_broad")
+    query = "{" + ", ".join(m.render() for m in matchers) + "}"
+    if contains:
+        query += f" |= {quote(contains)}"
+    for name, value in (metadata or {}).items():
+        query += f" | {check_label_name(name)}={quote(value)}"
+    return query
+
+
+# ---------------------------------------------------------------------------------------------
+# scanning client queries
+
+
+def _unquote_go(literal: str) -> str:
+    """Decode a LogQL string literal ("..." with Go escapes, or `raw`)."""
+    if literal.startswith("`"):
+        return literal[1:-1]
+    body, out, i = literal[1:-1], [], 0
+    while i < len(body):
+        char = body[i]
+        if char != "\\":
+            out.append(char)
+            i += 1
+            continue
+        code = body[i + 1]
+        if code in _GO_SIMPLE_ESCAPES:
+            out.append(_GO_SIMPLE_ESCAPES[code])
+            i += 2
+        elif code in "xuU":
+            width = {"x": 2, "u": 4, "U": 8}[code]
+            out.append(chr(int(body[i + 2 : i + 2 + width], 16)))
+            i += 2 + width
+        elif code in "01234567":
+            out.append(chr(int(body[i + 1 : i + 4], 8)))
+            i += 4
+        else:
+            raise LogQLError(f"unknown escape \\{code} in {literal}", "check the string's escapes")
+    return "".join(out)
+
+
+def _scan_string(text: str, i: int) -> int:
+    """Index just past the string literal starting at text[i] (a quote or backtick)."""
+    quote_char = text[i]
+    j = i + 1
+    while j < len(text):
+        char = text[j]
+        if quote_char == '"' and char == "\\":
+            esc = text[j + 1 : j + 2]
+            width = {"x": 2, "u": 4, "U": 8}.get(esc)
+            if width is not None:
+                digits = text[j + 2 : j + 2 + width]
+                if len(digits) != width or not all(c in "0123456789abcdefABCDEF" for c in digits):
+                    raise LogQLError(f"bad \\{esc} escape at offset {j}", "use \\xHH, \\uHHHH or \\UHHHHHHHH")
+                j += 2 + width
+                continue
+            if esc and esc in "01234567":
+                digits = text[j + 1 : j + 4]
+                if len(digits) != 3 or not all(c in "01234567" for c in digits):
+                    raise LogQLError(f"bad octal escape at offset {j}", "use three octal digits, e.g. \\101")
+                j += 4
+                continue
+            if esc not in _GO_SIMPLE_ESCAPES:
+                raise LogQLError(f"unknown escape \\{esc} at offset {j}", "escape backslashes as \\\\")
+            j += 2
+            continue
+        if char == "\n" and quote_char == '"':
+            break
+        if char == quote_char:
+            return j + 1
+        j += 1
+    raise LogQLError(
+        f"unterminated string starting at offset {i}",
+        'close every "..." and `...` string; inside "..." write \\" for a quote',
+    )
+
+
+@dataclass(frozen=True)
+class Selector:
+    start: int  # offset of "{"
+    end: int  # offset just past "}"
+    matchers: tuple[Matcher, ...]
+
+
+def _skip_space(text: str, i: int) -> int:
+    while i < len(text) and text[i].isspace():
+        i += 1
+    return i
+
+
+def _parse_selector(text: str, i: int) -> Selector:
+    """Parse the `{...}` starting at text[i]."""
+    start, i = i, _skip_space(text, i + 1)
+    matchers: list[Matcher] = []
+    if i < len(text) and text[i] == "}":
+        return Selector(start, i + 1, ())
+    while True:
+        name_match = LABEL_NAME_RE.match(text, i)
+        if not name_match:
+            raise LogQLError(
+                f"expected a label name at offset {i} in the stream selector",
+                'a selector looks like {name="value", other=~"regex"}',
+            )
+        name, i = name_match.group(0), _skip_space(text, name_match.end())
+        op = next((o for o in MATCH_OPS if text.startswith(o, i)), None)
+        if op is None:
+            raise LogQLError(f"expected =, !=, =~ or !~ after {name!r}", 'matchers are name="value"')
+        i = _skip_space(text, i + len(op))
+        if i >= len(text) or text[i] not in '"`':
+            raise LogQLError(f"expected a quoted value after {name}{op}", 'quote values: name="value"')
+        value_end = _scan_string(text, i)
+        literal = text[i:value_end]
+        matchers.append(Matcher(name, op, _unquote_go(literal), f"{name}{op}{literal}"))
+        i = _skip_space(text, value_end)
+        if i < len(text) and text[i] == ",":
+            i = _skip_space(text, i + 1)
+            continue
+        if i < len(text) and text[i] == "}":
+            return Selector(start, i + 1, tuple(matchers))
+        raise LogQLError(
+            f"expected , or }} at offset {i} in the stream selector", "close the selector with }"
+        )
+
+
+@dataclass(frozen=True)
+class ScannedQuery:
+    """A query split into code segments and the stream selectors between them."""
+
+    text: str  # the query with comments removed
+    selectors: tuple[Selector, ...]
+    code: tuple[str, ...]  # text outside strings and selectors (for range checks)
+
+    @property
+    def is_log_query(self) -> bool:
+        return self.text.lstrip().startswith("{")
+
+
+def scan_query(query: str) -> ScannedQuery:
+    if not query.strip():
+        raise LogQLError("the query is empty", 'give a LogQL query such as {source="gcs"} |= "error"')
+    out: list[str] = []  # query without comments
+    code: list[str] = []
+    selectors: list[Selector] = []
+    i, piece_start = 0, 0
+    while i < len(query):
+        char = query[i]
+        if char in '"`':
+            end = _scan_string(query, i)
+            code.append(query[piece_start:i])
+            out.append(query[piece_start:end])
+            i = piece_start = end
+        elif char == "#":  # a comment runs to the end of the line; we drop it
+            end = query.find("\n", i)
+            end = len(query) if end < 0 else end
+            code.append(query[piece_start:i])
+            out.append(query[piece_start:i])
+            i = piece_start = end
+        elif char == "'":
+            raise LogQLError(
+                "single quotes are not LogQL strings", 'use "double quotes" or `backticks` for strings'
+            )
+        elif char == "{":
+            code.append(query[piece_start:i])
+            out.append(query[piece_start:i])
+            offset = sum(len(p) for p in out)
+            parsed = _parse_selector(query, i)
+            selectors.append(Selector(offset, offset + parsed.end - parsed.start, parsed.matchers))
+            out.append(query[parsed.start : parsed.end])
+            i = piece_start = parsed.end
+        elif char == "}":
+            raise LogQLError(f"unbalanced }} at offset {i}", "every } must close a stream selector {...}")
+        else:
+            i += 1
+    code.append(query[piece_start:])
+    out.append(query[piece_start:])
+    if not selectors:
+        raise LogQLError(
+            "the query has no stream selector", 'every LogQL query needs one, e.g. {source="gcs"}'
+        )
+    return ScannedQuery("".join(out), tuple(selectors), tuple(code))
+
+
+def parse_policy(policy: str) -> tuple[Matcher, ...]:
+    """A key's label policy: exactly one selector such as {source="gcs", namespace="gpt"}."""
+    scanned = scan_query(policy)
+    only = scanned.selectors[0]
+    if len(scanned.selectors) != 1 or scanned.text[: only.start].strip() or scanned.text[only.end :].strip():
+        raise ValueError(f'a label policy must be a single selector like {{source="gcs"}}, got {policy!r}')
+    matchers = scanned.selectors[0].matchers
+    if not matchers:
+        raise ValueError("a label policy needs at least one matcher")
+    return tuple(Matcher(m.name, m.op, m.value) for m in matchers)
+
+
+def inject_policy(scanned: ScannedQuery, policy: Sequence[Matcher]) -> ScannedQuery:
+    """Every selector of the query with the policy's matchers added (ANDed). A client matcher on
+    the same label stays: {source="firestore"} under {source="gcs"} then matches nothing, which
+    is the truthful answer for that key."""
+    if not policy:
+        return scanned
+    parts: list[str] = []
+    selectors: list[Selector] = []
+    previous = 0
+    for sel in scanned.selectors:
+        parts.append(scanned.text[previous : sel.start])
+        present = {m.render() for m in sel.matchers}
+        added = [m for m in policy if m.render() not in present]
+        matchers = (*sel.matchers, *added)
+        rendered = "{" + ", ".join(m.render() for m in matchers) + "}"
+        offset = sum(len(p) for p in parts)
+        selectors.append(Selector(offset, offset + len(rendered), matchers))
+        parts.append(rendered)
+        previous = sel.end
+    parts.append(scanned.text[previous:])
+    return ScannedQuery("".join(parts), tuple(selectors), scanned.code)
+
+
+# ---------------------------------------------------------------------------------------------
+# guardrails
+
+
+def _matches_everything(matcher: Matcher) -> bool:
+    if matcher.op not in POSITIVE_OPS:
+        return True
+    if matcher.op == "=":
+        return matcher.value == ""
+    regex = matcher.value.strip()
+    if regex in MATCH_ALL_REGEXES:
+        return True
+    try:
+        return re.fullmatch(regex, "") is not None
+    except re.error:
+        return False  # Loki (RE2) decides; not our guardrail's business
+
+
+def check_selectors_narrow(scanned: ScannedQuery) -> None:
+    """Reject selectors that would read every stream: {}, only negative matchers, or only
+    match-all regexes such as =~".*" / =~".+"."""
+    for sel in scanned.selectors:
+        if all(_matches_everything(m) for m in sel.matchers):
+            shown = scanned.text[sel.start : sel.end]
+            raise LogQLError(
+                f"the stream selector {shown} matches every stream", NARROW_HINT, "query_too_broad"
+            )
+
+
+def check_query_ranges(scanned: ScannedQuery, max_range_hours: float) -> None:
+    """Range vectors like [7d] in metric queries stay within the same limit as the time range."""
+    max_ns = int(max_range_hours * NS_PER_HOUR)
+    for segment in scanned.code:
+        for match in _RANGE_RE.finditer(segment):
+            if parse_duration_ns(match.group(1)) > max_ns:
+                raise LogQLError(
+                    f"range [{match.group(1)}] is longer than the allowed {max_range_hours:g}h",
+                    f"use a range of at most {max_range_hours:g}h",
+                    "range_too_long",
+                )
+
+
+def prepare_query(query: str, policy: str | None, *, max_range_hours: float) -> ScannedQuery:
+    """Scan a client's LogQL, inject the key's policy, and apply the guardrails."""
+    scanned = scan_query(query)
+    if policy:
+        scanned = inject_policy(scanned, parse_policy(policy))
+    check_selectors_narrow(scanned)
+    check_query_ranges(scanned, max_range_hours)
+    return scanned
+
+
+def selector_text(scanned: ScannedQuery) -> str:
+    """The selectors of a query, for index/stats (which accepts matchers only)."""
+    return " or ".join(scanned.text[s.start : s.end] for s in scanned.selectors)
+
+
+# ---------------------------------------------------------------------------------------------
+# time
+
+
+def parse_duration_ns(text: str) -> int:
+    if not _DURATION_RE.fullmatch(text):
+        raise LogQLError(
+            f"invalid duration {text!r}", "use durations like 30m, 2h, 7d or 1h30m", "invalid_time"
+        )
+    return int(sum(float(n) * _DURATION_UNITS_NS[u] for n, u in _DURATION_PART.findall(text)))
+
+
+def parse_time_ns(text: str, now_ns: int) -> int:
+    """RFC 3339 (ns precision kept), `now`, a relative duration back from now (2h, 30m, 7d), or a
+    Unix timestamp in seconds or nanoseconds."""
+    text = text.strip()
+    if text == "now":
+        return now_ns
+    if _DURATION_RE.fullmatch(text):
+        return now_ns - parse_duration_ns(text)
+    if text.isdigit():
+        value = int(text)
+        return value if value > 10**14 else value * NS_PER_SECOND
+    match = _RFC3339_RE.fullmatch(text)
+    if match:
+        base, fraction, zone = match.groups()
+        try:
+            moment = datetime.fromisoformat(base.replace("t", "T") + ("+00:00" if zone in "Zz" else zone))
+        except ValueError:
+            match = None
+        else:
+            return int(moment.timestamp()) * NS_PER_SECOND + int((fraction or "0").ljust(9, "0"))
+    raise LogQLError(
+        f"invalid time {text!r}",
+        "use RFC 3339 (2024-05-01T12:00:00Z), a relative duration (30m, 2h, 7d) or a Unix timestamp",
+        "invalid_time",
+    )
+
+
+@lru_cache(maxsize=4096)
+def format_second(seconds: int) -> str:
+    """RFC 3339 UTC up to whole seconds, without zone."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def format_ns(ts_ns: int) -> str:
+    """RFC 3339 UTC with all nine fraction digits (entries of a page share few distinct seconds)."""
+    seconds, fraction = divmod(ts_ns, NS_PER_SECOND)
+    return f"{format_second(seconds)}.{fraction:09d}Z"
+
+
+def resolve_range(
+    *,
+    since: str | None,
+    until: str | None,
+    hours: float | None,
+    now_ns: int,
+    default_hours: float,
+    max_hours: float,
+) -> tuple[int, int]:
+    """(start_ns, end_ns), end exclusive. `since` and `hours` are alternatives."""
+    if since is not None and hours is not None:
+        raise LogQLError(
+            "give either since or hours, not both", "since=2h is the same as hours=2", "invalid_time"
+        )
+    end = parse_time_ns(until, now_ns) if until else now_ns
+    if since is not None:
+        start = parse_time_ns(since, now_ns)
+    else:
+        span = default_hours if hours is None else hours
+        if span <= 0:
+            raise LogQLError("hours must be positive", "e.g. hours=1", "invalid_time")
+        start = end - int(span * NS_PER_HOUR)
+    if start >= end:
+        raise LogQLError(
+            "the time range is empty: since is not before until", "swap since and until", "invalid_time"
+        )
+    if end - start > max_hours * NS_PER_HOUR:
+        raise LogQLError(
+            f"the time range of {(end - start) / NS_PER_HOUR:.1f}h exceeds the allowed {max_hours:g}h",
+            f"narrow since/until (or hours) to at most {max_hours:g}h and page through with next_cursor",
+            "range_too_long",
+        )
+    return start, end

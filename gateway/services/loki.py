@@ -1,0 +1,305 @@
+"""Loki's HTTP query API behind one small client. Every failure is translated here, at the
+boundary, into a LokiError (an ApiError), so routes never see httpx exceptions:
+connect error -> 503, timeout -> 504, Loki 429 -> 503 with Retry-After, other Loki 4xx -> 400 with
+Loki's message, 5xx or junk -> 502."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import httpx
+import orjson
+
+from gateway.config import GatewaySettings
+from gateway.errors import ApiError
+from gateway.metrics import UPSTREAM_ERRORS
+
+QUERY_PATH = "/loki/api/v1/query"
+QUERY_RANGE_PATH = "/loki/api/v1/query_range"
+LABELS_PATH = "/loki/api/v1/labels"
+LABEL_VALUES_PATH = "/loki/api/v1/label/{name}/values"
+INDEX_STATS_PATH = "/loki/api/v1/index/stats"
+PATTERNS_PATH = "/loki/api/v1/patterns"
+READY_PATH = "/ready"
+
+TENANT_HEADER = "X-Scope-OrgID"
+# Headers that choose a tenant or a label policy inside Loki/its proxies: only we may set them.
+FORBIDDEN_FORWARD_HEADERS = frozenset({"x-scope-orgid", "x-prom-label-policy"})
+MAX_ERROR_MESSAGE_CHARS = 500
+DEFAULT_PAGE_SIZE = 1000
+READY_TIMEOUT_SECONDS = 2.0
+UPSTREAM = "loki"
+LOKI_BUSY_RETRY_AFTER_SECONDS = 5
+
+
+class LokiError(ApiError):
+    """A Loki call failed; status/code say how (see the module docstring)."""
+
+
+class LokiUnavailable(LokiError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            503,
+            "loki_unavailable",
+            f"Loki is not reachable: {detail}",
+            "Loki may be down or restarting; check LOKI_URL and GET /health/ready, then retry",
+        )
+
+
+class LokiTimeout(LokiError):
+    def __init__(self, timeout: float) -> None:
+        super().__init__(
+            504,
+            "loki_timeout",
+            f"Loki did not answer within {timeout:g}s",
+            "narrow the query: a shorter time range, more specific labels, or a smaller limit",
+        )
+
+
+class LokiBadRequest(LokiError):
+    def __init__(self, message: str) -> None:
+        super().__init__(
+            400,
+            "loki_bad_request",
+            message,
+            "Loki rejected the query; check the LogQL syntax and parameters",
+        )
+
+
+class LokiBusy(LokiError):
+    def __init__(self, message: str) -> None:
+        super().__init__(
+            503,
+            "loki_busy",
+            f"Loki is overloaded: {message}",
+            "retry in a few seconds, or narrow the query",
+            headers={"Retry-After": str(LOKI_BUSY_RETRY_AFTER_SECONDS)},
+        )
+
+
+class LokiUpstreamError(LokiError):
+    def __init__(self, message: str) -> None:
+        super().__init__(502, "loki_error", message, "Loki failed to answer; retry later or narrow the query")
+
+
+def strip_forbidden_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Headers safe to pass on to Loki: never a client's tenant or label policy."""
+    return {k: v for k, v in headers.items() if k.lower() not in FORBIDDEN_FORWARD_HEADERS}
+
+
+def _error_message(response: httpx.Response) -> str:
+    text = response.text.strip()
+    if response.headers.get("content-type", "").startswith("application/json"):
+        try:
+            body = response.json()
+            text = str(body.get("message") or body.get("error") or text)
+        except (ValueError, AttributeError):
+            pass
+    return text[:MAX_ERROR_MESSAGE_CHARS] or f"HTTP {response.status_code}"
+
+
+class LokiClient:
+    """Async client for Loki's query endpoints; `http` is the app's shared httpx.AsyncClient."""
+
+    def __init__(self, http: httpx.AsyncClient, settings: GatewaySettings) -> None:
+        self._http = http
+        self._base = settings.loki_url.rstrip("/")
+        self._default_tenant = settings.loki_tenant_id
+        self._timeout = settings.loki_timeout_seconds
+
+    def _headers(self, tenant: str | None) -> dict[str, str]:
+        chosen = tenant or self._default_tenant
+        return {TENANT_HEADER: chosen} if chosen else {}
+
+    async def _get(self, path: str, params: Mapping[str, Any], tenant: str | None) -> Any:
+        clean = {k: str(v) for k, v in params.items() if v is not None}
+        try:
+            response = await self._http.get(
+                self._base + path, params=clean, headers=self._headers(tenant), timeout=self._timeout
+            )
+        except httpx.TimeoutException as exc:
+            UPSTREAM_ERRORS.labels(UPSTREAM, "timeout").inc()
+            raise LokiTimeout(self._timeout) from exc
+        except httpx.TransportError as exc:
+            UPSTREAM_ERRORS.labels(UPSTREAM, "connect").inc()
+            raise LokiUnavailable(type(exc).__name__) from exc
+        if response.status_code >= 500:
+            UPSTREAM_ERRORS.labels(UPSTREAM, "status").inc()
+            raise LokiUpstreamError(f"Loki answered {response.status_code}: {_error_message(response)}")
+        if response.status_code == 429:  # Loki's own limits (too many outstanding requests)
+            UPSTREAM_ERRORS.labels(UPSTREAM, "status").inc()
+            raise LokiBusy(_error_message(response))
+        if response.status_code >= 400:
+            UPSTREAM_ERRORS.labels(UPSTREAM, "status").inc()
+            raise LokiBadRequest(_error_message(response))
+        try:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError as exc:
+            UPSTREAM_ERRORS.labels(UPSTREAM, "invalid_response").inc()
+            raise LokiUpstreamError("Loki answered with invalid JSON") from exc
+
+    async def _get_data(self, path: str, params: Mapping[str, Any], tenant: str | None) -> Any:
+        body = await self._get(path, params, tenant)
+        if not isinstance(body, dict) or body.get("status") != "success" or "data" not in body:
+            UPSTREAM_ERRORS.labels(UPSTREAM, "invalid_response").inc()
+            raise LokiUpstreamError("Loki answered without a successful `data` object")
+        return body["data"]
+
+    async def query_range(
+        self,
+        query: str,
+        *,
+        start_ns: int,
+        end_ns: int,
+        limit: int,
+        direction: str = "backward",
+        step: str | None = None,
+        tenant: str | None = None,
+    ) -> dict[str, Any]:
+        """Loki's `data`: {"resultType", "result", "stats"}. start inclusive, end exclusive."""
+        params = {
+            "query": query,
+            "start": start_ns,
+            "end": end_ns,
+            "limit": limit,
+            "direction": direction,
+            "step": step,
+        }
+        data = await self._get_data(QUERY_RANGE_PATH, params, tenant)
+        if not isinstance(data, dict):
+            raise LokiUpstreamError("Loki's query_range `data` is not an object")
+        return data
+
+    async def query(
+        self,
+        query: str,
+        *,
+        time_ns: int | None = None,
+        limit: int | None = None,
+        direction: str | None = None,
+        tenant: str | None = None,
+    ) -> dict[str, Any]:
+        params = {"query": query, "time": time_ns, "limit": limit, "direction": direction}
+        data = await self._get_data(QUERY_PATH, params, tenant)
+        if not isinstance(data, dict):
+            raise LokiUpstreamError("Loki's query `data` is not an object")
+        return data
+
+    async def labels(
+        self,
+        *,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        query: str | None = None,
+        tenant: str | None = None,
+    ) -> list[str]:
+        params = {"start": start_ns, "end": end_ns, "query": query}
+        return list(await self._get_data(LABELS_PATH, params, tenant) or [])
+
+    async def label_values(
+        self,
+        name: str,
+        *,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        query: str | None = None,
+        tenant: str | None = None,
+    ) -> list[str]:
+        params = {"start": start_ns, "end": end_ns, "query": query}
+        path = LABEL_VALUES_PATH.format(name=name)
+        return list(await self._get_data(path, params, tenant) or [])
+
+    async def index_stats(
+        self, query: str, start_ns: int, end_ns: int, tenant: str | None = None
+    ) -> dict[str, int]:
+        """{"streams", "chunks", "entries", "bytes"} (this endpoint has no status/data wrapper)."""
+        body = await self._get(INDEX_STATS_PATH, {"query": query, "start": start_ns, "end": end_ns}, tenant)
+        if not isinstance(body, dict):
+            raise LokiUpstreamError("Loki's index/stats answer is not an object")
+        return {k: int(body.get(k, 0) or 0) for k in ("streams", "chunks", "entries", "bytes")}
+
+    async def patterns(
+        self,
+        query: str,
+        start_ns: int,
+        end_ns: int,
+        tenant: str | None = None,
+        step: str | None = None,
+    ) -> list[dict[str, Any]]:
+        params = {"query": query, "start": start_ns, "end": end_ns, "step": step}
+        return list(await self._get_data(PATTERNS_PATH, params, tenant) or [])
+
+    async def ready(self) -> bool:
+        try:
+            response = await self._http.get(self._base + READY_PATH, timeout=READY_TIMEOUT_SECONDS)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+    async def iter_lines(
+        self,
+        query: str,
+        *,
+        start_ns: int,
+        end_ns: int,
+        tenant: str | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        max_lines: int | None = None,
+    ) -> AsyncIterator[tuple[int, dict[str, str], str]]:
+        """(ts_ns, stream labels, line) oldest first, one page in memory at a time. Pages restart
+        at the last timestamp seen (start is inclusive) and skip the entries already yielded at
+        that timestamp, so nothing is duplicated or lost even when many entries share it."""
+        if page_size < 1:
+            raise ValueError("page_size must be >= 1")
+        start = start_ns
+        seen_at_start: set[tuple[tuple[tuple[str, str], ...], str]] = set()
+        yielded = 0
+        while start < end_ns:
+            # ask for the duplicates we will skip on top of a full page, so every page moves on
+            limit = page_size + len(seen_at_start)
+            data = await self.query_range(
+                query, start_ns=start, end_ns=end_ns, limit=limit, direction="forward", tenant=tenant
+            )
+            entries = sorted_entries(data, forward=True)
+            fresh_boundary: set[tuple[tuple[tuple[str, str], ...], str]] = set()
+            last_ts = start
+            for ts, labels, line, _meta in entries:
+                key = (tuple(sorted(labels.items())), line)
+                if ts == start and key in seen_at_start:
+                    continue
+                if max_lines is not None and yielded >= max_lines:
+                    return
+                yield ts, labels, line
+                yielded += 1
+                if ts != last_ts:
+                    last_ts = ts
+                    fresh_boundary = set()
+                fresh_boundary.add(key)
+            if len(entries) < limit:
+                return
+            if last_ts == start:
+                seen_at_start |= fresh_boundary
+            else:
+                start, seen_at_start = last_ts, fresh_boundary
+
+
+Entry = tuple[int, dict[str, str], str, dict[str, str] | None]  # ts_ns, labels, line, metadata
+
+
+def sorted_entries(data: Mapping[str, Any], *, forward: bool) -> list[Entry]:
+    """All entries of a `streams` result, merged across streams in the query's direction (ties
+    broken by labels then line, so the order is deterministic)."""
+    if data.get("resultType") != "streams":
+        raise LokiUpstreamError(f"expected a log (streams) result, got {data.get('resultType')!r}")
+    keyed: list[tuple[int, str, str, int, Entry]] = []
+    for stream in data.get("result") or []:
+        labels = stream.get("stream") or {}
+        label_key = "\x00".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        for value in stream.get("values") or []:
+            ts = int(value[0])
+            meta = value[2] if len(value) > 2 and value[2] else None
+            # the running index keeps the native tuple sort away from comparing the entries
+            keyed.append((ts, label_key, value[1], len(keyed), (ts, labels, value[1], meta)))
+    keyed.sort(reverse=not forward)
+    return [k[4] for k in keyed]

@@ -1,0 +1,221 @@
+"""Log summaries: evidence first, deterministically; the model last, on a fixed budget.
+
+read lines (bounded) -> mine templates (samples and template text redacted as they leave the
+miner) -> compare with the previous window -> prompt under a byte budget -> model. Without a
+model, or when it fails, the answer carries the same evidence and a plain-language digest with
+"model": null.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from gateway.services.evidence import build_evidence, disappeared, plain_digest, rfc3339
+from gateway.services.llm import ChatModel, ModelError
+from gateway.services.logql import build_log_query
+from gateway.services.prompt import build_prompt
+from gateway.services.templates import TemplateMiner
+
+log = logging.getLogger(__name__)
+
+Focus = Literal["errors", "all"]
+Redactor = Callable[[str], str]
+
+WINDOW_STEP_SECONDS = 60  # windows are rounded to this step so near-identical requests share a cache entry
+ERROR_FILTER = ' | level=~"error|critical"'
+MAX_EVIDENCE_ROWS = 50
+SUMMARY_COMPLETION_TOKENS = 800
+CACHE_KEY_PREFIX = "summary:"
+_NS = 1_000_000_000
+_SPACES = re.compile(r"\s+")
+_AROUND_PUNCTUATION = re.compile(r"\s*([{},]|=~|!~|!=|=)\s*")
+
+
+class LineReader(Protocol):
+    """What the summary needs from Loki (gateway.services.loki.LokiClient implements it)."""
+
+    def iter_lines(
+        self,
+        query: str,
+        *,
+        start_ns: int,
+        end_ns: int,
+        tenant: str | None = None,
+        page_size: int = 1000,
+        max_lines: int | None = None,
+    ) -> AsyncIterator[tuple[int, dict[str, str], str]]: ...
+
+
+class SummaryCache(Protocol):
+    async def get(self, key: str) -> Any | None: ...
+
+    async def set(self, key: str, value: Any, ttl_seconds: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class SummaryQuery:
+    query: str  # a LogQL log query the caller's label policy already allows
+    start_ns: int
+    end_ns: int
+    focus: Focus = "all"
+    max_lines: int = 100_000
+    tenant: str | None = None
+    prompt_max_bytes: int = 24_000
+    completion_tokens: int = SUMMARY_COMPLETION_TOKENS
+
+
+def selector_from_labels(labels: dict[str, str]) -> str | None:
+    """`{a="x", b="y"}` with values quoted as LogQL strings; None for no labels."""
+    present = {name: value for name, value in labels.items() if value}
+    return build_log_query(present) if present else None
+
+
+def _normalise_unquoted(text: str) -> str:
+    return _AROUND_PUNCTUATION.sub(r"\1", _SPACES.sub(" ", text))
+
+
+def normalise_query(query: str) -> str:
+    """Whitespace outside quoted strings carries no meaning in LogQL beyond separating words."""
+    parts = re.split(r'("(?:[^"\\]|\\.)*"|`[^`]*`)', query.strip())
+    return "".join(part if index % 2 else _normalise_unquoted(part) for index, part in enumerate(parts))
+
+
+def round_window(start_ns: int, end_ns: int, step_seconds: int = WINDOW_STEP_SECONDS) -> tuple[int, int]:
+    step = step_seconds * _NS
+    start, end = start_ns - start_ns % step, end_ns - end_ns % step
+    return start, max(end, start + step)
+
+
+def with_focus(query: str, focus: Focus) -> str:
+    return query + ERROR_FILTER if focus == "errors" else query
+
+
+class Summarizer:
+    def __init__(
+        self,
+        reader: LineReader,
+        redactor: Redactor,
+        model: ChatModel | None,
+        *,
+        cache: SummaryCache | None = None,
+        cache_ttl_seconds: float = 300.0,
+    ) -> None:
+        self._reader = reader
+        self._redact = redactor
+        self._model = model
+        self._cache = cache
+        self._cache_ttl = cache_ttl_seconds
+
+    def cache_key(self, q: SummaryQuery) -> str:
+        parts = [normalise_query(q.query), q.start_ns, q.end_ns, q.focus, q.max_lines, q.tenant]
+        parts += [q.prompt_max_bytes, self._model.name if self._model else None]
+        digest = hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+        return CACHE_KEY_PREFIX + digest
+
+    async def summarize(self, q: SummaryQuery) -> dict[str, Any]:
+        key = self.cache_key(q)
+        if self._cache is not None:
+            cached = await self._cache.get(key)
+            if cached is not None:
+                return {**cached, "cached": True}
+        answer = await self._summarize(q)
+        if self._cache is not None and answer["model_error"] is None:
+            await self._cache.set(key, answer, self._cache_ttl)
+        return answer
+
+    async def _read(
+        self, miner: TemplateMiner, q: SummaryQuery, query: str, start_ns: int, end_ns: int, current: bool
+    ) -> tuple[int, bool]:
+        """Feeds one window into the miner; returns (lines read, cut at the limit)."""
+        read = 0
+        lines = self._reader.iter_lines(
+            query, start_ns=start_ns, end_ns=end_ns, tenant=q.tenant, max_lines=q.max_lines + 1
+        )
+        async for ts_ns, labels, line in lines:
+            if read >= q.max_lines:
+                return read, True
+            read += 1
+            if current:
+                miner.add_current(ts_ns, labels, line)
+            else:
+                miner.add_previous(line)
+        return read, False
+
+    async def _summarize(self, q: SummaryQuery) -> dict[str, Any]:
+        started = time.perf_counter()
+        query = with_focus(normalise_query(q.query), q.focus)
+        length = q.end_ns - q.start_ns
+        miner = TemplateMiner(self._redact)
+        previous_lines, previous_cut = await self._read(
+            miner, q, query, q.start_ns - length, q.start_ns, current=False
+        )
+        lines, truncated = await self._read(miner, q, query, q.start_ns, q.end_ns, current=True)
+        rows = build_evidence(
+            miner, lines=lines, previous_lines=previous_lines, comparable=not (truncated or previous_cut)
+        )
+        gone = disappeared(miner)
+        prompt = build_prompt(
+            rows,
+            selector=self._redact(query),
+            window=(q.start_ns, q.end_ns),
+            lines=lines,
+            previous_lines=previous_lines,
+            truncated=truncated,
+            focus=q.focus,
+            max_bytes=q.prompt_max_bytes,
+        )
+        summary, model_name, usage, model_error = None, None, None, None
+        if self._model is not None and lines > 0:
+            try:
+                answer = await self._model.complete(
+                    prompt.system, prompt.user, max_tokens=q.completion_tokens
+                )
+                summary, model_name, usage = answer.text, answer.model, answer.usage()
+            except ModelError as exc:
+                model_error = str(exc)
+                log.warning("summary model call failed, answering with the plain digest: %s", exc)
+        if summary is None:
+            summary = plain_digest(rows, lines=lines, truncated=truncated, gone=gone)
+        sent = model_name is not None or model_error is not None
+        notes = [note for note in (prompt.omission_note,) if note and sent]
+        if len(rows) > MAX_EVIDENCE_ROWS:
+            notes.append(f"The evidence table lists the top {MAX_EVIDENCE_ROWS} of {len(rows)} templates.")
+        return {
+            "summary": summary,
+            "model": model_name,
+            "usage": usage,
+            "model_error": model_error,
+            "query": query,
+            "focus": q.focus,
+            "window": {
+                "start": rfc3339(q.start_ns),
+                "end": rfc3339(q.end_ns),
+                "previous_start": rfc3339(q.start_ns - length),
+                "previous_end": rfc3339(q.start_ns),
+                "step_seconds": WINDOW_STEP_SECONDS,
+            },
+            "lines_read": lines,
+            "previous_lines_read": previous_lines,
+            "truncated": truncated,
+            "templates_total": len(rows),
+            "templates_disappeared": gone,
+            "evidence": [row.as_dict() for row in rows[:MAX_EVIDENCE_ROWS]],
+            "prompt": {
+                "bytes": prompt.size_bytes,
+                "estimated_tokens": prompt.estimated_tokens,
+                "templates_included": prompt.templates_included,
+                "templates_omitted": prompt.templates_omitted,
+                "samples_omitted": prompt.samples_omitted,
+                "sent": sent,
+            },
+            "notes": notes,
+            "elapsed_seconds": round(time.perf_counter() - started, 3),
+            "cached": False,
+        }

@@ -1,0 +1,260 @@
+"""Monitored services: loading the allow-list, health probes, and the guarded GET proxy to a
+service's monitoring prefix (no absolute URLs, no `..` escapes, no off-origin redirects, bounded
+response size, only the service's own credentials sent)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import httpx
+import yaml
+from pydantic import TypeAdapter, ValidationError
+
+from gateway.config import UpstreamService
+from gateway.errors import ApiError
+from gateway.metrics import UPSTREAM_ERRORS
+from gateway.security import GatewayConfigError
+
+MAX_REDIRECTS = 3
+MAX_DECODE_ROUNDS = 3  # more nested percent-encoding than this is refused outright
+ERROR_TEXT_MAX_CHARS = 200
+PROXIED_RESPONSE_HEADERS = ("content-type", "cache-control", "last-modified", "etag")
+
+_services_adapter = TypeAdapter(list[UpstreamService])
+
+
+def load_services(path: Path | None) -> dict[str, UpstreamService]:
+    """GATEWAY_SERVICES_FILE: a YAML list of services (or a mapping with a `services:` list)."""
+    if path is None:
+        return {}
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = document.get("services") if isinstance(document, dict) else document
+        services = _services_adapter.validate_python(raw or [])
+    except (OSError, yaml.YAMLError, ValidationError) as exc:
+        raise GatewayConfigError(f"GATEWAY_SERVICES_FILE {path} is invalid: {exc}") from exc
+    by_name: dict[str, UpstreamService] = {}
+    for service in services:
+        if service.name in by_name:
+            raise GatewayConfigError(f"GATEWAY_SERVICES_FILE {path}: duplicate name {service.name!r}")
+        by_name[service.name] = service
+    return by_name
+
+
+def service_headers(service: UpstreamService) -> dict[str, str]:
+    return {name: value.get_secret_value() for name, value in service.headers.items()}
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    name: str
+    status: str  # "up" | "down"
+    http_status: int | None
+    latency_ms: float
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def probe(
+    http: httpx.AsyncClient,
+    name: str,
+    url: str,
+    timeout_seconds: float,
+    headers: dict[str, str] | None = None,
+) -> ProbeResult:
+    """GET `url`; "up" on 2xx. Never raises: a failure is a "down" result with the reason."""
+    started = time.perf_counter()
+
+    def elapsed() -> float:
+        return round((time.perf_counter() - started) * 1000, 1)
+
+    try:
+        response = await http.get(url, headers=headers or {}, timeout=timeout_seconds, follow_redirects=False)
+    except httpx.TimeoutException:
+        UPSTREAM_ERRORS.labels(upstream=name, kind="timeout").inc()
+        return ProbeResult(name, "down", None, elapsed(), f"timed out after {timeout_seconds} s")
+    except httpx.HTTPError as exc:
+        UPSTREAM_ERRORS.labels(upstream=name, kind="connect").inc()
+        reason = f"{type(exc).__name__}: {exc}"[:ERROR_TEXT_MAX_CHARS]
+        return ProbeResult(name, "down", None, elapsed(), reason)
+    if response.is_success:
+        return ProbeResult(name, "up", response.status_code, elapsed())
+    UPSTREAM_ERRORS.labels(upstream=name, kind="status").inc()
+    return ProbeResult(name, "down", response.status_code, elapsed(), f"HTTP {response.status_code}")
+
+
+async def probe_service(http: httpx.AsyncClient, service: UpstreamService) -> ProbeResult:
+    url = service.base_url.rstrip("/") + "/" + service.health_path.lstrip("/")
+    return await probe(http, service.name, url, service.timeout_seconds, service_headers(service))
+
+
+async def probe_all(http: httpx.AsyncClient, services: list[UpstreamService]) -> list[ProbeResult]:
+    return list(await asyncio.gather(*(probe_service(http, s) for s in services)))
+
+
+def _bad_path(message: str) -> ApiError:
+    return ApiError(
+        400,
+        "invalid_proxy_path",
+        message,
+        "give a relative path below the service's monitoring prefix, e.g. /api/monitoring/<service>/metrics",
+    )
+
+
+def _fully_decoded(path: str) -> str:
+    decoded = path
+    for _ in range(MAX_DECODE_ROUNDS):
+        once_more = unquote(decoded)
+        if once_more == decoded:
+            return decoded
+        decoded = once_more
+    raise _bad_path("the path is percent-encoded too many times")
+
+
+def proxy_root(service: UpstreamService) -> httpx.URL:
+    """The service's monitoring prefix as a URL; every proxied URL must stay below it."""
+    if service.monitoring_prefix is None:
+        raise ApiError(
+            404,
+            "service_not_proxied",
+            f"service {service.name!r} has no monitoring prefix",
+            "only services with a monitoring_prefix in GATEWAY_SERVICES_FILE can be proxied",
+        )
+    base = httpx.URL(service.base_url)
+    prefix = service.monitoring_prefix.strip("/")
+    root_path = base.path.rstrip("/") + ("/" + prefix if prefix else "")
+    return base.copy_with(path=root_path or "/", query=None, fragment=None)
+
+
+def within_root(url: httpx.URL, root: httpx.URL) -> bool:
+    if (url.scheme, url.host, url.port) != (root.scheme, root.host, root.port):
+        return False
+    root_path = root.path.rstrip("/")
+    return url.path == root_path or url.path.startswith(root_path + "/") or root_path == ""
+
+
+def proxy_url(service: UpstreamService, path: str, query: bytes = b"") -> httpx.URL:
+    """The upstream URL for a caller-given relative `path`, or ApiError 400 for any escape."""
+    root = proxy_root(service)
+    decoded = _fully_decoded(path)
+    if any(ord(char) < 0x20 or char in "\\\x7f" for char in decoded):
+        raise _bad_path("the path contains control characters or backslashes")
+    if decoded.startswith("/") or "://" in decoded or decoded.lower().startswith(("http:", "https:")):
+        raise _bad_path("absolute URLs and protocol-relative paths are not allowed")
+    if any(segment in {".", ".."} for segment in decoded.split("/")):
+        raise _bad_path("'.' and '..' path segments are not allowed")
+    target = root.copy_with(path=root.path.rstrip("/") + "/" + path, query=query or None)
+    if not within_root(target, root):
+        raise _bad_path("the path leaves the service's monitoring prefix")
+    return target
+
+
+@dataclass(frozen=True)
+class ProxiedResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+def _upstream_error(service: str, kind: str, status: int, code: str, message: str, hint: str) -> ApiError:
+    UPSTREAM_ERRORS.labels(upstream=service, kind=kind).inc()
+    return ApiError(status, code, message, hint)
+
+
+async def _read_bounded(response: httpx.Response, service: str, max_bytes: int) -> bytes:
+    declared = response.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise _upstream_error(
+            service,
+            "too_large",
+            502,
+            "upstream_response_too_large",
+            f"{service} answered {declared} bytes, more than the {max_bytes} allowed",
+            "ask for a narrower monitoring path",
+        )
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > max_bytes:
+            raise _upstream_error(
+                service,
+                "too_large",
+                502,
+                "upstream_response_too_large",
+                f"{service} answered more than the {max_bytes} bytes allowed",
+                "ask for a narrower monitoring path",
+            )
+    return bytes(body)
+
+
+async def proxy_get(
+    http: httpx.AsyncClient, service: UpstreamService, path: str, query: bytes, max_bytes: int
+) -> ProxiedResponse:
+    """GET below the service's monitoring prefix. Redirects are followed only while they stay
+    below the same prefix on the same origin; upstream 5xx → 502, timeout → 504."""
+    root = proxy_root(service)
+    url = proxy_url(service, path, query)
+    headers = service_headers(service)
+    for _ in range(MAX_REDIRECTS + 1):
+        try:
+            async with http.stream(
+                "GET", url, headers=headers, timeout=service.timeout_seconds, follow_redirects=False
+            ) as response:
+                if response.is_redirect:
+                    location = url.join(response.headers.get("location", ""))
+                    if not within_root(location, root):
+                        raise _upstream_error(
+                            service.name,
+                            "redirect",
+                            502,
+                            "upstream_redirect_refused",
+                            f"{service.name} redirected outside its monitoring prefix",
+                            "the gateway follows redirects only below the same service's prefix",
+                        )
+                    url = location
+                    continue
+                if response.status_code >= 500:
+                    raise _upstream_error(
+                        service.name,
+                        "status",
+                        502,
+                        "upstream_error",
+                        f"{service.name} answered HTTP {response.status_code}",
+                        "the service is failing; check its health with /api/monitoring/health/<service>",
+                    )
+                body = await _read_bounded(response, service.name, max_bytes)
+                kept = {k: v for k, v in response.headers.items() if k.lower() in PROXIED_RESPONSE_HEADERS}
+                return ProxiedResponse(response.status_code, kept, body)
+        except httpx.TimeoutException as exc:
+            raise _upstream_error(
+                service.name,
+                "timeout",
+                504,
+                "upstream_timeout",
+                f"{service.name} did not answer within {service.timeout_seconds} s",
+                "retry later or raise the service's timeout_seconds",
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise _upstream_error(
+                service.name,
+                "connect",
+                502,
+                "upstream_unreachable",
+                f"{service.name} is unreachable: {type(exc).__name__}",
+                "check that the service is running and its base_url",
+            ) from exc
+    raise _upstream_error(
+        service.name,
+        "redirect",
+        502,
+        "upstream_redirect_loop",
+        f"{service.name} redirected more than {MAX_REDIRECTS} times",
+        "check the service's path",
+    )

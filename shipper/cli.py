@@ -1,0 +1,275 @@
+"""`shipper` command line: once | run | check | backfill.
+
+Exit codes: 0 success; 1 a pass or a check failed (Loki unavailable, source unreadable); 2 bad
+configuration or a corrupt/unreadable checkpoint (the message names the file); 3 a backfill
+finished but Loki refused some entries as too far behind (see shipper/sources/gcs.py)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TextIO
+
+import httpx
+from pydantic import ValidationError
+from tqdm import tqdm
+
+from shipper.checkpoint import CheckpointError, FileCheckpointer
+from shipper.config import ShipperSettings, SourceConfig, get_settings
+from shipper.logs import configure_logging
+from shipper.pipeline import PassResult, Pipeline
+from shipper.sinks import Sink, SinkUnavailable
+from shipper.sinks.loki.client import LokiSink
+from shipper.sources.base import Source
+from shipper.sources.factory import build_source
+
+log = logging.getLogger("shipper")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+EXIT_BACKFILL_REFUSED = 3
+_RELATIVE = re.compile(r"^(\d+)([smhdw])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class ConfigProblem(Exception):
+    """The configuration cannot work; the message says what to set."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="shipper", description="Ship GCS, Firestore and pod logs to Loki.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    once = commands.add_parser("once", help="run one pass of every (or one) source and exit")
+    once.add_argument("--source", help="source id (default: all configured sources)")
+    commands.add_parser("run", help="run every source on its interval; serve /metrics")
+    commands.add_parser("check", help="verify config, Loki reachability and source access")
+    backfill = commands.add_parser("backfill", help="ship GCS history updated since T (progress bar)")
+    backfill.add_argument("--since", required=True,
+                          help="RFC 3339 time, epoch seconds, or a relative age such as 36h or 7d")
+    backfill.add_argument("--source", help="source id (default: all configured gcs sources)")
+    backfill.add_argument("--separate-stream", action="store_true",
+                          help='ship into streams labelled backfill="true" (not deduplicated against live)')
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        print(f"shipper: invalid configuration: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(settings.log_level)
+    commands: dict[str, Callable[[argparse.Namespace, ShipperSettings], int]] = {
+        "once": cmd_once, "run": cmd_run, "check": cmd_check, "backfill": cmd_backfill,
+    }
+    try:
+        return commands[args.command](args, settings)
+    except (ConfigProblem, CheckpointError) as exc:
+        print(f"shipper: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+# -- commands -------------------------------------------------------------------------------------
+
+
+def cmd_once(args: argparse.Namespace, settings: ShipperSettings) -> int:
+    configs = select_sources(settings, args.source)
+    checkpointer = FileCheckpointer(settings.shipper_state_dir)
+    failed = False
+    with loki_sink(settings) as sink:
+        for config in configs:
+            try:
+                source = build_source(config, settings)
+            except Exception as exc:
+                print(f"{config.id}: FAILED cannot build source: {type(exc).__name__}: {exc}")
+                failed = True
+                continue
+            try:
+                result = make_pipeline(source, sink, checkpointer, settings).run_once()
+            except CheckpointError:
+                raise
+            except Exception as exc:  # counted as a failed run by the pipeline; logged with traceback
+                log.exception("pass of %s crashed", config.id, extra={"event": "source_pass_crashed"})
+                print(f"{config.id}: FAILED {type(exc).__name__}: {exc}")
+                failed = True
+                continue
+            print(describe(result))
+            failed = failed or not result.ok
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace, settings: ShipperSettings) -> int:
+    from shipper.leader import LeaderElector
+    from shipper.metrics import serve_metrics
+    from shipper.scheduler import build_scheduler
+
+    configs = select_sources(settings, None)
+    checkpointer = FileCheckpointer(settings.shipper_state_dir)
+    for config in configs:
+        checkpointer.load(config.id)  # a corrupt checkpoint stops the start, naming the file
+    elector = LeaderElector.from_settings(settings)
+    stop = threading.Event()
+    if settings.shipper_leader_election:
+        elector.renew_in_background(stop)
+    with loki_sink(settings) as sink:
+        pipelines = [make_pipeline(build_source(config, settings), sink, checkpointer, settings)
+                     for config in configs]
+        scheduler = build_scheduler(pipelines, interval_seconds=settings.shipper_interval_seconds,
+                                    should_run=elector.is_leader)
+        serve_metrics(settings.shipper_metrics_port)
+        signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
+        log.info("shipper running: %d sources every %ss, metrics on :%d", len(pipelines),
+                 settings.shipper_interval_seconds, settings.shipper_metrics_port,
+                 extra={"event": "shipper_started", "sources": [p.source.id for p in pipelines]})
+        try:
+            scheduler.start()
+        except (KeyboardInterrupt, SystemExit):
+            pass
+        finally:
+            stop.set()
+            elector.release()
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace, settings: ShipperSettings, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    ok = True
+
+    def report(name: str, passed: bool, detail: str) -> None:
+        nonlocal ok
+        ok = ok and passed
+        print(f"{name}: {'OK' if passed else 'FAIL'} {detail}", file=out)
+
+    try:
+        configs = select_sources(settings, None)
+    except ConfigProblem as exc:
+        report("config", False, str(exc))
+        configs = []
+    else:
+        listed = ", ".join(f"{c.id} ({c.type})" for c in configs)
+        report("config", True, f"{len(configs)} source(s): {listed}")
+    with loki_sink(settings) as sink:
+        try:
+            report("loki", True, sink.ready())
+        except SinkUnavailable as exc:
+            report("loki", False, str(exc))
+    checkpointer = FileCheckpointer(settings.shipper_state_dir)
+    for config in configs:
+        try:
+            cursor = checkpointer.load(config.id)
+            report(f"checkpoint {config.id}", True,
+                   f"{checkpointer.path_for(config.id)} ({'none yet' if cursor is None else 'readable'})")
+        except CheckpointError as exc:
+            report(f"checkpoint {config.id}", False, str(exc))
+        try:
+            report(f"source {config.id}", True, build_source(config, settings).check())
+        except Exception as exc:
+            report(f"source {config.id}", False, f"{type(exc).__name__}: {exc}")
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+def cmd_backfill(args: argparse.Namespace, settings: ShipperSettings) -> int:
+    from shipper.sources.gcs import GcsSource
+
+    since_ns = parse_since(args.since)
+    configs = [config for config in select_sources(settings, args.source) if config.type == "gcs"]
+    if not configs:
+        raise ConfigProblem("backfill supports gcs sources only, and none is selected")
+    checkpointer = FileCheckpointer(settings.shipper_state_dir)
+    suffix = ".backfill-separate" if args.separate_stream else ".backfill"
+    failed, refused = False, 0
+    with loki_sink(settings) as sink, tqdm(unit=" lines", desc="backfill", file=sys.stderr) as bar:
+        for config in configs:
+            live = build_source(config, settings)
+            assert isinstance(live, GcsSource)
+            source = live.for_backfill(since_ns, separate_stream=args.separate_stream)
+            pipeline = make_pipeline(source, sink, checkpointer, settings,
+                                     checkpoint_id=config.id + suffix, on_progress=bar.update)
+            result = pipeline.run_once()
+            print(describe(result))
+            failed = failed or not result.ok
+            refused += result.rejected.get("too_far_behind", 0)
+    if failed:
+        return EXIT_FAILED
+    if refused:
+        hint = "" if args.separate_stream else "; re-run with --separate-stream to ship them"
+        print(f"backfill: Loki refused {refused} entries as too far behind newer entries of the same "
+              f"stream (counted in shipper_entries_rejected{{reason=\"too_far_behind\"}}){hint}")
+        return EXIT_BACKFILL_REFUSED
+    return EXIT_OK
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def select_sources(settings: ShipperSettings, source_id: str | None) -> list[SourceConfig]:
+    try:
+        configs = settings.sources()
+    except (OSError, ValidationError, ValueError) as exc:
+        raise ConfigProblem(f"cannot read sources from {settings.shipper_config_file}: {exc}") from exc
+    if not configs:
+        raise ConfigProblem(
+            "no source configured: set GCS_BUCKET_NAME, FIRESTORE_PROJECT_ID or KUBERNETES_ENABLED=true, "
+            "or list sources in SHIPPER_CONFIG_FILE"
+        )
+    if source_id is None:
+        return configs
+    chosen = [config for config in configs if config.id == source_id]
+    if not chosen:
+        raise ConfigProblem(f"unknown source {source_id!r}; configured: {', '.join(c.id for c in configs)}")
+    return chosen
+
+
+@contextmanager
+def loki_sink(settings: ShipperSettings) -> Iterator[LokiSink]:
+    with httpx.Client(timeout=settings.loki_timeout_seconds) as client:
+        try:
+            sink = LokiSink.from_settings(settings, client=client)
+        except ValueError as exc:
+            raise ConfigProblem(f"Loki settings: {exc}") from exc
+        yield sink
+
+
+def make_pipeline(
+    source: Source,
+    sink: Sink,
+    checkpointer: FileCheckpointer,
+    settings: ShipperSettings,
+    *,
+    checkpoint_id: str | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> Pipeline:
+    return Pipeline(
+        source, sink, checkpointer, checkpoint_id=checkpoint_id, max_entries=settings.batch_max_entries,
+        max_bytes=settings.batch_max_bytes, max_wait_seconds=settings.batch_max_wait_seconds,
+        on_progress=on_progress,
+    )
+
+
+def describe(result: PassResult) -> str:
+    rejected = ", ".join(f"{reason}={count}" for reason, count in sorted(result.rejected.items()))
+    status = "ok" if result.ok else f"FAILED {result.error}"
+    return f"{result.source}: {status}; shipped {result.accepted}, rejected {result.rejected_total}" + (
+        f" ({rejected})" if rejected else "")
+
+
+def parse_since(text: str, *, now: Callable[[], float] = time.time) -> int:
+    from shipper.records import parse_timestamp_ns
+
+    relative = _RELATIVE.match(text.strip())
+    if relative:
+        seconds = int(relative.group(1)) * _UNIT_SECONDS[relative.group(2)]
+        return int((now() - seconds) * 1_000_000_000)
+    parsed = parse_timestamp_ns(text)
+    if parsed is None:
+        raise ConfigProblem(f"--since {text!r} is not a time: use RFC 3339, epoch seconds, or e.g. 36h / 7d")
+    return parsed

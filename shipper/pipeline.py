@@ -1,0 +1,145 @@
+"""One pass of one source: load cursor -> source.pull -> buffer -> sink.push -> commit.
+
+The committed cursor only ever moves to the cursor of the last batch whose records (and all
+records before them) the sink acknowledged or definitively rejected (counted and reported by the
+sink). SinkUnavailable, or a source error, ends the pass without committing anything further: the
+run is a failure (shipper_runs{outcome="failure"}) and the next pass resends from the last commit,
+which Loki dedups because timestamps are deterministic. A corrupt checkpoint (CheckpointError) is
+not a run failure but a startup error and propagates to the caller."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from shipper import metrics
+from shipper.checkpoint import Checkpointer
+from shipper.models import Cursor, LogRecord
+from shipper.sinks import Sink, SinkUnavailable
+from shipper.sources.base import Source, SourceError
+
+log = logging.getLogger(__name__)
+
+_RECORD_OVERHEAD_BYTES = 64  # labels + metadata + framing, for buffer sizing only
+
+
+@dataclass(slots=True)
+class PassResult:
+    source: str
+    ok: bool = True
+    accepted: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    pushes: int = 0
+    commits: int = 0
+    newest_ts_ns: int | None = None
+    error: str | None = None
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+
+class Pipeline:
+    def __init__(
+        self,
+        source: Source,
+        sink: Sink,
+        checkpointer: Checkpointer,
+        *,
+        checkpoint_id: str | None = None,
+        max_entries: int = 10_000,
+        max_bytes: int = 1 << 20,
+        max_wait_seconds: float = 1.0,
+        on_progress: Callable[[int], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.source = source
+        self.sink = sink
+        self.checkpointer = checkpointer
+        self.checkpoint_id = checkpoint_id or source.id
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.max_wait_seconds = max_wait_seconds
+        self.on_progress = on_progress
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._newest_committed_ns: int | None = None  # for the lag gauge across passes
+
+    def run_once(self) -> PassResult:
+        """One pass. Raises CheckpointError for an unreadable checkpoint; other failures are
+        returned as a failed PassResult and counted."""
+        result = PassResult(self.source.id)
+        cursor = self.checkpointer.load(self.checkpoint_id)
+        started = self._clock()
+        try:
+            self._ship(cursor, result)
+        except (SinkUnavailable, SourceError) as exc:
+            result.ok, result.error = False, f"{type(exc).__name__}: {exc}"
+        except Exception as exc:
+            result.ok, result.error = False, f"{type(exc).__name__}: {exc}"
+            self._finish(result, started)
+            raise
+        self._finish(result, started)
+        return result
+
+    def _ship(self, cursor: Cursor | None, result: PassResult) -> None:
+        buffer: list[LogRecord] = []
+        buffered_bytes = 0
+        pending: Cursor | None = None
+        first_buffered_at = 0.0
+        for batch in self.source.pull(cursor):
+            if not buffer:
+                first_buffered_at = self._clock()
+            buffer.extend(batch.records)
+            buffered_bytes += sum(len(r.line) + _RECORD_OVERHEAD_BYTES for r in batch.records)
+            pending = batch.cursor
+            if (
+                len(buffer) >= self.max_entries
+                or buffered_bytes >= self.max_bytes
+                or self._clock() - first_buffered_at >= self.max_wait_seconds
+            ):
+                self._push_and_commit(buffer, pending, result)
+                buffer, buffered_bytes, pending = [], 0, None
+        if pending is not None:
+            self._push_and_commit(buffer, pending, result)
+
+    def _push_and_commit(self, records: list[LogRecord], cursor: Cursor, result: PassResult) -> None:
+        if records:
+            pushed = self.sink.push(records, source=self.source.id)
+            result.pushes += 1
+            result.accepted += pushed.accepted
+            for rejected in pushed.rejected:
+                result.rejected[rejected.reason] += 1
+            newest = max(record.ts_ns for record in records)
+            result.newest_ts_ns = max(result.newest_ts_ns or newest, newest)
+        self.checkpointer.commit(self.checkpoint_id, cursor)
+        result.commits += 1
+        if result.newest_ts_ns is not None:
+            self._newest_committed_ns = max(self._newest_committed_ns or 0, result.newest_ts_ns)
+        if self.on_progress is not None and records:
+            self.on_progress(len(records))
+
+    def _finish(self, result: PassResult, started: float) -> None:
+        source = self.source.id
+        outcome = "success" if result.ok else "failure"
+        metrics.RUNS.labels(source=source, outcome=outcome).inc()
+        if result.ok:
+            metrics.LAST_SUCCESS.labels(source=source).set(self._wall_clock())
+        if self._newest_committed_ns is not None:
+            lag = self._wall_clock() - self._newest_committed_ns / 1e9
+            metrics.CHECKPOINT_LAG.labels(source=source).set(max(0.0, lag))
+        fields = {
+            "event": "source_pass", "source": source, "checkpoint": self.checkpoint_id, "outcome": outcome,
+            "accepted": result.accepted, "rejected": dict(result.rejected), "pushes": result.pushes,
+            "commits": result.commits, "duration_seconds": round(self._clock() - started, 3),
+        }
+        if result.ok:
+            log.info("pass of %s done: %d shipped, %d rejected", source, result.accepted,
+                     result.rejected_total, extra=fields)
+        else:
+            log.error("pass of %s failed, checkpoint kept at the last acknowledged batch: %s", source,
+                      result.error, extra={**fields, "error": result.error})

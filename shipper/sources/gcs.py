@@ -1,0 +1,539 @@
+"""GCS source: objects under `prefixes` of one bucket, shipped oldest `updated` first.
+
+Formats: JSON Lines, plain text, a single JSON document (`.json`, or content starting with `[`:
+an array gives one entry per element, streamed with ijson; an object gives one entry and is
+parsed whole, so one larger than MAX_DOCUMENT_OBJECT_BYTES is skipped and counted
+`document_too_large`), each optionally gzip-compressed (detected by the magic bytes, which raw
+downloads always expose; Content-Encoding: gzip and `.gz` objects are downloaded raw). Objects are
+read with ranged downloads of `read_chunk_bytes` (memory does not grow with object size); a line
+longer than MAX_LINE_READ_BYTES is cut there (counted `truncated`). Outcomes, all counted per
+source: a line that looks like JSON but does not parse ships as raw text with `parse_error` in
+structured metadata (shipper_records_adjusted{reason="parse_error"}); invalid UTF-8 in a line is
+replaced (`invalid_utf8`); blank lines are skipped (`blank_line`); a binary object (NUL bytes or
+mostly undecodable) is skipped (`binary_object`) and a corrupt gzip stops after what could be read
+(`read_error`); both are marked done in the cursor so they are not retried until they change.
+
+Cursor (`{"objects": {name: entry}}`), one entry per object seen, every entry replaced (never
+mutated) when it moves:
+
+    generation, size   the object version the entry describes (size in stored bytes)
+    offset             bytes (decompressed for gzip) up to the end of the last shipped line; for a
+                       single JSON document: the number of elements shipped
+    line_no            lines (or elements) shipped so far
+    done               the object was read to its end
+    gzip, mode         how it was read ("lines" or "document")
+    base_ns            the fallback timestamp base (see below); kept across generations
+    tail               hex of the last bytes before `offset`, to recognise an append
+
+Unchanged objects (same generation and size, `done`) are not read again. The same generation with
+a larger size (appendable objects) resumes at `offset`. A new generation ships from the start
+(Loki drops the unchanged lines because their timestamps are deterministic), unless it is plain
+(not gzip), longer than `offset` and still has the same `tail` bytes there: then it was an append
+(a compose or a rewrite with more lines) and only the new lines ship. The cursor keeps an entry for
+every object that still exists under the prefixes, complete or not, so it is bounded by the
+number of objects; entries of deleted objects are dropped.
+
+Timestamps: a record's own field (settings' `timestamp_fields`) when it has one, else
+`base_ns + line_no`, where base_ns is the object's `updated` time the first time the object was
+seen. The result is the same on every resend, so Loki dedups a resend after a crash.
+
+Backfill (`shipper backfill --since T`) and Loki's "entry too far behind" (an entry more than ~1 h
+older than the newest one already in its stream is refused):
+- the live pass ships oldest `updated` first, so history enters each stream in time order;
+- a backfill reads objects updated at or after T with its own cursor namespace
+  (`<source id>.backfill`), so it resumes after a crash and never moves the live cursor;
+- by default it ships into the *same* streams as the live pass: entries the live pass already
+  shipped are dropped by Loki as exact duplicates, so history is never doubled in queries. This
+  succeeds whenever the stream holds nothing newer than about an hour after the backfilled
+  entries (e.g. re-filling an emptied Loki before the live shipper catches up);
+- entries Loki refuses as too far behind are counted (shipper_entries_rejected{reason=
+  "too_far_behind"}) and reported by the command with a hint; `--separate-stream` then ships into
+  streams with an extra `backfill="true"` label, which Loki's per-stream ordering window does not
+  compare with the live streams. The price: those entries are not deduplicated against live
+  entries, so queries should select `backfill="true"` or exclude it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import logging
+import zlib
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import ijson
+import requests
+from google.api_core import exceptions as gexc
+from google.auth.exceptions import GoogleAuthError
+
+from shipper import metrics
+from shipper.config import GcsSourceConfig
+from shipper.models import LEVELS, Batch, Cursor, LogRecord
+from shipper.records import level_of, timestamp_from_fields
+from shipper.sources.base import SourceError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH_RECORDS = 1000
+MAX_LINE_READ_BYTES = 1 << 20  # a longer line is cut here (counted); Loki would refuse it anyway
+MAX_DOCUMENT_OBJECT_BYTES = 16 << 20  # a single JSON *object* document is parsed whole; bounded
+BINARY_SNIFF_BYTES = 8192
+BINARY_INVALID_MIN = 8  # undecodable bytes tolerated in the sniffed start of a text object
+TAIL_BYTES = 32
+SKIP_CHUNK_BYTES = 1 << 20
+GZIP_MAGIC = b"\x1f\x8b"
+DOCUMENT_SUFFIXES = (".json",)
+LINE_SUFFIXES = (".jsonl", ".ndjson", ".log", ".txt")
+_PARSE_ERROR_CHARS = 120
+CHECK_LIST_LIMIT = 1000
+_CORRUPT_STREAM_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
+# API answers, credentials and network problems: the pass fails as a SourceError (nothing committed)
+_ACCESS_ERRORS = (gexc.GoogleAPICallError, GoogleAuthError, requests.exceptions.RequestException)
+
+try:  # orjson parses a line 3-5x faster than json; both raise ValueError subclasses
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover - orjson is optional
+    _loads = json.loads
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    name: str
+    prefix: str
+    generation: int
+    size: int
+    updated_ns: int
+    content_encoding: str | None
+
+    @property
+    def gzip_by_metadata(self) -> bool:
+        return (self.content_encoding or "").lower() == "gzip" or self.name.endswith(".gz")
+
+
+class _RangedReader(io.RawIOBase):
+    """Reads [start, end) of one object generation with ranged downloads of `chunk` bytes: the
+    memory used is one chunk, whatever the object size. Works against GCS and the emulator (both
+    honour Range); raw_download keeps gzip bytes as stored."""
+
+    def __init__(self, blob: Any, start: int, end: int, chunk: int) -> None:
+        self._blob = blob
+        self._pos = start
+        self._end = end
+        self._chunk = chunk
+        self._buffer = b""
+        self._buffer_pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: Any) -> int:
+        if self._buffer_pos >= len(self._buffer):
+            if self._pos >= self._end:
+                return 0
+            last = min(self._pos + self._chunk, self._end) - 1
+            self._buffer = self._blob.download_as_bytes(
+                start=self._pos, end=last, raw_download=True, checksum=None
+            )
+            self._buffer_pos = 0
+            self._pos += len(self._buffer)
+            if not self._buffer:
+                self._end = self._pos  # object shorter than listed: stop here
+                return 0
+        count = min(len(target), len(self._buffer) - self._buffer_pos)
+        target[:count] = self._buffer[self._buffer_pos : self._buffer_pos + count]
+        self._buffer_pos += count
+        return count
+
+
+class GcsSource:
+    def __init__(
+        self,
+        config: GcsSourceConfig,
+        client: Any,
+        *,
+        batch_records: int = DEFAULT_BATCH_RECORDS,
+        since_ns: int | None = None,
+        extra_labels: dict[str, str] | None = None,
+    ) -> None:
+        self.id = config.id
+        self.config = config
+        self.client = client
+        self.batch_records = batch_records
+        self.since_ns = since_ns
+        self.extra_labels = dict(extra_labels or {})
+        self._label_sets: dict[tuple[str, str], dict[str, str]] = {}
+        self._counts: Counter[tuple[str, str]] = Counter()  # (counter name, reason) -> n
+
+    @classmethod
+    def from_config(
+        cls, config: GcsSourceConfig, client: Any | None = None, *, batch_records: int = DEFAULT_BATCH_RECORDS
+    ) -> GcsSource:
+        client = client if client is not None else build_storage_client()
+        return cls(config, client, batch_records=batch_records)
+
+    def for_backfill(self, since_ns: int, *, separate_stream: bool) -> GcsSource:
+        return GcsSource(
+            self.config, self.client, batch_records=self.batch_records, since_ns=since_ns,
+            extra_labels={"backfill": "true"} if separate_stream else None,
+        )
+
+    # -- protocol -----------------------------------------------------------------------------
+
+    def check(self) -> str:
+        """Lists each prefix (needs storage.objects.list only, as pull does)."""
+        found: dict[str, int] = {}
+        try:
+            for prefix in self.config.prefixes:
+                listing = self.client.list_blobs(
+                    self.config.bucket, prefix=prefix, max_results=CHECK_LIST_LIMIT
+                )
+                found[prefix] = sum(1 for _ in listing)
+        except _ACCESS_ERRORS as exc:
+            raise SourceError(f"gcs bucket {self.config.bucket!r}: {exc}") from exc
+        listed = ", ".join(
+            f"{prefix}: {count}{'+' if count >= CHECK_LIST_LIMIT else ''}" for prefix, count in found.items()
+        )
+        return f"gcs bucket {self.config.bucket} readable; objects per prefix: {listed}"
+
+    def pull(self, cursor: Cursor | None) -> Iterator[Batch]:
+        previous: dict[str, dict[str, Any]] = dict((cursor or {}).get("objects", {}))
+        objects = self._list_objects()
+        state = {name: entry for name, entry in previous.items() if name in objects}
+        dirty = len(state) != len(previous)  # state not yet handed out in a batch
+        work = sorted(objects.values(), key=lambda info: (info.updated_ns, info.name))
+        records: list[LogRecord] = []
+        for info in work:
+            if self.since_ns is not None and info.updated_ns < self.since_ns:
+                continue
+            entry = state.get(info.name)
+            if _unchanged(entry, info):
+                continue
+            for new_records, new_entry in self._read_object(info, entry):
+                if records and len(records) + len(new_records) > self.batch_records:
+                    yield Batch(records, {"objects": dict(state)})  # the state covering `records`
+                    self._flush_counts()
+                    records, dirty = [], False
+                state[info.name] = new_entry
+                records.extend(new_records)
+                dirty = True
+                if len(records) >= self.batch_records:
+                    yield Batch(records, {"objects": dict(state)})
+                    self._flush_counts()
+                    records, dirty = [], False
+        if records or dirty or cursor is None:
+            yield Batch(records, {"objects": dict(state)})
+        self._flush_counts()
+
+    # -- listing ------------------------------------------------------------------------------
+
+    def _list_objects(self) -> dict[str, ObjectInfo]:
+        found: dict[str, ObjectInfo] = {}
+        try:
+            for prefix in self.config.prefixes:
+                for blob in self.client.list_blobs(self.config.bucket, prefix=prefix):
+                    if blob.name.endswith("/") or blob.name in found:
+                        continue
+                    stamp = blob.updated or blob.time_created
+                    updated_ns = int(stamp.timestamp()) * 1_000_000_000 + stamp.microsecond * 1_000
+                    found[blob.name] = ObjectInfo(
+                        blob.name, prefix, int(blob.generation), int(blob.size or 0), updated_ns,
+                        blob.content_encoding,
+                    )
+        except _ACCESS_ERRORS as exc:
+            raise SourceError(f"cannot list gcs bucket {self.config.bucket!r}: {exc}") from exc
+        return found
+
+    # -- reading one object -------------------------------------------------------------------
+
+    def _read_object(
+        self, info: ObjectInfo, entry: dict[str, Any] | None
+    ) -> Iterator[tuple[list[LogRecord], dict[str, Any]]]:
+        base_ns = int(entry["base_ns"]) if entry and "base_ns" in entry else info.updated_ns
+        start = {"generation": info.generation, "size": info.size, "offset": 0, "line_no": 0,
+                 "done": False, "base_ns": base_ns}
+        blob = self.client.bucket(self.config.bucket).blob(info.name, generation=info.generation)
+        if entry and not entry.get("gzip") and entry.get("mode", "lines") == "lines":
+            if self._continues(blob, info, entry):
+                start.update(offset=entry["offset"], line_no=entry["line_no"], tail=entry.get("tail", ""))
+        elif entry and int(entry["generation"]) == info.generation:
+            start.update(offset=entry["offset"], line_no=entry["line_no"])  # re-stream and skip
+        try:
+            yield from self._read_stream(info, blob, start)
+        except (gexc.NotFound, gexc.PreconditionFailed):
+            # rewritten or deleted while we read: the next pass sees the new generation
+            self._count("skipped", "object_changed")
+            log.warning("gcs object changed while reading; retried next pass",
+                        extra={"event": "gcs_object_changed", "source": self.id, "object": info.name})
+        except _ACCESS_ERRORS as exc:
+            raise SourceError(f"cannot read gs://{self.config.bucket}/{info.name}: {exc}") from exc
+
+    def _continues(self, blob: Any, info: ObjectInfo, entry: dict[str, Any]) -> bool:
+        """True when the new content continues where the cursor stopped (an append)."""
+        offset = int(entry.get("offset", 0))
+        if offset <= 0 or info.size < offset:
+            return False
+        if int(entry["generation"]) == info.generation:
+            return True
+        tail = bytes.fromhex(entry.get("tail", ""))
+        if not tail:
+            return False
+        found = blob.download_as_bytes(
+            start=offset - len(tail), end=offset - 1, raw_download=True, checksum=None
+        )
+        return found == tail
+
+    def _read_stream(
+        self, info: ObjectInfo, blob: Any, start: dict[str, Any]
+    ) -> Iterator[tuple[list[LogRecord], dict[str, Any]]]:
+        offset = int(start["offset"])
+        resume_plain = offset > 0 and "tail" in start
+        raw = _RangedReader(blob, offset if resume_plain else 0, info.size, self.config.read_chunk_bytes)
+        stored = io.BufferedReader(raw, buffer_size=1 << 16)
+        # raw downloads always expose the stored bytes, so the magic bytes decide; Content-Encoding
+        # or a .gz name on an object that is not gzip is only logged
+        is_gzip = not resume_plain and stored.peek(2)[:2] == GZIP_MAGIC
+        if not resume_plain and info.gzip_by_metadata and not is_gzip:
+            log.info("gcs object named or marked gzip is not gzip; read as stored",
+                     extra={"event": "gcs_not_gzip", "source": self.id, "object": info.name})
+        stream: io.BufferedIOBase = gzip.GzipFile(fileobj=stored, mode="rb") if is_gzip else stored
+        start["gzip"] = is_gzip
+        try:
+            if not resume_plain:
+                sniff = _peek(stream, BINARY_SNIFF_BYTES)
+                if _looks_binary(sniff):
+                    self._count("skipped", "binary_object")
+                    log.warning("gcs object skipped: not UTF-8 text",
+                                extra={"event": "gcs_binary_object", "source": self.id, "object": info.name})
+                    yield [], {**start, "done": True, "mode": "binary"}
+                    return
+                mode = _mode_of(info.name, sniff)
+            else:
+                mode = "lines"
+            start["mode"] = mode
+            if mode == "document":
+                yield from self._read_document(info, stream, start)
+            else:
+                if offset and not resume_plain:
+                    _skip(stream, offset)
+                yield from self._read_lines(info, stream, start)
+        except _CORRUPT_STREAM_ERRORS as exc:  # corrupt gzip before the first line
+            self._read_error(info, exc)
+            yield [], {**start, "done": True, "mode": start.get("mode", "lines")}
+
+    def _read_error(self, info: ObjectInfo, exc: BaseException) -> None:
+        self._count("skipped", "read_error")
+        log.warning("gcs object unreadable after what was shipped (%s); not retried until it changes", exc,
+                    extra={"event": "gcs_read_error", "source": self.id, "object": info.name})
+
+    def _read_lines(
+        self, info: ObjectInfo, stream: io.BufferedIOBase, start: dict[str, Any]
+    ) -> Iterator[tuple[list[LogRecord], dict[str, Any]]]:
+        offset, line_no = int(start["offset"]), int(start["line_no"])
+        tail = start.get("tail", "")
+        last = b""
+        records: list[LogRecord] = []
+        readline = stream.readline
+        make = self._line_record
+        labels_for = self._labels_by_level(info.prefix)
+        generation, base_ns = str(info.generation), int(start["base_ns"])
+        while True:
+            try:
+                raw = readline(MAX_LINE_READ_BYTES)
+            except _CORRUPT_STREAM_ERRORS as exc:
+                self._read_error(info, exc)  # ship what was read, then move past the object
+                break
+            if not raw:
+                break
+            offset += len(raw)
+            line_no += 1
+            last = raw
+            if len(raw) == MAX_LINE_READ_BYTES and not raw.endswith(b"\n"):
+                offset += _discard_rest_of_line(stream)
+                self._count("adjusted", "truncated")
+                last = b""  # the bytes before offset are not kept: no append detection here
+            record = make(info.name, generation, labels_for, raw, line_no, base_ns)
+            if record is not None:
+                records.append(record)
+            if len(records) >= self.batch_records:
+                tail = last[-TAIL_BYTES:].hex()
+                yield records, {**start, "offset": offset, "line_no": line_no, "tail": tail}
+                records = []
+        if line_no > int(start["line_no"]):
+            tail = last[-TAIL_BYTES:].hex()
+        yield records, {**start, "offset": offset, "line_no": line_no, "done": True, "tail": tail}
+
+    def _line_record(
+        self, name: str, generation: str, labels_for: dict[str, dict[str, str]], raw: bytes, line_no: int,
+        base_ns: int,
+    ) -> LogRecord | None:
+        """The per-line hot path (see bench/shipper_throughput.py)."""
+        stripped = raw.rstrip(b"\r\n")
+        try:
+            text = stripped.decode()
+        except UnicodeDecodeError:
+            text = stripped.decode(errors="replace")
+            self._count("adjusted", "invalid_utf8")
+        metadata = {"object": name, "generation": generation, "line_no": str(line_no)}
+        first = stripped[:1]
+        if first.isspace() or not first:
+            if not text.strip():
+                self._count("skipped", "blank_line")
+                return None
+            first = text.lstrip()[:1].encode()
+        fields = None
+        if first == b"{" or first == b"[":
+            try:
+                parsed = _loads(text)
+            except ValueError as exc:
+                metadata["parse_error"] = str(exc)[:_PARSE_ERROR_CHARS]
+                self._count("adjusted", "parse_error")
+            else:
+                if isinstance(parsed, dict):
+                    fields = parsed
+        ts_ns = timestamp_from_fields(fields, self.config.timestamp_fields) if fields else None
+        level = level_of(fields, text)
+        return LogRecord(ts_ns if ts_ns is not None else base_ns + line_no, text, labels_for[level], metadata)
+
+    def _read_document(
+        self, info: ObjectInfo, stream: io.BufferedIOBase, start: dict[str, Any]
+    ) -> Iterator[tuple[list[LogRecord], dict[str, Any]]]:
+        done_elements = int(start["offset"])
+        element_no = 0
+        records: list[LogRecord] = []
+        first = _peek(stream, 64).lstrip()[:1]
+        if first == b"{":
+            if info.size > MAX_DOCUMENT_OBJECT_BYTES:
+                self._count("skipped", "document_too_large")
+                log.warning("gcs JSON object document larger than %d bytes skipped",
+                            MAX_DOCUMENT_OBJECT_BYTES,
+                            extra={"event": "gcs_document_too_large", "source": self.id, "object": info.name})
+                yield [], {**start, "done": True}
+                return
+            elements: Iterator[Any] = ijson.items(stream, "", use_float=True)
+        else:
+            elements = ijson.items(stream, "item", use_float=True)
+        try:
+            for element in elements:
+                element_no += 1
+                if element_no <= done_elements:
+                    continue
+                records.append(self._element_record(info, element, element_no, start["base_ns"]))
+                if len(records) >= self.batch_records:
+                    yield records, {**start, "offset": element_no, "line_no": element_no}
+                    records = []
+        except _CORRUPT_STREAM_ERRORS as exc:
+            self._read_error(info, exc)
+        except ijson.JSONError as exc:
+            self._count("skipped", "parse_error")
+            log.warning("gcs JSON document malformed after element %d (%s); rest skipped", element_no, exc,
+                        extra={"event": "gcs_document_parse_error", "source": self.id, "object": info.name})
+        final = max(element_no, done_elements)
+        yield records, {**start, "offset": final, "line_no": final, "done": True}
+
+    def _element_record(self, info: ObjectInfo, element: Any, element_no: int, base_ns: int) -> LogRecord:
+        text = json.dumps(element, ensure_ascii=False, separators=(",", ":"))
+        fields = element if isinstance(element, dict) else None
+        ts_ns = timestamp_from_fields(fields, self.config.timestamp_fields) if fields else None
+        metadata = {"object": info.name, "generation": str(info.generation), "line_no": str(element_no)}
+        return LogRecord(
+            ts_ns if ts_ns is not None else base_ns + element_no,
+            text,
+            self._labels(info.prefix, level_of(fields, text)),
+            metadata,
+        )
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _labels_by_level(self, prefix: str) -> dict[str, dict[str, str]]:
+        """level_of() always answers one of LEVELS."""
+        return {level: self._labels(prefix, level) for level in LEVELS}
+
+    def _labels(self, prefix: str, level: str) -> dict[str, str]:
+        """Shared label dicts (few per source): the sink caches prepared label sets."""
+        key = (prefix, level)
+        labels = self._label_sets.get(key)
+        if labels is None:
+            name = prefix.strip("/")
+            labels = {"source": "gcs", "service_name": name, "bucket": self.config.bucket,
+                      "prefix": name, "level": level, **self.extra_labels}
+            self._label_sets[key] = labels
+        return labels
+
+    def _count(self, kind: str, reason: str) -> None:
+        self._counts[(kind, reason)] += 1
+
+    def _flush_counts(self) -> None:
+        for (kind, reason), count in self._counts.items():
+            counter = metrics.RECORDS_ADJUSTED if kind == "adjusted" else metrics.RECORDS_SKIPPED
+            counter.labels(source=self.id, reason=reason).inc(count)
+        self._counts.clear()
+
+
+def build_storage_client() -> Any:
+    """google-cloud-storage client: anonymous against STORAGE_EMULATOR_HOST, default creds else."""
+    import os
+
+    from google.cloud import storage
+
+    if os.environ.get("STORAGE_EMULATOR_HOST"):
+        from google.auth.credentials import AnonymousCredentials
+
+        project = os.environ.get("GOOGLE_CLOUD_PROJECT", "local-emulator")
+        return storage.Client(project=project, credentials=AnonymousCredentials())
+    return storage.Client()
+
+
+def _unchanged(entry: dict[str, Any] | None, info: ObjectInfo) -> bool:
+    return (
+        entry is not None
+        and bool(entry.get("done"))
+        and int(entry.get("generation", -1)) == info.generation
+        and int(entry.get("size", -1)) == info.size
+    )
+
+
+def _peek(stream: io.BufferedIOBase, size: int) -> bytes:
+    peek = getattr(stream, "peek", None)
+    data = peek(size) if peek is not None else b""
+    return data[:size]
+
+
+def _looks_binary(sample: bytes) -> bool:
+    """NUL bytes, or more than a few undecodable bytes: a binary object, not text with a bad byte
+    (which is shipped with the byte replaced)."""
+    if b"\x00" in sample:
+        return True
+    invalid = sample.decode(errors="replace").count("\ufffd")
+    return invalid > max(BINARY_INVALID_MIN, len(sample) // 20)
+
+
+def _mode_of(name: str, sniff: bytes) -> str:
+    base = name.removesuffix(".gz").lower()
+    if base.endswith(DOCUMENT_SUFFIXES):
+        return "document"
+    if base.endswith(LINE_SUFFIXES):
+        return "lines"
+    return "document" if sniff.lstrip()[:1] == b"[" else "lines"
+
+
+def _skip(stream: io.BufferedIOBase, count: int) -> None:
+    remaining = count
+    while remaining > 0:
+        chunk = stream.read(min(remaining, SKIP_CHUNK_BYTES))
+        if not chunk:
+            break
+        remaining -= len(chunk)
+
+
+def _discard_rest_of_line(stream: io.BufferedIOBase) -> int:
+    discarded = 0
+    while True:
+        chunk = stream.readline(MAX_LINE_READ_BYTES)
+        discarded += len(chunk)
+        if not chunk or chunk.endswith(b"\n"):
+            return discarded
+

@@ -1,0 +1,316 @@
+"""Pod-log source: the logs of every container of the running pods of one namespace.
+
+Position, per `<pod>/<container>`: the pod uid, the restart count already handled, the kubelet
+timestamp (ns) of the last shipped line and how many lines *with exactly that timestamp* were
+shipped. Logs are read with `timestamps=true&follow=false&sinceTime=<saved second>` by a raw
+call (the Python client has no `since_time`), streamed line by line. `sinceTime` has one-second
+precision, so the lines before the saved timestamp are dropped here, and of the lines carrying
+exactly the saved timestamp the first `at_ts` are dropped too (they were shipped; two lines can
+share a nanosecond timestamp).
+
+Restarts: when `restartCount` grew, what the previous instance wrote after the position is read
+with `previous=true` before the new instance. The kubelet keeps only the last terminated
+instance: if the count grew by more than one, the instances in between are lost and counted
+(`restarts_missed`). A pod that is no longer listed keeps its position for
+`pod_grace_seconds` (it may come back, or the listing may be partial), then the position is
+dropped. A pod with the same name but a new uid starts from the beginning of its log.
+
+403 and 404 answers (listing or one container's log) are counted outcomes
+(`shipper_records_skipped{reason=...}` and `outcomes`), never a crash of the run; other API
+failures of the listing raise SourceError.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+
+from shipper.config import PodsSourceConfig
+from shipper.metrics import RECORDS_ADJUSTED, RECORDS_SKIPPED
+from shipper.models import Batch, Cursor, LogRecord, Outcome
+from shipper.records import level_of, parse_timestamp_ns
+from shipper.sources.base import SourceError
+
+log = logging.getLogger(__name__)
+
+LOG_BATCH_LINES = 1000
+LIST_PAGE_SIZE = 500
+REQUEST_TIMEOUT_SECONDS = 60.0
+LOG_PATH = "/api/v1/namespaces/{namespace}/pods/{name}/log"
+SERVICE_NAME_LABELS = ("app.kubernetes.io/name", "app")
+ACTIVE_PHASES = ("Running",)
+# Pods that finished still have logs to read, but only once we know them.
+FINISHED_PHASES = ("Succeeded", "Failed")
+
+
+def build_api_client() -> k8s.ApiClient:
+    """In-cluster configuration when running in a pod, else the kubeconfig."""
+    configuration = k8s.Configuration()
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        k8s_config.load_incluster_config(client_configuration=configuration)
+    else:
+        k8s_config.load_kube_config(client_configuration=configuration)
+    return k8s.ApiClient(configuration)
+
+
+def since_time(ts_ns: int) -> str:
+    """sinceTime for the API: RFC 3339 truncated to the second (its only precision)."""
+    return datetime.fromtimestamp(ts_ns // 1_000_000_000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class LogReadError(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"{status} {reason}")
+        self.status = status
+        self.reason = reason
+
+
+class PodSource:
+    def __init__(
+        self,
+        config: PodsSourceConfig,
+        api_client: k8s.ApiClient,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.id = config.id
+        self.config = config
+        self.api_client = api_client
+        self.core = k8s.CoreV1Api(api_client)
+        self.clock = clock
+        self.outcomes: list[Outcome] = []
+
+    @classmethod
+    def from_config(cls, config: PodsSourceConfig, api_client: k8s.ApiClient | None = None) -> PodSource:
+        return cls(config, api_client if api_client is not None else build_api_client())
+
+    # -- protocol ---------------------------------------------------------------------------
+
+    def pull(self, cursor: Cursor | None) -> Iterator[Batch]:
+        self.outcomes = []
+        state: dict[str, dict[str, Any]] = json.loads(json.dumps((cursor or {}).get("containers", {})))
+        try:
+            pods = list(self._list_pods())
+        except ApiException as exc:
+            if exc.status in (403, 404):
+                reason = "list_forbidden" if exc.status == 403 else "namespace_not_found"
+                self._count(reason, 1, f"namespace {self.config.namespace}: {exc.status} {exc.reason}")
+                return
+            raise SourceError(
+                f"listing pods in {self.config.namespace} failed: {exc.status} {exc.reason}"
+            ) from exc
+
+        listed: set[str] = set()
+        for pod in pods:
+            phase = pod.status.phase if pod.status else None
+            for status in (pod.status.container_statuses if pod.status else None) or []:
+                key = f"{pod.metadata.name}/{status.name}"
+                if phase not in ACTIVE_PHASES and not (phase in FINISHED_PHASES and key in state):
+                    continue
+                listed.add(key)
+                for records, position in self._container_batches(pod, status.name, status.restart_count,
+                                                                 state.get(key)):
+                    state[key] = position
+                    yield Batch(records=records, cursor={"containers": json.loads(json.dumps(state))})
+
+        if self._expire_unlisted(state, listed):
+            yield Batch(records=[], cursor={"containers": json.loads(json.dumps(state))})
+
+    def check(self) -> str:
+        try:
+            pods = list(self._list_pods())
+        except ApiException as exc:
+            raise SourceError(
+                f"cannot list pods in namespace {self.config.namespace}: {exc.status} {exc.reason}"
+            ) from exc
+        running = [p for p in pods if p.status and p.status.phase in ACTIVE_PHASES]
+        containers = sum(len(p.status.container_statuses or []) for p in running)
+        return f"namespace {self.config.namespace}: {len(running)} running pods, {containers} containers"
+
+    # -- listing ------------------------------------------------------------------------------
+
+    def _list_pods(self) -> Iterator[k8s.V1Pod]:
+        token: str | None = None
+        while True:
+            page = self.core.list_namespaced_pod(
+                self.config.namespace,
+                label_selector=self.config.label_selector or None,
+                limit=LIST_PAGE_SIZE,
+                _continue=token,
+                _request_timeout=REQUEST_TIMEOUT_SECONDS,
+            )
+            yield from page.items or []
+            token = page.metadata.var_continue if page.metadata else None
+            if not token:
+                return
+
+    def _expire_unlisted(self, state: dict[str, dict[str, Any]], listed: set[str]) -> bool:
+        now = self.clock()
+        changed = False
+        for key in list(state):
+            position = state[key]
+            if key in listed:
+                changed |= position.pop("gone_since_ns", None) is not None
+            elif "gone_since_ns" not in position:
+                position["gone_since_ns"] = now
+                changed = True
+            elif now - int(position["gone_since_ns"]) > self.config.pod_grace_seconds * 1_000_000_000:
+                del state[key]
+                changed = True
+                log.info("pods %s: dropped the position of %s, gone for more than %ss",
+                         self.id, key, self.config.pod_grace_seconds)
+        return changed
+
+    # -- one container -----------------------------------------------------------------------
+
+    def _container_batches(
+        self, pod: k8s.V1Pod, container: str, restart_count: int, saved: dict[str, Any] | None
+    ) -> Iterator[tuple[list[LogRecord], dict[str, Any]]]:
+        uid = pod.metadata.uid
+        known = saved is not None and saved.get("uid") == uid
+        position: dict[str, Any] = (
+            {k: v for k, v in saved.items() if k != "gone_since_ns"} if known and saved
+            else {"uid": uid, "restart_count": 0, "ts_ns": 0, "at_ts": 0}
+        )
+        handled = int(position["restart_count"]) if known else 0
+        if restart_count > handled:
+            missed = restart_count - handled - 1
+            if missed and known:
+                self._count("restarts_missed", missed, f"{pod.metadata.name}/{container}")
+            for records, moved in self._read_log(
+                pod, container, position, previous=True, restart_count=restart_count - 1
+            ):
+                position = moved
+                yield records, position
+            position = {**position, "restart_count": restart_count}
+            yield [], position
+        elif restart_count < handled:  # same uid never lowers its count; be safe anyway
+            position = {**position, "restart_count": restart_count}
+        yield from self._read_log(pod, container, position, previous=False, restart_count=restart_count)
+
+    def _read_log(
+        self, pod: k8s.V1Pod, container: str, position: dict[str, Any], *, previous: bool, restart_count: int
+    ) -> Iterator[tuple[list[LogRecord], dict[str, Any]]]:
+        name = pod.metadata.name
+        try:
+            response = self._open_log(name, container, int(position["ts_ns"]), previous)
+        except LogReadError as exc:
+            self._log_outcome(name, container, exc, previous)
+            return
+        labels = self._labels(pod, container)
+        node = (pod.spec.node_name if pod.spec else None) or ""
+        metadata = {"node": node, "restart_count": str(restart_count)}
+        saved_ts, saved_at_ts = int(position["ts_ns"]), int(position["at_ts"])
+        ts_ns, at_ts = saved_ts, saved_at_ts
+        dropped_at_saved_ts = 0
+        records: list[LogRecord] = []
+        try:
+            for raw in response:
+                line_ts, text = self._split(raw)
+                if line_ts is None:
+                    self._count("unparsable_log_line", 1, f"{name}/{container}: {text[:80]!r}")
+                    continue
+                if line_ts < saved_ts:
+                    continue
+                if line_ts == saved_ts and dropped_at_saved_ts < saved_at_ts:
+                    dropped_at_saved_ts += 1
+                    continue
+                if line_ts > ts_ns:
+                    ts_ns, at_ts = line_ts, 1
+                elif line_ts == ts_ns:
+                    at_ts += 1
+                # an older line (stdout/stderr interleaving) is shipped; the position never goes back
+                records.append(LogRecord(ts_ns=line_ts, line=text, labels={**labels, "level": _level(text)},
+                                         metadata=dict(metadata)))
+                if len(records) >= LOG_BATCH_LINES:
+                    yield records, {**position, "ts_ns": ts_ns, "at_ts": at_ts}
+                    records = []
+        finally:
+            response.release_conn()
+        if records:
+            yield records, {**position, "ts_ns": ts_ns, "at_ts": at_ts}
+
+    def _open_log(self, pod: str, container: str, after_ns: int, previous: bool) -> Any:
+        query: list[tuple[str, str]] = [("container", container), ("timestamps", "true"), ("follow", "false")]
+        if previous:
+            query.append(("previous", "true"))
+        if after_ns:
+            query.append(("sinceTime", since_time(after_ns)))
+        method, url, headers, _, _ = self.api_client.param_serialize(
+            method="GET",
+            resource_path=LOG_PATH,
+            path_params={"namespace": self.config.namespace, "name": pod},
+            query_params=query,
+            header_params={"Accept": "text/plain"},
+            auth_settings=["BearerToken"],
+        )
+        answer = self.api_client.call_api(method, url, header_params=headers,
+                                          _request_timeout=REQUEST_TIMEOUT_SECONDS)
+        response = answer.response  # urllib3 response, body not read yet
+        if not 200 <= answer.status < 300:
+            detail = _status_message(response.data)
+            response.release_conn()
+            raise LogReadError(answer.status, detail)
+        return response
+
+    def _split(self, raw: bytes) -> tuple[int | None, str]:
+        """'<RFC3339Nano> <text>' -> (ts_ns, text); (None, whole line) without a timestamp."""
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = raw.decode("utf-8", errors="replace")
+            RECORDS_ADJUSTED.labels(source=self.id, reason="invalid_utf8").inc()
+        text = text.rstrip("\r\n")
+        stamp, _, rest = text.partition(" ")
+        ts_ns = parse_timestamp_ns(stamp) if "T" in stamp else None
+        return (ts_ns, rest) if ts_ns is not None else (None, text)
+
+    def _labels(self, pod: k8s.V1Pod, container: str) -> dict[str, str]:
+        pod_labels = pod.metadata.labels or {}
+        service = next((pod_labels[k] for k in SERVICE_NAME_LABELS if pod_labels.get(k)), container)
+        return {"source": "pod", "service_name": service, "namespace": self.config.namespace,
+                "pod": pod.metadata.name, "container": container}
+
+    def _log_outcome(self, pod: str, container: str, exc: LogReadError, previous: bool) -> None:
+        if exc.status == 404:
+            reason = "pod_gone"
+        elif exc.status == 403:
+            reason = "log_forbidden"
+        elif exc.status == 400 and previous:
+            reason = "previous_unavailable"
+        else:
+            reason = f"log_error_{exc.status}"
+        self._count(reason, 1, f"{pod}/{container}{' (previous)' if previous else ''}: {exc.reason}")
+
+    def _count(self, reason: str, count: int, detail: str) -> None:
+        RECORDS_SKIPPED.labels(source=self.id, reason=reason).inc(count)
+        self.outcomes.append(Outcome(source=self.id, reason=reason, count=count, detail=detail))
+        log.warning("pods %s: %s x%d: %s", self.id, reason, count, detail)
+
+
+def _level(text: str) -> str:
+    record = None
+    if text.startswith("{"):
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+        record = parsed if isinstance(parsed, dict) else None
+    return level_of(record, text)
+
+
+def _status_message(body: bytes | None) -> str:
+    try:
+        document = json.loads(body or b"")
+    except ValueError:
+        return (body or b"").decode("utf-8", errors="replace")[:200]
+    return str(document.get("message", "")) if isinstance(document, dict) else ""
+

@@ -1,0 +1,127 @@
+"""Shared gateway fixtures.
+
+- `api_key`: a freshly generated full-access key (set as AI_MONITORING_API_KEY in `settings`).
+- `settings`: GatewaySettings with that key, LOKI_URL=http://loki.test, a generous rate limit, no
+  Redis, no services file. Derive variants with `settings.model_copy(update={...})`.
+- `app`: create_app(settings).
+- `client`: an `httpx.AsyncClient` on `httpx.ASGITransport(app)` with the app's lifespan running
+  (so app.state.http / loki / cache exist), base_url http://gateway.test, NO key header set;
+  pass `headers=auth_headers` (or your own) per request. Mock Loki with respx on
+  http://loki.test (the shared client is a normal httpx.AsyncClient, so respx intercepts it).
+- `auth_headers`: {"x-api-key": api_key}.
+- `keys_file`: a KeysFile writing GATEWAY_API_KEYS_FILE entries; `keys_file.add(name, scopes,
+  tenant=..., label_policy=..., expires_at=...)` returns the new key string.
+- `client_for`: `async with client_for(app) as client:` for apps built with other settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from fastapi import FastAPI
+
+from gateway.config import GatewaySettings
+from gateway.main import create_app
+from gateway.security import generate_key, hash_key
+
+LOKI_TEST_URL = "http://loki.test"
+GATEWAY_TEST_URL = "http://gateway.test"
+GENEROUS_RATE_LIMIT = "100000/minute"
+
+
+@asynccontextmanager
+async def running_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY_TEST_URL) as client,
+    ):
+        yield client
+
+
+@dataclass
+class KeysFile:
+    path: Path
+    entries: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(
+        self,
+        name: str,
+        scopes: list[str] | tuple[str, ...],
+        *,
+        tenant: str | None = None,
+        label_policy: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> str:
+        key = generate_key()
+        entry: dict[str, Any] = {"name": name, "sha256": hash_key(key), "scopes": list(scopes)}
+        if tenant is not None:
+            entry["tenant"] = tenant
+        if label_policy is not None:
+            entry["label_policy"] = label_policy
+        if expires_at is not None:
+            entry["expires_at"] = expires_at.isoformat()
+        self.entries.append(entry)
+        self.path.write_text(yaml.safe_dump({"keys": self.entries}), encoding="utf-8")
+        return key
+
+
+def make_settings(**overrides: Any) -> GatewaySettings:
+    """Settings isolated from the machine's environment except where overridden."""
+    base: dict[str, Any] = {
+        "ai_monitoring_api_key": None,
+        "gateway_api_keys_file": None,
+        "loki_url": LOKI_TEST_URL,
+        "loki_tenant_id": None,
+        "rate_limit": GENEROUS_RATE_LIMIT,
+        "redis_url": None,
+        "gateway_services_file": None,
+        "prometheus_url": None,
+        "alertmanager_url": None,
+        "openai_api_key": None,
+    }
+    base.update(overrides)
+    return GatewaySettings(**base)
+
+
+@pytest.fixture
+def api_key() -> str:
+    return generate_key()
+
+
+@pytest.fixture
+def auth_headers(api_key: str) -> dict[str, str]:
+    return {"x-api-key": api_key}
+
+
+@pytest.fixture
+def settings(api_key: str) -> GatewaySettings:
+    return make_settings(ai_monitoring_api_key=api_key)
+
+
+@pytest.fixture
+def app(settings: GatewaySettings) -> FastAPI:
+    return create_app(settings)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with running_client(app) as client:
+        yield client
+
+
+@pytest.fixture
+def client_for() -> Callable[[FastAPI], AbstractAsyncContextManager[httpx.AsyncClient]]:
+    return running_client
+
+
+@pytest.fixture
+def keys_file(tmp_path: Path) -> KeysFile:
+    return KeysFile(tmp_path / "keys.yaml")

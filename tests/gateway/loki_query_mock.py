@@ -1,0 +1,208 @@
+"""A stand-in for Loki's query API at the HTTP layer (an httpx handler for respx or
+httpx.MockTransport). It honours what pagination depends on exactly as Loki documents it:
+`start` inclusive, `end` exclusive (nanosecond Unix epoch), `limit` across all streams, and
+`direction` (forward: oldest first, backward: newest first). Entries sharing a timestamp come
+back in a shuffled order on every request, because Loki promises no order among them.
+
+Answers use Loki's documented JSON:
+  {"status": "success", "data": {"resultType": "streams",
+   "result": [{"stream": {...}, "values": [["<ns>", "line"], ...]}], "stats": {...}}}
+
+Supported LogQL: one stream selector with =, !=, =~, !~ matchers, followed by `|= "text"` and
+`!= "text"` line filters. Anything else answers 400 like Loki's parse errors, so a test that
+sends a query we did not mean to send fails loudly."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+_MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*("(?:[^"\\]|\\.)*")\s*(,|$)')
+_LINE_FILTER = re.compile(r'\s*(\|=|!=)\s*("(?:[^"\\]|\\.)*")')
+
+
+@dataclass(frozen=True)
+class MockEntry:
+    labels: tuple[tuple[str, str], ...]
+    ts_ns: int
+    line: str
+    metadata: tuple[tuple[str, str], ...] = ()
+
+
+def parse_simple_query(query: str) -> tuple[list[tuple[str, str, str]], list[tuple[str, str]]]:
+    """(matchers, line filters) of `{a="b", ...} |= "x" != "y"`; ValueError otherwise."""
+    query = query.strip()
+    if not query.startswith("{") or "}" not in query:
+        raise ValueError(f"parse error: not a log selector: {query!r}")
+    depth_end = _selector_end(query)
+    inner, rest = query[1 : depth_end - 1], query[depth_end:]
+    matchers: list[tuple[str, str, str]] = []
+    pos = 0
+    while pos < len(inner.rstrip()):
+        match = _MATCHER.match(inner, pos)
+        if not match:
+            raise ValueError(f"parse error at {inner[pos:]!r}")
+        matchers.append((match.group(1), match.group(2), json.loads(match.group(3))))
+        pos = match.end()
+    filters: list[tuple[str, str]] = []
+    pos = 0
+    while pos < len(rest.strip()) and rest[pos:].strip():
+        match = _LINE_FILTER.match(rest, pos)
+        if not match:
+            raise ValueError(f"parse error: unsupported pipeline {rest[pos:]!r}")
+        filters.append((match.group(1), json.loads(match.group(2))))
+        pos = match.end()
+    return matchers, filters
+
+
+def _selector_end(query: str) -> int:
+    in_string, escaped = False, False
+    for i, char in enumerate(query):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char == "}":
+            return i + 1
+    raise ValueError("parse error: unclosed selector")
+
+
+def _matches(labels: dict[str, str], matchers: list[tuple[str, str, str]]) -> bool:
+    for name, op, value in matchers:
+        actual = labels.get(name, "")
+        ok = {
+            "=": actual == value,
+            "!=": actual != value,
+            "=~": re.fullmatch(value, actual) is not None,
+            "!~": re.fullmatch(value, actual) is None,
+        }[op]
+        if not ok:
+            return False
+    return True
+
+
+@dataclass
+class LokiQueryMock:
+    entries: list[MockEntry] = field(default_factory=list)
+    requests: list[httpx.Request] = field(default_factory=list)
+    seed: int = 7
+    fail_with: Callable[[httpx.Request], httpx.Response] | None = None
+
+    def add(
+        self, labels: dict[str, str], ts_ns: int, line: str, metadata: dict[str, str] | None = None
+    ) -> None:
+        self.entries.append(
+            MockEntry(tuple(sorted(labels.items())), ts_ns, line, tuple((metadata or {}).items()))
+        )
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if self.fail_with is not None:
+            return self.fail_with(request)
+        path = request.url.path
+        params = request.url.params
+        try:
+            if path == "/loki/api/v1/query_range":
+                return self._query_range(params)
+            if path == "/loki/api/v1/index/stats":
+                return self._index_stats(params)
+            if path == "/loki/api/v1/labels":
+                return self._labels(params, None)
+            if path.startswith("/loki/api/v1/label/") and path.endswith("/values"):
+                return self._labels(params, path.split("/")[5])
+            if path == "/loki/api/v1/patterns":
+                chosen = self._selected(params["query"], int(params["start"]), int(params["end"]))
+                samples = [[e.ts_ns // 1_000_000_000, 1] for e in chosen]
+                patterns = [{"pattern": "<_>", "samples": samples}] if chosen else []
+                return httpx.Response(200, json={"status": "success", "data": patterns})
+            if path == "/ready":
+                return httpx.Response(200, text="ready")
+        except ValueError as exc:
+            return httpx.Response(400, text=str(exc))
+        return httpx.Response(404, text="404 page not found")
+
+    def _selected(self, query: str, start: int, end: int) -> list[MockEntry]:
+        matchers, filters = parse_simple_query(query)
+        narrowing = [
+            (op == "=" and v != "") or (op == "=~" and not re.fullmatch(v, "")) for _, op, v in matchers
+        ]
+        if not any(narrowing):
+            raise ValueError(
+                "parse error : queries require at least one regexp or equality matcher that does not "
+                "have an empty-compatible value."
+            )
+        chosen = []
+        for entry in self.entries:
+            if not start <= entry.ts_ns < end or not _matches(dict(entry.labels), matchers):
+                continue
+            if all((needle in entry.line) == (op == "|=") for op, needle in filters):
+                chosen.append(entry)
+        return chosen
+
+    def _query_range(self, params: httpx.QueryParams) -> httpx.Response:
+        start, end = int(params["start"]), int(params["end"])
+        limit = int(params.get("limit", "100"))
+        direction = params.get("direction", "backward")
+        if direction not in ("forward", "backward"):
+            raise ValueError(f"invalid direction {direction!r}")
+        chosen = self._selected(params["query"], start, end)
+        shuffle = random.Random(self.seed + len(self.requests))
+        keyed = [(e.ts_ns, shuffle.random(), e) for e in chosen]
+        keyed.sort(key=lambda k: k[:2], reverse=direction == "backward")
+        page = [k[2] for k in keyed[:limit]]
+        streams: dict[tuple[tuple[str, str], ...], list[list[Any]]] = {}
+        for entry in page:
+            value: list[Any] = [str(entry.ts_ns), entry.line]
+            if entry.metadata:
+                value.append(dict(entry.metadata))
+            streams.setdefault(entry.labels, []).append(value)
+        total_bytes = sum(len(e.line) for e in chosen)
+        body = {
+            "status": "success",
+            "data": {
+                "resultType": "streams",
+                "result": [{"stream": dict(labels), "values": values} for labels, values in streams.items()],
+                "stats": {
+                    "summary": {
+                        "bytesProcessedPerSecond": 1000,
+                        "linesProcessedPerSecond": 100,
+                        "totalBytesProcessed": total_bytes,
+                        "totalLinesProcessed": len(chosen),
+                        "execTime": 0.001,
+                    }
+                },
+            },
+        }
+        return httpx.Response(200, json=body)
+
+    def _index_stats(self, params: httpx.QueryParams) -> httpx.Response:
+        chosen = self._selected(params["query"], int(params["start"]), int(params["end"]))
+        streams = {e.labels for e in chosen}
+        body = {
+            "streams": len(streams),
+            "chunks": len(streams),
+            "entries": len(chosen),
+            "bytes": sum(len(e.line) for e in chosen),
+        }
+        return httpx.Response(200, json=body)
+
+    def _labels(self, params: httpx.QueryParams, name: str | None) -> httpx.Response:
+        query = params.get("query")
+        matchers = parse_simple_query(query)[0] if query else []
+        found: set[str] = set()
+        for entry in self.entries:
+            labels = dict(entry.labels)
+            if _matches(labels, matchers):
+                found |= set(labels) if name is None else ({labels[name]} if name in labels else set())
+        return httpx.Response(200, json={"status": "success", "data": sorted(found)})

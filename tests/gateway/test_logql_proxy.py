@@ -1,0 +1,299 @@
+"""The LogQL proxy through the whole app: label policy and tenant per key, forbidden headers,
+guardrails, max bytes, and Loki failures mapped to envelopes. Loki is mocked at the HTTP layer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from gateway.main import create_app
+from gateway.services.logql import format_ns
+from tests.conftest import free_port
+from tests.gateway.conftest import LOKI_TEST_URL, KeysFile, make_settings
+from tests.gateway.loki_query_mock import LokiQueryMock, parse_simple_query
+
+BASE_NS = 1_700_000_000 * 1_000_000_000
+WINDOW = {"since": format_ns(BASE_NS), "until": format_ns(BASE_NS + 3_600 * 1_000_000_000)}
+QUERY_RANGE = "/api/monitoring/logs/query_range"
+
+
+@pytest.fixture
+def loki() -> Iterator[LokiQueryMock]:
+    mock = LokiQueryMock()
+    for source in ("gcs", "firestore"):
+        for i in range(3):
+            mock.add(
+                {"source": source, "service_name": "trades", "level": "error"}, BASE_NS + i, f"{source} {i}"
+            )
+    with respx.mock(assert_all_called=False) as router:
+        router.route(url__startswith=LOKI_TEST_URL).mock(side_effect=mock)
+        yield mock
+
+
+@pytest.fixture
+def keys(keys_file: KeysFile) -> dict[str, str]:
+    return {
+        "gcs_only": keys_file.add(
+            "gcs-only", ["logs:read"], tenant="team-gcs", label_policy='{source="gcs"}'
+        ),
+        "open": keys_file.add("open", ["logs:read"]),
+    }
+
+
+@pytest.fixture
+async def proxy(keys: dict[str, str], keys_file: KeysFile, client_for: Callable[..., Any]) -> Any:
+    app = create_app(make_settings(gateway_api_keys_file=keys_file.path, cache_ttl_seconds=0.0))
+    async with client_for(app) as client:
+        yield client
+
+
+async def test_policy_and_tenant_reach_loki_and_client_headers_do_not(
+    proxy: httpx.AsyncClient, keys: dict[str, str], loki: LokiQueryMock
+) -> None:
+    answer = await proxy.get(
+        QUERY_RANGE,
+        params={"query": '{service_name="trades"} |= "0"', **WINDOW},
+        headers={"x-api-key": keys["gcs_only"], "X-Scope-OrgID": "someone-else", "X-Prom-Label-Policy": "x"},
+    )
+    assert answer.status_code == 200, answer.text
+    assert [s["labels"]["source"] for s in answer.json()["streams"]] == ["gcs"]
+    sent = loki.requests[-1]
+    matchers, filters = parse_simple_query(sent.url.params["query"])
+    assert matchers == [("service_name", "=", "trades"), ("source", "=", "gcs")]
+    assert filters == [("|=", "0")]
+    assert sent.headers.get_list("X-Scope-OrgID") == ["team-gcs"]
+    assert "X-Prom-Label-Policy" not in sent.headers
+
+
+async def test_a_key_without_policy_sees_everything_and_sends_no_tenant(
+    proxy: httpx.AsyncClient, keys: dict[str, str], loki: LokiQueryMock
+) -> None:
+    answer = await proxy.get(
+        QUERY_RANGE,
+        params={"query": '{service_name="trades"}', **WINDOW},
+        headers={"x-api-key": keys["open"], "X-Scope-OrgID": "someone-else"},
+    )
+    assert sorted(s["labels"]["source"] for s in answer.json()["streams"]) == ["firestore", "gcs"]
+    assert "X-Scope-OrgID" not in loki.requests[-1].headers
+
+
+async def test_policy_cannot_be_escaped_with_a_conflicting_matcher(
+    proxy: httpx.AsyncClient, keys: dict[str, str], loki: LokiQueryMock
+) -> None:
+    answer = await proxy.get(
+        QUERY_RANGE,
+        params={"query": '{source="firestore"}', **WINDOW},
+        headers={"x-api-key": keys["gcs_only"]},
+    )
+    assert answer.status_code == 200 and answer.json()["streams"] == []
+
+
+async def test_labels_and_values_are_scoped_by_the_policy(
+    proxy: httpx.AsyncClient, keys: dict[str, str], loki: LokiQueryMock
+) -> None:
+    headers = {"x-api-key": keys["gcs_only"]}
+    values = await proxy.get("/api/monitoring/logs/label/source/values", params=WINDOW, headers=headers)
+    assert values.json() == {"label": "source", "values": ["gcs"]}
+    assert loki.requests[-1].url.params["query"] == '{source="gcs"}'
+    names = await proxy.get("/api/monitoring/logs/labels", params=WINDOW, headers=headers)
+    assert names.json() == {"labels": ["level", "service_name", "source"]}
+    bad = await proxy.get("/api/monitoring/logs/label/bad-name/values", headers=headers)
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_label"
+
+
+async def test_stats_and_patterns_carry_the_policy(
+    proxy: httpx.AsyncClient, keys: dict[str, str], loki: LokiQueryMock
+) -> None:
+    headers = {"x-api-key": keys["gcs_only"]}
+    stats = await proxy.get(
+        "/api/monitoring/logs/stats", params={"query": '{level="error"}', **WINDOW}, headers=headers
+    )
+    assert stats.json() == {
+        "query": '{level="error", source="gcs"}',
+        "streams": 1,
+        "chunks": 1,
+        "entries": 3,
+        "bytes": sum(len(f"gcs {i}") for i in range(3)),
+    }
+    patterns = await proxy.get(
+        "/api/monitoring/logs/patterns", params={"query": '{level="error"}', **WINDOW}, headers=headers
+    )
+    assert patterns.status_code == 200 and len(patterns.json()["patterns"][0]["samples"]) == 3
+    assert loki.requests[-1].url.params["query"] == '{level="error", source="gcs"}'
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({"query": "{}"}, "query_too_broad"),
+        ({"query": '{source!="gcs"}'}, "query_too_broad"),
+        ({"query": '{source=~".*"}'}, "query_too_broad"),
+        ({"query": '{source=~".+"} |= "x"'}, "query_too_broad"),
+        ({"query": 'sum(count_over_time({source="gcs"}[7d]))'}, "range_too_long"),
+        ({"query": '{source="gcs"}', "since": "2d"}, "range_too_long"),
+        ({"query": '{source="gcs"', "hours": 1}, "invalid_query"),
+        ({"query": '{source="gcs"}', "limit": 5001}, "limit_too_large"),
+        ({"query": '{source="gcs"}', "step": "soon"}, "invalid_time"),
+    ],
+)
+async def test_guardrails_refuse_before_loki_is_asked(
+    proxy: httpx.AsyncClient, keys: dict[str, str], loki: LokiQueryMock, params: dict[str, Any], code: str
+) -> None:
+    answer = await proxy.get(QUERY_RANGE, params=params, headers={"x-api-key": keys["open"]})
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == code and error["hint"]
+    assert loki.requests == []
+
+
+async def test_max_bytes_is_checked_against_index_stats(
+    keys: dict[str, str], keys_file: KeysFile, loki: LokiQueryMock, client_for: Callable[..., Any]
+) -> None:
+    app = create_app(
+        make_settings(gateway_api_keys_file=keys_file.path, query_max_bytes=10, cache_ttl_seconds=0)
+    )
+    async with client_for(app) as client:
+        headers = {"x-api-key": keys["open"]}
+        big = await client.get(QUERY_RANGE, params={"query": '{level="error"}', **WINDOW}, headers=headers)
+        small = await client.get(
+            QUERY_RANGE,
+            params={"query": '{source="gcs"}', "until": format_ns(BASE_NS + 2), "hours": 1},
+            headers=headers,
+        )
+    assert big.status_code == 413 and big.json()["error"]["code"] == "query_too_large"
+    assert [r.url.path for r in loki.requests[:1]] == ["/loki/api/v1/index/stats"]
+    assert small.status_code == 200, small.text
+    assert len(all_lines(small.json())) == 2
+
+
+def all_lines(body: dict[str, Any]) -> list[str]:
+    return [e[1] for s in body["streams"] for e in s["entries"]]
+
+
+async def test_instant_metric_query_passes_the_result_through(
+    proxy: httpx.AsyncClient, keys: dict[str, str]
+) -> None:
+    vector = {"resultType": "vector", "result": [{"metric": {"source": "gcs"}, "value": [1700000000, "3"]}]}
+    with respx.mock() as router:
+        route = router.get(f"{LOKI_TEST_URL}/loki/api/v1/query").mock(
+            return_value=httpx.Response(200, json={"status": "success", "data": vector})
+        )
+        answer = await proxy.get(
+            "/api/monitoring/logs/query",
+            params={"query": 'sum by (source) (count_over_time({level="error"}[1h]))', "time": "1700000000"},
+            headers={"x-api-key": keys["gcs_only"]},
+        )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["result"] == vector["result"] and answer.json()["result_type"] == "vector"
+    sent = route.calls.last.request.url.params
+    assert sent["query"] == 'sum by (source) (count_over_time({level="error", source="gcs"}[1h]))'
+    assert sent["time"] == str(BASE_NS)
+
+
+@pytest.mark.parametrize(
+    ("response", "status", "code", "message"),
+    [
+        (
+            httpx.Response(400, text="parse error at line 1, col 9: syntax error"),
+            400,
+            "loki_bad_request",
+            "syntax error",
+        ),
+        (httpx.Response(500, text="internal"), 502, "loki_error", "500"),
+        (httpx.Response(503, text="too many unhealthy instances in the ring"), 502, "loki_error", "ring"),
+        (httpx.Response(429, text="too many outstanding requests"), 503, "loki_busy", "outstanding"),
+    ],
+)
+async def test_loki_errors_become_envelopes(
+    proxy: httpx.AsyncClient,
+    keys: dict[str, str],
+    response: httpx.Response,
+    status: int,
+    code: str,
+    message: str,
+) -> None:
+    with respx.mock() as router:
+        router.route(url__startswith=LOKI_TEST_URL).mock(return_value=response)
+        answer = await proxy.get(
+            QUERY_RANGE, params={"query": '{source="gcs"}'}, headers={"x-api-key": keys["open"]}
+        )
+    assert answer.status_code == status
+    assert answer.json()["error"]["code"] == code and message in answer.json()["error"]["message"]
+    assert ("retry-after" in answer.headers) is (code == "loki_busy")
+
+
+async def test_loki_down_and_slow(
+    keys: dict[str, str], keys_file: KeysFile, client_for: Callable[..., Any]
+) -> None:
+    down = create_app(
+        make_settings(gateway_api_keys_file=keys_file.path, loki_url=f"http://127.0.0.1:{free_port()}")
+    )
+    async with client_for(down) as client:
+        answer = await client.get("/logs/gcs", headers={"x-api-key": keys["open"]})
+    assert answer.status_code == 503
+    assert answer.json()["error"]["code"] == "loki_unavailable" and answer.json()["error"]["hint"]
+
+    with respx.mock() as router:
+        router.route(url__startswith=LOKI_TEST_URL).mock(side_effect=httpx.ReadTimeout("slow"))
+        slow = create_app(make_settings(gateway_api_keys_file=keys_file.path, loki_timeout_seconds=0.5))
+        async with client_for(slow) as client:
+            answer = await client.get(
+                QUERY_RANGE, params={"query": '{a="b"}'}, headers={"x-api-key": keys["open"]}
+            )
+    assert answer.status_code == 504 and answer.json()["error"]["code"] == "loki_timeout"
+
+
+async def test_logs_read_scope_is_required(
+    keys_file: KeysFile, loki: LokiQueryMock, client_for: Callable[..., Any]
+) -> None:
+    summary_only = keys_file.add("summary-only", ["summary"])
+    app = create_app(make_settings(gateway_api_keys_file=keys_file.path))
+    async with client_for(app) as client:
+        for path in ("/logs/gcs", QUERY_RANGE, "/api/monitoring/logs/labels"):
+            assert (await client.get(path, params={"query": '{a="b"}'})).status_code == 401
+            answer = await client.get(path, params={"query": '{a="b"}'}, headers={"x-api-key": summary_only})
+            assert answer.status_code == 403, path
+    assert loki.requests == []
+
+
+async def test_instant_log_query_reports_truncation(proxy: httpx.AsyncClient, keys: dict[str, str]) -> None:
+    values = [[str(BASE_NS + i), f"line {i}"] for i in (3, 2, 1)]
+    streams = {"resultType": "streams", "result": [{"stream": {"source": "gcs"}, "values": values}]}
+    with respx.mock() as router:
+        route = router.get(f"{LOKI_TEST_URL}/loki/api/v1/query").mock(
+            return_value=httpx.Response(200, json={"status": "success", "data": streams})
+        )
+        answer = await proxy.get(
+            "/api/monitoring/logs/query",
+            params={"query": '{source="gcs"}', "limit": 2},
+            headers={"x-api-key": keys["open"]},
+        )
+    body = answer.json()
+    assert route.calls.last.request.url.params["limit"] == "3"
+    assert body["truncated"] is True and body["next_cursor"] is None
+    assert body["streams"][0]["entries"] == [
+        [format_ns(BASE_NS + 3), "line 3"],
+        [format_ns(BASE_NS + 2), "line 2"],
+    ]
+
+
+async def test_loki_start_end_names_are_accepted_not_dropped(
+    proxy: httpx.AsyncClient, keys: dict[str, str], loki: LokiQueryMock
+) -> None:
+    headers = {"x-api-key": keys["open"]}
+    window = {"start": str(BASE_NS + 1), "end": str(BASE_NS + 2)}
+    answer = await proxy.get(QUERY_RANGE, params={"query": '{source="gcs"}', **window}, headers=headers)
+    assert [e[1] for s in answer.json()["streams"] for e in s["entries"]] == ["gcs 1"]
+    sent = loki.requests[-1].url.params
+    assert (sent["start"], sent["end"]) == (str(BASE_NS + 1), str(BASE_NS + 2))
+    both = await proxy.get(
+        QUERY_RANGE, params={"query": '{source="gcs"}', "since": "1h", "start": "2h"}, headers=headers
+    )
+    assert both.status_code == 400 and both.json()["error"]["code"] == "invalid_time"
+    # authentication comes before parameter checks
+    anonymous = await proxy.get(QUERY_RANGE, params={"query": "{}", "since": "bogus"})
+    assert anonymous.status_code == 401

@@ -1,0 +1,176 @@
+"""LokiClient: wire format, tenant header, error translation, and exact forward paging."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from gateway.services.loki import (
+    LokiBadRequest,
+    LokiBusy,
+    LokiClient,
+    LokiTimeout,
+    LokiUnavailable,
+    LokiUpstreamError,
+    strip_forbidden_headers,
+)
+from tests.conftest import free_port
+from tests.gateway.conftest import make_settings
+from tests.gateway.loki_query_mock import LokiQueryMock
+
+SELECTOR = '{source="gcs"}'
+
+
+def client_with(handler: LokiQueryMock | object, **settings: object) -> tuple[LokiClient, httpx.AsyncClient]:
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))  # type: ignore[arg-type]
+    return LokiClient(http, make_settings(**settings)), http
+
+
+async def test_query_range_wire_format_and_default_tenant() -> None:
+    mock = LokiQueryMock()
+    mock.add({"source": "gcs"}, 1_000, "hello")
+    loki, http = client_with(mock, loki_tenant_id="team-a")
+    async with http:
+        data = await loki.query_range(SELECTOR, start_ns=1_000, end_ns=2_000, limit=10, direction="forward")
+    assert data["result"] == [{"stream": {"source": "gcs"}, "values": [["1000", "hello"]]}]
+    sent = mock.requests[0]
+    assert sent.url.path == "/loki/api/v1/query_range"
+    assert dict(sent.url.params) == {
+        "query": SELECTOR,
+        "start": "1000",
+        "end": "2000",
+        "limit": "10",
+        "direction": "forward",
+    }
+    assert sent.headers["X-Scope-OrgID"] == "team-a"
+
+
+async def test_principal_tenant_wins_and_no_tenant_means_no_header() -> None:
+    mock = LokiQueryMock()
+    loki, http = client_with(mock, loki_tenant_id="default")
+    async with http:
+        await loki.labels(tenant="key-tenant")
+        loki_plain, http2 = client_with(mock)
+        async with http2:
+            await loki_plain.labels()
+    assert mock.requests[0].headers["X-Scope-OrgID"] == "key-tenant"
+    assert "X-Scope-OrgID" not in mock.requests[1].headers
+
+
+def test_forbidden_headers_are_stripped() -> None:
+    kept = strip_forbidden_headers({"X-Scope-OrgID": "evil", "x-prom-label-policy": "x", "Accept": "a"})
+    assert kept == {"Accept": "a"}
+
+
+async def test_loki_down_is_503() -> None:
+    port = free_port()  # nothing listens there
+    async with httpx.AsyncClient() as http:
+        loki = LokiClient(http, make_settings(loki_url=f"http://127.0.0.1:{port}"))
+        with pytest.raises(LokiUnavailable) as err:
+            await loki.query_range(SELECTOR, start_ns=0, end_ns=1, limit=1)
+        assert await loki.ready() is False
+    assert err.value.status == 503 and err.value.code == "loki_unavailable" and "LOKI_URL" in err.value.hint
+
+
+@pytest.fixture
+async def silent_server() -> AsyncIterator[int]:
+    """Accepts connections and never answers."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_loki_slow_is_504(silent_server: int) -> None:
+    settings = make_settings(loki_url=f"http://127.0.0.1:{silent_server}", loki_timeout_seconds=0.2)
+    async with httpx.AsyncClient() as http:
+        loki = LokiClient(http, settings)
+        with pytest.raises(LokiTimeout) as err:
+            await loki.query_range(SELECTOR, start_ns=0, end_ns=1, limit=1)
+    assert err.value.status == 504 and "0.2s" in err.value.message
+
+
+@pytest.mark.parametrize(
+    ("response", "error", "status", "message"),
+    [
+        (
+            httpx.Response(400, text="parse error at line 1, col 2: syntax error: unexpected IDENTIFIER"),
+            LokiBadRequest,
+            400,
+            "unexpected IDENTIFIER",
+        ),
+        (
+            httpx.Response(400, json={"status": "error", "message": "max entries limit per query exceeded"}),
+            LokiBadRequest,
+            400,
+            "max entries limit",
+        ),
+        (httpx.Response(429, text="too many outstanding requests"), LokiBusy, 503, "outstanding"),
+        (httpx.Response(500, text="rpc error: code = Internal"), LokiUpstreamError, 502, "500"),
+        (httpx.Response(502, text="bad gateway"), LokiUpstreamError, 502, "502"),
+        (httpx.Response(200, text="<html>not json"), LokiUpstreamError, 502, "invalid JSON"),
+        (httpx.Response(200, json={"status": "error"}), LokiUpstreamError, 502, "data"),
+    ],
+)
+async def test_loki_answers_are_translated(
+    response: httpx.Response, error: type[Exception], status: int, message: str
+) -> None:
+    loki, http = client_with(lambda _request: response)
+    async with http:
+        with pytest.raises(error) as err:
+            await loki.query_range(SELECTOR, start_ns=0, end_ns=1, limit=1)
+    assert err.value.status == status  # type: ignore[attr-defined]
+    assert message in err.value.message  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("page_size", [1, 7, 100, 1000])
+async def test_iter_lines_yields_everything_once_across_shared_timestamps(page_size: int) -> None:
+    mock = LokiQueryMock()
+    expected = set()
+    # 3 streams; 40 timestamps; up to 25 entries share one timestamp (more than some page sizes)
+    for i in range(600):
+        labels = {"source": "gcs", "bucket": f"b{i % 3}"}
+        ts = 10_000 + (i // 15) * 10
+        line = f"line {i}"
+        mock.add(labels, ts, line)
+        expected.add((ts, tuple(sorted(labels.items())), line))
+    mock.add({"source": "gcs", "bucket": "b0"}, 9_999, "before window")
+    mock.add({"source": "gcs", "bucket": "b0"}, 20_000, "at end, excluded")
+    loki, http = client_with(mock)
+    async with http:
+        got = [
+            (ts, tuple(sorted(labels.items())), line)
+            async for ts, labels, line in loki.iter_lines(
+                SELECTOR, start_ns=10_000, end_ns=20_000, page_size=page_size
+            )
+        ]
+    assert len(got) == len(set(got)) == 600
+    assert set(got) == expected
+    assert [g[0] for g in got] == sorted(g[0] for g in got)
+
+
+async def test_iter_lines_respects_max_lines() -> None:
+    mock = LokiQueryMock()
+    for i in range(50):
+        mock.add({"source": "gcs"}, 100 + i, f"l{i}")
+    loki, http = client_with(mock)
+    async with http:
+        got = [
+            line
+            async for _, _, line in loki.iter_lines(
+                SELECTOR, start_ns=0, end_ns=1_000, page_size=8, max_lines=20
+            )
+        ]
+    assert got == [f"l{i}" for i in range(20)]

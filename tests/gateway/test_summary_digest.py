@@ -1,0 +1,85 @@
+"""Scheduled digests: one summary per source pushed to Loki as {source="gateway", kind="summary"}
+(JSON push format, respx), sources without lines skipped, and the scheduler wired to the app."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httpx
+import respx
+
+from gateway.main import create_app
+from gateway.services.digest import DigestScheduler
+from gateway.services.events import LokiEventWriter
+from gateway.services.redact import redact
+from gateway.services.summarize import Summarizer
+from tests.gateway.conftest import make_settings
+from tests.gateway.summary_logs import NS, SyntheticLog
+
+LOKI = "http://loki.test"
+NOW_NS = 1_763_798_400 * NS
+
+
+class OnlyPods(SyntheticLog):
+    """Lines for {source="pod"} only; other sources have none in any window."""
+
+    async def iter_lines(self, query: str, **kwargs: Any):  # type: ignore[no-untyped-def,override]
+        if 'source="pod"' in query:
+            async for entry in super().iter_lines(query, **kwargs):
+                yield entry
+
+
+async def test_digest_pushes_one_summary_per_source_with_lines() -> None:
+    log = OnlyPods(lines=500, incident_at_ns=NOW_NS - 60 * NS, incident_count=50)
+    with respx.mock() as router:
+        push = router.post(f"{LOKI}/loki/api/v1/push").mock(return_value=httpx.Response(204))
+        async with httpx.AsyncClient() as http:
+            scheduler = DigestScheduler(
+                Summarizer(log, redact, None).summarize,
+                LokiEventWriter(http, LOKI, tenant="team-a"),
+                interval_minutes=15,
+                clock_ns=lambda: NOW_NS,
+            )
+            written = await scheduler.run_once()
+    assert written == 1
+    assert [c["query"] for c in log.calls] == ['{source="pod"}', '{source="pod"}']
+    assert log.calls[1]["end_ns"] - log.calls[1]["start_ns"] == 15 * 60 * NS
+    request = push.calls.last.request
+    assert request.headers["X-Scope-OrgID"] == "team-a"
+    stream = json.loads(request.content)["streams"][0]
+    assert stream["stream"] == {
+        "source": "gateway",
+        "service_name": "gateway",
+        "kind": "summary",
+        "level": "info",
+    }
+    event = json.loads(stream["values"][0][1])
+    assert event["digest_source"] == "pod" and event["lines_read"] == 550
+    assert event["model"] is None and "x50" in event["summary"]
+    assert event["top_templates"][0]["count"] == 50
+
+
+async def test_a_failing_loki_push_is_reported_not_raised() -> None:
+    log = OnlyPods(lines=100, incident_at_ns=0)
+    with respx.mock() as router:
+        router.post(f"{LOKI}/loki/api/v1/push").mock(side_effect=httpx.ConnectError("refused"))
+        async with httpx.AsyncClient() as http:
+            scheduler = DigestScheduler(
+                Summarizer(log, redact, None).summarize,
+                LokiEventWriter(http, LOKI),
+                interval_minutes=5,
+                clock_ns=lambda: NOW_NS,
+            )
+            assert await scheduler.run_once() == 0
+
+
+async def test_the_app_runs_the_scheduler_when_configured(api_key: str, client_for: Any) -> None:
+    app = create_app(make_settings(ai_monitoring_api_key=api_key, summary_digest_interval_minutes=5))
+    async with client_for(app) as client:
+        response = await client.get("/health")
+        tasks = {task.get_name() for task in asyncio.all_tasks()}
+    assert response.status_code == 200
+    assert "summary-digest" in tasks
+    assert "summary-digest" not in {task.get_name() for task in asyncio.all_tasks()}

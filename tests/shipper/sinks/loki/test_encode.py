@@ -1,0 +1,124 @@
+"""What goes over the wire, decoded the way Loki decodes it (tests/loki_mock.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from shipper.models import LogRecord
+from shipper.sinks.loki.encode import StreamLabels, render_labels
+from tests.loki_mock import LokiMock, parse_label_string
+from tests.shipper.sinks.loki.conftest import NOW_NS, SECOND, metric, record
+
+GCS = {"source": "gcs", "service_name": "trades", "bucket": "b1", "prefix": "trades", "level": "info"}
+POD = {"source": "pod", "service_name": "api", "namespace": "gpt", "pod": "api-1", "container": "api",
+       "level": "error"}
+
+
+def _records() -> list[LogRecord]:
+    # deliberately out of order, two streams interleaved
+    return [
+        LogRecord(NOW_NS - 5 * SECOND + 123, '{"msg":"b"}', dict(GCS),
+                  {"object": "t/1.jsonl", "line_no": "2"}),
+        LogRecord(NOW_NS - 9 * SECOND + 1, "pod crashed", dict(POD), {"node": "n1", "restart_count": "3"}),
+        LogRecord(NOW_NS - 7 * SECOND, '{"msg":"a"}', dict(GCS), {"object": "t/1.jsonl", "line_no": "1"}),
+        LogRecord(NOW_NS - 1 * SECOND, "no metadata here", dict(GCS), {}),
+    ]
+
+
+@pytest.mark.parametrize("push_format", ["protobuf", "json"])
+def test_streams_labels_timestamps_and_metadata_arrive_exactly(make_sink, push_format: str) -> None:
+    mock = LokiMock()
+    sink = make_sink(mock, push_format=push_format)
+
+    result = sink.push(_records(), source="gcs")
+
+    assert (result.accepted, result.rejected) == (4, [])
+    assert result.accepted_bytes == sum(len(r.line) for r in _records())
+    [push] = mock.requests
+    assert push.format == push_format
+    if push_format == "protobuf":
+        assert push.headers["content-type"] == "application/x-protobuf"
+        assert "content-encoding" not in push.headers
+    else:
+        assert push.headers["content-type"] == "application/json"
+        assert push.headers["content-encoding"] == "gzip"
+    streams = {frozenset(s.labels.items()): s for s in push.streams}
+    assert set(streams) == {frozenset(GCS.items()), frozenset(POD.items())}
+    gcs = streams[frozenset(GCS.items())]
+    assert [(e.ts_ns, e.line, e.metadata) for e in gcs.entries] == [
+        (NOW_NS - 7 * SECOND, '{"msg":"a"}', {"object": "t/1.jsonl", "line_no": "1"}),
+        (NOW_NS - 5 * SECOND + 123, '{"msg":"b"}', {"object": "t/1.jsonl", "line_no": "2"}),
+        (NOW_NS - 1 * SECOND, "no metadata here", {}),
+    ]
+    pod = streams[frozenset(POD.items())]
+    assert [(e.ts_ns, e.line, e.metadata) for e in pod.entries] == [
+        (NOW_NS - 9 * SECOND + 1, "pod crashed", {"node": "n1", "restart_count": "3"})
+    ]
+    if push_format == "protobuf":  # the label string itself, as Loki renders streams
+        assert gcs.label_string == (
+            '{bucket="b1", level="info", prefix="trades", service_name="trades", source="gcs"}'
+        )
+    mock.assert_clean()
+
+
+def test_shipped_counters_count_acknowledged_lines_per_source(make_sink) -> None:
+    mock = LokiMock()
+    sink = make_sink(mock)
+    lines_before = metric("shipper_lines_shipped_total", source="enc-src")
+    bytes_before = metric("shipper_bytes_shipped_total", source="enc-src")
+
+    sink.push(_records(), source="enc-src")
+
+    assert metric("shipper_lines_shipped_total", source="enc-src") - lines_before == 4
+    assert metric("shipper_bytes_shipped_total", source="enc-src") - bytes_before == sum(
+        len(r.line.encode()) for r in _records()
+    )
+
+
+@pytest.mark.parametrize(
+    "value", ['say "hi"', "back\\slash", "new\nline", "tab\there", "ünïcødé ✓", "{curly}, comma='x'"]
+)
+def test_label_values_that_need_quoting_round_trip_through_lokis_parser(make_sink, value: str) -> None:
+    labels = {"source": "gcs", "service_name": value}
+    assert parse_label_string(render_labels(labels)) == labels
+    mock = LokiMock()
+    make_sink(mock).push([record(1, "x", labels)], source="gcs")
+    assert [entry[0] for entry in mock.entries()] == [labels]
+
+
+def test_one_stream_object_per_label_set_even_with_different_key_order(make_sink) -> None:
+    mock = LokiMock()
+    sink = make_sink(mock)
+    a = {"source": "gcs", "service_name": "trades"}
+    b = {"service_name": "trades", "source": "gcs"}
+    sink.push([record(3, "one", a), record(2, "two", b)], source="gcs")
+    [push] = mock.requests
+    assert len(push.streams) == 1
+    assert [e.line for e in push.streams[0].entries] == ["one", "two"]
+
+
+def test_batches_split_by_entries_and_bytes_in_time_order(make_sink) -> None:
+    mock = LokiMock()
+    sink = make_sink(mock, batch_max_entries=3)
+    records = [record(10 - i, f"line {i}") for i in range(10)]
+    assert sink.push(list(reversed(records)), source="gcs").accepted == 10
+    assert [p.entry_count for p in mock.requests] == [3, 3, 3, 1]
+    shipped = [e.line for p in mock.requests for s in p.streams for e in s.entries]
+    assert shipped == [f"line {i}" for i in range(10)]  # oldest first across batches
+
+    mock = LokiMock()
+    sink = make_sink(mock, batch_max_bytes=4096)
+    big = [record(100 - i, f"{i:04d}" + "y" * 1000) for i in range(10)]
+    assert sink.push(big, source="gcs").accepted == 10
+    counts = [p.entry_count for p in mock.requests]
+    assert sum(counts) == 10 and max(counts) <= 4 and len(counts) >= 3
+
+
+def test_empty_push_sends_nothing(make_sink) -> None:
+    mock = LokiMock()
+    result = make_sink(mock).push([], source="gcs")
+    assert (result.accepted, result.rejected, mock.push_attempts) == (0, [], 0)
+
+
+def test_stream_labels_render_sorted() -> None:
+    assert StreamLabels({"b": "2", "a": "1"}).label_string == '{a="1", b="2"}'

@@ -1,0 +1,72 @@
+"""wire.py must produce exactly what the generated push_pb2 classes serialize."""
+
+from __future__ import annotations
+
+import random
+
+import cramjam
+import pytest
+
+from shipper.sinks.loki import push_pb2
+from shipper.sinks.loki.encode import Entry, StreamLabels, build_push_request, encode_protobuf, group_streams
+from shipper.sinks.loki.wire import serialize_push_request, varint
+
+NS = 1_000_000_000
+
+
+def _entry(index: int, stream: StreamLabels, ts_ns: int, line: str, metadata: dict[str, str]) -> Entry:
+    return Entry(index, stream, ts_ns, line, metadata, len(line), len(line.encode()))
+
+
+def _serialize(streams: dict[StreamLabels, list[Entry]]) -> bytes:
+    return serialize_push_request((s.label_string, entries) for s, entries in streams.items())
+
+
+@pytest.mark.parametrize(
+    "value", [1, 127, 128, 300, 16383, 16384, 2**21, 2**28 - 1, 2**28, 999_999_999, 1_767_225_600, 2**62]
+)
+def test_varint_matches_protobuf(value: int) -> None:
+    message = push_pb2.StreamAdapter(hash=value)
+    assert message.SerializeToString() == b"\x18" + varint(value)  # hash: field 3, varint
+    assert varint(0) == b"\x00"
+
+
+def test_edge_cases_serialize_identically() -> None:
+    a = StreamLabels({"service_name": "trades", "source": "gcs", "note": 'q"uo\\te ✓'})
+    b = StreamLabels({"source": "pod"})
+    entries = [
+        _entry(0, a, 0, "", {}),  # epoch, empty line: proto3 omits both
+        _entry(1, a, 5, "only nanos", {"": "empty name", "empty_value": ""}),
+        _entry(2, a, 7 * NS, "only seconds", {"k": "v"}),
+        _entry(3, b, -1, "before 1970", {}),  # negative seconds: 10-byte int64 varint
+        _entry(4, b, 1_767_225_600 * NS + 999_999_999, "ünïcødé ✓ " * 50, {"object": "ö/1.jsonl", "n": "1"}),
+        _entry(5, b, 1_767_225_600 * NS + 123_456, "x" * 20_000, {"big": "y" * 300}),
+    ]
+    streams = group_streams(entries)
+    assert _serialize(streams) == build_push_request(streams).SerializeToString()
+
+
+def test_random_requests_serialize_identically() -> None:
+    rng = random.Random(1234)
+    alphabet = "abcxyz _-\"\\\n\té✓"
+    labels = [StreamLabels({"source": "gcs", "service_name": f"s{i}"}) for i in range(5)]
+    for _ in range(30):
+        entries = []
+        for i in range(rng.randrange(1, 40)):
+            line = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 300)))
+            metadata = {f"k{j}": "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 20)))
+                        for j in range(rng.randrange(0, 4))}
+            ts = rng.randrange(0, 2**62) if rng.random() < 0.9 else rng.randrange(0, 10**6) * NS
+            entries.append(_entry(i, rng.choice(labels), ts, line, metadata))
+        streams = group_streams(entries)
+        assert _serialize(streams) == build_push_request(streams).SerializeToString()
+
+
+def test_encode_protobuf_is_snappy_of_the_request() -> None:
+    stream = StreamLabels({"source": "gcs"})
+    streams = group_streams([_entry(0, stream, 10 * NS + 1, "line", {"a": "b"})])
+    decoded = push_pb2.PushRequest.FromString(bytes(cramjam.snappy.decompress_raw(encode_protobuf(streams))))
+    assert decoded == build_push_request(streams)
+    [adapter] = decoded.streams
+    assert adapter.labels == '{source="gcs"}'
+    assert (adapter.entries[0].timestamp.seconds, adapter.entries[0].timestamp.nanos) == (10, 1)

@@ -1,0 +1,286 @@
+"""GcsSource against a real gcp-storage-emulator on 127.0.0.1."""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import json
+import zlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from shipper import metrics
+from shipper.config import GcsSourceConfig
+from shipper.models import Cursor, LogRecord
+from shipper.sources import gcs
+from shipper.sources.base import SourceError
+from shipper.sources.gcs import GcsSource
+from tests.shipper.gcs_emulator import GcsEmulator, running_emulator
+
+pytestmark = pytest.mark.emulator
+_names = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[GcsEmulator]:
+    with running_emulator() as running:
+        yield running
+
+
+@pytest.fixture
+def bucket(emulator: GcsEmulator) -> Any:
+    return emulator.bucket(f"bucket-{next(_names)}")
+
+
+def make_source(emulator: GcsEmulator, bucket: Any, *, batch_records: int = 1000,
+                prefixes: tuple[str, ...] = ("trades/",)) -> GcsSource:
+    config = GcsSourceConfig(id=f"gcs-{bucket.name}", bucket=bucket.name, prefixes=list(prefixes),
+                             read_chunk_bytes=4096)
+    return GcsSource(config, emulator.client, batch_records=batch_records)
+
+
+def pull(source: GcsSource, cursor: Cursor | None = None) -> tuple[list[LogRecord], Cursor | None, int]:
+    records: list[LogRecord] = []
+    last: Cursor | None = cursor
+    batches = 0
+    for batch in source.pull(cursor):
+        records.extend(batch.records)
+        last = batch.cursor
+        batches += 1
+    return records, last, batches
+
+
+def updated_ns(bucket: Any, name: str) -> int:
+    blob = bucket.get_blob(name)
+    return int(blob.updated.timestamp()) * 1_000_000_000 + blob.updated.microsecond * 1_000
+
+
+def metric(name: str, source: str, reason: str) -> float:
+    return metrics.REGISTRY.get_sample_value(name + "_total", {"source": source, "reason": reason}) or 0.0
+
+
+def test_json_lines_labels_metadata_and_timestamps(emulator: GcsEmulator, bucket: Any) -> None:
+    lines = [
+        {"timestamp": "2026-11-22T10:00:00.123456789Z", "level": "ERROR", "msg": "order failed"},
+        {"msg": "no time, no level"},
+    ]
+    bucket.blob("trades/2026-11-22.jsonl").upload_from_string(
+        "".join(json.dumps(line) + "\n" for line in lines).encode()
+    )
+    records, cursor, _ = pull(make_source(emulator, bucket))
+    base = updated_ns(bucket, "trades/2026-11-22.jsonl")
+    generation = str(bucket.get_blob("trades/2026-11-22.jsonl").generation)
+    assert [r.line for r in records] == [json.dumps(line) for line in lines]
+    assert records[0].ts_ns == 1795341600_123456789
+    assert records[1].ts_ns == base + 2
+    assert records[0].labels == {"source": "gcs", "service_name": "trades", "bucket": bucket.name,
+                                 "prefix": "trades", "level": "error"}
+    assert records[1].labels["level"] == "unknown"
+    assert records[1].metadata == {"object": "trades/2026-11-22.jsonl", "generation": generation,
+                                   "line_no": "2"}
+    entry = cursor["objects"]["trades/2026-11-22.jsonl"]
+    assert entry["done"] and entry["line_no"] == 2 and entry["offset"] == bucket.get_blob(
+        "trades/2026-11-22.jsonl").size
+
+
+def test_plain_text_and_oldest_object_first(emulator: GcsEmulator, bucket: Any) -> None:
+    bucket.blob("trades/b-older.log").upload_from_string(b"WARN disk almost full\nplain words\n")
+    bucket.blob("trades/a-newer.txt").upload_from_string(b"[error] boom\n")
+    records, _, _ = pull(make_source(emulator, bucket))
+    assert [r.line for r in records] == ["WARN disk almost full", "plain words", "[error] boom"]
+    assert [r.labels["level"] for r in records] == ["warn", "unknown", "error"]
+    assert "parse_error" not in records[1].metadata
+
+
+def test_single_json_documents_array_and_object(emulator: GcsEmulator, bucket: Any) -> None:
+    array = [{"ts": 1795341600, "severity": "info", "n": 1}, {"n": 2.5}, "text element"]
+    bucket.blob("trades/array.json").upload_from_string(json.dumps(array, indent=2).encode())
+    bucket.blob("trades/one").upload_from_string(b'[{"only": true}]')
+    bucket.blob("trades/object.json").upload_from_string(b'{\n "level": "warning",\n "x": [1, 2]\n}\n')
+    records, cursor, _ = pull(make_source(emulator, bucket))
+    by_object: dict[str, list[LogRecord]] = {}
+    for record in records:
+        by_object.setdefault(record.metadata["object"], []).append(record)
+    assert [r.line for r in by_object["trades/array.json"]] == [
+        '{"ts":1795341600,"severity":"info","n":1}', '{"n":2.5}', '"text element"']
+    assert by_object["trades/array.json"][0].ts_ns == 1795341600 * 1_000_000_000
+    assert by_object["trades/array.json"][0].labels["level"] == "info"
+    assert [r.metadata["line_no"] for r in by_object["trades/array.json"]] == ["1", "2", "3"]
+    assert [r.line for r in by_object["trades/one"]] == ['{"only":true}']
+    assert [r.line for r in by_object["trades/object.json"]] == ['{"level":"warning","x":[1,2]}']
+    assert by_object["trades/object.json"][0].labels["level"] == "warn"
+    assert cursor["objects"]["trades/array.json"]["mode"] == "document"
+
+
+@pytest.mark.parametrize(
+    ("name", "content_encoding"),
+    [("trades/by-encoding.jsonl", "gzip"), ("trades/by-name.jsonl.gz", None), ("trades/by-magic.log", None)],
+)
+def test_gzip_objects(emulator: GcsEmulator, bucket: Any, name: str, content_encoding: str | None) -> None:
+    blob = bucket.blob(name)
+    if content_encoding:
+        blob.content_encoding = content_encoding
+    text = "".join(f'{{"i": {i}, "level": "info"}}\n' for i in range(50))
+    blob.upload_from_string(gzip.compress(text.encode()))
+    source = make_source(emulator, bucket, batch_records=20)
+    records, cursor, batches = pull(source)
+    assert [r.line for r in records] == text.splitlines()
+    assert batches == 3
+    entry = cursor["objects"][name]
+    assert entry["gzip"] is True and entry["offset"] == len(text.encode())
+
+
+def test_gzip_json_document(emulator: GcsEmulator, bucket: Any) -> None:
+    bucket.blob("trades/doc.json.gz").upload_from_string(gzip.compress(b'[{"a": 1}, {"a": 2}]'))
+    records, _, _ = pull(make_source(emulator, bucket))
+    assert [r.line for r in records] == ['{"a":1}', '{"a":2}']
+
+
+def test_append_ships_only_new_lines_with_stable_timestamps(emulator: GcsEmulator, bucket: Any) -> None:
+    name = "trades/app.log"
+    first = b"one\ntwo\n"
+    bucket.blob(name).upload_from_string(first)
+    source = make_source(emulator, bucket)
+    records, cursor, _ = pull(source)
+    base = updated_ns(bucket, name)
+    assert [(r.line, r.ts_ns) for r in records] == [("one", base + 1), ("two", base + 2)]
+    bucket.blob(name).upload_from_string(first + b"three\nfour\n")  # new generation, same start
+    reads: list[int] = []
+    original = gcs._RangedReader.__init__
+
+    def spy(self: Any, blob: Any, start: int, end: int, chunk: int) -> None:
+        reads.append(start)
+        original(self, blob, start, end, chunk)
+
+    gcs._RangedReader.__init__ = spy  # type: ignore[method-assign]
+    try:
+        records, cursor, _ = pull(source, cursor)
+    finally:
+        gcs._RangedReader.__init__ = original  # type: ignore[method-assign]
+    assert reads == [len(first)]  # a ranged read from the offset, not the whole object
+    assert [(r.line, r.ts_ns, r.metadata["line_no"]) for r in records] == [
+        ("three", base + 3, "3"), ("four", base + 4, "4")]
+    assert cursor["objects"][name]["line_no"] == 4
+
+
+def test_rewrite_ships_from_start_with_same_fallback_timestamps(emulator: GcsEmulator, bucket: Any) -> None:
+    name = "trades/rewritten.log"
+    bucket.blob(name).upload_from_string(b"alpha\nbeta\n")
+    source = make_source(emulator, bucket)
+    first, cursor, _ = pull(source)
+    bucket.blob(name).upload_from_string(b"alpha\nBETA changed\ngamma\n")
+    second, cursor, _ = pull(source, cursor)
+    assert [r.line for r in second] == ["alpha", "BETA changed", "gamma"]
+    assert second[0].ts_ns == first[0].ts_ns  # Loki drops the unchanged line as a duplicate
+    assert second[0].metadata["generation"] != first[0].metadata["generation"]
+
+
+def test_unchanged_objects_are_not_read_again(emulator: GcsEmulator, bucket: Any, monkeypatch: Any) -> None:
+    bucket.blob("trades/a.log").upload_from_string(b"a\n")
+    bucket.blob("trades/b.json").upload_from_string(b"[1, 2]")
+    source = make_source(emulator, bucket)
+    _, cursor, _ = pull(source)
+
+    def fail(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("an unchanged object was read")
+
+    monkeypatch.setattr(gcs._RangedReader, "__init__", fail)
+    records, again, batches = pull(source, cursor)
+    assert records == [] and batches == 0 and again == cursor
+
+
+def test_malformed_lines_and_invalid_utf8_are_shipped_and_counted(emulator: GcsEmulator, bucket: Any) -> None:
+    bucket.blob("trades/mixed.jsonl").upload_from_string(
+        b'{"ok": 1}\n{"broken": \n\n{"bad": "caf\xe9"}\n'
+    )
+    source = make_source(emulator, bucket)
+    before = {reason: metric("shipper_records_adjusted", source.id, reason)
+              for reason in ("parse_error", "invalid_utf8")}
+    blank_before = metric("shipper_records_skipped", source.id, "blank_line")
+    records, _, _ = pull(source)
+    assert [r.line for r in records] == ['{"ok": 1}', '{"broken": ', '{"bad": "caf\ufffd"}']
+    assert "parse_error" in records[1].metadata and records[1].labels["level"] == "unknown"
+    assert "parse_error" not in records[2].metadata
+    assert records[2].metadata["line_no"] == "4"
+    assert metric("shipper_records_adjusted", source.id, "parse_error") == before["parse_error"] + 1
+    assert metric("shipper_records_adjusted", source.id, "invalid_utf8") == before["invalid_utf8"] + 1
+    assert metric("shipper_records_skipped", source.id, "blank_line") == blank_before + 1
+
+
+def test_binary_object_is_skipped_counted_and_not_retried(emulator: GcsEmulator, bucket: Any) -> None:
+    bucket.blob("trades/a.log").upload_from_string(b"before\n")
+    source = make_source(emulator, bucket)
+    _, cursor, _ = pull(source)
+    bucket.blob("trades/image.png").upload_from_string(bytes(range(256)) * 40)
+    bucket.blob("trades/gzipped-binary.gz").upload_from_string(gzip.compress(bytes(range(256)) * 40))
+    before = metric("shipper_records_skipped", source.id, "binary_object")
+    records, cursor, batches = pull(source, cursor)
+    assert records == [] and batches == 1
+    assert metric("shipper_records_skipped", source.id, "binary_object") == before + 2
+    assert cursor["objects"]["trades/image.png"]["done"] is True
+    records, _, batches = pull(source, cursor)
+    assert records == [] and batches == 0
+    assert metric("shipper_records_skipped", source.id, "binary_object") == before + 2
+
+
+def test_corrupt_gzip_is_skipped_and_counted(emulator: GcsEmulator, bucket: Any) -> None:
+    payload = "".join(f"line {i}\n" for i in range(5000)).encode()
+    compressed = gzip.compress(payload)
+    bucket.blob("trades/broken.log.gz").upload_from_string(compressed[: len(compressed) // 2])
+    source = make_source(emulator, bucket)
+    before = metric("shipper_records_skipped", source.id, "read_error")
+    records, cursor, _ = pull(source)
+    readable = zlib.decompressobj(wbits=31).decompress(compressed[: len(compressed) // 2])
+    assert [r.line for r in records] == readable.decode().splitlines()[: readable.count(b"\n")]
+    assert metric("shipper_records_skipped", source.id, "read_error") == before + 1
+    assert cursor["objects"]["trades/broken.log.gz"]["done"] is True
+
+
+def test_object_larger_than_batch_resumes_from_every_intermediate_cursor(
+    emulator: GcsEmulator, bucket: Any
+) -> None:
+    lines = [f"line {i} " + "x" * 150 for i in range(95)]
+    payload = "".join(line + "\n" for line in lines).encode()
+    bucket.blob("trades/big.log").upload_from_string(payload)
+    bucket.blob("trades/big.log.gz").upload_from_string(gzip.compress(payload))
+    source = make_source(emulator, bucket, batch_records=10)
+    batches = list(source.pull(None))
+    assert all(len(batch.records) <= 10 for batch in batches)
+    shipped = [record.line for batch in batches for record in batch.records]
+    assert shipped.count(lines[0]) == 2 and len(shipped) == 190
+    for index in (0, 4, 9, 14):  # resume after a crash at any batch boundary
+        rest, _, _ = pull(source, batches[index].cursor)
+        already = [r.line for b in batches[: index + 1] for r in b.records]
+        assert already + [r.line for r in rest] == shipped
+
+
+def test_deleted_objects_leave_the_cursor(emulator: GcsEmulator, bucket: Any) -> None:
+    bucket.blob("trades/gone.log").upload_from_string(b"x\n")
+    source = make_source(emulator, bucket)
+    _, cursor, _ = pull(source)
+    bucket.blob("trades/gone.log").delete()
+    records, cursor, batches = pull(source, cursor)
+    assert records == [] and batches == 1 and cursor == {"objects": {}}
+
+
+def test_backfill_filters_by_updated_time_and_can_use_a_separate_stream(
+    emulator: GcsEmulator, bucket: Any
+) -> None:
+    bucket.blob("trades/old.log").upload_from_string(b"old\n")
+    since = updated_ns(bucket, "trades/old.log") + 1
+    bucket.blob("trades/new.log").upload_from_string(b"new\n")
+    source = make_source(emulator, bucket).for_backfill(since, separate_stream=True)
+    records, _, _ = pull(source)
+    assert [r.line for r in records] == ["new"]
+    assert records[0].labels["backfill"] == "true"
+
+
+def test_check_describes_the_bucket_and_fails_on_a_missing_one(emulator: GcsEmulator, bucket: Any) -> None:
+    bucket.blob("trades/a.log").upload_from_string(b"a\n")
+    assert make_source(emulator, bucket).check() == (
+        f"gcs bucket {bucket.name} readable; objects per prefix: trades/: 1")
+    missing = GcsSource(GcsSourceConfig(bucket="no-such-bucket"), emulator.client)
+    with pytest.raises(SourceError, match="no-such-bucket"):
+        missing.check()

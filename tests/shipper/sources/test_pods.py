@@ -1,0 +1,274 @@
+"""PodSource against tests/kube_api_stub.py, a local HTTP server answering like the Kubernetes API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from shipper.checkpoint import FileCheckpointer
+from shipper.config import PodsSourceConfig
+from shipper.metrics import REGISTRY
+from shipper.models import Batch, LogRecord
+from shipper.sources import pods as pods_module
+from shipper.sources.base import SourceError
+from shipper.sources.pods import PodSource, since_time
+from tests import kube_api_stub
+from tests.kube_api_stub import KubeApi, rfc3339_nano
+
+kube_api = kube_api_stub.kube_api
+
+T0 = 1_772_366_400 * 10**9  # 2026-03-01T12:00:00Z
+SECOND = 10**9
+
+
+class Clock:
+    def __init__(self, now_ns: int) -> None:
+        self.now_ns = now_ns
+
+    def __call__(self) -> int:
+        return self.now_ns
+
+
+def make_source(
+    kube: KubeApi, source_id: str, clock: Callable[[], int] | None = None, **extra: object
+) -> PodSource:
+    config = PodsSourceConfig(id=source_id, **extra)
+    source = PodSource.from_config(config, api_client=kube.api_client())
+    if clock is not None:
+        source.clock = clock
+    return source
+
+
+def ship(source: PodSource, checkpoints: FileCheckpointer, stop_after: int | None = None) -> list[Batch]:
+    batches = []
+    for batch in source.pull(checkpoints.load(source.id)):
+        batches.append(batch)
+        checkpoints.commit(source.id, batch.cursor)
+        if stop_after is not None and len(batches) >= stop_after:
+            break
+    return batches
+
+
+def lines_of(batches: list[Batch]) -> list[str]:
+    return [record.line for batch in batches for record in batch.records]
+
+
+def records_of(batches: list[Batch]) -> list[LogRecord]:
+    return [record for batch in batches for record in batch.records]
+
+
+def skipped(source_id: str, reason: str) -> float:
+    return REGISTRY.get_sample_value(
+        "shipper_records_skipped_total", {"source": source_id, "reason": reason}
+    ) or 0.0
+
+
+def test_running_pods_are_read_with_timestamps_and_labelled(kube_api: KubeApi, tmp_path: Path) -> None:
+    stub = kube_api.state
+    stub.add_pod("api-7d9", ["api", "sidecar"], labels={"app.kubernetes.io/name": "trader", "tier": "be"},
+                 node="node-a")
+    stub.add_pod("legacy-1", ["worker"], labels={"app": "legacy", "tier": "be"})
+    stub.add_pod("other-1", ["x"], labels={"tier": "fe"})
+    stub.add_pod("pending-1", ["y"], labels={"tier": "be"}, phase="Pending")
+    stub.write("api-7d9", "api", T0 + 123_456_789, '{"level": "error", "msg": "boom"}')
+    stub.write("api-7d9", "sidecar", T0 + 1, "WARN proxy slow")
+    stub.write("legacy-1", "worker", T0 + 2, "plain text")
+    stub.write("other-1", "x", T0, "not selected")
+    source = make_source(kube_api, "pods-basic", label_selector="tier=be")
+
+    records = records_of(ship(source, FileCheckpointer(tmp_path)))
+
+    assert [(r.labels, r.metadata, r.ts_ns, r.line) for r in records] == [
+        ({"source": "pod", "service_name": "trader", "namespace": "gpt", "pod": "api-7d9", "container": "api",
+          "level": "error"}, {"node": "node-a", "restart_count": "0"}, T0 + 123_456_789,
+         '{"level": "error", "msg": "boom"}'),
+        ({"source": "pod", "service_name": "trader", "namespace": "gpt", "pod": "api-7d9",
+          "container": "sidecar", "level": "warn"}, {"node": "node-a", "restart_count": "0"}, T0 + 1,
+         "WARN proxy slow"),
+        ({"source": "pod", "service_name": "legacy", "namespace": "gpt", "pod": "legacy-1",
+          "container": "worker", "level": "unknown"}, {"node": "node-1", "restart_count": "0"}, T0 + 2,
+         "plain text"),
+    ]
+    requests = stub.log_requests()
+    assert requests[0].query == {"container": "api", "timestamps": "true", "follow": "false"}
+    assert all("sinceTime" not in r.query for r in requests)
+    assert source.check() == "namespace gpt: 2 running pods, 3 containers"
+
+
+def test_restart_from_checkpoint_ships_each_line_once_despite_second_precision(
+    kube_api: KubeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pods_module, "LOG_BATCH_LINES", 2)
+    stub = kube_api.state
+    stub.add_pod("api-1", ["api"])
+    for index, offset in enumerate([0, 10, 10, 10, 500_000_000]):  # three lines share one nanosecond
+        stub.write("api-1", "api", T0 + offset, f"line {index}")
+    source = make_source(kube_api, "pods-e2e")
+    checkpoints = FileCheckpointer(tmp_path)
+
+    first = ship(source, checkpoints, stop_after=1)  # crash after 2 lines: "line 0", "line 1"
+    assert lines_of(first) == ["line 0", "line 1"]
+    assert checkpoints.load("pods-e2e")["containers"]["api-1/api"]["at_ts"] == 1
+    second = ship(source, checkpoints)
+    assert lines_of(second) == ["line 2", "line 3", "line 4"]
+    assert stub.log_requests()[-1].query["sinceTime"] == since_time(T0) == "2026-03-01T12:00:00Z"
+
+    # more lines in the same second, one at exactly the last shipped nanosecond
+    stub.write("api-1", "api", T0 + 500_000_000, "line 5")
+    stub.write("api-1", "api", T0 + 700_000_000, "line 6")
+    third = ship(source, checkpoints)
+    assert lines_of(third) == ["line 5", "line 6"]
+    assert lines_of(ship(source, checkpoints)) == []
+    every_line = lines_of(first + second + third)
+    assert every_line == [f"line {index}" for index in range(7)]
+
+
+def test_an_older_line_in_a_read_never_moves_the_position_back(kube_api: KubeApi, tmp_path: Path) -> None:
+    stub = kube_api.state
+    stub.add_pod("api-1", ["api"])
+    for offset, text in [(5, "stdout a"), (3, "stderr b"), (5, "stdout c")]:
+        stub.write("api-1", "api", T0 + offset, text)
+    source = make_source(kube_api, "pods-order")
+    checkpoints = FileCheckpointer(tmp_path)
+    assert lines_of(ship(source, checkpoints)) == ["stdout a", "stderr b", "stdout c"]
+    assert checkpoints.load("pods-order")["containers"]["api-1/api"] | {"uid": ""} == {
+        "uid": "", "restart_count": 0, "ts_ns": T0 + 5, "at_ts": 2,
+    }
+    stub.write("api-1", "api", T0 + 6, "next")
+    assert lines_of(ship(source, checkpoints)) == ["next"]
+
+
+def test_container_restart_ships_the_previous_instance_rest_first(kube_api: KubeApi, tmp_path: Path) -> None:
+    stub = kube_api.state
+    stub.add_pod("api-1", ["api"])
+    stub.write("api-1", "api", T0, "old 1")
+    source = make_source(kube_api, "pods-restart")
+    checkpoints = FileCheckpointer(tmp_path)
+    assert lines_of(ship(source, checkpoints)) == ["old 1"]
+
+    stub.write("api-1", "api", T0 + SECOND, "old 2 (written just before the crash)")
+    stub.restart("api-1", "api")
+    stub.write("api-1", "api", T0 + 5 * SECOND, "new 1")
+
+    records = records_of(ship(source, checkpoints))
+    assert [(r.line, r.metadata["restart_count"]) for r in records] == [
+        ("old 2 (written just before the crash)", "0"), ("new 1", "1"),
+    ]
+    previous_flags = [r.query.get("previous") for r in stub.log_requests()[-2:]]
+    assert previous_flags == ["true", None]
+    assert lines_of(ship(source, checkpoints)) == []
+
+    # two restarts between runs: the kubelet kept only the last terminated instance
+    stub.write("api-1", "api", T0 + 6 * SECOND, "lost instance")
+    stub.restart("api-1", "api")
+    stub.write("api-1", "api", T0 + 7 * SECOND, "kept previous")
+    stub.restart("api-1", "api")
+    stub.write("api-1", "api", T0 + 8 * SECOND, "newest")
+    assert lines_of(ship(source, checkpoints)) == ["kept previous", "newest"]
+    assert skipped("pods-restart", "restarts_missed") == 1
+
+
+def test_first_sight_of_a_restarted_container_reads_previous_or_counts_it_missing(
+    kube_api: KubeApi, tmp_path: Path
+) -> None:
+    stub = kube_api.state
+    stub.add_pod("api-1", ["api"])
+    stub.write("api-1", "api", T0, "before restart")
+    stub.restart("api-1", "api")
+    stub.write("api-1", "api", T0 + SECOND, "after restart")
+    stub.add_pod("batch-1", ["job"])
+    stub.pods[("gpt", "batch-1")].containers["job"].restart_count = 2  # previous log already rotated away
+    stub.write("batch-1", "job", T0, "current")
+    source = make_source(kube_api, "pods-first")
+
+    shipped = lines_of(ship(source, FileCheckpointer(tmp_path)))
+    assert shipped == ["before restart", "after restart", "current"]
+    assert [o.reason for o in source.outcomes] == ["previous_unavailable"]
+
+
+def test_pod_deleted_mid_run_keeps_its_position_for_the_grace_period(
+    kube_api: KubeApi, tmp_path: Path
+) -> None:
+    stub = kube_api.state
+    stub.add_pod("a-1", ["app"])
+    stub.add_pod("b-1", ["app"])
+    stub.write("a-1", "app", T0, "a line")
+    stub.write("b-1", "app", T0, "b line 1")
+    clock = Clock(T0)
+    source = make_source(kube_api, "pods-gone", clock=clock, pod_grace_seconds=600)
+    checkpoints = FileCheckpointer(tmp_path)
+    assert lines_of(ship(source, checkpoints)) == ["a line", "b line 1"]
+
+    stub.write("a-1", "app", T0 + SECOND, "a line 2")
+    stub.write("b-1", "app", T0 + SECOND, "b line 2")
+    shipped = []
+    for batch in source.pull(checkpoints.load(source.id)):  # listing done; b-1 goes away now
+        if ("gpt", "b-1") in stub.pods:
+            stub.delete_pod("b-1")
+        shipped.extend(record.line for record in batch.records)
+        checkpoints.commit(source.id, batch.cursor)
+    assert shipped == ["a line 2"]
+    assert [o.reason for o in source.outcomes] == ["pod_gone"]
+    assert skipped("pods-gone", "pod_gone") == 1
+
+    ship(source, checkpoints)  # not listed: the grace period starts
+    assert "b-1/app" in checkpoints.load(source.id)["containers"]
+    clock.now_ns += 601 * SECOND
+    ship(source, checkpoints)
+    assert set(checkpoints.load(source.id)["containers"]) == {"a-1/app"}
+
+
+def test_recreated_pod_with_same_name_starts_from_its_beginning(kube_api: KubeApi, tmp_path: Path) -> None:
+    stub = kube_api.state
+    stub.add_pod("db-0", ["db"])
+    stub.write("db-0", "db", T0 + 10 * SECOND, "first pod")
+    source = make_source(kube_api, "pods-recreated")
+    checkpoints = FileCheckpointer(tmp_path)
+    ship(source, checkpoints)
+    stub.delete_pod("db-0")
+    stub.add_pod("db-0", ["db"])  # new uid; its clock is behind the old pod's last line
+    stub.write("db-0", "db", T0 + 9 * SECOND, "second pod")
+    assert lines_of(ship(source, checkpoints)) == ["second pod"]
+
+
+def test_forbidden_and_missing_answers_are_counted_outcomes(kube_api: KubeApi, tmp_path: Path) -> None:
+    stub = kube_api.state
+    stub.add_pod("a-1", ["app"])
+    stub.add_pod("secret-1", ["app"])
+    stub.write("a-1", "app", T0, "visible")
+    stub.write("secret-1", "app", T0, "hidden")
+    stub.fail(r"/pods/secret-1/log$", 403)
+    source = make_source(kube_api, "pods-403")
+    assert lines_of(ship(source, FileCheckpointer(tmp_path))) == ["visible"]
+    assert [o.reason for o in source.outcomes] == ["log_forbidden"]
+    assert skipped("pods-403", "log_forbidden") == 1
+
+    stub.fail(r"/namespaces/gpt/pods$", 403)
+    assert ship(source, FileCheckpointer(tmp_path / "other")) == []
+    assert [o.reason for o in source.outcomes] == ["list_forbidden"]
+    with pytest.raises(SourceError, match="403"):
+        source.check()
+
+    nowhere = make_source(kube_api, "pods-404", namespace="nowhere")
+    stub.fail(r"/namespaces/nowhere/pods$", 404)
+    assert ship(nowhere, FileCheckpointer(tmp_path / "nowhere")) == []
+    assert skipped("pods-404", "namespace_not_found") == 1
+
+
+def test_server_error_on_listing_is_a_source_error(kube_api: KubeApi, tmp_path: Path) -> None:
+    kube_api.state.fail(r"/pods$", 500)
+    with pytest.raises(SourceError, match="500"):
+        ship(make_source(kube_api, "pods-500"), FileCheckpointer(tmp_path))
+
+
+def test_kubelet_timestamp_keeps_nanoseconds() -> None:
+    assert rfc3339_nano(T0 + 5) == "2026-03-01T12:00:00.000000005Z"
+    line_ts, text = PodSource._split(make_bare_source(), f"{rfc3339_nano(T0 + 5)} hello world\n".encode())
+    assert (line_ts, text) == (T0 + 5, "hello world")
+    assert PodSource._split(make_bare_source(), b"no timestamp here\n") == (None, "no timestamp here")
+
+
+def make_bare_source() -> PodSource:
+    return PodSource(PodsSourceConfig(id="pods-bare"), api_client=None)  # type: ignore[arg-type]

@@ -1,0 +1,124 @@
+"""LeaderElector against tests/kube_api_stub.py (Leases with resourceVersion conflicts)."""
+
+from __future__ import annotations
+
+import threading
+
+from shipper.config import ShipperSettings
+from shipper.leader import LeaderElector
+from shipper.metrics import REGISTRY
+from tests import kube_api_stub
+from tests.kube_api_stub import KubeApi
+
+kube_api = kube_api_stub.kube_api
+
+LEASE = "loki-shipper"
+NAMESPACE = "gpt"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def elector(kube: KubeApi, identity: str, clock: Clock, duration: int = 30) -> LeaderElector:
+    return LeaderElector(kube.api_client(), namespace=NAMESPACE, lease_name=LEASE, identity=identity,
+                         lease_duration_seconds=duration, clock=clock)
+
+
+def holder(kube: KubeApi) -> str | None:
+    return kube.state.leases[(NAMESPACE, LEASE)]["spec"].get("holderIdentity")
+
+
+def is_leader_gauge() -> float | None:
+    return REGISTRY.get_sample_value("shipper_is_leader")
+
+
+def test_single_replica_is_always_leader_without_a_lease() -> None:
+    settings = ShipperSettings()
+    assert settings.shipper_leader_election is False
+    single = LeaderElector.from_settings(settings)
+    assert single.single_replica and single.is_leader()
+    assert is_leader_gauge() == 1
+
+
+def test_only_one_of_two_leads_and_the_other_takes_over_after_expiry(kube_api: KubeApi) -> None:
+    clock = Clock()
+    first, second = elector(kube_api, "shipper-a", clock), elector(kube_api, "shipper-b", clock)
+
+    assert first.is_leader() is True
+    assert is_leader_gauge() == 1
+    assert second.is_leader() is False
+    assert is_leader_gauge() == 0
+    assert holder(kube_api) == "shipper-a"
+    assert kube_api.state.leases[(NAMESPACE, LEASE)]["spec"]["leaseDurationSeconds"] == 30
+
+    clock.now += 15  # the leader renews; the follower keeps waiting
+    assert first.is_leader() is True
+    clock.now += 5
+    assert second.is_leader() is False
+    version_after_renewal = kube_api.state.leases[(NAMESPACE, LEASE)]["metadata"]["resourceVersion"]
+
+    clock.now += 25  # the leader crashed: 25s since the follower saw the last renewal
+    assert second.is_leader() is False
+    clock.now += 6  # 31s > lease duration
+    assert second.is_leader() is True
+    lease = kube_api.state.leases[(NAMESPACE, LEASE)]
+    assert lease["spec"]["holderIdentity"] == "shipper-b"
+    assert lease["spec"]["leaseTransitions"] == 1
+    assert lease["metadata"]["resourceVersion"] != version_after_renewal
+
+    assert first.is_leader() is False  # the old leader comes back and sees the new holder
+
+
+def test_concurrent_takeover_has_exactly_one_winner(kube_api: KubeApi) -> None:
+    clock = Clock()
+    old = elector(kube_api, "old", clock)
+    assert old.is_leader()
+    contenders = [elector(kube_api, f"replica-{index}", clock) for index in range(5)]
+    assert not any(c.is_leader() for c in contenders)
+    clock.now += 31  # the old leader stopped renewing
+
+    barrier = threading.Barrier(len(contenders))
+    results: dict[str, bool] = {}
+
+    def contend(candidate: LeaderElector) -> None:
+        barrier.wait(timeout=10)
+        results[candidate.identity] = candidate.is_leader()
+
+    threads = [threading.Thread(target=contend, args=(c,)) for c in contenders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+
+    winners = [name for name, leading in results.items() if leading]
+    assert len(results) == 5 and len(winners) == 1
+    assert holder(kube_api) == winners[0]
+    writes = [r.status for r in kube_api.state.requests if r.method == "PUT"]
+    assert writes.count(200) == 1  # every other write that raced was refused with 409
+    assert set(writes) <= {200, 409}
+
+
+def test_leader_steps_down_when_it_cannot_renew(kube_api: KubeApi) -> None:
+    clock = Clock()
+    leader = elector(kube_api, "shipper-a", clock)
+    assert leader.is_leader()
+    kube_api.state.fail(r"/leases", 500)
+    clock.now += 15
+    assert leader.is_leader() is True  # its own lease is still valid
+    clock.now += 20
+    assert leader.is_leader() is False
+
+
+def test_release_lets_another_replica_lead_at_once(kube_api: KubeApi) -> None:
+    clock = Clock()
+    first, second = elector(kube_api, "shipper-a", clock), elector(kube_api, "shipper-b", clock)
+    assert first.is_leader() and not second.is_leader()
+    first.release()
+    assert holder(kube_api) is None
+    assert second.is_leader() is True
+    assert first.is_leader() is False

@@ -1,0 +1,112 @@
+"""Pipeline: commit only after the sink answered for everything before the cursor."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from shipper import metrics
+from shipper.checkpoint import CheckpointError, FileCheckpointer, MemoryCheckpointer
+from shipper.models import LogRecord
+from shipper.pipeline import Pipeline
+from shipper.sinks import PushResult, RejectedEntry, SinkUnavailable
+from shipper.sources.base import SourceError
+from shipper.sources.memory import MemorySource
+
+LABELS = {"source": "test", "service_name": "t", "level": "info"}
+
+
+def records(count: int) -> list[LogRecord]:
+    return [LogRecord(1_700_000_000_000_000_000 + i, f"line {i}", LABELS) for i in range(count)]
+
+
+class RecordingSink:
+    """A Sink that keeps what it was given; fails on chosen push numbers; rejects chosen lines."""
+
+    def __init__(self, *, fail_on: Sequence[int] = (), reject_lines: Sequence[str] = ()) -> None:
+        self.pushes: list[list[LogRecord]] = []
+        self.fail_on = set(fail_on)
+        self.reject_lines = set(reject_lines)
+        self.attempts = 0
+
+    def push(self, records: Sequence[LogRecord], *, source: str) -> PushResult:
+        self.attempts += 1
+        if self.attempts in self.fail_on:
+            raise SinkUnavailable("scripted outage")
+        self.pushes.append(list(records))
+        rejected = [RejectedEntry(r, "too_far_behind") for r in records if r.line in self.reject_lines]
+        accepted = [r for r in records if r.line not in self.reject_lines]
+        return PushResult(accepted=len(accepted), accepted_bytes=sum(len(r.line) for r in accepted),
+                          rejected=rejected)
+
+
+def runs(source: str, outcome: str) -> float:
+    labels = {"source": source, "outcome": outcome}
+    return metrics.REGISTRY.get_sample_value("shipper_runs_total", labels) or 0
+
+
+def test_buffers_source_batches_up_to_the_sink_batch_size_and_commits_each_push() -> None:
+    sink, checkpoints = RecordingSink(), MemoryCheckpointer()
+    pipeline = Pipeline(MemorySource("p1", records(25), batch_size=4), sink, checkpoints,
+                        max_entries=10, max_wait_seconds=60)
+    result = pipeline.run_once()
+    assert result.ok and result.accepted == 25
+    assert [len(push) for push in sink.pushes] == [12, 12, 1]
+    assert result.commits == 3 and checkpoints.load("p1") == {"offset": 25}
+    assert metrics.REGISTRY.get_sample_value("shipper_last_success_timestamp_seconds", {"source": "p1"})
+
+
+def test_sink_unavailable_fails_the_run_and_keeps_the_last_acknowledged_cursor() -> None:
+    sink, checkpoints = RecordingSink(fail_on=[2]), MemoryCheckpointer()
+    before = runs("p2", "failure")
+    result = Pipeline(MemorySource("p2", records(30), batch_size=10), sink, checkpoints,
+                      max_entries=10).run_once()
+    assert not result.ok and "scripted outage" in (result.error or "")
+    assert checkpoints.load("p2") == {"offset": 10}
+    assert runs("p2", "failure") == before + 1
+    again = Pipeline(MemorySource("p2", records(30), batch_size=10), RecordingSink(), checkpoints,
+                     max_entries=10).run_once()
+    assert again.ok and again.accepted == 20 and checkpoints.load("p2") == {"offset": 30}
+
+
+def test_rejected_entries_are_reported_and_the_cursor_moves_past_them() -> None:
+    sink, checkpoints = RecordingSink(reject_lines=["line 3"]), MemoryCheckpointer()
+    result = Pipeline(MemorySource("p3", records(5)), sink, checkpoints).run_once()
+    assert result.ok and result.accepted == 4 and result.rejected == {"too_far_behind": 1}
+    assert checkpoints.load("p3") == {"offset": 5}
+
+
+def test_source_error_is_a_failed_run() -> None:
+    class Broken(MemorySource):
+        def pull(self, cursor):  # type: ignore[no-untyped-def]
+            raise SourceError("bucket is gone")
+            yield
+
+    result = Pipeline(Broken("p4", []), RecordingSink(), MemoryCheckpointer()).run_once()
+    assert not result.ok and "bucket is gone" in (result.error or "")
+
+
+def test_checkpoint_lag_is_measured_from_the_newest_committed_record() -> None:
+    pipeline = Pipeline(MemorySource("p5", records(3)), RecordingSink(), MemoryCheckpointer(),
+                        wall_clock=lambda: 1_700_000_100.0)
+    assert pipeline.run_once().ok
+    lag = metrics.REGISTRY.get_sample_value("shipper_checkpoint_lag_seconds", {"source": "p5"})
+    assert lag == pytest.approx(100.0, abs=1e-3)
+
+
+def test_corrupt_checkpoint_is_an_error_naming_the_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    checkpoints = FileCheckpointer(tmp_path)
+    checkpoints.path_for("p6").parent.mkdir(parents=True)
+    checkpoints.path_for("p6").write_text("{not json")
+    pipeline = Pipeline(MemorySource("p6", records(1)), RecordingSink(), checkpoints)
+    with pytest.raises(CheckpointError, match=r"p6/checkpoint\.json"):
+        pipeline.run_once()
+
+
+def test_max_wait_flushes_a_slow_source() -> None:
+    ticks = iter(range(100))
+    sink = RecordingSink()
+    Pipeline(MemorySource("p7", records(6), batch_size=2), sink, MemoryCheckpointer(), max_entries=100,
+             max_wait_seconds=2, clock=lambda: float(next(ticks))).run_once()
+    assert len(sink.pushes) > 1 and sum(len(p) for p in sink.pushes) == 6
