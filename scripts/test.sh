@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
-  for pair in promtool:prometheus amtool:prometheus-alertmanager docker-compose:docker-compose; do
+  for pair in promtool:prometheus amtool:prometheus-alertmanager docker-compose:docker-compose \
+      redis-server:redis-server; do
     command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
   done
   if [ ${#missing[@]} -gt 0 ]; then

@@ -1,4 +1,8 @@
-"""Per-source checkpoints: SHIPPER_STATE_DIR/<source id>/checkpoint.json, written atomically."""
+"""Per-source checkpoints: <state>/<source id>/checkpoint.json, written atomically.
+
+The state lives in SHIPPER_STATE_DIR (a local directory or a PVC) or, when SHIPPER_STATE_URL is
+`gs://bucket/prefix`, in GCS, so that shipper replicas on different nodes (leader election)
+share one set of checkpoints."""
 
 from __future__ import annotations
 
@@ -23,6 +27,28 @@ class Checkpointer(Protocol):
 
     def commit(self, source_id: str, cursor: Cursor) -> None: ...
 
+    def location(self, source_id: str) -> str: ...
+
+
+def encode_checkpoint(source_id: str, cursor: Cursor) -> bytes:
+    return json.dumps(
+        {"version": CHECKPOINT_FORMAT_VERSION, "source": source_id, "cursor": cursor},
+        separators=(",", ":"),
+        sort_keys=True,
+    ).encode()
+
+
+def decode_checkpoint(raw: bytes, where: str) -> Cursor:
+    try:
+        document = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CheckpointError(
+            f"checkpoint {where} is corrupt ({exc}); fix or delete it to re-ship from the start"
+        ) from exc
+    if not isinstance(document, dict) or not isinstance(document.get("cursor"), dict):
+        raise CheckpointError(f"checkpoint {where} has no 'cursor' object; fix or delete it")
+    return document["cursor"]
+
 
 class FileCheckpointer:
     """Write temp file + fsync + rename + fsync(dir): a crash leaves the old or the new file."""
@@ -33,6 +59,9 @@ class FileCheckpointer:
     def path_for(self, source_id: str) -> Path:
         return self.state_dir / source_id / CHECKPOINT_FILE_NAME
 
+    def location(self, source_id: str) -> str:
+        return str(self.path_for(source_id))
+
     def load(self, source_id: str) -> Cursor | None:
         path = self.path_for(source_id)
         try:
@@ -41,24 +70,12 @@ class FileCheckpointer:
             return None
         except OSError as exc:
             raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
-        try:
-            document = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise CheckpointError(
-                f"checkpoint {path} is corrupt ({exc}); fix or delete it to re-ship from the start"
-            ) from exc
-        if not isinstance(document, dict) or not isinstance(document.get("cursor"), dict):
-            raise CheckpointError(f"checkpoint {path} has no 'cursor' object; fix or delete it")
-        return document["cursor"]
+        return decode_checkpoint(raw, str(path))
 
     def commit(self, source_id: str, cursor: Cursor) -> None:
         path = self.path_for(source_id)
         path.parent.mkdir(parents=True, exist_ok=True)
-        payload = json.dumps(
-            {"version": CHECKPOINT_FORMAT_VERSION, "source": source_id, "cursor": cursor},
-            separators=(",", ":"),
-            sort_keys=True,
-        ).encode()
+        payload = encode_checkpoint(source_id, cursor)
         fd, tmp_name = tempfile.mkstemp(prefix=".checkpoint-", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as tmp:
@@ -81,6 +98,9 @@ class MemoryCheckpointer:
 
     def __init__(self) -> None:
         self.cursors: dict[str, Cursor] = {}
+
+    def location(self, source_id: str) -> str:
+        return f"memory:{source_id}"
 
     def load(self, source_id: str) -> Cursor | None:
         cursor = self.cursors.get(source_id)

@@ -21,7 +21,7 @@ import httpx
 from pydantic import ValidationError
 from tqdm import tqdm
 
-from shipper.checkpoint import CheckpointError, FileCheckpointer
+from shipper.checkpoint import Checkpointer, CheckpointError, FileCheckpointer
 from shipper.config import ShipperSettings, SourceConfig, get_settings
 from shipper.logs import configure_logging
 from shipper.pipeline import PassResult, Pipeline
@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def cmd_once(args: argparse.Namespace, settings: ShipperSettings) -> int:
     configs = select_sources(settings, args.source)
-    checkpointer = FileCheckpointer(settings.shipper_state_dir)
+    checkpointer = make_checkpointer(settings)
     failed = False
     with loki_sink(settings) as sink:
         for config in configs:
@@ -113,7 +113,7 @@ def cmd_run(args: argparse.Namespace, settings: ShipperSettings) -> int:
     from shipper.scheduler import build_scheduler
 
     configs = select_sources(settings, None)
-    checkpointer = FileCheckpointer(settings.shipper_state_dir)
+    checkpointer = make_checkpointer(settings)
     for config in configs:
         checkpointer.load(config.id)  # a corrupt checkpoint stops the start, naming the file
     elector = LeaderElector.from_settings(settings)
@@ -162,12 +162,12 @@ def cmd_check(args: argparse.Namespace, settings: ShipperSettings, out: TextIO |
             report("loki", True, sink.ready())
         except SinkUnavailable as exc:
             report("loki", False, str(exc))
-    checkpointer = FileCheckpointer(settings.shipper_state_dir)
+    checkpointer = make_checkpointer(settings)
     for config in configs:
         try:
             cursor = checkpointer.load(config.id)
             report(f"checkpoint {config.id}", True,
-                   f"{checkpointer.path_for(config.id)} ({'none yet' if cursor is None else 'readable'})")
+                   f"{checkpointer.location(config.id)} ({'none yet' if cursor is None else 'readable'})")
         except CheckpointError as exc:
             report(f"checkpoint {config.id}", False, str(exc))
         try:
@@ -184,7 +184,7 @@ def cmd_backfill(args: argparse.Namespace, settings: ShipperSettings) -> int:
     configs = [config for config in select_sources(settings, args.source) if config.type == "gcs"]
     if not configs:
         raise ConfigProblem("backfill supports gcs sources only, and none is selected")
-    checkpointer = FileCheckpointer(settings.shipper_state_dir)
+    checkpointer = make_checkpointer(settings)
     suffix = ".backfill-separate" if args.separate_stream else ".backfill"
     failed, refused = False, 0
     with loki_sink(settings) as sink, tqdm(unit=" lines", desc="backfill", file=sys.stderr) as bar:
@@ -239,10 +239,23 @@ def loki_sink(settings: ShipperSettings) -> Iterator[LokiSink]:
         yield sink
 
 
+def make_checkpointer(settings: ShipperSettings) -> Checkpointer:
+    """GCS when SHIPPER_STATE_URL is set (replicas share it), else SHIPPER_STATE_DIR."""
+    if settings.shipper_state_url is None:
+        return FileCheckpointer(settings.shipper_state_dir)
+    from shipper.checkpoint_gcs import GcsCheckpointer
+    from shipper.sources.gcs import build_storage_client
+
+    try:
+        return GcsCheckpointer(settings.shipper_state_url, build_storage_client())
+    except ValueError as exc:
+        raise ConfigProblem(f"SHIPPER_STATE_URL: {exc}") from exc
+
+
 def make_pipeline(
     source: Source,
     sink: Sink,
-    checkpointer: FileCheckpointer,
+    checkpointer: Checkpointer,
     settings: ShipperSettings,
     *,
     checkpoint_id: str | None = None,

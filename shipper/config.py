@@ -91,6 +91,7 @@ class ShipperSettings(BaseSettings):
     kubernetes_label_selector: str = ""
 
     shipper_state_dir: Path = Path(DEFAULT_STATE_DIR)
+    shipper_state_url: str | None = None  # gs://bucket/prefix: checkpoints in GCS instead of the dir
     shipper_interval_seconds: int = DEFAULT_INTERVAL_SECONDS
     shipper_metrics_port: int = DEFAULT_METRICS_PORT
     shipper_config_file: Path | None = None

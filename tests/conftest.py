@@ -4,7 +4,7 @@ import shutil
 import socket
 
 TOOLS = ("java", "gcloud", "kubectl", "promtool", "amtool", "prometheus", "prometheus-alertmanager",
-         "docker-compose")
+         "docker-compose", "redis-server")
 
 
 def pytest_report_header(config: object) -> list[str]:

@@ -71,8 +71,13 @@ class AlertStore(Protocol):
 
     async def list(self, status: str = "all", limit: int = 100) -> list[dict[str, Any]]: ...
 
+    async def close(self) -> None: ...
 
-def _entry(alert: WebhookAlert, payload: WebhookPayload, previous: dict[str, Any] | None) -> dict[str, Any]:
+
+def new_entry(
+    alert: WebhookAlert, payload: WebhookPayload, previous: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The stored entry after this notification: `previous` (same fingerprint) updated."""
     now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     entry = dict(previous or {})
     entry.update(
@@ -105,7 +110,7 @@ class MemoryAlertStore:
 
     async def upsert(self, alert: WebhookAlert, payload: WebhookPayload) -> dict[str, Any]:
         async with self._lock:
-            entry = _entry(alert, payload, self._entries.pop(alert.fingerprint, None))
+            entry = new_entry(alert, payload, self._entries.pop(alert.fingerprint, None))
             self._entries[alert.fingerprint] = entry
             while len(self._entries) > self._max:
                 self._entries.popitem(last=False)
@@ -122,6 +127,9 @@ class MemoryAlertStore:
             newest_first = reversed(self._entries.values())
             chosen = [dict(e) for e in newest_first if status == "all" or e["status"] == status]
         return chosen[:limit]
+
+    async def close(self) -> None:
+        self._entries.clear()
 
 
 def context_selector(labels: dict[str, str]) -> str | None:

@@ -3,21 +3,17 @@ when REDIS_URL is set and answers a ping. Values must be JSON-serialisable (Redi
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from gateway.config import GatewaySettings
-
-log = logging.getLogger(__name__)
+from gateway.services import redis_client
 
 DEFAULT_MAX_ENTRIES = 1024
 REDIS_KEY_PREFIX = "gateway:cache:"
-REDIS_CONNECT_TIMEOUT_SECONDS = 1.0
 
 
 class Cache(Protocol):
@@ -89,15 +85,7 @@ async def cached(cache: Cache, key: str, ttl_seconds: float, compute: Callable[[
 
 async def build_cache(settings: GatewaySettings) -> Cache:
     if settings.redis_url:
-        import redis.asyncio as redis_asyncio
-
-        client = redis_asyncio.from_url(
-            settings.redis_url, socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS
-        )
-        try:
-            await asyncio.wait_for(client.ping(), REDIS_CONNECT_TIMEOUT_SECONDS * 2)
+        client = await redis_client.connect(settings.redis_url, "cache")
+        if client is not None:
             return RedisCache(client)
-        except Exception as exc:  # any connection problem means: fall back to memory
-            log.warning("REDIS_URL unreachable for the cache (%s); using memory", type(exc).__name__)
-            await client.aclose()
     return MemoryCache()

@@ -13,7 +13,11 @@ import pytest
 import respx
 
 from gateway.main import create_app
+from tests import redis_server as redis_fixtures
 from tests.gateway.conftest import LOKI_TEST_URL, make_settings
+
+redis_server = redis_fixtures.redis_server
+redis_url = redis_fixtures.redis_url
 
 QUERY_RANGE = f"{LOKI_TEST_URL}/loki/api/v1/query_range"
 PUSH = f"{LOKI_TEST_URL}/loki/api/v1/push"
@@ -78,14 +82,17 @@ def mocks() -> respx.MockRouter:
         yield router
 
 
-@pytest.fixture
-def alerts_app(api_key: str) -> Any:
+@pytest.fixture(params=["memory", "redis"])
+def alerts_app(request: pytest.FixtureRequest, api_key: str) -> Any:
+    """The same behaviour with the in-memory store and with a real Redis (REDIS_URL)."""
+    redis_url = request.getfixturevalue("redis_url") if request.param == "redis" else None
     return create_app(
         make_settings(
             ai_monitoring_api_key=api_key,
             alert_slack_webhook_url=SLACK_URL,
             alert_forward_webhook_url=GENERIC_URL,
             alerts_max_stored=3,
+            redis_url=redis_url,
         )
     )
 
@@ -249,3 +256,21 @@ async def test_bad_status_filter_is_rejected(client: httpx.AsyncClient, auth_hea
     response = await client.get("/api/monitoring/alerts?status=pending", headers=auth_headers)
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "invalid_request"
+
+
+async def test_redis_store_is_shared_by_replicas_and_outlives_them(
+    redis_url: str, client_for: Any, auth_headers: dict[str, str], api_key: str, mocks: respx.MockRouter
+) -> None:
+    def replica() -> Any:
+        return create_app(make_settings(ai_monitoring_api_key=api_key, redis_url=redis_url))
+
+    async with client_for(replica()) as first:
+        assert (await first.post(WEBHOOK, json=payload(alert()), headers=auth_headers)).status_code == 200
+    async with client_for(replica()) as second:  # the first one is gone
+        resolved = await second.post(WEBHOOK, json=payload(alert("resolved")), headers=auth_headers)
+        assert resolved.status_code == 200
+        listed = (await second.get("/api/monitoring/alerts", headers=auth_headers)).json()
+    assert listed["count"] == 1
+    entry = listed["alerts"][0]
+    assert entry["status"] == "resolved" and entry["notifications"] == 2
+    assert entry["context"]["lines_read"] == 25  # gathered by the first replica while firing

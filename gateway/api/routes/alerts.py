@@ -13,8 +13,11 @@ from gateway.api.deps import Principal, require_scope
 from gateway.api.routes.summary import chat_model_for
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
+from gateway.services import redis_client
+from gateway.services.alert_store_redis import RedisAlertStore
 from gateway.services.alerts import (
     AlertProcessor,
+    AlertStore,
     Forwarder,
     GenericWebhookReceiver,
     MemoryAlertStore,
@@ -33,7 +36,16 @@ MAX_LIST_LIMIT = 1000
 MAX_ERRORS_SHOWN = 5
 
 
-def build_processor(app: FastAPI) -> AlertProcessor:
+async def build_store(settings: GatewaySettings) -> AlertStore:
+    """Redis when REDIS_URL answers (shared by replicas, kept across restarts), else memory."""
+    if settings.redis_url:
+        client = await redis_client.connect(settings.redis_url, "alert store")
+        if client is not None:
+            return RedisAlertStore(client, settings.alerts_max_stored)
+    return MemoryAlertStore(settings.alerts_max_stored)
+
+
+def build_processor(app: FastAPI, store: AlertStore) -> AlertProcessor:
     settings: GatewaySettings = app.state.settings
     receivers: list[Receiver] = []
     if settings.alert_slack_webhook_url:
@@ -64,7 +76,7 @@ def build_processor(app: FastAPI) -> AlertProcessor:
             )
 
     return AlertProcessor(
-        MemoryAlertStore(settings.alerts_max_stored),
+        store,
         LokiEventWriter(app.state.http, settings.loki_url, settings.loki_tenant_id),
         Forwarder(app.state.http, receivers),
         summarise,
@@ -73,8 +85,12 @@ def build_processor(app: FastAPI) -> AlertProcessor:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    app.state.alerts = build_processor(app)
-    yield
+    store = await build_store(app.state.settings)
+    app.state.alerts = build_processor(app, store)
+    try:
+        yield
+    finally:
+        await store.close()
 
 
 router = APIRouter(tags=["alerts"], lifespan=_lifespan)

@@ -1,0 +1,71 @@
+"""RedisAlertStore against a real redis-server: ordering, bounds, updates and concurrent writers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import redis.asyncio as redis_asyncio
+
+from gateway.services.alert_store_redis import RedisAlertStore
+from gateway.services.alerts import WebhookAlert, WebhookPayload
+from tests import redis_server as redis_fixtures
+
+redis_server = redis_fixtures.redis_server
+redis_url = redis_fixtures.redis_url
+
+
+def notification(fingerprint: str, status: str = "firing") -> tuple[WebhookAlert, WebhookPayload]:
+    alert = {
+        "status": status, "labels": {"alertname": "X"}, "annotations": {},
+        "startsAt": "2026-11-30T10:00:00Z",
+        "endsAt": "2026-11-30T10:05:00Z" if status == "resolved" else "0001-01-01T00:00:00Z",
+        "generatorURL": "", "fingerprint": fingerprint,
+    }
+    body: dict[str, Any] = {
+        "version": "4", "groupKey": "g", "status": status, "receiver": "gateway", "alerts": [alert],
+    }
+    parsed = WebhookPayload.model_validate(body)
+    return parsed.alerts[0], parsed
+
+
+@pytest.fixture
+async def store(redis_url: str) -> AsyncIterator[RedisAlertStore]:
+    store = RedisAlertStore(redis_asyncio.from_url(redis_url), max_entries=3)
+    yield store
+    await store.close()
+
+
+async def test_newest_first_bounded_and_filtered_by_status(store: RedisAlertStore) -> None:
+    for index in range(5):
+        await store.upsert(*notification(f"fp{index}"))
+    await store.upsert(*notification("fp3", "resolved"))
+    assert [e["fingerprint"] for e in await store.list()] == ["fp3", "fp4", "fp2"]
+    assert [e["fingerprint"] for e in await store.list("firing")] == ["fp4", "fp2"]
+    assert [e["fingerprint"] for e in await store.list("resolved")] == ["fp3"]
+    assert [e["fingerprint"] for e in await store.list(limit=1)] == ["fp3"]
+
+
+async def test_update_changes_fields_without_reordering_and_ignores_unknown(store: RedisAlertStore) -> None:
+    await store.upsert(*notification("a"))
+    await store.upsert(*notification("b"))
+    await store.update("a", {"context": {"lines_read": 7}})
+    await store.update("gone", {"context": {}})
+    listed = await store.list()
+    assert [e["fingerprint"] for e in listed] == ["b", "a"]
+    assert listed[1]["context"] == {"lines_read": 7}
+    assert len(listed) == 2
+
+
+async def test_concurrent_replicas_never_lose_a_notification(redis_url: str) -> None:
+    replicas = [RedisAlertStore(redis_asyncio.from_url(redis_url), max_entries=10) for _ in range(4)]
+    try:
+        writes = [replica.upsert(*notification("same")) for replica in replicas for _ in range(10)]
+        await asyncio.gather(*writes)
+        [entry] = await replicas[0].list()
+    finally:
+        for replica in replicas:
+            await replica.close()
+    assert entry["notifications"] == 40
