@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8001
 DEFAULT_LOKI_URL = "http://127.0.0.1:3100"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 DEFAULT_PROXY_MAX_RESPONSE_BYTES = 5 * 1024 * 1024
 
@@ -91,6 +92,16 @@ class GatewaySettings(BaseSettings):
     alert_forward_webhook_url: SecretStr | None = None
 
     log_level: str = "INFO"
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, level: str) -> str:
+        """DEBUG/INFO/WARNING/ERROR/CRITICAL, any case; WARN is taken for WARNING (uvicorn refuses it)."""
+        normalised = level.strip().upper()
+        normalised = "WARNING" if normalised == "WARN" else normalised
+        if normalised not in LOG_LEVELS:
+            raise ValueError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+        return normalised
 
 
 @lru_cache(maxsize=1)
