@@ -25,7 +25,8 @@ LABEL org.opencontainers.image.title="loki-gateway" \
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    SHIPPER_STATE_DIR=/var/lib/shipper
+    SHIPPER_STATE_DIR=/var/lib/shipper \
+    SHIPPER_METRICS_HOST=0.0.0.0
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --home-dir /home/app --create-home --shell /usr/sbin/nologin app \
     && install -d -o app -g app -m 0750 /var/lib/shipper

@@ -22,7 +22,7 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
 def parse_expiry(text: str, now: datetime | None = None) -> datetime:
-    """`90d`, `12h`, `4w`, an ISO date (`2027-01-31`, end of that day excluded) or datetime."""
+    """`90d`, `12h`, `4w`, an ISO date (`2027-01-31`: expires at 00:00 UTC that day) or datetime."""
     now = now or datetime.now(UTC)
     relative = RELATIVE_EXPIRY.match(text.strip())
     if relative:
@@ -98,7 +98,8 @@ def _serve(args: argparse.Namespace) -> int:
     except (GatewayConfigError, ValidationError) as exc:
         print(f"gateway: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
-    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower())
+    # no access log: the audit log records every authenticated request already
+    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(), access_log=False)
     return 0
 
 

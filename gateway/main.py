@@ -3,9 +3,11 @@ route needs hangs off `app.state` and is reached through gateway.api.deps."""
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from http.cookiejar import DefaultCookiePolicy
 
 import httpx
 from fastapi import FastAPI
@@ -61,6 +63,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         timeout=settings.loki_timeout_seconds,
         follow_redirects=False,
     ) as http:
+        # shared by every caller: an upstream's Set-Cookie must never ride along on another
+        # caller's proxied request, so the jar accepts no cookie at all
+        http.cookies.jar.set_policy(DefaultCookiePolicy(allowed_domains=[]))
         app.state.http = http
         app.state.loki = LokiClient(http, settings)
         app.state.cache = await build_cache(settings)
@@ -68,6 +73,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             app.state.authenticator = Authenticator(
                 app.state.authenticator.keys, await build_rate_limiter(settings)
             )
+        # what exists now lives as long as the app: keep it out of the collector's full passes,
+        # which otherwise pause a request for 70-100 ms every ~140 requests
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

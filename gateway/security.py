@@ -29,6 +29,7 @@ from starlette.datastructures import Headers
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
 from gateway.metrics import AUTH
+from gateway.services.logql import parse_policy
 
 ADMIN_SCOPE = "admin"  # implies every other scope
 KNOWN_SCOPES = frozenset(
@@ -99,6 +100,11 @@ class ApiKeyEntry(BaseModel):
     def _selector_shape(cls, policy: str | None) -> str | None:
         if policy is not None and not re.fullmatch(r"\{.+\}", policy.strip(), flags=re.DOTALL):
             raise ValueError('label_policy must be a stream selector such as {source="gcs"}')
+        if policy:  # parsed as every query will parse it, so a broken policy fails at load time
+            try:
+                parse_policy(policy.strip())
+            except ApiError as exc:
+                raise ValueError(f"label_policy is not a valid stream selector: {exc.message}") from exc
         return policy.strip() if policy else None
 
     @field_validator("expires_at")

@@ -125,8 +125,9 @@ def cmd_run(args: argparse.Namespace, settings: ShipperSettings) -> int:
                      for config in configs]
         scheduler = build_scheduler(pipelines, interval_seconds=settings.shipper_interval_seconds,
                                     should_run=elector.is_leader)
-        serve_metrics(settings.shipper_metrics_port)
-        signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
+        serve_metrics(settings.shipper_metrics_port, settings.shipper_metrics_host)
+        # wait=True: a pass in progress finishes (and commits) before the Lease is released below
+        signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=True))
         log.info("shipper running: %d sources every %ss, metrics on :%d", len(pipelines),
                  settings.shipper_interval_seconds, settings.shipper_metrics_port,
                  extra={"event": "shipper_started", "sources": [p.source.id for p in pipelines]})
@@ -135,6 +136,8 @@ def cmd_run(args: argparse.Namespace, settings: ShipperSettings) -> int:
         except (KeyboardInterrupt, SystemExit):
             pass
         finally:
+            if scheduler.running:  # Ctrl-C: let the pass in progress finish too
+                scheduler.shutdown(wait=True)
             stop.set()
             elector.release()
     return EXIT_OK

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_LOKI_URL = "http://127.0.0.1:3100"
@@ -19,6 +19,7 @@ DEFAULT_STATE_DIR = "./state"
 DEFAULT_INTERVAL_SECONDS = 60
 DEFAULT_METRICS_PORT = 9102
 DEFAULT_TIMESTAMP_FIELDS = ("timestamp", "time", "ts", "created_at")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def split_csv(value: Any) -> Any:
@@ -46,7 +47,10 @@ class FirestoreSourceConfig(BaseModel):
     collections: list[str] = Field(default_factory=lambda: list(DEFAULT_FIRESTORE_COLLECTIONS))
     # per collection: the field holding the record's time; default: timestamp, created_at, update_time
     timestamp_fields: dict[str, str] = Field(default_factory=dict)
-    page_size: int = 500
+    page_size: int = Field(default=500, gt=0)
+    # re-read this far below each lane's position for documents written late (0: off); see
+    # shipper/sources/firestore.py for what it costs (cursor size, reads) and what it cannot catch
+    late_window_seconds: int = Field(default=300, ge=0)
 
 
 class PodsSourceConfig(BaseModel):
@@ -54,7 +58,7 @@ class PodsSourceConfig(BaseModel):
     id: str = "pods"
     namespace: str = DEFAULT_KUBERNETES_NAMESPACE
     label_selector: str = ""
-    pod_grace_seconds: int = 3600
+    pod_grace_seconds: int = Field(default=3600, ge=0)
 
 
 SourceConfig = Annotated[
@@ -92,15 +96,27 @@ class ShipperSettings(BaseSettings):
 
     shipper_state_dir: Path = Path(DEFAULT_STATE_DIR)
     shipper_state_url: str | None = None  # gs://bucket/prefix: checkpoints in GCS instead of the dir
-    shipper_interval_seconds: int = DEFAULT_INTERVAL_SECONDS
+    shipper_interval_seconds: int = Field(default=DEFAULT_INTERVAL_SECONDS, gt=0)
     shipper_metrics_port: int = DEFAULT_METRICS_PORT
+    # 127.0.0.1 outside a container; the image sets 0.0.0.0 so Prometheus can scrape the pod
+    shipper_metrics_host: str = "127.0.0.1"
     shipper_config_file: Path | None = None
     shipper_leader_election: bool = False
     shipper_lease_name: str = "loki-shipper"
-    shipper_lease_duration_seconds: int = 30
+    shipper_lease_duration_seconds: int = Field(default=30, gt=0)
     log_level: str = "INFO"
 
     _split = field_validator("gcs_prefixes", "firestore_collections", mode="before")(split_csv)
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, level: str) -> str:
+        """Same rule as the gateway's (they share LOG_LEVEL): any case, WARN means WARNING."""
+        normalised = level.strip().upper()
+        normalised = "WARNING" if normalised == "WARN" else normalised
+        if normalised not in LOG_LEVELS:
+            raise ValueError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+        return normalised
 
     def sources(self) -> list[SourceConfig]:
         """Sources from SHIPPER_CONFIG_FILE when given, else the ones the environment enables."""
@@ -126,6 +142,16 @@ class ShipperSettings(BaseSettings):
 
 class _SourcesFile(BaseModel):
     sources: list[SourceConfig]
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> _SourcesFile:
+        """The id names the checkpoint and the scheduler job: two sources sharing one would
+        overwrite each other's position (and one job would replace the other)."""
+        ids = [source.id for source in self.sources]
+        repeated = sorted({source_id for source_id in ids if ids.count(source_id) > 1})
+        if repeated:
+            raise ValueError(f"source ids must be unique; repeated: {', '.join(repeated)} (set `id:`)")
+        return self
 
 
 def load_sources_file(path: Path) -> list[SourceConfig]:

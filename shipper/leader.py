@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError as TransportError
 
 from shipper.config import ShipperSettings
 from shipper.metrics import IS_LEADER
@@ -67,6 +68,7 @@ class LeaderElector:
         self._observed_version: str | None = None
         self._observed_at = 0.0  # our clock, when we last saw the Lease change
         self._lock = threading.Lock()
+        self._released = False  # after release() (shutdown) this elector never leads again
         IS_LEADER.set(1 if single_replica else 0)
 
     @classmethod
@@ -93,6 +95,8 @@ class LeaderElector:
         if self.single_replica:
             return True
         with self._lock:
+            if self._released:
+                return False
             now = self.clock()
             renew_every = self.lease_duration / RENEW_FRACTION
             fresh = self._renewed_at is not None and now - self._renewed_at < renew_every
@@ -101,10 +105,14 @@ class LeaderElector:
             return self._leading
 
     def release(self) -> None:
-        """Give the Lease up (on shutdown) so another replica takes over without waiting."""
-        if self.single_replica or not self._leading or self.api is None:
+        """Give the Lease up (on shutdown) so another replica takes over without waiting. Final: a
+        renewal racing with the shutdown must not take the freed Lease back."""
+        if self.single_replica or self.api is None:
             return
         with self._lock:
+            self._released = True
+            if not self._leading:
+                return
             try:
                 lease = self._read()
                 if lease is not None and lease.spec and lease.spec.holder_identity == self.identity:
@@ -122,7 +130,10 @@ class LeaderElector:
 
         def loop() -> None:
             while not stop.wait(self.lease_duration / RENEW_FRACTION):
-                self.is_leader()
+                try:
+                    self.is_leader()
+                except Exception:  # a dead renewer would let the lease lapse mid-pass
+                    log.exception("leader: renewing lease %s failed", self.lease_name)
 
         thread = threading.Thread(target=loop, name="lease-renewer", daemon=True)
         thread.start()
@@ -138,7 +149,9 @@ class LeaderElector:
                 return
             version = lease.metadata.resource_version if lease.metadata else None
             if version != self._observed_version:
-                self._observed_version, self._observed_at = version, now
+                # observed when the read *returned* (as client-go does): the holder may have
+                # renewed while our request was in flight, so `now` could predate its renewal
+                self._observed_version, self._observed_at = version, self.clock()
             spec = lease.spec or k8s.V1LeaseSpec()
             holder = spec.holder_identity
             if holder == self.identity:
@@ -153,8 +166,15 @@ class LeaderElector:
                 self._set_leading(False)
                 return
             log.warning("leader: lease %s: %s %s", self.lease_name, exc.status, exc.reason)
-            still_valid = self._renewed_at is not None and now - self._renewed_at < self.lease_duration
-            self._set_leading(self._leading and still_valid)
+            self._keep_while_valid(now)
+        except TransportError as exc:  # API server unreachable: like a failed renewal, not a crash
+            log.warning("leader: lease %s: API unreachable: %s", self.lease_name, exc)
+            self._keep_while_valid(now)
+
+    def _keep_while_valid(self, now: float) -> None:
+        """Could not renew: stay leader only while our own last renewal is within the lease."""
+        still_valid = self._renewed_at is not None and now - self._renewed_at < self.lease_duration
+        self._set_leading(self._leading and still_valid)
 
     def _read(self) -> k8s.V1Lease | None:
         assert self.api is not None

@@ -22,7 +22,7 @@ ENTRIES_REJECTED = Counter(
 RECORDS_ADJUSTED = Counter(
     "shipper_records_adjusted",
     "Records shipped after a change (truncated, timestamp_clamped, parse_error, invalid_utf8, "
-    "labels_sanitised, labels_dropped).",
+    "labels_sanitised, labels_dropped) or found late (late_arrival).",
     ["source", "reason"],
     registry=REGISTRY,
 )
@@ -71,5 +71,5 @@ IS_LEADER = Gauge(
 )
 
 
-def serve_metrics(port: int, host: str = "0.0.0.0") -> None:  # noqa: S104 - a pod must be scraped
+def serve_metrics(port: int, host: str) -> None:
     start_http_server(port, addr=host, registry=REGISTRY)

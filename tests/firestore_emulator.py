@@ -1,9 +1,9 @@
 """The real Firestore emulator from the Cloud SDK, started with Java on 127.0.0.1 for a test session.
 
 Import the fixtures into a test module (`from tests.firestore_emulator import firestore_emulator,
-firestore_client`). The emulator is started with a rules file that denies unauthenticated reads
-of the `forbidden` collection, so a client without the emulator's owner token meets a real
-PERMISSION_DENIED.
+firestore_client`). The emulator enforces security rules only for end-user tokens, never for the
+client libraries' admin access, so permission errors are simulated at the client (see
+tests/shipper/sources/test_firestore.py, OneCollectionDenied).
 """
 
 from __future__ import annotations
@@ -25,15 +25,6 @@ EMULATOR_MAIN_CLASS = "com.google.cloud.datastore.emulator.firestore.CloudFirest
 JAR_RELATIVE_PATH = "platform/cloud-firestore-emulator/cloud-firestore-emulator.jar"
 START_TIMEOUT_SECONDS = 60.0
 PROJECT_ID = "shipper-test"
-FORBIDDEN_COLLECTION = "forbidden"
-RULES = """rules_version = '2';
-service cloud.firestore {
-  match /databases/{database}/documents {
-    match /{document=**} { allow read, write: if true; }
-    match /forbidden/{doc} { allow read: if false; }
-  }
-}
-"""
 
 
 @dataclass(frozen=True)
@@ -81,16 +72,14 @@ def _wait_until_up(process: subprocess.Popen[bytes], host: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def firestore_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirestoreEmulator]:
+def firestore_emulator() -> Iterator[FirestoreEmulator]:
     jar, reason = find_emulator_jar()
     if jar is None:
         pytest.skip(f"Firestore emulator unavailable: {reason}")
-    rules = tmp_path_factory.mktemp("firestore") / "firestore.rules"
-    rules.write_text(RULES)
     host = f"127.0.0.1:{free_port()}"
     command = [
         "java", "-Duser.language=en", "-cp", str(jar), EMULATOR_MAIN_CLASS, "start",
-        "--host=127.0.0.1", f"--port={host.rsplit(':', 1)[1]}", f"--rules={rules}",
+        "--host=127.0.0.1", f"--port={host.rsplit(':', 1)[1]}",
     ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     previous = os.environ.get("FIRESTORE_EMULATOR_HOST")

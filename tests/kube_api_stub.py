@@ -94,6 +94,7 @@ class KubeApiState:
         self.leases: dict[tuple[str, str], dict[str, Any]] = {}
         self.requests: list[Request] = []
         self.failures: list[tuple[re.Pattern[str], int]] = []
+        self.cut_after: dict[str, int] = {}  # pod name -> log lines sent before the connection drops
         self._version = 100
 
     # -- seeding helpers used by tests ---------------------------------------------------------
@@ -118,6 +119,13 @@ class KubeApiState:
     def delete_pod(self, pod: str, *, namespace: str = "gpt") -> None:
         with self.lock:
             del self.pods[(namespace, pod)]
+
+    def truncate_after(self, pod: str, lines: int | None) -> None:
+        """Send only the first `lines` lines of the pod's logs, then drop the connection (None: stop)."""
+        if lines is None:
+            self.cut_after.pop(pod, None)
+        else:
+            self.cut_after[pod] = lines
 
     def fail(self, path_pattern: str, status: int) -> None:
         self.failures.append((re.compile(path_pattern), status))
@@ -219,16 +227,20 @@ class Handler(BaseHTTPRequestHandler):
                 return
             since = parse_since_time(query["sinceTime"]) if "sinceTime" in query else 0
             with_ts = query.get("timestamps") == "true"
-            text = "".join(
-                (f"{rfc3339_nano(ts)} {line}\n" if with_ts else f"{line}\n")
-                for ts, line in lines if ts >= since
-            ).encode()
+            rendered = [(f"{rfc3339_nano(ts)} {line}\n" if with_ts else f"{line}\n")
+                        for ts, line in lines if ts >= since]
+            cut = self.state.cut_after.get(pod_name)
+        text = "".join(rendered).encode()
         self.request_record.status = 200
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(text)))
         self.end_headers()
-        self.wfile.write(text)
+        if cut is None:
+            self.wfile.write(text)
+        else:  # fewer bytes than announced, then the connection closes
+            self.wfile.write("".join(rendered[:cut]).encode())
+            self.close_connection = True
 
     def _lease(self, method: str, namespace: str, name: str | None, body: dict[str, Any] | None) -> None:
         leases = self.state.leases

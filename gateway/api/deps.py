@@ -35,23 +35,26 @@ __all__ = [
 
 REQUIRED_SCOPE_ATTR = "required_scope"  # set on the dependency callable; tests read it
 
+# The getters are `async def` although they never await: FastAPI runs a plain `def` dependency
+# in its thread pool, a thread hop per dependency per request.
 
-def get_settings_from_app(request: Request) -> GatewaySettings:
+
+async def get_settings_from_app(request: Request) -> GatewaySettings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-def get_http(request: Request) -> httpx.AsyncClient:
+async def get_http(request: Request) -> httpx.AsyncClient:
     return request.app.state.http  # type: ignore[no-any-return]
 
 
-def get_loki(request: Request) -> LokiClient:
+async def get_loki(request: Request) -> LokiClient:
     loki = getattr(request.app.state, "loki", None)
     if loki is None:  # the lifespan did not run (an app used without `async with` / startup)
         raise ApiError(503, "loki_unavailable", "the Loki client is not set up", "start the app's lifespan")
     return loki  # type: ignore[no-any-return]
 
 
-def get_cache(request: Request) -> Cache:
+async def get_cache(request: Request) -> Cache:
     return request.app.state.cache  # type: ignore[no-any-return]
 
 

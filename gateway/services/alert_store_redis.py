@@ -4,7 +4,10 @@ recently received first, the least recently received dropped beyond `max_entries
 
 Layout: one key per fingerprint holding the entry JSON, and a sorted set fingerprint -> receive
 order. Updates are read-modify-write under WATCH of that one key (retried with a short random
-pause on conflict), so two replicas updating one alert never lose a change."""
+pause on conflict), so two replicas updating one alert never lose a change.
+
+Redis failures are translated here into AlertStoreUnavailable (503 with a hint), so the webhook
+answers with the error envelope and Alertmanager retries, instead of a bare 500."""
 
 from __future__ import annotations
 
@@ -12,16 +15,36 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from redis.exceptions import WatchError
+from redis.exceptions import RedisError, WatchError
 
+from gateway.errors import ApiError
 from gateway.services.alerts import WebhookAlert, WebhookPayload, new_entry
 
 KEY_PREFIX = "gateway:alerts:"
 MAX_WATCH_RETRIES = 50
 CONFLICT_PAUSE_SECONDS = 0.005
+
+
+class AlertStoreUnavailable(ApiError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            503,
+            "alert_store_unavailable",
+            f"the alert store (Redis) failed: {detail}",
+            "check REDIS_URL and that Redis runs; Alertmanager retries the notification",
+        )
+
+
+@contextmanager
+def _redis_errors_translated() -> Iterator[None]:
+    try:
+        yield
+    except RedisError as exc:
+        raise AlertStoreUnavailable(type(exc).__name__) from exc
 
 
 class RedisAlertStore:
@@ -35,22 +58,28 @@ class RedisAlertStore:
         return self._entry_prefix + fingerprint
 
     async def upsert(self, alert: WebhookAlert, payload: WebhookPayload) -> dict[str, Any]:
-        entry = await self._modify(alert.fingerprint, lambda previous: new_entry(alert, payload, previous),
-                                   reorder=True)
-        await self._trim()
+        with _redis_errors_translated():
+            entry = await self._modify(
+                alert.fingerprint, lambda previous: new_entry(alert, payload, previous), reorder=True
+            )
+            await self._trim()
         assert entry is not None  # new_entry never returns None
         return entry
 
     async def update(self, fingerprint: str, fields: dict[str, Any]) -> None:
-        await self._modify(fingerprint, lambda previous: None if previous is None else {**previous, **fields},
-                           reorder=False)
+        with _redis_errors_translated():
+            await self._modify(
+                fingerprint, lambda previous: None if previous is None else {**previous, **fields},
+                reorder=False,
+            )
 
     async def list(self, status: str = "all", limit: int = 100) -> list[dict[str, Any]]:
-        fingerprints = await self._client.zrevrange(self._order, 0, self._max - 1)
-        if not fingerprints:
-            return []
+        with _redis_errors_translated():
+            fingerprints = await self._client.zrevrange(self._order, 0, self._max - 1)
+            keys = [self._key(fp.decode()) for fp in fingerprints]
+            raws = await self._client.mget(keys) if keys else []
         chosen: list[dict[str, Any]] = []
-        for raw in await self._client.mget([self._key(fp.decode()) for fp in fingerprints]):
+        for raw in raws:
             if raw is None:
                 continue  # trimmed by another replica between the two reads
             entry = json.loads(raw)
@@ -88,7 +117,7 @@ class RedisAlertStore:
                     return entry
                 except WatchError:
                     await asyncio.sleep(random.uniform(0, CONFLICT_PAUSE_SECONDS))
-        raise RuntimeError(f"alert {fingerprint}: Redis kept changing under {MAX_WATCH_RETRIES} attempts")
+        raise AlertStoreUnavailable(f"alert {fingerprint} kept changing under {MAX_WATCH_RETRIES} attempts")
 
     async def _trim(self) -> None:
         excess = await self._client.zrange(self._order, 0, -(self._max + 1))

@@ -276,8 +276,8 @@ class AlertProcessor:
             return {"selector": None, "summary": None, "reason": "the alert has no log stream labels"}
         if self._summarise is None:
             return {"selector": selector, "summary": None, "reason": "log context is not configured"}
-        start_ns, end_ns = context_window(alert.startsAt)
         try:
+            start_ns, end_ns = context_window(alert.startsAt)
             answer = await self._summarise(selector, start_ns, end_ns)
         except Exception as exc:  # enrichment is optional; the alert is already stored
             log.warning("log context for alert %s failed: %s", alert.fingerprint, type(exc).__name__)
@@ -295,34 +295,52 @@ class AlertProcessor:
         }
 
     async def process(self, payload: WebhookPayload, entries: list[dict[str, Any]]) -> None:
-        """Runs after the webhook answered; every failure here is logged, none is raised."""
-        enriched: list[dict[str, Any]] = []
+        """Runs after the webhook answered; every failure here is logged, none is raised, and one
+        alert failing (e.g. the store's Redis gone) neither stops the others nor the forwarding."""
         for alert, entry in zip(payload.alerts, entries, strict=True):
-            if alert.status == "firing":
-                entry["context"] = await self._context(alert)
-                await self.store.update(alert.fingerprint, {"context": entry["context"]})
-            enriched.append(entry)
-            await self._events.write(
-                "alert",
-                "info" if alert.status == "resolved" else _event_level(alert.labels),
-                {
-                    "status": alert.status,
-                    "fingerprint": alert.fingerprint,
-                    "alertname": alert.labels.get("alertname"),
-                    "labels": alert.labels,
-                    "annotations": alert.annotations,
-                    "starts_at": entry["starts_at"],
-                    "ends_at": entry["ends_at"],
-                    "summary": (entry.get("context") or {}).get("summary"),
-                },
-            )
+            try:
+                await self._enrich_and_record(alert, entry)
+            except Exception as exc:
+                log.warning("processing alert %s failed: %s", alert.fingerprint, type(exc).__name__)
         if self._forwarder.configured:
-            started = time.perf_counter()
-            outcomes = await self._forwarder.forward(payload, enriched)
-            for alert in payload.alerts:
-                await self.store.update(alert.fingerprint, {"forwarded": outcomes})
-            elapsed = time.perf_counter() - started
-            log.info("forwarded %d alerts in %.2fs: %s", len(enriched), elapsed, outcomes)
+            try:
+                await self._forward(payload, entries)
+            except Exception as exc:
+                log.warning("forwarding alerts failed: %s", type(exc).__name__)
+
+    async def _enrich_and_record(self, alert: WebhookAlert, entry: dict[str, Any]) -> None:
+        if alert.status == "firing":
+            entry["context"] = await self._context(alert)
+            await self._update_stored(alert.fingerprint, {"context": entry["context"]})
+        await self._events.write(
+            "alert",
+            "info" if alert.status == "resolved" else _event_level(alert.labels),
+            {
+                "status": alert.status,
+                "fingerprint": alert.fingerprint,
+                "alertname": alert.labels.get("alertname"),
+                "labels": alert.labels,
+                "annotations": alert.annotations,
+                "starts_at": entry["starts_at"],
+                "ends_at": entry["ends_at"],
+                "summary": (entry.get("context") or {}).get("summary"),
+            },
+        )
+
+    async def _forward(self, payload: WebhookPayload, entries: list[dict[str, Any]]) -> None:
+        started = time.perf_counter()
+        outcomes = await self._forwarder.forward(payload, entries)
+        for alert in payload.alerts:
+            await self._update_stored(alert.fingerprint, {"forwarded": outcomes})
+        elapsed = time.perf_counter() - started
+        log.info("forwarded %d alerts in %.2fs: %s", len(entries), elapsed, outcomes)
+
+    async def _update_stored(self, fingerprint: str, fields: dict[str, Any]) -> None:
+        """The entry was stored when the webhook answered; losing this later detail is logged."""
+        try:
+            await self.store.update(fingerprint, fields)
+        except Exception as exc:
+            log.warning("updating stored alert %s failed: %s", fingerprint, type(exc).__name__)
 
 
 def _event_level(labels: dict[str, str]) -> str:

@@ -4,16 +4,21 @@ when REDIS_URL is set and answers a ping. Values must be JSON-serialisable (Redi
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
+
+from redis.exceptions import RedisError
 
 from gateway.config import GatewaySettings
 from gateway.services import redis_client
 
 DEFAULT_MAX_ENTRIES = 1024
 REDIS_KEY_PREFIX = "gateway:cache:"
+
+log = logging.getLogger(__name__)
 
 
 class Cache(Protocol):
@@ -58,17 +63,29 @@ class MemoryCache:
 
 
 class RedisCache:
+    """A failing Redis is a miss (get) or a no-op (set), logged: a cache outage must not fail the
+    requests it only speeds up (the rate limiter fails open the same way)."""
+
     def __init__(self, client: Any) -> None:  # redis.asyncio.Redis
         self._client = client
 
     async def get(self, key: str) -> Any | None:
-        raw = await self._client.get(REDIS_KEY_PREFIX + key)
+        try:
+            raw = await self._client.get(REDIS_KEY_PREFIX + key)
+        except RedisError as exc:
+            log.warning("cache read from Redis failed (%s); computing afresh", type(exc).__name__)
+            return None
         return None if raw is None else json.loads(raw)
 
     async def set(self, key: str, value: Any, ttl_seconds: float) -> None:
         if ttl_seconds <= 0:
             return
-        await self._client.set(REDIS_KEY_PREFIX + key, json.dumps(value), px=max(1, int(ttl_seconds * 1000)))
+        try:
+            await self._client.set(
+                REDIS_KEY_PREFIX + key, json.dumps(value), px=max(1, int(ttl_seconds * 1000))
+            )
+        except RedisError as exc:
+            log.warning("cache write to Redis failed (%s); not cached", type(exc).__name__)
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -82,7 +82,10 @@ class DigestScheduler:
     async def _loop(self) -> None:
         while True:
             await asyncio.sleep(self._interval_ns / 1_000_000_000)
-            await self.run_once()
+            try:
+                await self.run_once()
+            except Exception:  # one bad round must not end the schedule for good
+                log.exception("summary digest round failed")
 
     def start(self) -> None:
         if self._task is None:

@@ -13,7 +13,6 @@ from gateway.metrics import UPSTREAM_ERRORS
 
 UPSTREAM = "openai"  # the `upstream` label of gateway_upstream_errors_total
 DEFAULT_MAX_RETRIES = 2
-DEFAULT_MAX_COMPLETION_TOKENS = 800
 
 
 class ModelError(Exception):
@@ -75,6 +74,15 @@ class OpenAIChatModel:
                 max_tokens=max_tokens,
                 temperature=0.1,
             )
+            text = (response.choices[0].message.content or "").strip() if response.choices else ""
+            usage = response.usage
+            answer = ModelAnswer(
+                text=text,
+                model=response.model or self.name,
+                prompt_tokens=usage.prompt_tokens if usage else None,
+                completion_tokens=usage.completion_tokens if usage else None,
+                total_tokens=usage.total_tokens if usage else None,
+            )
         except openai.APIStatusError as exc:
             raise _failed("status", f"model endpoint answered HTTP {exc.status_code}") from exc
         except openai.APITimeoutError as exc:
@@ -83,16 +91,13 @@ class OpenAIChatModel:
             raise _failed("connect", "model endpoint unreachable") from exc
         except openai.OpenAIError as exc:
             raise _failed("invalid_response", f"model call failed: {type(exc).__name__}") from exc
-        if not response.choices or not (response.choices[0].message.content or "").strip():
+        # a "compatible" server or a proxy in front of it may answer 200 with HTML, invalid JSON or
+        # another shape; the SDK does not validate, so that surfaces here as one of these
+        except (AttributeError, TypeError, IndexError, ValueError) as exc:
+            raise _failed("invalid_response", f"model answer unreadable: {type(exc).__name__}") from exc
+        if not answer.text:
             raise _failed("invalid_response", "model returned an empty answer")
-        usage = response.usage
-        return ModelAnswer(
-            text=response.choices[0].message.content.strip(),
-            model=response.model or self.name,
-            prompt_tokens=usage.prompt_tokens if usage else None,
-            completion_tokens=usage.completion_tokens if usage else None,
-            total_tokens=usage.total_tokens if usage else None,
-        )
+        return answer
 
     async def aclose(self) -> None:
         await self._client.close()

@@ -13,13 +13,15 @@ import base64
 import binascii
 import hashlib
 import json
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain, islice
 from typing import Any
 
 from gateway.errors import ApiError
 from gateway.services.logql import NS_PER_SECOND, format_second
-from gateway.services.loki import Entry
+from gateway.services.loki import Entry, sorted_entries
 from gateway.services.redact import redact, redact_many
 
 CURSOR_VERSION = 1
@@ -181,3 +183,224 @@ def render_streams(entries: Sequence[Entry], *, redact_lines: bool) -> list[dict
         else:
             stream["entries"].append([stamp, text])
     return list(streams.values())
+
+
+@dataclass(frozen=True)
+class ShapedPage:
+    """One page in the DESIGN.md answer shape, and how many entries it holds."""
+
+    streams: list[dict[str, Any]]
+    truncated: bool
+    next_cursor: str | None
+    returned: int
+
+
+def shape_page(
+    data: Mapping[str, Any],
+    *,
+    request: PageRequest,
+    limit: int,
+    direction: str,
+    digest: str,
+    redact_lines: bool,
+) -> ShapedPage:
+    """Loki's `streams` answer as one page: exactly `sorted_entries` -> `cut_page` ->
+    `render_streams`, but without per-entry tuples, merging or re-sorting when the answer has
+    Loki's usual form (see `_shape_usual_page`). Anything else takes that general path."""
+    usual = _shape_usual_page(data, request, limit, direction, digest, redact_lines)
+    if usual is not None:
+        return usual
+    entries = sorted_entries(data, forward=direction == "forward")
+    page = cut_page(entries, request=request, limit=limit, direction=direction, digest=digest)
+    streams = render_streams(page.entries, redact_lines=redact_lines)
+    return ShapedPage(streams, page.truncated, page.next_cursor, len(page.entries))
+
+
+# Malformed answers raise one of these somewhere in the fast path; the general path then raises
+# exactly what it always did for them.
+_UNUSUAL_ANSWER = (TypeError, ValueError, IndexError, KeyError, AttributeError, OverflowError, OSError)
+MIN_TS_DIGITS = 10  # at least one digit of whole seconds in front of the nine of the fraction
+
+
+class _Run:
+    """One Loki stream of the answer: its values, their timestamps as Loki's decimal strings,
+    the index of its first value among all values (the general path's last tie-breaker) and
+    the slice [start, start + count) of values that goes on the page."""
+
+    __slots__ = ("count", "first_index", "labels", "stamps", "start", "values")
+
+    def __init__(self, labels: Mapping[str, str], values: list[Any], first_index: int) -> None:
+        self.labels = labels
+        self.values = values
+        self.stamps: list[str] = list(map(operator.itemgetter(0), values))
+        self.first_index = first_index
+        self.start = 0
+        self.count = len(values)
+
+
+class _SecondTexts(dict[str, str]):
+    """'YYYY-MM-DDTHH:MM:SS.' for the decimal seconds of a timestamp, computed once per second."""
+
+    def __missing__(self, seconds: str) -> str:
+        text = self[seconds] = format_second(int(seconds)) + "."
+        return text
+
+
+def _label_key(labels: Mapping[str, str]) -> str:
+    return "\x00".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+def _count_through(stamps: list[str], start: int, last: str, forward: bool) -> int:
+    """How many of stamps[start:] come no later than `last` in the direction (stamps strictly
+    monotonic in that direction, all of one width, so text order is numeric order)."""
+    lo, hi = start, len(stamps)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if (stamps[mid] <= last) if forward else (stamps[mid] >= last):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo - start
+
+
+def _padded(value: int, width: int) -> str | None:
+    """`value` as a timestamp text of `width` digits, or None when no such text equals it."""
+    text = str(value)
+    return text.zfill(width) if value >= 0 and len(text) <= width else None
+
+
+def _shape_usual_page(
+    data: Mapping[str, Any],
+    request: PageRequest,
+    limit: int,
+    direction: str,
+    digest: str,
+    redact_lines: bool,
+) -> ShapedPage | None:
+    """The page when Loki's answer has its usual form, None otherwise. Usual means: every
+    timestamp is a decimal string of one common width (so comparing texts compares times, and
+    the fraction is the last nine digits), each stream's values are strictly ordered in the
+    query direction (as Loki sends them), and no two entries share the timestamp at which the
+    page is cut. Then the general path's merge keeps each stream's order, a page is a prefix of
+    every stream, streams appear in the order of their first entries, and only the timestamps
+    of the entries need any per-entry work."""
+    if data.get("resultType") != "streams" or limit < 1:
+        return None
+    forward = direction == "forward"
+    try:
+        runs: list[_Run] = []
+        first_index = 0
+        for stream in data.get("result") or []:
+            values = stream.get("values") or []
+            if values:
+                runs.append(_Run(stream.get("stream") or {}, values, first_index))
+            first_index += len(values)
+        if not runs:
+            return ShapedPage([], False, None, 0)
+        all_stamps = list(chain.from_iterable(run.stamps for run in runs))
+        width = len(all_stamps[0])
+        if (
+            width < MIN_TS_DIGITS
+            or set(map(len, all_stamps)) != {width}
+            or not "".join(all_stamps).encode("ascii").isdigit()
+        ):
+            return None
+        in_order = operator.lt if forward else operator.gt
+        for run in runs:
+            if not all(map(in_order, run.stamps, islice(run.stamps, 1, None))):
+                return None
+        cursor = request.cursor
+        if cursor is not None and not _skip_already_returned(runs, cursor, width):
+            return None
+        for run in runs:
+            run.count = len(run.values) - run.start
+        total = sum(run.count for run in runs)
+        truncated = total > limit
+        last = ""
+        if truncated:
+            fresh = sorted(
+                chain.from_iterable(islice(run.stamps, run.start, None) for run in runs),
+                reverse=not forward,
+            )
+            last = fresh[limit - 1]
+            if fresh[limit] == last:  # the cut falls between entries of one timestamp
+                return None
+            for run in runs:
+                run.count = _count_through(run.stamps, run.start, last, forward)
+        page_runs = [run for run in runs if run.count]
+        page_runs.sort(
+            key=lambda run: (
+                run.stamps[run.start],
+                _label_key(run.labels),
+                run.values[run.start][1],
+                run.first_index + run.start,
+            ),
+            reverse=not forward,
+        )
+        next_cursor = None
+        if truncated:
+            next_cursor = _next_cursor(page_runs, request, last, digest, forward)
+        streams = _render_runs(page_runs, redact_lines)
+    except _UNUSUAL_ANSWER:
+        return None
+    return ShapedPage(streams, truncated, next_cursor, sum(run.count for run in page_runs))
+
+
+def _skip_already_returned(runs: list[_Run], cursor: Cursor, width: int) -> bool:
+    """Skip the entries the cursor says were returned at its boundary. They lead their streams
+    when the answer keeps to the window; False (take the general path) when one does not."""
+    boundary = _padded(cursor.boundary_ns, width)
+    if boundary is None:
+        return True
+    for run in runs:
+        if boundary in run.stamps:  # at most once: the stream is strictly ordered
+            at = run.stamps.index(boundary)
+            if entry_digest(run.labels, run.values[at][1]) in cursor.seen:
+                if at != 0:
+                    return False
+                run.start = 1
+    return True
+
+
+def _next_cursor(page_runs: list[_Run], request: PageRequest, last: str, digest: str, forward: bool) -> str:
+    boundary = int(last)
+    seen: set[bytes] = set()
+    for run in page_runs:
+        end = run.start + run.count - 1  # a stream holds at most one entry at `last`: its last one
+        if run.stamps[end] == last:
+            seen.add(entry_digest(run.labels, run.values[end][1]))
+    cursor = request.cursor
+    if cursor is not None and cursor.boundary_ns == boundary:
+        seen |= cursor.seen
+    far = request.end_ns if forward else request.start_ns
+    return Cursor(digest, boundary, far, frozenset(seen)).encode()
+
+
+def _render_runs(page_runs: list[_Run], redact_lines: bool) -> list[dict[str, Any]]:
+    """The streams of the answer: labels once, then [ts, line] or [ts, line, metadata]."""
+    slices = [run.values[run.start : run.start + run.count] for run in page_runs]
+    lines = list(chain.from_iterable(map(operator.itemgetter(1), values) for values in slices))
+    if redact_lines:
+        lines = redact_many(lines)
+    seconds = _SecondTexts()
+    streams: list[dict[str, Any]] = []
+    offset = 0
+    for run, values in zip(page_runs, slices, strict=True):
+        stamps = islice(run.stamps, run.start, run.start + run.count)
+        texts = islice(lines, offset, offset + run.count)
+        offset += run.count
+        if set(map(len, values)) == {2}:
+            entries: list[list[Any]] = [
+                [f"{seconds[stamp[:-9]]}{stamp[-9:]}Z", text]
+                for stamp, text in zip(stamps, texts, strict=True)
+            ]
+        else:
+            entries = []
+            for value, stamp, text in zip(values, stamps, texts, strict=True):
+                entry: list[Any] = [f"{seconds[stamp[:-9]]}{stamp[-9:]}Z", text]
+                meta = value[2] if len(value) > 2 and value[2] else None
+                if meta:
+                    entry.append({k: redact(v) for k, v in meta.items()} if redact_lines else meta)
+                entries.append(entry)
+        streams.append({"labels": dict(run.labels), "entries": entries})
+    return streams

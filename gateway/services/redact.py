@@ -1,12 +1,17 @@
 """Mask secrets in log text before it leaves the gateway (returned lines, LLM prompts).
 
-Patterns are precompiled; one RE2 trigger scan skips the ordered substitutions for the vast
-majority of lines (and whole pages), which contain no secret-looking token at all."""
+Patterns are precompiled. One RE2 trigger scan finds the few lines that may hold a secret (for a
+page of lines: one scan over all of them); every other line skips the ordered substitutions. A
+line that gets them skips each rule whose required text it lacks."""
 
 from __future__ import annotations
 
+import operator
 import re
+from bisect import bisect_right
 from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import accumulate, repeat
 
 import re2
 
@@ -43,13 +48,20 @@ _TRIGGERS = (
     "pk_",
     "pk-",
     "eyj",
-    "gh",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
     "xox",
     "aiza",
     "private",
 )
 
 _TRIGGER_RE = re2.compile("(?i)" + "|".join(re2.escape(trigger) for trigger in _TRIGGERS))
+# The same over UTF-8 bytes (RE2's default for byte patterns, with the same Unicode case folding):
+# searching a str makes the binding encode all of it and map offsets on every call.
+_TRIGGER_BYTES_RE = re2.compile(_TRIGGER_RE.pattern.encode())
 
 
 def _mask_pair(match: re.Match[str]) -> str:
@@ -62,31 +74,68 @@ def _mask_pair(match: re.Match[str]) -> str:
     return f"{match.group(1)}{MASK}"
 
 
+@dataclass(frozen=True)
+class _Rule:
+    """A substitution, and text the pattern cannot match without: `needs` (any of them) must
+    occur in the line, in the line lower-cased when `any_case` (ASCII lines only: other lines
+    always get the substitution, as case folding beyond ASCII is the regex engine's business)."""
+
+    pattern: re.Pattern[str]
+    replacement: str | Callable[[re.Match[str]], str]
+    needs: tuple[str, ...]
+    any_case: bool = False
+
+    def may_match(self, text: str) -> bool:
+        if self.any_case:
+            if not text.isascii():
+                return True
+            text = text.lower()
+        return any(map(text.__contains__, self.needs))
+
+
 # Ordered: whole blocks and self-describing tokens first, then `name=value` pairs.
-_PATTERNS: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
-    (
+_RULES: tuple[_Rule, ...] = (
+    _Rule(
         re.compile(
             r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?:.*?-----END [A-Z0-9 ]*PRIVATE KEY-----|.*\Z)",
             re.DOTALL,
         ),
         "[REDACTED PRIVATE KEY]",
+        ("PRIVATE KEY-----",),
     ),
-    (re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), "[REDACTED JWT]"),
-    (re.compile(r"(?i)\b(bearer|basic|apikey|token)(\s+)[A-Za-z0-9._~+/=-]{8,}"), rf"\1\2{MASK}"),
+    _Rule(
+        re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), "[REDACTED JWT]", ("eyJ",)
+    ),
+    _Rule(
+        re.compile(r"(?i)\b(bearer|basic|apikey|token)(\s+)[A-Za-z0-9._~+/=-]{8,}"),
+        rf"\1\2{MASK}",
+        ("bearer", "basic", "apikey", "token"),
+        any_case=True,
+    ),
     # user:password@ in URLs (any scheme); the user name stays for debugging
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]*:)[^/\s@]+@"), rf"\1{MASK}@"),
-    (re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA)[A-Z0-9]{16}\b"), "[REDACTED AWS KEY]"),
-    (re.compile(r"\b(?:sk|rk|pk)[-_](?:live[-_]|test[-_]|proj[-_]|ant[-_])?[A-Za-z0-9_-]{16,}"), MASK),
-    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"), MASK),
-    (re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), MASK),
-    (re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"), MASK),
+    _Rule(re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]*:)[^/\s@]+@"), rf"\1{MASK}@", ("://",)),
+    _Rule(
+        re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA)[A-Z0-9]{16}\b"),
+        "[REDACTED AWS KEY]",
+        ("AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA"),
+    ),
+    _Rule(
+        re.compile(r"\b(?:sk|rk|pk)[-_](?:live[-_]|test[-_]|proj[-_]|ant[-_])?[A-Za-z0-9_-]{16,}"),
+        MASK,
+        ("k-", "k_"),
+    ),
+    _Rule(re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"), MASK, ("gh",)),
+    _Rule(re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), MASK, ("xox",)),
+    _Rule(re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"), MASK, ("AIza",)),
     # name=value / name: value / "name": "value" — keeps the name, masks the value
-    (
+    _Rule(
         re.compile(
             rf"""(?i)(?<![A-Za-z0-9])((?:{_SENSITIVE_FIELDS})["']?\s*[:=]\s*)"""
             r"""("[^"]*"|'[^']*'|[^\s"',;&}\]]+)"""
         ),
         _mask_pair,
+        ("pass", "pwd", "secret", "key", "token", "credential"),
+        any_case=True,
     ),
 )
 
@@ -95,17 +144,40 @@ def _may_hold_secret(text: str) -> bool:
     return _TRIGGER_RE.search(text) is not None
 
 
+def _substitute(text: str) -> str:
+    for rule in _RULES:
+        if rule.may_match(text):
+            text = rule.pattern.sub(rule.replacement, text)
+    return text
+
+
 def redact_many(lines: list[str]) -> list[str]:
-    """`redact` over many lines; one scan of the whole batch settles the common no-secret case."""
-    if not _may_hold_secret("\n".join(lines)):
+    """`redact` over many lines: one trigger scan over all of them (joined) finds the lines that
+    need the substitutions; `lines` itself comes back when none does."""
+    if not lines:
         return lines
-    return [redact(line) for line in lines]
+    text = "\n".join(lines)
+    if text.isascii():
+        data, sizes = text.encode("ascii"), list(map(len, lines))
+    else:
+        encoded = [line.encode() for line in lines]
+        data, sizes = b"\n".join(encoded), list(map(len, encoded))
+    # ends[i]: offset just past line i and its separator, i.e. where line i + 1 starts
+    ends = list(accumulate(map(operator.add, sizes, repeat(1))))
+    masked: list[str] | None = None
+    search = _TRIGGER_BYTES_RE.search
+    found = search(data)
+    while found is not None:  # no trigger spans a separator: each match lies in one line
+        index = bisect_right(ends, found.start())
+        if masked is None:
+            masked = list(lines)
+        masked[index] = _substitute(lines[index])
+        found = search(data, ends[index]) if index + 1 < len(lines) else None
+    return lines if masked is None else masked
 
 
 def redact(text: str) -> str:
     """`text` with secrets replaced by [REDACTED...] markers; unchanged when none are found."""
     if not _may_hold_secret(text):
         return text
-    for pattern, replacement in _PATTERNS:
-        text = pattern.sub(replacement, text)
-    return text
+    return _substitute(text)

@@ -3,9 +3,10 @@
 One miner serves both the current and the previous window so that a template keeps its id across
 them; each cluster counts its lines per window.
 
-Secrets: every string that leaves the miner (kept samples, template text) goes through the
-redactor. Lines themselves are only read, never kept, so redacting those few strings gives the
-same guarantee as redacting every line on the way in, at a small fraction of the cost.
+Secrets: a line is redacted before it is masked and clustered (once per line shape, see _SHAPE),
+so template text is built from redacted tokens only; masking first could cut a secret into parts
+the redactor no longer recognises. Samples are redacted from the raw line. Template text is
+redacted once more on the way out.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ class TemplateMiner:
         shape = _SHAPE.sub("0", line)
         cluster_id = self._by_shape.get(shape)
         if cluster_id is None or cluster_id not in self._drain.id_to_cluster:
-            masked = self._masker.mask(_WHITESPACE.sub(" ", line.strip()))
+            masked = self._masker.mask(_WHITESPACE.sub(" ", self._redact(line).strip()))
             cluster, _ = self._drain.add_log_message(masked)
             cluster_id = cluster.cluster_id
             if len(self._by_shape) < MAX_SHAPE_CACHE:

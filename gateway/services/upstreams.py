@@ -133,8 +133,16 @@ def proxy_root(service: UpstreamService) -> httpx.URL:
     return base.copy_with(path=root_path or "/", query=None, fragment=None)
 
 
+def _has_dot_segment(path: str) -> bool:
+    """`.`/`..` segments, also with a `;parameter` (Tomcat and others treat `..;x` as `..`)."""
+    return any(segment.partition(";")[0] in {".", ".."} for segment in path.split("/"))
+
+
 def within_root(url: httpx.URL, root: httpx.URL) -> bool:
     if (url.scheme, url.host, url.port) != (root.scheme, root.host, root.port):
+        return False
+    # url.path is percent-decoded: a redirect to /prefix/%2e%2e/x must not pass as "below"
+    if _has_dot_segment(url.path):
         return False
     root_path = root.path.rstrip("/")
     return url.path == root_path or url.path.startswith(root_path + "/") or root_path == ""
@@ -148,9 +156,12 @@ def proxy_url(service: UpstreamService, path: str, query: bytes = b"") -> httpx.
         raise _bad_path("the path contains control characters or backslashes")
     if decoded.startswith("/") or "://" in decoded or decoded.lower().startswith(("http:", "https:")):
         raise _bad_path("absolute URLs and protocol-relative paths are not allowed")
-    if any(segment in {".", ".."} for segment in decoded.split("/")):
+    if _has_dot_segment(decoded):
         raise _bad_path("'.' and '..' path segments are not allowed")
-    target = root.copy_with(path=root.path.rstrip("/") + "/" + path, query=query or None)
+    try:
+        target = root.copy_with(path=root.path.rstrip("/") + "/" + path, query=query or None)
+    except httpx.InvalidURL as exc:  # e.g. a `?` or `#` that was percent-encoded in the request
+        raise _bad_path("the path contains characters that cannot appear in a URL path") from exc
     if not within_root(target, root):
         raise _bad_path("the path leaves the service's monitoring prefix")
     return target

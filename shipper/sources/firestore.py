@@ -32,9 +32,29 @@ Choices the Firestore query model forces on us (each one tested):
   immutable (re-shipping would put a second, different line at the same timestamp in Loki).
   An update that moves the field past the saved position is read again, as a new entry. In
   update_time mode an update is by definition a new event and is shipped again.
-* The field is assumed to grow with time (written as "now" by the writer): a document written
-  later with a value *below* a lane's saved position is not found by that lane. Writers with
-  skewed clocks should use a server timestamp (`SERVER_TIMESTAMP`).
+* Late arrivals. The field is expected to grow with time ("now" at the writer), but a document
+  can become visible after a pass has moved a lane past its value (a bot stamps `timestamp=now`
+  and writes two seconds later). So each pass, before reading forward, a timestamp or number
+  lane re-reads the documents whose field lies in the *late-arrival window*
+  [saved position - `late_window_seconds`, saved position] (default 300 s; 0 disables it) and
+  ships those it has not shipped yet, with their own time from the field (so a resend after a
+  crash is still dropped by Loki), counted as `shipper_records_adjusted{reason="late_arrival"}`
+  and a `late_arrival` outcome. To know what it shipped, the lane's cursor keeps `shipped`:
+  {8-byte blake2b hex digest of the document id: time shipped with, ns} for the documents
+  shipped with a time inside the window ending at the lane's position; digests that fall out of
+  the window as the position moves are dropped. The cursor is therefore bounded by the
+  documents per window: one entry, about 40 bytes of JSON, per document of the window per lane
+  (about 40 kB for 1,000), and every pass re-reads that many documents per lane (billed reads).
+  Limits: a document whose value is *more than* the window below the position when it becomes
+  visible is still not found, nor counted - writers with skewed clocks should use a server
+  timestamp (`SERVER_TIMESTAMP`); the string lane has no window and keeps the old assumption
+  (RFC 3339 text sorts as text, not as time - offsets, fraction lengths - so "position minus
+  window" has no string value that bounds it); a number lane is assumed to use one epoch unit
+  (its window is computed in the unit of the saved position). Keep the window well below what
+  Loki accepts out of order (max_chunk_age / 2, 1 h by default). A checkpoint written before
+  the window existed, or a window made wider, has no digests for (part of) the window: the first
+  pass after re-sends up to one window of documents - same timestamps and lines, which Loki
+  drops - and counts them as late_arrival too.
 * An empty or deleted collection (the same thing in Firestore) ships nothing and is reported as
   an `empty_collection` outcome; a permission or API error on one collection is a
   `collection_error:<reason>` outcome counted in `shipper_records_skipped` and the other
@@ -45,13 +65,13 @@ Choices the Firestore query model forces on us (each one tested):
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import math
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from google.api_core.datetime_helpers import DatetimeWithNanoseconds
@@ -67,7 +87,7 @@ from google.cloud.firestore_v1.document import DocumentReference
 from proto.datetime_helpers import DatetimeWithNanoseconds as ProtoDatetimeWithNanoseconds
 
 from shipper.config import FirestoreSourceConfig
-from shipper.metrics import RECORDS_SKIPPED
+from shipper.metrics import RECORDS_ADJUSTED, RECORDS_SKIPPED
 from shipper.models import Batch, Cursor, LogRecord, Outcome
 from shipper.records import format_rfc3339_ns, level_of, parse_timestamp_ns
 from shipper.sources.base import SourceError
@@ -96,6 +116,60 @@ LANES = (
     Lane("number", -math.inf),
     Lane("string", ""),
 )
+# The number lane's epoch units, as parse_timestamp_ns tells them apart by magnitude:
+# (smallest value of the unit, units per second), largest first.
+EPOCH_UNITS = ((10**17, 10**9), (10**14, 10**6), (10**11, 10**3), (0, 1))
+DIGEST_BYTES = 8
+
+
+@dataclass(slots=True)
+class LanePosition:
+    """Where a lane stands: the last (value, document id) read, and the digests of the documents
+    it shipped with a time inside the late-arrival window ending at that value."""
+
+    value: Any  # as Firestore returns it (a datetime in the timestamp lane)
+    doc_id: str
+    shipped: dict[str, int]  # digest_of(doc id) -> the time it was shipped with (ns)
+
+    @classmethod
+    def load(cls, lane: str, saved: Mapping[str, Any]) -> LanePosition:
+        # a checkpoint from before the window has no "shipped": an empty set (see the docstring)
+        return cls(decode_cursor_value(lane, saved["value"]), saved["doc_id"], dict(saved.get("shipped", {})))
+
+    def dump(self) -> dict[str, Any]:
+        saved: dict[str, Any] = {"value": encode_cursor_value(self.value), "doc_id": self.doc_id}
+        if self.shipped:
+            saved["shipped"] = dict(self.shipped)
+        return saved
+
+
+@dataclass(frozen=True, slots=True)
+class LateWindow:
+    """The lane values [lowest, position] of a late-arrival window; their times are >= since_ns."""
+
+    lowest: Any
+    since_ns: int
+
+
+def late_window(lane: str, value: Any, seconds: int) -> LateWindow | None:
+    """The window of `seconds` ending at the lane value `value`, expressed in the lane's own type;
+    None when disabled, for the string lane, or when `value` is not a time."""
+    if seconds <= 0:
+        return None
+    if lane == "timestamp" and isinstance(value, datetime):
+        span = timedelta(seconds=seconds)
+        lowest = value - span if value - FIRESTORE_MIN_TIMESTAMP > span else FIRESTORE_MIN_TIMESTAMP
+        return LateWindow(lowest, _ns_of(lowest))
+    if lane == "number" and type(value) in (int, float) and parse_timestamp_ns(value) is not None:
+        floor, per_second = next(unit for unit in EPOCH_UNITS if value >= unit[0])
+        lowest = max(value - seconds * per_second, floor)  # never into another unit
+        since_ns = parse_timestamp_ns(lowest)
+        return LateWindow(lowest, since_ns) if since_ns is not None else None
+    return None
+
+
+def digest_of(doc_id: str) -> str:
+    return hashlib.blake2b(doc_id.encode(), digest_size=DIGEST_BYTES).hexdigest()
 
 
 def to_json_value(value: Any) -> Any:
@@ -233,10 +307,11 @@ class FirestoreSource:
             return UPDATE_TIME_MODE
         return None  # nothing to decide on yet: decide when documents exist
 
-    def _lane_query(self, collection: str, field: str, lane: Lane) -> Query:
+    def _lane_query(self, collection: str, field: str, lowest: Any) -> Query:
+        """The documents whose field is >= lowest and of its type, in (field, id) order."""
         return (
             self.client.collection(collection)
-            .where(filter=FieldFilter(field, ">=", lane.lower_bound))
+            .where(filter=FieldFilter(field, ">=", lowest))
             .order_by(field)
             .order_by(DOCUMENT_ID)
         )
@@ -244,12 +319,19 @@ class FirestoreSource:
     def _pull_lane(
         self, collection: str, field: str, lane: Lane, position: dict[str, Any]
     ) -> Iterator[tuple[list[LogRecord], dict[str, Any]]]:
-        base = self._lane_query(collection, field, lane)
         saved = position.get("lanes", {}).get(lane.name)
+        at = LanePosition.load(lane.name, saved) if saved is not None else None
+
+        def moved(at: LanePosition) -> dict[str, Any]:
+            return {**position, "lanes": {**position.get("lanes", {}), lane.name: at.dump()}}
+
+        if at is not None:
+            for records, with_late in self._pull_late(collection, field, lane, at):
+                at = with_late
+                yield records, moved(at)
+        base = self._lane_query(collection, field, lane.lower_bound)
         while True:
-            query = base
-            if saved is not None:
-                query = query.start_after([decode_cursor_value(lane.name, saved["value"]), saved["doc_id"]])
+            query = base if at is None else base.start_after([at.value, at.doc_id])
             snapshots = list(query.limit(self.config.page_size).stream())  # one page only
             if not snapshots:
                 return
@@ -263,13 +345,55 @@ class FirestoreSource:
                 else:
                     records.append(self._record(collection, snapshot, ts_ns))
             last = snapshots[-1]
-            saved = {"value": encode_cursor_value(last.get(field)),
-                     "doc_id": last.id}
-            lanes = {**position.get("lanes", {}), lane.name: saved}
-            position = {**position, "lanes": lanes}
-            yield records, position
+            at = self._advanced(lane, at, last.get(field), last.id, records)
+            yield records, moved(at)
             if len(snapshots) < self.config.page_size:
                 return
+
+    def _advanced(
+        self, lane: Lane, at: LanePosition | None, value: Any, doc_id: str, records: list[LogRecord]
+    ) -> LanePosition:
+        """The lane moved to (value, doc_id) shipping `records`: remember them, forget the digests
+        that fell out of the window now ending at `value`."""
+        shipped = dict(at.shipped) if at is not None else {}
+        shipped.update((digest_of(record.metadata["doc_id"]), record.ts_ns) for record in records)
+        window = late_window(lane.name, value, self.config.late_window_seconds)
+        kept = {} if window is None else {key: ts for key, ts in shipped.items() if ts >= window.since_ns}
+        return LanePosition(value, doc_id, kept)
+
+    def _pull_late(
+        self, collection: str, field: str, lane: Lane, at: LanePosition
+    ) -> Iterator[tuple[list[LogRecord], LanePosition]]:
+        """Ship the documents of the window below the lane's position that it has not shipped:
+        written after the lane had passed their value. Each page's position holds their digests."""
+        window = late_window(lane.name, at.value, self.config.late_window_seconds)
+        if window is None:
+            return
+        base = self._lane_query(collection, field, window.lowest).end_at([at.value, at.doc_id])
+        query = base
+        while True:
+            snapshots = list(query.limit(self.config.page_size).stream())
+            late: list[LogRecord] = []
+            for snapshot in snapshots:
+                ts_ns = self._lane_timestamp(snapshot.get(field))
+                # ts_ns is never None here: the window only holds values that are times
+                if ts_ns is not None and digest_of(snapshot.id) not in at.shipped:
+                    late.append(self._record(collection, snapshot, ts_ns))
+            if late:
+                shipped = {**at.shipped, **{digest_of(r.metadata["doc_id"]): r.ts_ns for r in late}}
+                at = LanePosition(at.value, at.doc_id, shipped)
+                RECORDS_ADJUSTED.labels(source=self.id, reason="late_arrival").inc(len(late))
+                ids = ", ".join(record.metadata["doc_id"] for record in late[:5])
+                more = " ..." if len(late) > 5 else ""
+                self._outcome("late_arrival", len(late), f"{collection} ({lane.name} lane): {ids}{more}")
+                log.info(
+                    "firestore %s: %d document(s) of %s written after the %s lane passed their %r",
+                    self.id, len(late), collection, lane.name, field,
+                )
+                yield late, at
+            if len(snapshots) < self.config.page_size:
+                return
+            query = base.start_after([snapshots[-1].get(field), snapshots[-1].id])
 
     @staticmethod
     def _lane_timestamp(value: Any) -> int | None:
@@ -280,7 +404,7 @@ class FirestoreSource:
     def _count_missing_field(self, collection: str, field: str, position: dict[str, Any]) -> dict[str, Any]:
         reference = self.client.collection(collection)
         total = _count(reference)
-        in_lanes = sum(_count(self._lane_query(collection, field, lane)) for lane in LANES)
+        in_lanes = sum(_count(self._lane_query(collection, field, lane.lower_bound)) for lane in LANES)
         unusable = max(0, total - in_lanes)
         seen = int(position.get("no_field_seen", 0))
         if unusable > seen:
@@ -306,7 +430,8 @@ class FirestoreSource:
             query = base.start_after([after_id]) if after_id else base
             snapshots = list(query.limit(self.config.page_size).stream())
             if scan_start is None:
-                scan_start = _ns_of(snapshots[0].read_time) if snapshots else time.time_ns()
+                # Firestore's clock, never ours: nothing read means the bound stays where it was
+                scan_start = _ns_of(snapshots[0].read_time) if snapshots else since
             records = [
                 self._record(collection, snapshot, _ns_of(snapshot.update_time))
                 for snapshot in snapshots

@@ -17,7 +17,8 @@ dropped. A pod with the same name but a new uid starts from the beginning of its
 
 403 and 404 answers (listing or one container's log) are counted outcomes
 (`shipper_records_skipped{reason=...}` and `outcomes`), never a crash of the run; other API
-failures of the listing raise SourceError.
+failures of the listing, and a connection to the API that fails (also in the middle of a log),
+raise SourceError: the batches before it are committed, the rest is read again next run.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError as TransportError
 
 from shipper.config import PodsSourceConfig
 from shipper.metrics import RECORDS_ADJUSTED, RECORDS_SKIPPED
@@ -107,6 +109,8 @@ class PodSource:
             raise SourceError(
                 f"listing pods in {self.config.namespace} failed: {exc.status} {exc.reason}"
             ) from exc
+        except TransportError as exc:
+            raise SourceError(f"listing pods in {self.config.namespace}: API unreachable: {exc}") from exc
 
         listed: set[str] = set()
         for pod in pods:
@@ -116,10 +120,13 @@ class PodSource:
                 if phase not in ACTIVE_PHASES and not (phase in FINISHED_PHASES and key in state):
                     continue
                 listed.add(key)
-                for records, position in self._container_batches(pod, status.name, status.restart_count,
-                                                                 state.get(key)):
-                    state[key] = position
-                    yield Batch(records=records, cursor={"containers": json.loads(json.dumps(state))})
+                try:
+                    for records, position in self._container_batches(pod, status.name, status.restart_count,
+                                                                     state.get(key)):
+                        state[key] = position
+                        yield Batch(records=records, cursor={"containers": json.loads(json.dumps(state))})
+                except TransportError as exc:  # connection lost or timed out mid-stream
+                    raise SourceError(f"reading the log of {key}: API unreachable: {exc}") from exc
 
         if self._expire_unlisted(state, listed):
             yield Batch(records=[], cursor={"containers": json.loads(json.dumps(state))})

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 import redis.asyncio as redis_asyncio
 
-from gateway.services.alert_store_redis import RedisAlertStore
+from gateway.services.alert_store_redis import AlertStoreUnavailable, RedisAlertStore
 from gateway.services.alerts import WebhookAlert, WebhookPayload
 from tests import redis_server as redis_fixtures
+from tests.conftest import free_port
 
 redis_server = redis_fixtures.redis_server
 redis_url = redis_fixtures.redis_url
@@ -69,3 +70,15 @@ async def test_concurrent_replicas_never_lose_a_notification(redis_url: str) -> 
         for replica in replicas:
             await replica.close()
     assert entry["notifications"] == 40
+
+
+async def test_an_unreachable_redis_is_a_503_api_error() -> None:
+    store = RedisAlertStore(redis_asyncio.from_url(f"redis://127.0.0.1:{free_port()}/0"), max_entries=3)
+    try:
+        for call in (store.upsert(*notification("a")), store.update("a", {"x": 1}), store.list()):
+            with pytest.raises(AlertStoreUnavailable) as raised:
+                await call
+            assert (raised.value.status, raised.value.code) == (503, "alert_store_unavailable")
+            assert "REDIS_URL" in raised.value.hint
+    finally:
+        await store.close()

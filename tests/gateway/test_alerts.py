@@ -10,10 +10,20 @@ from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio as redis_asyncio
 import respx
 
 from gateway.main import create_app
+from gateway.services.alert_store_redis import RedisAlertStore
+from gateway.services.alerts import (
+    AlertProcessor,
+    Forwarder,
+    GenericWebhookReceiver,
+    MemoryAlertStore,
+    WebhookPayload,
+)
 from tests import redis_server as redis_fixtures
+from tests.conftest import free_port
 from tests.gateway.conftest import LOKI_TEST_URL, make_settings
 
 redis_server = redis_fixtures.redis_server
@@ -274,3 +284,77 @@ async def test_redis_store_is_shared_by_replicas_and_outlives_them(
     entry = listed["alerts"][0]
     assert entry["status"] == "resolved" and entry["notifications"] == 2
     assert entry["context"]["lines_read"] == 25  # gathered by the first replica while firing
+
+
+async def test_a_redis_store_gone_after_start_answers_503_envelopes(
+    client: httpx.AsyncClient, app: Any, auth_headers: dict[str, str]
+) -> None:
+    """Alertmanager retries a non-2xx notification, so 503 is right; a bare 500 is not."""
+    app.state.alerts.store = RedisAlertStore(
+        redis_asyncio.from_url(f"redis://127.0.0.1:{free_port()}/0"), max_entries=3
+    )
+    try:
+        posted = await client.post(WEBHOOK, json=payload(alert()), headers=auth_headers)
+        listed = await client.get("/api/monitoring/alerts", headers=auth_headers)
+    finally:
+        await app.state.alerts.store.close()
+    for response in (posted, listed):
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "alert_store_unavailable"
+
+
+class FailingUpdates(MemoryAlertStore):
+    async def update(self, fingerprint: str, fields: dict[str, Any]) -> None:
+        raise RuntimeError("store went away")
+
+
+class RecordingEvents:
+    def __init__(self) -> None:
+        self.written: list[dict[str, Any]] = []
+
+    async def write(self, kind: str, level: str, fields: dict[str, Any]) -> bool:
+        self.written.append(fields)
+        return True
+
+
+async def test_processing_goes_on_when_one_step_fails() -> None:
+    """A failing store update or log context (here: startsAt Alertmanager's "unset" year 1, whose
+    context window cannot be computed) neither raises nor stops the other alerts or forwarding."""
+    forwarded: list[dict[str, Any]] = []
+
+    def receiver(request: httpx.Request) -> httpx.Response:
+        forwarded.append(json.loads(request.content))
+        return httpx.Response(200)
+
+    async def summarise(selector: str, start_ns: int, end_ns: int) -> dict[str, Any]:
+        return {"summary": "ok", "evidence": []}
+
+    body = payload(alert(fingerprint="a"), {**alert(fingerprint="b"), "startsAt": "0001-01-01T00:00:00Z"})
+    parsed = WebhookPayload.model_validate(body)
+    store = FailingUpdates(10)
+    events = RecordingEvents()
+    async with httpx.AsyncClient(transport=httpx.MockTransport(receiver)) as http:
+        processor = AlertProcessor(
+            store, events, Forwarder(http, [GenericWebhookReceiver(GENERIC_URL)]), summarise
+        )
+        entries = await processor.store_payload(parsed)
+        await processor.process(parsed, entries)
+    assert [event["fingerprint"] for event in events.written] == ["a", "b"]
+    assert events.written[0]["summary"] == "ok"
+    assert len(forwarded) == 1 and [a["fingerprint"] for a in forwarded[0]["alerts"]] == ["a", "b"]
+    assert forwarded[0]["alerts"][1]["context"]["reason"].startswith("log context failed")
+
+
+async def test_an_oversized_webhook_body_is_a_413_envelope(
+    client: httpx.AsyncClient, auth_headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.api.routes import alerts as alerts_route
+
+    monkeypatch.setattr(alerts_route, "MAX_WEBHOOK_BODY_BYTES", 1000)
+    body = json.dumps(payload(*(alert(fingerprint=f"fp{n}") for n in range(10))))
+    assert len(body) > 1000
+    headers = {**auth_headers, "content-type": "application/json"}
+    response = await client.post(WEBHOOK, content=body, headers=headers)
+    assert response.status_code == 413
+    error = response.json()["error"]
+    assert error["code"] == "payload_too_large" and "max_alerts" in error["hint"]

@@ -112,6 +112,7 @@ def upstreams(start_upstream: Callable[[dict[str, Any]], Upstream]) -> dict[str,
         {
             "/healthz": (200, {}, b"ok"),
             "/monitoring/metrics": (200, {"Content-Type": "text/plain; version=0.0.4"}, b"up 1\n"),
+            "/monitoring/login": (200, {"Set-Cookie": "session=of-the-first-caller; Path=/"}, b"hi"),
             "/monitoring/big": (200, {}, b"x" * (MAX_PROXY_BYTES + 1)),
             "/monitoring/fail": (500, {}, b"boom"),
             "/monitoring/slow": _slow,
@@ -119,6 +120,7 @@ def upstreams(start_upstream: Callable[[dict[str, Any]], Upstream]) -> dict[str,
             "/monitoring/redirect-in": (302, {"Location": "/monitoring/metrics"}, b""),
             "/monitoring/redirect-up": (302, {"Location": "/secret"}, b""),
             "/monitoring/redirect-out": (302, {"Location": "http://evil.example/steal"}, b""),
+            "/monitoring/redirect-encoded": (302, {"Location": "/monitoring/%2e%2e/secret"}, b""),
             "/secret": (200, {}, b"SECRET outside the monitoring prefix"),
         }
     )
@@ -229,6 +231,18 @@ async def test_overview_survives_loki_down(
     assert body["errors_last_hour"]["error"]
 
 
+async def test_overview_survives_a_malformed_loki_answer(
+    monitoring_app: FastAPI, auth_headers: dict[str, str], loki: respx.MockRouter,
+    client_for: Callable[..., Any],
+) -> None:
+    junk = {"resultType": "vector", "result": [{"metric": {"source": "gcs"}, "value": "3"}]}
+    loki["query"].mock(return_value=httpx.Response(200, json={"status": "success", "data": junk}))
+    async with client_for(monitoring_app) as client:
+        response = await client.get("/api/monitoring/overview", headers=auth_headers)
+    assert response.status_code == 200
+    assert response.json()["errors_last_hour"]["available"] is False
+
+
 async def test_health_of_one_service(
     monitoring_app: FastAPI, auth_headers: dict[str, str], client_for: Callable[..., Any]
 ) -> None:
@@ -258,6 +272,18 @@ async def test_proxy_forwards_get_with_the_service_credentials_only(
     assert headers["authorization"] == f"Bearer {SERVICE_TOKEN}"
     assert "x-api-key" not in headers and "cookie" not in headers
     assert api_key not in json.dumps(headers)
+
+
+async def test_an_upstream_cookie_never_reaches_the_next_caller(
+    monitoring_app: FastAPI, auth_headers: dict[str, str], upstreams: dict[str, Upstream],
+    client_for: Callable[..., Any],
+) -> None:
+    async with client_for(monitoring_app) as client:
+        assert (await client.get("/api/monitoring/api/login", headers=auth_headers)).status_code == 200
+        assert (await client.get("/api/monitoring/api/metrics", headers=auth_headers)).status_code == 200
+    path, headers = upstreams["api"].requests[-1]
+    assert path == "/monitoring/metrics"
+    assert "cookie" not in headers, headers["cookie"]
 
 
 async def _raw_get(app: FastAPI, raw_path: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
@@ -299,6 +325,10 @@ async def _raw_get(app: FastAPI, raw_path: bytes, headers: dict[str, str]) -> tu
         (b"/api/monitoring/api//evil.host/x", 400, b"invalid_proxy_path"),
         (b"/api/monitoring/api/%2f%2fevil.host/x", 400, b"invalid_proxy_path"),
         (b"/api/monitoring/api/./metrics", 400, b"invalid_proxy_path"),
+        (b"/api/monitoring/api/metrics/..;/..;/secret", 400, b"invalid_proxy_path"),
+        (b"/api/monitoring/api/metrics%3Fx=1", 400, b"invalid_proxy_path"),
+        (b"/api/monitoring/api/metrics%23frag", 400, b"invalid_proxy_path"),
+        (b"/api/monitoring/api/redirect-encoded", 502, b"upstream_redirect_refused"),
         (b"/api/monitoring/api/redirect-out", 502, b"upstream_redirect_refused"),
         (b"/api/monitoring/api/redirect-up", 502, b"upstream_redirect_refused"),
         (b"/api/monitoring/nope/metrics", 404, b"unknown_service"),
@@ -313,7 +343,7 @@ async def test_proxy_refuses_ssrf_attempts(
         got_status, body = await _raw_get(monitoring_app, raw_path, {"x-api-key": api_key})
     assert (got_status, json.loads(body)["error"]["code"].encode()) == (status, code)
     assert "/secret" not in upstreams["api"].paths()
-    assert not any("evil" in p for p in upstreams["api"].paths())
+    assert not any("evil" in p or "secret" in p for p in upstreams["api"].paths())
 
 
 @pytest.mark.parametrize(
@@ -377,7 +407,7 @@ def test_proxy_url_stays_below_the_prefix(base_url: str, prefix: str, path: str,
 @pytest.mark.parametrize(
     "path",
     ["..", "a/../../b", "%2e%2e/b", "%25%32%65%25%32%65/b", "/etc/passwd", "//evil/x", "https:evil",
-     "a\\..\\b", "a\x00b", "http://evil/x"],
+     "a\\..\\b", "a\x00b", "http://evil/x", "a/..;/b", "..;x/b", "metrics?x=1", "metrics#f"],
 )
 def test_proxy_url_rejects_escapes(path: str) -> None:
     service = UpstreamService(name="svc", base_url="http://svc:9000", monitoring_prefix="/monitoring")

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import redis.asyncio as redis_asyncio
+
 from gateway.config import GatewaySettings
 from gateway.main import create_app
-from gateway.services.cache import MemoryCache, RedisCache, build_cache
+from gateway.services.cache import MemoryCache, RedisCache, build_cache, cached
 from tests import redis_server as redis_fixtures
 from tests.conftest import free_port
 from tests.gateway.conftest import make_settings
@@ -53,3 +55,20 @@ async def test_cache_values_are_shared_and_expire(redis_url: str) -> None:
 async def test_unreachable_redis_falls_back_to_memory() -> None:
     cache = await build_cache(make_settings(redis_url=f"redis://127.0.0.1:{free_port()}/0"))
     assert isinstance(cache, MemoryCache)
+
+
+async def test_a_redis_failing_after_start_is_a_cache_miss_not_an_error() -> None:
+    cache = RedisCache(redis_asyncio.from_url(f"redis://127.0.0.1:{free_port()}/0"))
+    computed: list[int] = []
+
+    async def compute() -> dict[str, int]:
+        computed.append(1)
+        return {"value": 42}
+
+    try:
+        assert await cache.get("overview") is None
+        await cache.set("overview", {"value": 1}, ttl_seconds=30)
+        assert await cached(cache, "overview", 30, compute) == {"value": 42}
+    finally:
+        await cache.close()
+    assert computed == [1]

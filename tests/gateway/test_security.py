@@ -74,6 +74,11 @@ def test_empty_keys_file_refuses_to_start(keys_file: KeysFile) -> None:
         ({"name": "a", "sha256": "xyz", "scopes": ["admin"]}, "sha256"),
         ({"name": "a", "sha256": "0" * 64, "scopes": []}, "scopes"),
         ({"name": "a", "sha256": "0" * 64, "scopes": ["admin"], "label_policy": "source=gcs"}, "selector"),
+        ({"name": "a", "sha256": "0" * 64, "scopes": ["admin"], "label_policy": "{source=gcs}"}, "quoted"),
+        (
+            {"name": "a", "sha256": "0" * 64, "scopes": ["admin"], "label_policy": '{a="b"}{c="d"}'},
+            "single selector",
+        ),
         ({"name": "a", "sha256": "0" * 64, "scopes": ["admin"], "key": "plain"}, "key"),
     ],
 )

@@ -11,7 +11,10 @@ import httpx
 import pytest
 import respx
 
+from gateway.api.routes.summary import SummaryRequest, summary_query
+from gateway.errors import ApiError
 from gateway.main import create_app
+from gateway.security import Principal
 from tests.gateway.conftest import LOKI_TEST_URL, make_settings
 from tests.openai_mock import OpenAIMock
 
@@ -111,6 +114,11 @@ async def test_alias_path_and_focus_errors(
             400,
             "range_too_long",
         ),
+        (
+            {"source": "pod", "start": "0001-01-01T00:00:00Z", "end": "0001-01-01T01:00:00Z"},
+            400,
+            "invalid_range",
+        ),
         ({"source": "nfs"}, 422, "invalid_request"),
         ({"source": "pod", "focus": "everything"}, 422, "invalid_request"),
         ({"source": "pod", "surprise": 1}, 422, "invalid_request"),
@@ -141,6 +149,15 @@ async def test_label_policy_is_injected_into_the_summary_query(keys_file: Any, c
     assert response.status_code == 200, response.text
     queries = {call.request.url.params["query"] for call in route.calls}
     assert queries == {'{source="pod",source="gcs"}'}
+
+
+def test_a_principal_with_a_broken_label_policy_gets_a_403() -> None:
+    """Keys files refuse such a policy at load time; should one reach a request anyway, it is the
+    key's fault, answered as the log endpoints answer it (403), not a 500."""
+    principal = Principal(name="broken", scopes=frozenset({"summary"}), label_policy='{a="b"}{c="d"}')
+    with pytest.raises(ApiError) as raised:
+        summary_query(SummaryRequest(source="pod"), make_settings(), principal)
+    assert (raised.value.status, raised.value.code) == (403, "invalid_label_policy")
 
 
 async def test_summary_with_a_model_over_http(api_key: str, client_for: Any) -> None:

@@ -8,9 +8,11 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 import respx
 
 from gateway.main import create_app
+from gateway.services import digest
 from gateway.services.digest import DigestScheduler
 from gateway.services.events import LokiEventWriter
 from gateway.services.redact import redact
@@ -83,3 +85,32 @@ async def test_the_app_runs_the_scheduler_when_configured(api_key: str, client_f
     assert response.status_code == 200
     assert "summary-digest" in tasks
     assert "summary-digest" not in {task.get_name() for task in asyncio.all_tasks()}
+
+
+async def test_the_schedule_survives_a_failing_round(monkeypatch: pytest.MonkeyPatch) -> None:
+    rounds: list[str] = []
+
+    class BrokenWriter:
+        async def write(self, kind: str, level: str, fields: dict[str, Any]) -> bool:
+            rounds.append(fields["digest_source"])
+            raise RuntimeError("not an httpx error: escapes run_once")
+
+    sleeps = 0
+
+    async def no_wait(seconds: float) -> None:
+        nonlocal sleeps
+        sleeps += 1
+        if sleeps > 2:
+            raise asyncio.CancelledError
+
+    monkeypatch.setattr(digest.asyncio, "sleep", no_wait)
+    scheduler = DigestScheduler(
+        Summarizer(OnlyPods(lines=10, incident_at_ns=0), redact, None).summarize,
+        BrokenWriter(),
+        interval_minutes=1,
+        sources=("pod",),
+        clock_ns=lambda: NOW_NS,
+    )
+    with pytest.raises(asyncio.CancelledError):
+        await scheduler._loop()
+    assert rounds == ["pod", "pod"]

@@ -200,3 +200,50 @@ def test_real_alertmanager_posts_v4_payload_with_the_key_from_the_file(
     assert payload["alerts"][0]["labels"]["alertname"] == "ShipperStalled"
     assert set(payload["groupLabels"]) == set(config["route"]["group_by"])
     assert key not in (tmp_path / "alertmanager.log").read_text()
+
+
+def _alert_severities() -> dict[str, str]:
+    """alertname -> severity of every Prometheus and Loki ruler alert of the ops stack."""
+    paths = [*(REPO / "ops-stack/prometheus/rules").glob("*.y*ml"),
+             *(REPO / "ops-stack/loki/rules").glob("*/*.y*ml")]
+    return {rule["alert"]: rule["labels"]["severity"]
+            for path in paths for group in load_yaml(path)["groups"] for rule in group["rules"]}
+
+
+def test_every_inhibit_rule_names_alerts_that_exist(config) -> None:
+    severities = _alert_severities()
+    assert config["inhibit_rules"]
+    for rule in config["inhibit_rules"]:
+        for side, severity in (("source_matchers", "critical"), ("target_matchers", "warning")):
+            names = [m.split("=", 1)[1].strip('"') for m in rule[side] if m.startswith("alertname=")]
+            assert names and all(severities.get(name) == severity for name in names), (side, rule)
+
+
+def test_real_alertmanager_lets_the_critical_twin_silence_the_warning(
+    tmp_path, config, webhook_receiver, alertmanager_process
+) -> None:
+    receiver_url, _ = webhook_receiver
+    local = dict(config, receivers=[{"name": "gateway", "webhook_configs": [{"url": receiver_url}]}])
+    config_path = tmp_path / "alertmanager.yml"
+    config_path.write_text(yaml.safe_dump(local))
+    alertmanager = alertmanager_process(config_path)
+
+    def alert(name: str, severity: str, source: str) -> dict[str, Any]:
+        return {"labels": {"alertname": name, "severity": severity, "source": source}}
+
+    alerts = [alert("ShipperCheckpointLagCritical", "critical", "gcs"),
+              alert("ShipperCheckpointLagHigh", "warning", "gcs"),
+              alert("ShipperCheckpointLagHigh", "warning", "pods")]  # no critical twin: stays active
+    assert httpx.post(f"{alertmanager}/api/v2/alerts", json=alerts, timeout=5).status_code == 200
+
+    def states() -> dict[tuple[str, str], str]:
+        answer = httpx.get(f"{alertmanager}/api/v2/alerts", timeout=5).json()
+        return {(a["labels"]["alertname"], a["labels"]["source"]): a["status"]["state"] for a in answer}
+
+    expected = {("ShipperCheckpointLagCritical", "gcs"): "active",
+                ("ShipperCheckpointLagHigh", "gcs"): "suppressed",
+                ("ShipperCheckpointLagHigh", "pods"): "active"}
+    deadline = time.monotonic() + DELIVERY_TIMEOUT_SECONDS
+    while states() != expected and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert states() == expected

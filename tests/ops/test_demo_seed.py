@@ -6,30 +6,27 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import shutil
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import ModuleType
 
-import httpx
 import pytest
 
 from shipper.config import DEFAULT_FIRESTORE_COLLECTIONS, DEFAULT_GCS_PREFIXES, DEFAULT_TIMESTAMP_FIELDS
 from shipper.models import LEVELS
 from shipper.records import level_of, timestamp_from_fields
+from tests import firestore_emulator as emulator_fixtures
 from tests.conftest import free_port
 from tests.ops.conftest import REPO
 
 pytestmark = pytest.mark.emulator
 
+# the session's real Firestore emulator (tests/firestore_emulator.py); this test uses its own project
+firestore_emulator = emulator_fixtures.firestore_emulator
+
 SEED = REPO / "ops-stack/demo/seed.py"
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-START_TIMEOUT_SECONDS = 60
-FIRESTORE_MAIN_CLASS = "com.google.cloud.datastore.emulator.firestore.CloudFirestore"
 
 
 def load_seed() -> ModuleType:
@@ -42,18 +39,6 @@ def load_seed() -> ModuleType:
     sys.modules["demo_seed"] = module  # dataclasses resolve annotations through sys.modules
     spec.loader.exec_module(module)
     return module
-
-
-def firestore_jar() -> Path:
-    if shutil.which("gcloud") is None or shutil.which("java") is None:
-        pytest.skip("gcloud and java are needed for the Firestore emulator")
-    root = subprocess.run(["gcloud", "info", "--format=value(installation.sdk_root)"], capture_output=True,
-                          text=True, timeout=60, check=False).stdout.strip()
-    jar = Path(root) / "platform/cloud-firestore-emulator/cloud-firestore-emulator.jar"
-    if not jar.is_file():
-        pytest.skip(f"Firestore emulator not installed ({jar}): "
-                    "gcloud components install cloud-firestore-emulator")
-    return jar
 
 
 @pytest.fixture
@@ -69,36 +54,6 @@ def gcs_emulator(monkeypatch) -> Iterator[str]:
         yield host
     finally:
         server.stop()
-
-
-@pytest.fixture
-def firestore_emulator(monkeypatch, tmp_path) -> Iterator[str]:
-    jar = firestore_jar()
-    port = free_port()
-    log = (tmp_path / "firestore.log").open("w")
-    process = subprocess.Popen(["java", "-Duser.language=en", "-cp", str(jar), FIRESTORE_MAIN_CLASS, "start",
-                                "--host=127.0.0.1", f"--port={port}"], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while True:
-            assert process.poll() is None, (tmp_path / "firestore.log").read_text()
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "Firestore emulator did not start"
-            time.sleep(0.3)
-        monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{port}")
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-        log.close()
 
 
 def test_refuses_to_run_outside_the_emulators() -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from shipper.config import FirestoreSourceConfig, GcsSourceConfig, ShipperSettings
 
@@ -44,3 +45,33 @@ def test_unknown_source_type_is_rejected(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("SHIPPER_CONFIG_FILE", str(path))
     with pytest.raises(ValueError, match="s3"):
         ShipperSettings().sources()
+
+
+def test_sources_file_rejects_repeated_ids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # both default to id "gcs": they would share one checkpoint and one scheduler job
+    path = tmp_path / "sources.yaml"
+    path.write_text("sources:\n  - {type: gcs, bucket: b1}\n  - {type: gcs, bucket: b2}\n")
+    monkeypatch.setenv("SHIPPER_CONFIG_FILE", str(path))
+    with pytest.raises(ValueError, match="repeated: gcs"):
+        ShipperSettings().sources()
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("SHIPPER_INTERVAL_SECONDS", "0"), ("SHIPPER_LEASE_DURATION_SECONDS", "0"), ("LOG_LEVEL", "verbose"),
+])
+def test_unusable_settings_are_rejected(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=name.lower()):
+        ShipperSettings()
+
+
+def test_log_level_is_normalised_like_the_gateways(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOG_LEVEL", " warn ")
+    assert ShipperSettings().log_level == "WARNING"
+
+
+@pytest.mark.parametrize("page_size", [0, -1])
+def test_firestore_page_size_must_be_positive(page_size: int) -> None:
+    # limit(0) would read nothing, forever, without a word
+    with pytest.raises(ValidationError, match="page_size"):
+        FirestoreSourceConfig(project_id="p", page_size=page_size)

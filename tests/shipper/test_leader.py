@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from shipper.config import ShipperSettings
 from shipper.leader import LeaderElector
 from shipper.metrics import REGISTRY
 from tests import kube_api_stub
+from tests.conftest import free_port
 from tests.kube_api_stub import KubeApi
 
 kube_api = kube_api_stub.kube_api
@@ -122,3 +124,71 @@ def test_release_lets_another_replica_lead_at_once(kube_api: KubeApi) -> None:
     assert holder(kube_api) is None
     assert second.is_leader() is True
     assert first.is_leader() is False
+
+
+def test_expiry_counts_from_when_the_read_returned_not_when_it_was_sent(kube_api: KubeApi) -> None:
+    clock = Clock()
+    leader, follower = elector(kube_api, "shipper-a", clock), elector(kube_api, "shipper-b", clock)
+    assert leader.is_leader()  # t=1000
+    clock.now += 11
+    read = follower.api.read_namespaced_lease
+
+    def slow_read(*args: object, **kwargs: object) -> object:
+        clock.now += 1
+        assert leader.is_leader()  # renews at t=1012 while the follower's read is in flight
+        clock.now += 1
+        return read(*args, **kwargs)  # answers at t=1013 with the renewed Lease
+
+    follower.api.read_namespaced_lease = slow_read  # type: ignore[method-assign]
+    assert follower.is_leader() is False  # called at t=1011
+    follower.api.read_namespaced_lease = read  # type: ignore[method-assign]
+
+    clock.now = 1041.5  # the leader (renewed at 1012) holds the lease until 1042 by its own clock
+    assert follower.is_leader() is False, "two leaders: the follower took over a lease still held"
+    clock.now = 1043.5
+    assert follower.is_leader() is True
+
+
+def test_unreachable_api_is_a_failed_renewal_not_a_crash(kube_api: KubeApi) -> None:
+    clock = Clock()
+    leader = elector(kube_api, "shipper-a", clock)
+    assert leader.is_leader()
+    leader.api.api_client.configuration.host = f"http://127.0.0.1:{free_port()}"  # nothing listens
+    clock.now += 15
+    assert leader.is_leader() is True  # its own lease is still valid
+    clock.now += 20
+    assert leader.is_leader() is False
+    assert is_leader_gauge() == 0
+
+
+def test_background_renewer_survives_a_failing_round(kube_api: KubeApi) -> None:
+    renewer = elector(kube_api, "shipper-a", Clock(), duration=1)  # a round every 1/3 s
+    rounds: list[int] = []
+
+    def flaky() -> bool:
+        rounds.append(1)
+        if len(rounds) == 1:
+            raise RuntimeError("unexpected answer")
+        return True
+
+    renewer.is_leader = flaky  # type: ignore[method-assign]
+    stop = threading.Event()
+    thread = renewer.renew_in_background(stop)
+    try:
+        deadline = time.monotonic() + 5
+        while len(rounds) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(rounds) >= 3 and thread.is_alive()
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def test_a_released_elector_does_not_take_the_lease_back(kube_api: KubeApi) -> None:
+    clock = Clock()
+    leader = elector(kube_api, "shipper-a", clock)
+    assert leader.is_leader()
+    leader.release()  # shutdown; the background renewer may still fire once
+    clock.now += 15
+    assert leader.is_leader() is False
+    assert holder(kube_api) is None

@@ -34,6 +34,8 @@ ALERT_CONTEXT_PROMPT_BYTES = 4_000
 ALERT_CONTEXT_COMPLETION_TOKENS = 300
 MAX_LIST_LIMIT = 1000
 MAX_ERRORS_SHOWN = 5
+# Alertmanager sends at most `max_alerts` (the payload allows 1000) of a few KB each
+MAX_WEBHOOK_BODY_BYTES = 4 * 1024 * 1024
 
 
 async def build_store(settings: GatewaySettings) -> AlertStore:
@@ -117,6 +119,21 @@ def _validation_message(exc: ValidationError) -> str:
     )
 
 
+async def _bounded_body(request: Request) -> bytes:
+    """The body, read in chunks and refused (413) beyond MAX_WEBHOOK_BODY_BYTES."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_WEBHOOK_BODY_BYTES:
+            raise ApiError(
+                413, "payload_too_large", f"webhook body is over {MAX_WEBHOOK_BODY_BYTES} bytes",
+                "set max_alerts in Alertmanager's webhook_config to send fewer alerts per notification",
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 @router.post("/api/monitoring/alerts/webhook")
 async def alertmanager_webhook(
     request: Request,
@@ -126,8 +143,9 @@ async def alertmanager_webhook(
 ) -> dict[str, Any]:
     """Stores the notification (one entry per fingerprint) and answers at once; log context,
     the Loki event and forwarding run after the answer and never turn it into an error."""
+    body = await _bounded_body(request)
     try:
-        payload = WebhookPayload.model_validate_json(await request.body())
+        payload = WebhookPayload.model_validate_json(body)
     except ValidationError as exc:
         raise ApiError(
             422, "invalid_alert_payload", _validation_message(exc),

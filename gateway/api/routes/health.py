@@ -57,9 +57,6 @@ async def metrics_access(request: Request, settings: SettingsDep) -> None:
         await require_scope(METRICS_SCOPE)(request)
 
 
-metrics_access.conditional_scope = METRICS_SCOPE  # type: ignore[attr-defined]
-
-
 @router.get("/metrics", dependencies=[Depends(metrics_access)], include_in_schema=False)
 async def metrics() -> Response:
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -63,7 +63,7 @@ def _one_of(ours: str, our_value: str | None, lokis: str, loki_value: str | None
     return our_value if our_value is not None else loki_value
 
 
-def time_window(
+async def time_window(
     settings: SettingsDep,
     since: TimeText = None,
     until: TimeText = None,

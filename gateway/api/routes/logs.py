@@ -26,15 +26,8 @@ from gateway.services.logql import (
     resolve_range,
     selector_text,
 )
-from gateway.services.loki import LokiClient, sorted_entries
-from gateway.services.pagination import (
-    Cursor,
-    cut_page,
-    loki_stats,
-    plan_page,
-    query_digest,
-    render_streams,
-)
+from gateway.services.loki import LokiClient
+from gateway.services.pagination import Cursor, loki_stats, plan_page, query_digest, shape_page
 
 
 def _declared_query_names(dependant: Any) -> set[str]:
@@ -44,11 +37,13 @@ def _declared_query_names(dependant: Any) -> set[str]:
     return names
 
 
-def reject_unknown_params(
+async def reject_unknown_params(
     request: Request, _: Annotated[Principal, Depends(require_scope("logs:read"))]
 ) -> None:
     """A misspelt filter (levels=, sice=) must not be dropped silently: the answer would look
-    like a real, unfiltered result. Runs after authentication (the scope check is shared)."""
+    like a real, unfiltered result. Runs after authentication (the scope check is shared).
+    Dependencies here are `async def` although they never wait: FastAPI runs plain `def`
+    dependencies in its thread pool, a thread hop per dependency and request."""
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
     if dependant is None:
@@ -96,7 +91,7 @@ class LogParams:
     cursor: str | None
 
 
-def log_params(
+async def log_params(
     since: Annotated[
         str | None, Query(max_length=64, description="RFC 3339, or relative like 2h, 30m, 7d")
     ] = None,
@@ -210,13 +205,19 @@ async def run_log_query(
             "result": result,
             "stats": loki_stats(data, len(result)),
         }
-    entries = sorted_entries(data, forward=direction == "forward")
-    page = cut_page(entries, request=plan, limit=limit, direction=direction, digest=digest)
+    page = shape_page(
+        data,
+        request=plan,
+        limit=limit,
+        direction=direction,
+        digest=digest,
+        redact_lines=settings.redact_log_lines,
+    )
     return {
-        "streams": render_streams(page.entries, redact_lines=settings.redact_log_lines),
+        "streams": page.streams,
         "truncated": page.truncated,
         "next_cursor": page.next_cursor,
-        "stats": loki_stats(data, len(page.entries)),
+        "stats": loki_stats(data, page.returned),
     }
 
 

@@ -86,12 +86,13 @@ async def _error_counts(request: Request, principal: Principal) -> dict[str, Any
         return {"available": False, "error": "the Loki client is not configured", "by_source": {}}
     try:
         answer = await loki.query(error_counts_query(principal), tenant=principal.tenant)
+        by_source = _vector_by_source(answer)
     except ApiError as exc:
         return {"available": False, "error": exc.message, "by_source": {}}
-    except Exception as exc:  # the overview reports Loki trouble; it never fails because of it
+    except Exception as exc:  # the overview reports Loki trouble (or junk); it never fails because of it
         log.warning("error counts from Loki failed: %s", type(exc).__name__)
         return {"available": False, "error": type(exc).__name__, "by_source": {}}
-    return {"available": True, "error": None, "by_source": _vector_by_source(answer)}
+    return {"available": True, "error": None, "by_source": by_source}
 
 
 async def _overview(

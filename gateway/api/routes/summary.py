@@ -13,12 +13,13 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.api.deps import CacheDep, LokiDep, Principal, SettingsDep, require_scope
+from gateway.api.routes.logs import prepare_for
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
 from gateway.services.digest import DigestScheduler
 from gateway.services.events import LokiEventWriter
 from gateway.services.llm import ChatModel, build_chat_model
-from gateway.services.logql import build_log_query, prepare_query
+from gateway.services.logql import build_log_query
 from gateway.services.redact import redact
 from gateway.services.summarize import (
     Summarizer,
@@ -115,6 +116,11 @@ def summary_query(body: SummaryRequest, settings: GatewaySettings, principal: Pr
     start_ns = _as_ns(body.start) if body.start else end_ns - DEFAULT_WINDOW_SECONDS * _NS
     if start_ns >= end_ns:
         raise ApiError(400, "invalid_range", "start must be before end", "omit both for the last hour")
+    if start_ns - (end_ns - start_ns) < 0:  # the previous window, compared with, must exist too
+        raise ApiError(
+            400, "invalid_range", "the window and the equally long one before it must start after 1970",
+            "omit both for the last hour",
+        )
     if end_ns - start_ns > settings.query_max_range_hours * 3600 * _NS:
         raise ApiError(
             400, "range_too_long",
@@ -129,9 +135,7 @@ def summary_query(body: SummaryRequest, settings: GatewaySettings, principal: Pr
             "omit max_lines to use the maximum",
         )
     start_ns, end_ns = round_window(start_ns, end_ns)
-    scanned = prepare_query(
-        _query(body), principal.label_policy, max_range_hours=settings.query_max_range_hours
-    )
+    scanned = prepare_for(principal, _query(body), settings)  # 403 when the key's own policy is broken
     if not scanned.is_log_query:
         raise ApiError(
             400, "invalid_selector", "summaries need a log query, not a metric query",

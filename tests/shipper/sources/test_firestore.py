@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,9 @@ from shipper.checkpoint import FileCheckpointer
 from shipper.config import FirestoreSourceConfig
 from shipper.metrics import REGISTRY
 from shipper.models import Batch, LogRecord
+from shipper.records import parse_timestamp_ns
 from shipper.sources.base import SourceError
-from shipper.sources.firestore import FirestoreSource
+from shipper.sources.firestore import EPOCH_UNITS, FirestoreSource, LateWindow, late_window
 from tests import firestore_emulator as emulator_fixtures
 from tests.firestore_emulator import PROJECT_ID, FirestoreEmulator
 
@@ -283,3 +285,181 @@ def test_unreachable_firestore_fails_the_run_after_committing_what_shipped(
             checkpoints.commit(source.id, batch.cursor)
     assert doc_ids(shipped) == ["o1"]
     assert "open" in checkpoints.load(source.id)["collections"]
+
+
+def test_update_time_mode_bound_never_comes_from_the_local_clock(
+    firestore_client: firestore.Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = make_source(firestore_client, "fs-skew", ["later"], timestamp_fields={"later": "update_time"})
+    checkpoints = FileCheckpointer(tmp_path)
+    real_time_ns = time.time_ns
+    with monkeypatch.context() as patched:
+        patched.setattr(time, "time_ns", lambda: real_time_ns() + 3600 * 10**9)  # our clock runs 1 h ahead
+        assert records_of(ship(source, checkpoints)) == []  # the collection is still empty
+
+    firestore_client.collection("later").document("x").set({"note": "written after the empty scan"})
+    assert doc_ids(ship(source, checkpoints)) == ["x"]
+
+
+# -- late-arrival window ------------------------------------------------------------------------
+
+
+def adjusted(source_id: str, reason: str) -> float:
+    return REGISTRY.get_sample_value(
+        "shipper_records_adjusted_total", {"source": source_id, "reason": reason}
+    ) or 0.0
+
+
+def lane_cursor(checkpoints: FileCheckpointer, source_id: str, lane: str) -> dict[str, Any]:
+    return checkpoints.load(source_id)["collections"]["gpt_runner_trades"]["lanes"][lane]
+
+
+def test_late_document_inside_the_window_is_shipped_once_and_counted(
+    firestore_client: firestore.Client, tmp_path: Path
+) -> None:
+    trades = firestore_client.collection("gpt_runner_trades")
+    epoch_ms = int(BASE.timestamp()) * 1000
+    trades.document("a").set({"timestamp": BASE})
+    trades.document("b").set({"timestamp": BASE + timedelta(seconds=10)})
+    trades.document("n").set({"timestamp": epoch_ms + 10_000})  # number lane, milliseconds
+    source = make_source(firestore_client, "fs-late", ["gpt_runner_trades"], late_window_seconds=60)
+    checkpoints = FileCheckpointer(tmp_path)
+    assert sorted(doc_ids(ship(source, checkpoints))) == ["a", "b", "n"]
+
+    # stamped "now" by their writers, visible only after the pass above moved the lanes past them
+    trades.document("late").set({"timestamp": BASE + timedelta(seconds=8)})
+    trades.document("a-tie").set({"timestamp": BASE + timedelta(seconds=10)})  # same value, id before "b"
+    trades.document("n-late").set({"timestamp": epoch_ms + 4_000})
+    by_id = {r.metadata["doc_id"]: r.ts_ns for r in records_of(ship(source, checkpoints))}
+    second = 10**9
+    base_ns = int(BASE.timestamp()) * second
+    assert by_id == {
+        "late": base_ns + 8 * second, "a-tie": base_ns + 10 * second, "n-late": base_ns + 4 * second,
+    }
+    assert adjusted("fs-late", "late_arrival") == 3
+    assert sorted((o.reason, o.count) for o in source.outcomes) == [("late_arrival", 1), ("late_arrival", 2)]
+
+    assert doc_ids(ship(source, checkpoints)) == []
+    assert doc_ids(ship(source, checkpoints)) == []
+    assert adjusted("fs-late", "late_arrival") == 3
+    assert source.outcomes == []
+
+
+def test_documents_below_the_window_or_in_the_string_lane_are_still_not_found(
+    firestore_client: firestore.Client, tmp_path: Path
+) -> None:
+    trades = firestore_client.collection("gpt_runner_trades")
+    trades.document("a").set({"timestamp": BASE + timedelta(minutes=10)})
+    trades.document("s").set({"timestamp": "2026-03-01T12:10:00Z"})
+    source = make_source(firestore_client, "fs-too-late", ["gpt_runner_trades"], late_window_seconds=60)
+    checkpoints = FileCheckpointer(tmp_path)
+    assert sorted(doc_ids(ship(source, checkpoints))) == ["a", "s"]
+
+    trades.document("too-late").set({"timestamp": BASE + timedelta(minutes=8)})  # 2 min below, window 1 min
+    trades.document("s-late").set({"timestamp": "2026-03-01T12:09:59Z"})  # string lane: no window
+    assert doc_ids(ship(source, checkpoints)) == []
+    assert adjusted("fs-too-late", "late_arrival") == 0
+
+    # late_window_seconds=0 turns the window off: then even a document 5 s late is not found
+    off = make_source(firestore_client, "fs-no-window", ["gpt_runner_trades"], late_window_seconds=0)
+    assert len(doc_ids(ship(off, checkpoints))) == 4
+    trades.document("in-window").set({"timestamp": BASE + timedelta(minutes=10, seconds=-5)})
+    assert doc_ids(ship(off, checkpoints)) == []
+    assert "shipped" not in lane_cursor(checkpoints, "fs-no-window", "timestamp")
+
+
+def test_repeated_passes_never_reship_a_document(firestore_client: firestore.Client, tmp_path: Path) -> None:
+    trades = firestore_client.collection("gpt_runner_trades")
+    source = make_source(firestore_client, "fs-reruns", ["gpt_runner_trades"], page_size=3)
+    checkpoints = FileCheckpointer(tmp_path)
+    written: list[str] = []
+    shipped: list[str] = []
+    for round_no in range(4):
+        top = BASE + timedelta(seconds=30 * round_no)
+        for index in range(5):  # ahead of the position, two sharing each second
+            trades.document(f"r{round_no}-new{index}").set({"timestamp": top + timedelta(seconds=index // 2)})
+            written.append(f"r{round_no}-new{index}")
+        shipped += doc_ids(ship(source, checkpoints))
+        for index in range(4):  # now behind the position (top + 2 s), inside the window
+            trades.document(f"r{round_no}-late{index}").set({"timestamp": top - timedelta(seconds=index)})
+            written.append(f"r{round_no}-late{index}")
+        trades.document(f"r{round_no}-new0").update({"status": "edited"})  # not re-shipped
+        for _ in range(2):
+            shipped += doc_ids(ship(source, checkpoints))
+    assert sorted(shipped) == sorted(written)  # every document, each exactly once
+    assert adjusted("fs-reruns", "late_arrival") == 4 * 4
+
+
+def test_crash_after_every_batch_still_ships_each_late_document_once(
+    firestore_client: firestore.Client, tmp_path: Path
+) -> None:
+    trades = firestore_client.collection("gpt_runner_trades")
+    for index in range(4):
+        trades.document(f"d{index}").set({"timestamp": BASE + timedelta(seconds=10 + index)})
+    source = make_source(firestore_client, "fs-late-crash", ["gpt_runner_trades"], page_size=2)
+    checkpoints = FileCheckpointer(tmp_path)
+    assert doc_ids(ship(source, checkpoints)) == ["d0", "d1", "d2", "d3"]
+
+    late = [f"late{index}" for index in range(5)]
+    for index, doc_id in enumerate(late):
+        trades.document(doc_id).set({"timestamp": BASE + timedelta(seconds=index)})
+    new = [f"new{index}" for index in range(3)]
+    for index, doc_id in enumerate(new):
+        trades.document(doc_id).set({"timestamp": BASE + timedelta(seconds=20 + index)})
+    shipped: list[str] = []
+    for _ in range(10):  # every pass 'crashes' right after committing its first batch
+        pass_ids = doc_ids(ship(source, checkpoints, stop_after=1))
+        if not pass_ids:
+            break
+        shipped += pass_ids
+    assert sorted(shipped) == sorted(late + new)  # each exactly once
+    assert adjusted("fs-late-crash", "late_arrival") == 5
+    assert doc_ids(ship(source, checkpoints)) == []
+
+
+def test_cursor_keeps_only_the_digests_inside_the_window(
+    firestore_client: firestore.Client, tmp_path: Path
+) -> None:
+    trades = firestore_client.collection("gpt_runner_trades")
+    source = make_source(firestore_client, "fs-bounded", ["gpt_runner_trades"], late_window_seconds=60)
+    checkpoints = FileCheckpointer(tmp_path)
+    for round_no in range(4):  # 4 x 100 documents, one a second
+        batch = firestore_client.batch()
+        for index in range(100):
+            second = round_no * 100 + index
+            batch.set(trades.document(f"d{second:04d}"), {"timestamp": BASE + timedelta(seconds=second)})
+        batch.commit()
+        assert len(doc_ids(ship(source, checkpoints))) == 100
+        # the documents of [position - 60 s, position], one a second: 61, whatever came before
+        assert len(lane_cursor(checkpoints, "fs-bounded", "timestamp")["shipped"]) == 61
+    assert len(json.dumps(lane_cursor(checkpoints, "fs-bounded", "timestamp"))) < 61 * 45
+
+
+def test_checkpoint_from_before_the_window_loads_and_resends_one_window_at_most(
+    firestore_client: firestore.Client, tmp_path: Path
+) -> None:
+    trades = firestore_client.collection("gpt_runner_trades")
+    for index in range(6):
+        trades.document(f"d{index}").set({"timestamp": BASE + timedelta(seconds=30 * index)})
+    source = make_source(firestore_client, "fs-upgrade", ["gpt_runner_trades"], late_window_seconds=60)
+    checkpoints = FileCheckpointer(tmp_path)
+    first = records_of(ship(source, checkpoints))
+    cursor = checkpoints.load(source.id)
+    del cursor["collections"]["gpt_runner_trades"]["lanes"]["timestamp"]["shipped"]  # the old format
+    checkpoints.commit(source.id, cursor)
+
+    again = records_of(ship(source, checkpoints))
+    # the window's documents (d3..d5, within 60 s of d5) again, as identical entries: Loki drops them
+    assert [(r.ts_ns, r.line, r.labels) for r in again] == [(r.ts_ns, r.line, r.labels) for r in first[3:]]
+    assert doc_ids(ship(source, checkpoints)) == []
+
+
+def test_number_lane_window_stays_in_the_unit_parse_timestamp_ns_gives_the_position() -> None:
+    for floor, per_second in EPOCH_UNITS:  # the same magnitudes as the shared parser
+        assert parse_timestamp_ns(floor + per_second) == (floor + per_second) * 10**9 // per_second
+    seconds = int(BASE.timestamp())
+    in_ms = late_window("number", seconds * 1000, 60)
+    assert in_ms == LateWindow(seconds * 1000 - 60_000, (seconds - 60) * 10**9)
+    assert late_window("number", 10**11 + 5, 60).lowest == 10**11  # clamped: not read as seconds
+    assert late_window("string", "2026-03-01T12:00:00Z", 60) is None
+    assert late_window("timestamp", BASE, 0) is None

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from kubernetes import client as k8s
 
 from shipper.checkpoint import FileCheckpointer
 from shipper.config import PodsSourceConfig
@@ -15,6 +16,7 @@ from shipper.sources import pods as pods_module
 from shipper.sources.base import SourceError
 from shipper.sources.pods import PodSource, since_time
 from tests import kube_api_stub
+from tests.conftest import free_port
 from tests.kube_api_stub import KubeApi, rfc3339_nano
 
 kube_api = kube_api_stub.kube_api
@@ -272,3 +274,33 @@ def test_kubelet_timestamp_keeps_nanoseconds() -> None:
 
 def make_bare_source() -> PodSource:
     return PodSource(PodsSourceConfig(id="pods-bare"), api_client=None)  # type: ignore[arg-type]
+
+
+def test_unreachable_api_is_a_source_error_not_a_crash(tmp_path: Path) -> None:
+    config = PodsSourceConfig(id="pods-down")
+    configuration = k8s.Configuration(host=f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    configuration.retries = 0
+    offline = k8s.ApiClient(configuration)
+    with pytest.raises(SourceError, match="unreachable"):
+        ship(PodSource.from_config(config, api_client=offline), FileCheckpointer(tmp_path))
+
+
+def test_log_stream_cut_mid_way_fails_the_run_and_loses_nothing(kube_api: KubeApi, tmp_path: Path) -> None:
+    stub = kube_api.state
+    stub.add_pod("a-1", ["app"])
+    stub.add_pod("b-1", ["app"])
+    for index in range(3):
+        stub.write("a-1", "app", T0 + index, f"a {index}")
+        stub.write("b-1", "app", T0 + index, f"b {index}")
+    stub.truncate_after("b-1", 1)  # the connection drops after one line of b-1's log
+    source = make_source(kube_api, "pods-cut")
+    checkpoints = FileCheckpointer(tmp_path)
+    committed: list[Batch] = []
+    with pytest.raises(SourceError, match="b-1/app"):
+        for batch in source.pull(checkpoints.load(source.id)):
+            committed.append(batch)
+            checkpoints.commit(source.id, batch.cursor)
+    assert lines_of(committed) == ["a 0", "a 1", "a 2"]
+
+    stub.truncate_after("b-1", None)
+    assert lines_of(ship(source, checkpoints)) == ["b 0", "b 1", "b 2"]
