@@ -12,18 +12,22 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from shipper import metrics
-from shipper.checkpoint import Checkpointer
-from shipper.models import Cursor, LogRecord
+from shipper.checkpoint import Checkpointer, CheckpointError
+from shipper.models import Batch, Cursor, LogRecord
+from shipper.records import gc_paused
 from shipper.sinks import Sink, SinkUnavailable
 from shipper.sources.base import Source, SourceError
 
 log = logging.getLogger(__name__)
 
 _RECORD_OVERHEAD_BYTES = 64  # labels + metadata + framing, for buffer sizing only
+_line_of = attrgetter("line")
+_ts_of = attrgetter("ts_ns")
 
 
 @dataclass(slots=True)
@@ -70,14 +74,15 @@ class Pipeline:
         self._newest_committed_ns: int | None = None  # for the lag gauge across passes
 
     def run_once(self) -> PassResult:
-        """One pass. Raises CheckpointError for an unreadable checkpoint; other failures are
-        returned as a failed PassResult and counted."""
+        """One pass. Raises CheckpointError for an unreadable checkpoint (the pass never started);
+        a checkpoint that cannot be written, like other failures, is returned as a failed
+        PassResult and counted once."""
         result = PassResult(self.source.id)
         cursor = self.checkpointer.load(self.checkpoint_id)
         started = self._clock()
         try:
             self._ship(cursor, result)
-        except (SinkUnavailable, SourceError) as exc:
+        except (SinkUnavailable, SourceError, CheckpointError) as exc:
             result.ok, result.error = False, f"{type(exc).__name__}: {exc}"
         except Exception as exc:
             result.ok, result.error = False, f"{type(exc).__name__}: {exc}"
@@ -87,15 +92,28 @@ class Pipeline:
         return result
 
     def _ship(self, cursor: Cursor | None, result: PassResult) -> None:
+        batches = self.source.pull(cursor)
+        while True:
+            # One push cycle with the cyclic GC paused: its records are built, pushed and dropped
+            # before a collection could scan them (and promote them, which triggers full
+            # collections of the whole heap); cyclic garbage made meanwhile is collected after.
+            with gc_paused():
+                more = self._fill_and_push(batches, result)
+            if not more:
+                return
+
+    def _fill_and_push(self, batches: Iterator[Batch], result: PassResult) -> bool:
+        """Buffer batches until a push is due, push and commit; False once the source is done."""
         buffer: list[LogRecord] = []
         buffered_bytes = 0
         pending: Cursor | None = None
         first_buffered_at = 0.0
-        for batch in self.source.pull(cursor):
+        for batch in batches:
             if not buffer:
                 first_buffered_at = self._clock()
-            buffer.extend(batch.records)
-            buffered_bytes += sum(len(r.line) + _RECORD_OVERHEAD_BYTES for r in batch.records)
+            records = batch.records
+            buffer += records
+            buffered_bytes += sum(map(len, map(_line_of, records))) + _RECORD_OVERHEAD_BYTES * len(records)
             pending = batch.cursor
             if (
                 len(buffer) >= self.max_entries
@@ -103,9 +121,10 @@ class Pipeline:
                 or self._clock() - first_buffered_at >= self.max_wait_seconds
             ):
                 self._push_and_commit(buffer, pending, result)
-                buffer, buffered_bytes, pending = [], 0, None
+                return True
         if pending is not None:
             self._push_and_commit(buffer, pending, result)
+        return False
 
     def _push_and_commit(self, records: list[LogRecord], cursor: Cursor, result: PassResult) -> None:
         if records:
@@ -114,7 +133,7 @@ class Pipeline:
             result.accepted += pushed.accepted
             for rejected in pushed.rejected:
                 result.rejected[rejected.reason] += 1
-            newest = max(record.ts_ns for record in records)
+            newest = max(map(_ts_of, records))
             result.newest_ts_ns = max(result.newest_ts_ns or newest, newest)
         self.checkpointer.commit(self.checkpoint_id, cursor)
         result.commits += 1

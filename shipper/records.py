@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +21,12 @@ _LEVEL_ALIASES = {
     "critical": "critical", "crit": "critical", "fatal": "critical", "panic": "critical",
     "alert": "critical", "emergency": "critical", "emerg": "critical",
 }
+# Values used as they are (no strip/lower needed): every alias in lower, upper and title case.
+_EXACT_LEVELS = {
+    variant: level
+    for alias, level in _LEVEL_ALIASES.items()
+    for variant in (alias, alias.upper(), alias.title())
+}
 # A leading token such as "ERROR ...", "[warn] ...", "level=info ...", "2026-01-01T00:00:00Z INFO ...".
 _LEADING_LEVEL = re.compile(
     r"^\s*(?:\S*\d{2}:\d{2}:\d{2}\S*\s+)?[\[(<]?(?:level=|lvl=|severity=)?\"?([A-Za-z]{3,11})\b"
@@ -26,6 +34,7 @@ _LEADING_LEVEL = re.compile(
 _EPOCH_NS_THRESHOLD = 10**17
 _EPOCH_US_THRESHOLD = 10**14
 _EPOCH_MS_THRESHOLD = 10**11
+_INFINITY = float("inf")
 
 
 def normalise_level(value: Any) -> str:
@@ -38,7 +47,12 @@ def normalise_level(value: Any) -> str:
 def level_from_fields(record: Mapping[str, Any]) -> str | None:
     for name in LEVEL_FIELDS:
         if name in record:
-            return normalise_level(record[name])
+            value = record[name]
+            if type(value) is str:  # the common case: an exact alias such as "info" or "ERROR"
+                level = _EXACT_LEVELS.get(value)
+                if level is not None:
+                    return level
+            return normalise_level(value)
     return None
 
 
@@ -63,6 +77,9 @@ def level_of(record: Mapping[str, Any] | None, line: str) -> str:
 def parse_timestamp_ns(value: Any) -> int | None:
     """RFC 3339 / ISO 8601 strings (naive means UTC), datetimes, or epoch numbers in s, ms, us or
     ns (told apart by magnitude). Returns None when the value is not a usable timestamp."""
+    kind = type(value)
+    if kind is float or kind is int:  # the common case first (bool is a subclass, not these)
+        return _epoch_ns(value)
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, datetime):
@@ -81,25 +98,28 @@ def parse_timestamp_ns(value: Any) -> int | None:
 
 def timestamp_from_fields(record: Mapping[str, Any], fields: Sequence[str]) -> int | None:
     for name in fields:
-        if name in record:
-            parsed = parse_timestamp_ns(record[name])
+        value = record.get(name)  # absent and null are both "no timestamp here"
+        if value is not None:
+            if type(value) is float and 0 <= value < _EPOCH_MS_THRESHOLD:  # the common case, inlined
+                whole = int(value)  # as _epoch_ns does for seconds
+                return whole * 1_000_000_000 + round((value - whole) * 1_000_000_000)
+            parsed = parse_timestamp_ns(value)
             if parsed is not None:
                 return parsed
     return None
 
 
 def _epoch_ns(number: float) -> int | None:
-    if number != number or number < 0:  # NaN or negative
+    if not 0 <= number < _INFINITY:  # NaN, negative or infinite
         return None
-    magnitude = abs(number)
-    if magnitude >= _EPOCH_NS_THRESHOLD:
+    if number < _EPOCH_MS_THRESHOLD:  # seconds, the most common unit
+        whole = int(number)  # split so a float's 53-bit mantissa does not blur the nanoseconds
+        return whole * 1_000_000_000 + round((number - whole) * 1_000_000_000)
+    if number >= _EPOCH_NS_THRESHOLD:
         return int(number)
-    if magnitude >= _EPOCH_US_THRESHOLD:
+    if number >= _EPOCH_US_THRESHOLD:
         return int(number * 1_000)
-    if magnitude >= _EPOCH_MS_THRESHOLD:
-        return int(number * 1_000_000)
-    whole = int(number)  # split so a float's 53-bit mantissa does not blur the nanoseconds
-    return whole * 1_000_000_000 + round((number - whole) * 1_000_000_000)
+    return int(number * 1_000_000)
 
 
 _FRACTION = re.compile(r"\.(\d+)")
@@ -134,6 +154,24 @@ def format_rfc3339_ns(ts_ns: int) -> str:
     seconds, nanos = divmod(ts_ns, 1_000_000_000)
     stamp = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{stamp}.{nanos:09d}Z"
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause CPython's cyclic garbage collector around an allocation-heavy, cycle-free section
+    (the pipeline's push cycle: records read, pushed and dropped; the sink preparing and encoding
+    them): otherwise its collections rescan every record built so far, and records held for a
+    push get promoted to the oldest generation, whose full collections scan the whole heap. Only
+    re-enables what it disabled, so nesting and other threads cannot leave it disabled; cyclic
+    garbage made meanwhile is collected after the section."""
+    was_enabled = gc.isenabled()
+    if was_enabled:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 assert set(_LEVEL_ALIASES.values()) <= set(LEVELS)

@@ -87,6 +87,22 @@ def test_source_error_is_a_failed_run() -> None:
     assert not result.ok and "bucket is gone" in (result.error or "")
 
 
+def test_unwritable_checkpoint_is_one_failed_run_also_through_the_scheduler_job() -> None:
+    from shipper.scheduler import make_job
+
+    class Unwritable(MemoryCheckpointer):
+        def commit(self, source_id: str, cursor: dict[str, object]) -> None:
+            raise CheckpointError("cannot write checkpoint gs://state/p5/checkpoint.json: 503")
+
+    before = runs("p5", "failure")
+    pipeline = Pipeline(MemorySource("p5", records(5)), RecordingSink(), Unwritable())
+    result = pipeline.run_once()
+    assert not result.ok and "cannot write checkpoint" in (result.error or "")
+    assert runs("p5", "failure") == before + 1
+    make_job(pipeline)()
+    assert runs("p5", "failure") == before + 2
+
+
 def test_checkpoint_lag_is_measured_from_the_newest_committed_record() -> None:
     pipeline = Pipeline(MemorySource("p5", records(3)), RecordingSink(), MemoryCheckpointer(),
                         wall_clock=lambda: 1_700_000_100.0)
@@ -110,3 +126,28 @@ def test_max_wait_flushes_a_slow_source() -> None:
     Pipeline(MemorySource("p7", records(6), batch_size=2), sink, MemoryCheckpointer(), max_entries=100,
              max_wait_seconds=2, clock=lambda: float(next(ticks))).run_once()
     assert len(sink.pushes) > 1 and sum(len(p) for p in sink.pushes) == 6
+
+
+def test_the_garbage_collector_is_paused_per_push_cycle_and_restored() -> None:
+    import gc
+
+    states: list[bool] = []
+
+    class ObservingSink(RecordingSink):
+        def push(self, records: Sequence[LogRecord], *, source: str) -> PushResult:
+            states.append(gc.isenabled())
+            return super().push(records, source=source)
+
+    assert gc.isenabled()
+    sink = ObservingSink(fail_on=[3])
+    pipeline = Pipeline(MemorySource("gc1", records(30), batch_size=5), sink, MemoryCheckpointer(),
+                        max_entries=10, max_wait_seconds=60)
+    result = pipeline.run_once()
+    assert not result.ok and states == [False, False, False]  # paused in every push, the failed third too
+    assert gc.isenabled()
+    gc.disable()
+    try:  # a caller that disabled it itself keeps it disabled
+        assert Pipeline(MemorySource("gc2", records(3)), RecordingSink(), MemoryCheckpointer()).run_once().ok
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

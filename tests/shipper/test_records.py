@@ -28,6 +28,9 @@ T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
         (True, None),
         (None, None),
         (-5, None),
+        (float("inf"), None),
+        (float("nan"), None),
+        (T0 * 10**9 + 0.0, T0 * 10**9),
         ({"x": 1}, None),
     ],
 )
@@ -45,6 +48,10 @@ def test_first_usable_field_wins() -> None:
     ("record", "line", "expected"),
     [
         ({"level": "ERROR"}, "", "error"),
+        ({"level": "Warn"}, "", "warn"),
+        ({"level": " info "}, "", "info"),
+        ({"level": None, "severity": "error"}, "", "unknown"),  # the first level field present decides
+        ({"level": ["error"]}, "", "unknown"),
         ({"severity": "Warning"}, "", "warn"),
         ({"levelname": "CRITICAL"}, "", "critical"),
         ({"level": "verbose"}, "", "unknown"),

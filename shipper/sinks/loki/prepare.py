@@ -40,7 +40,7 @@ class Preparer:
         self.max_future_ns = max_future_ns
         self._label_sets: dict[tuple[tuple[str, str], ...], _LabelSet] = {}
         self._streams: dict[str, StreamLabels] = {}  # label string -> the one shared object
-        self._valid_metadata_names: set[str] = set()
+        self._checked_names: dict[tuple[str, ...], int] = {}  # valid metadata names -> their size
 
     def prepare(self, records: Sequence[LogRecord], *, now_ns: int) -> Prepared:
         out = Prepared()
@@ -49,10 +49,12 @@ class Preparer:
         newest = now_ns + self.max_future_ns
         max_line_bytes = self.max_line_bytes
         label_sets = self._label_sets
-        valid_names = self._valid_metadata_names
+        checked_names = self._checked_names
         append = entries.append
         previous_labels: object = None
-        label_set: _LabelSet | None = None
+        stream: StreamLabels  # set with the first record's labels
+        moved: Mapping[str, str] = {}
+        adjustments: tuple[str, ...] = ()
         for index, record in enumerate(records):
             ts = record.ts_ns
             if oldest is not None and ts < oldest:
@@ -62,10 +64,10 @@ class Preparer:
             if labels is not previous_labels:  # sources often share one dict between records
                 key = tuple(labels.items())
                 label_set = label_sets.get(key) or self._label_set(key)
+                stream, moved, adjustments = label_set.stream, label_set.moved, label_set.adjustments
                 previous_labels = labels
-            assert label_set is not None
-            if label_set.adjustments:
-                for reason in label_set.adjustments:
+            if adjustments:
+                for reason in adjustments:
                     adjusted[reason] += 1
             line = record.line
             if line.isascii():
@@ -86,26 +88,25 @@ class Preparer:
                 metadata = {**metadata, limits.ORIGINAL_TS_KEY: str(ts)}
                 ts = now_ns
                 adjusted[limits.TIMESTAMP_CLAMPED] += 1
-            if label_set.moved:
-                metadata = {**metadata, **label_set.moved}
+            if moved:
+                metadata = {**metadata, **moved}
             size = line_bytes + _ENTRY_OVERHEAD_BYTES
             if metadata:
-                try:
-                    if not metadata.keys() <= valid_names:
-                        raise ValueError("unchecked metadata name")
+                try:  # names checked before (a few tuples per source): their size is remembered
+                    names_size = checked_names[tuple(metadata)]
                     # len() raises TypeError for a non-string value
-                    size += sum(map(len, metadata.keys())) + sum(map(len, metadata.values()))
-                except (TypeError, ValueError):
+                    size += names_size + sum(map(len, metadata.values()))
+                except (KeyError, TypeError):
                     metadata, metadata_bytes = self._checked_metadata(metadata, adjusted)
                     size += metadata_bytes
-            append(Entry(index, label_set.stream, ts, line, metadata, size, line_bytes))
+            append(Entry(index, stream, ts, line, metadata, size, line_bytes))
         return out
 
     def _checked_metadata(
         self, metadata: Mapping[str, str], adjusted: Counter[str]
     ) -> tuple[Mapping[str, str], int]:
         """Metadata with valid names and string values (the same object when already so), and its
-        size; valid names are remembered so the hot path can check them with one subset test."""
+        size; name tuples found valid are remembered so the hot path can skip this."""
         fixed: dict[str, str] = {}
         changed = False
         for name, value in metadata.items():
@@ -114,10 +115,12 @@ class Preparer:
             if clean != name:
                 adjusted[limits.LABELS_SANITISED] += 1
                 changed = True
-            elif len(self._valid_metadata_names) < _LABEL_CACHE_MAX:
-                self._valid_metadata_names.add(clean)
             changed = changed or text is not value
             fixed[clean] = text
+        if not changed:
+            if len(self._checked_names) >= _LABEL_CACHE_MAX:
+                self._checked_names.clear()
+            self._checked_names[tuple(metadata)] = sum(map(len, metadata))
         result = fixed if changed else metadata
         return result, sum(len(k) + len(v) for k, v in result.items())
 

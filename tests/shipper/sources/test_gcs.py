@@ -284,3 +284,68 @@ def test_check_describes_the_bucket_and_fails_on_a_missing_one(emulator: GcsEmul
     missing = GcsSource(GcsSourceConfig(bucket="no-such-bucket"), emulator.client)
     with pytest.raises(SourceError, match="no-such-bucket"):
         missing.check()
+
+
+def _read_ahead_threads() -> list[Any]:
+    import threading
+
+    return [t for t in threading.enumerate() if t.name.startswith("gcs-read-ahead")]
+
+
+def test_multi_chunk_object_is_read_ahead_and_every_line_ships_once(
+    emulator: GcsEmulator, bucket: Any
+) -> None:
+    lines = [f"line {i:05d} " + "x" * (i % 300) for i in range(3000)]  # ~500 KB: many 4 KiB chunks
+    bucket.blob("trades/big.log").upload_from_string("".join(line + "\n" for line in lines).encode())
+    source = make_source(emulator, bucket, batch_records=250)
+    records, cursor, _ = pull(source)
+    assert [r.line for r in records] == lines
+    assert [r.metadata["line_no"] for r in records] == [str(i) for i in range(1, 3001)]
+    assert cursor is not None and cursor["objects"]["trades/big.log"]["done"]
+    assert _read_ahead_threads() == []  # the reader's thread ends with the object
+
+
+def test_abandoned_read_stops_reading_ahead(emulator: GcsEmulator, bucket: Any) -> None:
+    bucket.blob("trades/big.log").upload_from_string(b"".join(b"%06d\n" % i for i in range(20_000)))
+    batches = make_source(emulator, bucket, batch_records=100).pull(None)
+    first = next(batches)
+    assert [r.line for r in first.records][:2] == ["000000", "000001"]
+    batches.close()  # the consumer gave up (e.g. the sink failed): no download left in flight
+    assert _read_ahead_threads() == []
+
+
+def test_failed_read_ahead_download_fails_the_pass(
+    emulator: GcsEmulator, bucket: Any, monkeypatch: Any
+) -> None:
+    bucket.blob("trades/big.log").upload_from_string(b"".join(b"%06d\n" % i for i in range(5000)))
+    original = gcs._RangedReader._download
+    calls = itertools.count()
+
+    def flaky(self: Any, start: int) -> bytes:
+        if next(calls) == 3:  # a chunk fetched in the background
+            raise gcs.requests.exceptions.ConnectionError("connection reset")
+        return original(self, start)
+
+    monkeypatch.setattr(gcs._RangedReader, "_download", flaky)
+    source = make_source(emulator, bucket, batch_records=100)
+    shipped: list[LogRecord] = []
+    with pytest.raises(SourceError, match="connection reset"):
+        for batch in source.pull(None):
+            shipped.extend(batch.records)
+    assert [r.line for r in shipped] == [f"{i:06d}" for i in range(len(shipped))]  # a prefix, no gap
+    assert len(shipped) < 5000
+    assert _read_ahead_threads() == []
+
+
+def test_ranged_reads_use_single_shot_downloads_only_where_the_client_has_them() -> None:
+    from google.cloud import storage
+
+    class OlderBlob:
+        def download_as_bytes(self, start: int = 0, end: int | None = None, raw_download: bool = False,
+                              checksum: str | None = None) -> bytes:
+            return b"x\n"
+
+    assert gcs._single_shot(storage.Blob("a", None)) == {"single_shot_download": True}
+    assert gcs._single_shot(OlderBlob()) == {}
+    reader = gcs._RangedReader(OlderBlob(), 0, 2, 1024)
+    assert reader.read() == b"x\n"

@@ -23,7 +23,9 @@ def _serialize(streams: dict[StreamLabels, list[Entry]]) -> bytes:
 
 
 @pytest.mark.parametrize(
-    "value", [1, 127, 128, 300, 16383, 16384, 2**21, 2**28 - 1, 2**28, 999_999_999, 1_767_225_600, 2**62]
+    "value",
+    [1, 127, 128, 300, 16383, 16384, 2**21, 2**28 - 1, 2**28, 999_999_999, 1_767_225_600, 2**35, 2**42 - 1,
+     2**42, 2**62],
 )
 def test_varint_matches_protobuf(value: int) -> None:
     message = push_pb2.StreamAdapter(hash=value)
@@ -60,6 +62,22 @@ def test_random_requests_serialize_identically() -> None:
             entries.append(_entry(i, rng.choice(labels), ts, line, metadata))
         streams = group_streams(entries)
         assert _serialize(streams) == build_push_request(streams).SerializeToString()
+
+
+def test_metadata_pair_cache_paths_serialize_identically() -> None:
+    """Repeated pairs (served from the per-request cache), more unique values than the cache holds,
+    values of 128+ bytes, non-ASCII values and a name too long to cache."""
+    stream = StreamLabels({"source": "gcs"})
+    entries = []
+    for i in range(700):
+        metadata = {"object": "trades/ö.jsonl", "generation": "1767225600123456", "line_no": str(i)}
+        if i % 50 == 0:
+            metadata["long"] = "v" * (127 + i % 3) + "é"
+        if i % 99 == 0:
+            metadata["n" * 9000] = "x" if i % 2 else ""
+        entries.append(_entry(i, stream, 1_767_225_600 * NS + i * 1_234_567, f"line {i}", metadata))
+    streams = group_streams(entries)
+    assert _serialize(streams) == build_push_request(streams).SerializeToString()
 
 
 def test_encode_protobuf_is_snappy_of_the_request() -> None:
