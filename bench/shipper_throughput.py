@@ -49,18 +49,13 @@ from shipper.pipeline import PassResult, Pipeline  # noqa: E402
 from shipper.sinks import PushResult, Sink  # noqa: E402
 from shipper.sinks.loki.client import LokiSink  # noqa: E402
 from shipper.sources.gcs import GcsSource  # noqa: E402
+from tests.conftest import free_port, stop_process  # noqa: E402
 
 BUCKET = "bench"
 OBJECT = "trades/bench.jsonl"
 READY_TIMEOUT_SECONDS = 30
 TARGET_LINES_PER_SECOND = 100_000
 TARGET_RSS_MB = 150
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
@@ -82,12 +77,7 @@ def background(command: list[str], port: int) -> Iterator[subprocess.Popen[bytes
         wait_for_port(port, process)
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process, kill_timeout=10)
 
 
 def write_lines(path: Path, count: int, fmt: str, compress: bool) -> int:

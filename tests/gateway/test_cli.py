@@ -15,7 +15,7 @@ import pytest
 
 from gateway.cli import _parser, main, parse_expiry
 from gateway.security import KeyStore
-from tests.conftest import free_port
+from tests.conftest import free_port, stop_process
 from tests.gateway.conftest import make_settings
 
 SERVE_START_TIMEOUT_SECONDS = 20.0
@@ -123,12 +123,7 @@ def served_gateway(tmp_path: Path) -> Iterator[tuple[str, str, subprocess.Popen[
     try:
         yield f"http://127.0.0.1:{port}", key, process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process, kill_timeout=10)
 
 
 Served = tuple[str, str, subprocess.Popen[str]]

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from gateway.config import DEFAULT_PORT as GATEWAY_PORT
-from tests.conftest import free_port
+from tests.conftest import free_port, stop_process
 from tests.ops.conftest import DESIGN, REPO, RenderedCompose, load_yaml, require_tool
 
 pytestmark = pytest.mark.tool
@@ -158,12 +158,7 @@ def alertmanager_process(tmp_path) -> Iterator[Callable[[Path], str]]:
 
     yield start
     for process in started:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop_process(process)
 
 
 def test_real_alertmanager_posts_v4_payload_with_the_key_from_the_file(

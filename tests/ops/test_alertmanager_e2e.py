@@ -25,7 +25,7 @@ import yaml
 
 from gateway.main import create_app
 from gateway.security import generate_key
-from tests.conftest import free_port
+from tests.conftest import free_port, stop_process
 from tests.gateway.conftest import make_settings
 
 pytestmark = pytest.mark.tool
@@ -207,12 +207,7 @@ def alertmanager(tmp_path: Path, gateway: tuple[str, str]) -> Iterator[str]:
         wait_for(ready, "alertmanager to be ready", timeout=20)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop_process(process)
 
 
 def post_alert(alertmanager: str, ends_at: datetime, starts_at: datetime) -> None:

@@ -19,7 +19,7 @@ import yaml
 
 from gateway.config import DEFAULT_PORT as GATEWAY_PORT
 from shipper.config import DEFAULT_METRICS_PORT
-from tests.conftest import free_port
+from tests.conftest import free_port, stop_process
 from tests.ops.conftest import REPO, RenderedCompose, load_yaml, require_tool
 
 pytestmark = pytest.mark.tool
@@ -80,15 +80,6 @@ def http_ok(url: str) -> Callable[[], bool]:
     return lambda: httpx.get(url, timeout=2).status_code == 200
 
 
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
-
-
 @pytest.fixture
 def start_process(tmp_path) -> Iterator[Callable[..., Started]]:
     started: list[Started] = []
@@ -103,7 +94,7 @@ def start_process(tmp_path) -> Iterator[Callable[..., Started]]:
 
     yield start
     for item in reversed(started):
-        stop(item.process)
+        stop_process(item.process)
 
 
 def test_promtool_accepts_the_config_and_its_rule_files() -> None:

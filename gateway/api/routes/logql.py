@@ -9,31 +9,26 @@ import time
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 
-from gateway.api.deps import CacheDep, LokiDep, Principal, SettingsDep
+from gateway.api.deps import LokiDep, Principal, SettingsDep
 from gateway.api.routes.logs import (
     DEFAULT_RANGE_HOURS,
     MAX_CURSOR_CHARS,
     Direction,
     FastJSONResponse,
     LogReader,
-    cache_key,
+    QueryContextDep,
     check_bytes,
     check_limit,
+    check_step,
+    metric_answer,
     prepare_for,
     reject_unknown_params,
-    run_log_query,
 )
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
-from gateway.services.cache import cached
-from gateway.services.logql import (
-    check_label_name,
-    parse_duration_ns,
-    parse_time_ns,
-    resolve_range,
-)
+from gateway.services.logql import check_label_name, parse_time_ns, resolve_range
 from gateway.services.loki import sorted_entries
 from gateway.services.pagination import loki_stats, render_streams
 
@@ -93,19 +88,9 @@ def _policy_selector(principal: Principal, settings: GatewaySettings, query: str
     return principal.label_policy
 
 
-def _step(step: str | None) -> str | None:
-    if step is not None:
-        parse_duration_ns(step)  # validates; Loki takes the same notation
-    return step
-
-
 @router.get("/query_range", summary="LogQL range query (logs or metrics), paginated for logs")
 async def query_range(
-    request: Request,
-    principal: LogReader,
-    settings: SettingsDep,
-    loki: LokiDep,
-    cache: CacheDep,
+    ctx: QueryContextDep,
     query: QueryText,
     window: WindowDep,
     limit: Annotated[int | None, Query(ge=1)] = None,
@@ -113,47 +98,33 @@ async def query_range(
     step: Step = None,
     cursor: Annotated[str | None, Query(max_length=MAX_CURSOR_CHARS)] = None,
 ) -> FastJSONResponse:
-    chosen_limit = check_limit(limit, settings.query_default_limit, settings.query_max_limit)
-    start_ns, end_ns = window.start_ns, window.end_ns
-    scanned = prepare_for(principal, query, settings)
-
-    async def compute() -> dict[str, Any]:
-        return await run_log_query(
-            loki=loki,
-            settings=settings,
-            principal=principal,
-            scanned=scanned,
-            start_ns=start_ns,
-            end_ns=end_ns,
-            limit=chosen_limit,
-            direction=direction,
-            cursor_text=cursor,
-            step=_step(step),
-        )
-
-    return FastJSONResponse(
-        await cached(cache, cache_key(request, principal), settings.cache_ttl_seconds, compute)
+    chosen_limit = check_limit(limit, ctx.settings.query_default_limit, ctx.settings.query_max_limit)
+    return await ctx.answer_page(
+        prepare_for(ctx.principal, query, ctx.settings),
+        start_ns=window.start_ns,
+        end_ns=window.end_ns,
+        limit=chosen_limit,
+        direction=direction,
+        cursor_text=cursor,
+        step=step,
     )
 
 
 @router.get("/query", summary="LogQL instant query")
 async def instant_query(
-    request: Request,
-    principal: LogReader,
-    settings: SettingsDep,
-    loki: LokiDep,
-    cache: CacheDep,
+    ctx: QueryContextDep,
     query: QueryText,
     time_: Annotated[str | None, Query(alias="time", max_length=64)] = None,
     limit: Annotated[int | None, Query(ge=1)] = None,
     direction: Direction = "backward",
 ) -> FastJSONResponse:
+    settings, principal = ctx.settings, ctx.principal
     chosen_limit = check_limit(limit, settings.query_default_limit, settings.query_max_limit)
     at_ns = parse_time_ns(time_, time.time_ns()) if time_ else time.time_ns()
     scanned = prepare_for(principal, query, settings)
 
     async def compute() -> dict[str, Any]:
-        data = await loki.query(
+        data = await ctx.loki.query(
             scanned.text, time_ns=at_ns, limit=chosen_limit + 1, direction=direction, tenant=principal.tenant
         )
         if data.get("resultType") == "streams":
@@ -164,16 +135,9 @@ async def instant_query(
                 "next_cursor": None,
                 "stats": loki_stats(data, min(len(entries), chosen_limit)),
             }
-        result = data.get("result") or []
-        return {
-            "result_type": data.get("resultType"),
-            "result": result,
-            "stats": loki_stats(data, len(result)),
-        }
+        return metric_answer(data)
 
-    return FastJSONResponse(
-        await cached(cache, cache_key(request, principal), settings.cache_ttl_seconds, compute)
-    )
+    return await ctx.answer(compute)
 
 
 @router.get("/labels", summary="Label names (within the key's label policy)")
@@ -244,5 +208,5 @@ async def patterns(
     start_ns, end_ns = window.start_ns, window.end_ns
     scanned = prepare_for(principal, query, settings)
     await check_bytes(loki, scanned, start_ns, end_ns, principal.tenant, settings.query_max_bytes)
-    found = await loki.patterns(scanned.text, start_ns, end_ns, principal.tenant, step=_step(step))
+    found = await loki.patterns(scanned.text, start_ns, end_ns, principal.tenant, step=check_step(step))
     return FastJSONResponse({"query": scanned.text, "patterns": found})

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -21,6 +22,7 @@ from gateway.services.cache import Cache, cached
 from gateway.services.logql import (
     ScannedQuery,
     build_log_query,
+    parse_duration_ns,
     parse_levels,
     prepare_query,
     resolve_range,
@@ -170,6 +172,22 @@ async def check_bytes(
         )
 
 
+def check_step(step: str | None) -> str | None:
+    if step is not None:
+        parse_duration_ns(step)  # validates; Loki takes the same notation
+    return step
+
+
+def metric_answer(data: dict[str, Any]) -> dict[str, Any]:
+    """Loki's answer to a metric query, passed on with our stats."""
+    result = data.get("result") or []
+    return {
+        "result_type": data.get("resultType"),
+        "result": result,
+        "stats": loki_stats(data, len(result)),
+    }
+
+
 async def run_log_query(
     *,
     loki: LokiClient,
@@ -184,6 +202,7 @@ async def run_log_query(
     step: str | None = None,
 ) -> dict[str, Any]:
     """One page of a query, in the DESIGN.md answer shape (or a metric result for metric queries)."""
+    step = check_step(step)
     digest = query_digest(scanned.text, direction, principal.tenant)
     cursor = Cursor.decode(cursor_text, digest) if cursor_text else None
     plan = plan_page(start_ns=start_ns, end_ns=end_ns, limit=limit, direction=direction, cursor=cursor)
@@ -199,12 +218,7 @@ async def run_log_query(
         tenant=principal.tenant,
     )
     if data.get("resultType") != "streams":
-        result = data.get("result") or []
-        return {
-            "result_type": data.get("resultType"),
-            "result": result,
-            "stats": loki_stats(data, len(result)),
-        }
+        return metric_answer(data)
     page = shape_page(
         data,
         request=plan,
@@ -221,25 +235,75 @@ async def run_log_query(
     }
 
 
+@dataclass(frozen=True)
+class QueryContext:
+    """What every cached query endpoint works with."""
+
+    request: Request
+    principal: Principal
+    settings: GatewaySettings
+    loki: LokiClient
+    cache: Cache
+
+    async def answer(self, compute: Callable[[], Awaitable[dict[str, Any]]]) -> FastJSONResponse:
+        """The cached answer to this request, computed on a miss."""
+        key = cache_key(self.request, self.principal)
+        return FastJSONResponse(await cached(self.cache, key, self.settings.cache_ttl_seconds, compute))
+
+    async def answer_page(
+        self,
+        scanned: ScannedQuery,
+        *,
+        start_ns: int,
+        end_ns: int,
+        limit: int,
+        direction: str,
+        cursor_text: str | None,
+        step: str | None = None,
+    ) -> FastJSONResponse:
+        """The cached answer of `run_log_query`."""
+
+        async def compute() -> dict[str, Any]:
+            return await run_log_query(
+                loki=self.loki,
+                settings=self.settings,
+                principal=self.principal,
+                scanned=scanned,
+                start_ns=start_ns,
+                end_ns=end_ns,
+                limit=limit,
+                direction=direction,
+                cursor_text=cursor_text,
+                step=step,
+            )
+
+        return await self.answer(compute)
+
+
+async def query_context(
+    request: Request, principal: LogReader, settings: SettingsDep, loki: LokiDep, cache: CacheDep
+) -> QueryContext:
+    return QueryContext(request, principal, settings, loki, cache)
+
+
+QueryContextDep = Annotated[QueryContext, Depends(query_context)]
+
+
 async def answer_filters(
-    request: Request,
-    principal: Principal,
+    ctx: QueryContext,
     params: LogParams,
-    settings: GatewaySettings,
-    loki: LokiClient,
-    cache: Cache,
     labels: dict[str, str | list[str]],
     metadata: dict[str, str],
 ) -> FastJSONResponse:
     levels = parse_levels(params.level)
-    limit = check_limit(params.limit, settings.query_default_limit, settings.logs_max_limit)
+    limit = check_limit(params.limit, ctx.settings.query_default_limit, ctx.settings.logs_max_limit)
     start_ns, end_ns = resolve_range(
         since=params.since,
         until=params.until,
         hours=params.hours,
         now_ns=time.time_ns(),
         default_hours=DEFAULT_RANGE_HOURS,
-        max_hours=settings.query_max_range_hours,
+        max_hours=ctx.settings.query_max_range_hours,
     )
     query = build_log_query(
         {k: v for k, v in labels.items() if v},
@@ -247,23 +311,15 @@ async def answer_filters(
         contains=params.q,
         metadata={k: v for k, v in metadata.items() if v},
     )
-    scanned = prepare_for(principal, query, settings)
-
-    async def compute() -> dict[str, Any]:
-        return await run_log_query(
-            loki=loki,
-            settings=settings,
-            principal=principal,
-            scanned=scanned,
-            start_ns=start_ns,
-            end_ns=end_ns,
-            limit=limit,
-            direction=params.direction,
-            cursor_text=params.cursor,
-        )
-
-    body = await cached(cache, cache_key(request, principal), settings.cache_ttl_seconds, compute)
-    return FastJSONResponse(body)
+    scanned = prepare_for(ctx.principal, query, ctx.settings)
+    return await ctx.answer_page(
+        scanned,
+        start_ns=start_ns,
+        end_ns=end_ns,
+        limit=limit,
+        direction=params.direction,
+        cursor_text=params.cursor,
+    )
 
 
 Filter = Annotated[str | None, Query(max_length=MAX_PARAM_CHARS)]
@@ -271,12 +327,8 @@ Filter = Annotated[str | None, Query(max_length=MAX_PARAM_CHARS)]
 
 @router.get("/logs/gcs", summary="GCS object logs")
 async def gcs_logs(
-    request: Request,
-    principal: LogReader,
+    ctx: QueryContextDep,
     params: LogParamsDep,
-    settings: SettingsDep,
-    loki: LokiDep,
-    cache: CacheDep,
     bucket: Filter = None,
     prefix: Filter = None,
     service: Filter = None,
@@ -288,19 +340,13 @@ async def gcs_logs(
         "prefix": prefix or "",
         "service_name": service or "",
     }
-    return await answer_filters(
-        request, principal, params, settings, loki, cache, labels, {"object": object or ""}
-    )
+    return await answer_filters(ctx, params, labels, {"object": object or ""})
 
 
 @router.get("/logs/firestore", summary="Firestore document logs")
 async def firestore_logs(
-    request: Request,
-    principal: LogReader,
+    ctx: QueryContextDep,
     params: LogParamsDep,
-    settings: SettingsDep,
-    loki: LokiDep,
-    cache: CacheDep,
     collection: Filter = None,
     service: Filter = None,
     doc_id: Filter = None,
@@ -310,19 +356,13 @@ async def firestore_logs(
         "collection": collection or "",
         "service_name": service or "",
     }
-    return await answer_filters(
-        request, principal, params, settings, loki, cache, labels, {"doc_id": doc_id or ""}
-    )
+    return await answer_filters(ctx, params, labels, {"doc_id": doc_id or ""})
 
 
 @router.get("/logs/pods", summary="Kubernetes pod logs")
 async def pod_logs(
-    request: Request,
-    principal: LogReader,
+    ctx: QueryContextDep,
     params: LogParamsDep,
-    settings: SettingsDep,
-    loki: LokiDep,
-    cache: CacheDep,
     namespace: Filter = None,
     pod: Filter = None,
     container: Filter = None,
@@ -336,19 +376,13 @@ async def pod_logs(
         "container": container or "",
         "service_name": service or "",
     }
-    return await answer_filters(
-        request, principal, params, settings, loki, cache, labels, {"node": node or ""}
-    )
+    return await answer_filters(ctx, params, labels, {"node": node or ""})
 
 
 @router.get("/api/monitoring/logs/production", summary="Production logs across sources")
 async def production_logs(
-    request: Request,
-    principal: LogReader,
+    ctx: QueryContextDep,
     params: LogParamsDep,
-    settings: SettingsDep,
-    loki: LokiDep,
-    cache: CacheDep,
     source: Annotated[list[str], Query(description="gcs, firestore, pod; default all three")] = [],  # noqa: B006
     service: Filter = None,
 ) -> FastJSONResponse:
@@ -365,4 +399,4 @@ async def production_logs(
         "source": chosen or list(PRODUCTION_SOURCES),
         "service_name": service or "",
     }
-    return await answer_filters(request, principal, params, settings, loki, cache, labels, {})
+    return await answer_filters(ctx, params, labels, {})

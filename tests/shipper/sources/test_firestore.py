@@ -16,12 +16,13 @@ from google.cloud.firestore_v1._helpers import GeoPoint
 from shipper.checkpoint import FileCheckpointer
 from shipper.config import FirestoreSourceConfig
 from shipper.metrics import REGISTRY
-from shipper.models import Batch, LogRecord
+from shipper.models import Batch
 from shipper.records import parse_timestamp_ns
 from shipper.sources.base import SourceError
 from shipper.sources.firestore import EPOCH_UNITS, FirestoreSource, LateWindow, late_window
 from tests import firestore_emulator as emulator_fixtures
 from tests.firestore_emulator import PROJECT_ID, FirestoreEmulator
+from tests.shipper.sources.shipping import records_of, ship
 
 firestore_emulator = emulator_fixtures.firestore_emulator
 firestore_client = emulator_fixtures.firestore_client
@@ -36,23 +37,6 @@ def make_source(
 ) -> FirestoreSource:
     config = FirestoreSourceConfig(id=source_id, project_id=PROJECT_ID, collections=collections, **extra)
     return FirestoreSource.from_config(config, client=client)
-
-
-def ship(
-    source: FirestoreSource, checkpoints: FileCheckpointer, stop_after: int | None = None
-) -> list[Batch]:
-    """What the pipeline does: load, pull, commit each batch's cursor (optionally 'crash' early)."""
-    batches = []
-    for batch in source.pull(checkpoints.load(source.id)):
-        batches.append(batch)
-        checkpoints.commit(source.id, batch.cursor)
-        if stop_after is not None and len(batches) >= stop_after:
-            break
-    return batches
-
-
-def records_of(batches: list[Batch]) -> list[LogRecord]:
-    return [record for batch in batches for record in batch.records]
 
 
 def doc_ids(batches: list[Batch]) -> list[str]:

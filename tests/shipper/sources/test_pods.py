@@ -11,13 +11,14 @@ from kubernetes import client as k8s
 from shipper.checkpoint import FileCheckpointer
 from shipper.config import PodsSourceConfig
 from shipper.metrics import REGISTRY
-from shipper.models import Batch, LogRecord
+from shipper.models import Batch
 from shipper.sources import pods as pods_module
 from shipper.sources.base import SourceError
 from shipper.sources.pods import PodSource, since_time
 from tests import kube_api_stub
 from tests.conftest import free_port
 from tests.kube_api_stub import KubeApi, rfc3339_nano
+from tests.shipper.sources.shipping import records_of, ship
 
 kube_api = kube_api_stub.kube_api
 
@@ -43,22 +44,8 @@ def make_source(
     return source
 
 
-def ship(source: PodSource, checkpoints: FileCheckpointer, stop_after: int | None = None) -> list[Batch]:
-    batches = []
-    for batch in source.pull(checkpoints.load(source.id)):
-        batches.append(batch)
-        checkpoints.commit(source.id, batch.cursor)
-        if stop_after is not None and len(batches) >= stop_after:
-            break
-    return batches
-
-
 def lines_of(batches: list[Batch]) -> list[str]:
     return [record.line for batch in batches for record in batch.records]
-
-
-def records_of(batches: list[Batch]) -> list[LogRecord]:
-    return [record for batch in batches for record in batch.records]
 
 
 def skipped(source_id: str, reason: str) -> float:
