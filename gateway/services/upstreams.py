@@ -209,7 +209,30 @@ async def proxy_get(
     http: httpx.AsyncClient, service: UpstreamService, path: str, query: bytes, max_bytes: int
 ) -> ProxiedResponse:
     """GET below the service's monitoring prefix. Redirects are followed only while they stay
-    below the same prefix on the same origin; upstream 5xx → 502, timeout → 504."""
+    below the same prefix on the same origin; upstream 5xx → 502, timeout → 504. The service's
+    timeout_seconds bounds the whole exchange (redirects and body included), so an upstream that
+    drips its answer cannot hold a request longer than that."""
+    try:
+        async with asyncio.timeout(service.timeout_seconds):
+            return await _proxy_exchange(http, service, path, query, max_bytes)
+    except TimeoutError as exc:
+        raise _timeout_error(service) from exc
+
+
+def _timeout_error(service: UpstreamService) -> ApiError:
+    return _upstream_error(
+        service.name,
+        "timeout",
+        504,
+        "upstream_timeout",
+        f"{service.name} did not answer within {service.timeout_seconds} s",
+        "retry later or raise the service's timeout_seconds",
+    )
+
+
+async def _proxy_exchange(
+    http: httpx.AsyncClient, service: UpstreamService, path: str, query: bytes, max_bytes: int
+) -> ProxiedResponse:
     root = proxy_root(service)
     url = proxy_url(service, path, query)
     headers = service_headers(service)
@@ -244,14 +267,7 @@ async def proxy_get(
                 kept = {k: v for k, v in response.headers.items() if k.lower() in PROXIED_RESPONSE_HEADERS}
                 return ProxiedResponse(response.status_code, kept, body)
         except httpx.TimeoutException as exc:
-            raise _upstream_error(
-                service.name,
-                "timeout",
-                504,
-                "upstream_timeout",
-                f"{service.name} did not answer within {service.timeout_seconds} s",
-                "retry later or raise the service's timeout_seconds",
-            ) from exc
+            raise _timeout_error(service) from exc
         except httpx.HTTPError as exc:
             raise _upstream_error(
                 service.name,

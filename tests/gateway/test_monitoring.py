@@ -34,6 +34,7 @@ from tests.gateway.conftest import LOKI_TEST_URL, KeysFile, make_settings
 SERVICE_TOKEN = "svc-token-not-the-gateway-key"
 MAX_PROXY_BYTES = 10_000
 SLOW_SECONDS = 1.5
+DRIP_SECONDS = 0.2  # between the pieces of a dripping answer: each read is quick, the whole is not
 
 Reply = tuple[int, dict[str, str], bytes]
 
@@ -68,12 +69,17 @@ def _handler_for(upstream: Upstream) -> type[BaseHTTPRequestHandler]:
             upstream.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
             reply = upstream.replies.get(urlsplit(self.path).path, (404, {}, b"not here"))
             status, headers, body = reply() if callable(reply) else reply
+            chunks = body if isinstance(body, list) else [body]  # a list: sent a piece at a time
             self.send_response(status)
             for name, value in headers.items():
                 self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(sum(len(chunk) for chunk in chunks)))
             self.end_headers()
-            self.wfile.write(body)
+            for index, chunk in enumerate(chunks):
+                if index:
+                    time.sleep(DRIP_SECONDS)
+                self.wfile.write(chunk)
+                self.wfile.flush()
 
         def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
             pass
@@ -116,6 +122,7 @@ def upstreams(start_upstream: Callable[[dict[str, Any]], Upstream]) -> dict[str,
             "/monitoring/big": (200, {}, b"x" * (MAX_PROXY_BYTES + 1)),
             "/monitoring/fail": (500, {}, b"boom"),
             "/monitoring/slow": _slow,
+            "/monitoring/drip": (200, {}, [b"x"] * 8),
             "/monitoring/missing": (404, {"Content-Type": "text/plain"}, b"no such page"),
             "/monitoring/redirect-in": (302, {"Location": "/monitoring/metrics"}, b""),
             "/monitoring/redirect-up": (302, {"Location": "/secret"}, b""),
@@ -351,6 +358,7 @@ async def test_proxy_refuses_ssrf_attempts(
     [
         ("fail", 502, "upstream_error", "status"),
         ("slow", 504, "upstream_timeout", "timeout"),
+        ("drip", 504, "upstream_timeout", "timeout"),
         ("big", 502, "upstream_response_too_large", "too_large"),
     ],
 )

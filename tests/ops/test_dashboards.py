@@ -239,6 +239,14 @@ def test_level_values_are_the_shipper_levels(boards) -> None:
             assert set(literal.split("|")) <= set(LEVELS), expr
 
 
+def test_free_text_search_is_a_raw_string_so_quotes_cannot_break_the_query(boards) -> None:
+    used = [expr for expr in expressions(boards["log-monitor.json"], "loki") if "$search" in expr]
+    assert used
+    for expr in used:
+        # a backtick string takes `"` and `\` literally; only a backtick itself would end it
+        assert "$search" not in expr.replace("|= `$search`", ""), expr
+
+
 def test_log_monitor_has_a_row_per_source_and_the_summary(boards, label_schema: LabelSchema) -> None:
     rows = rows_with_panels(boards["log-monitor.json"])
     expected = {"GCS": {'source="gcs"'}, "Firestore": {'source="firestore"'}, "Pods": {'source="pod"'},
