@@ -24,6 +24,9 @@ MATCH_OPS = ("=~", "!~", "!=", "=")  # longest first for scanning
 POSITIVE_OPS = frozenset({"=", "=~"})
 # regexes that select every stream having the label, whatever its value
 MATCH_ALL_REGEXES = frozenset({".*", ".+", ".*?", ".+?", "(.*)", "(.+)", "^.*$", "^.+$", "(?s).*", "(?s).+"})
+# values unlike each other: a regex matching all of them matches any value (kept short, as user
+# regexes run on them in Python's backtracking re)
+MATCH_ALL_PROBES = ("a", "Z", "0", "gcs", "trades-2024_x.y", "a/b:c", "Zq9~%é")
 NS_PER_SECOND = 1_000_000_000
 NS_PER_HOUR = 3600 * NS_PER_SECOND
 
@@ -299,6 +302,12 @@ def scan_query(query: str) -> ScannedQuery:
             raise LogQLError(
                 "single quotes are not LogQL strings", 'use "double quotes" or `backticks` for strings'
             )
+        elif query.startswith(("/*", "//"), i):
+            # Loki's scanner (Go's text/scanner) skips /* */ and // comments: what we would read
+            # as a string could then be a selector to Loki, escaping the label policy
+            raise LogQLError(
+                f"{query[i : i + 2]} comments are not allowed (offset {i})", "use # for a comment"
+            )
         elif char == "{":
             code.append(query[piece_start:i])
             out.append(query[piece_start:i])
@@ -368,7 +377,11 @@ def _matches_everything(matcher: Matcher) -> bool:
     if regex in MATCH_ALL_REGEXES:
         return True
     try:
-        return re.fullmatch(regex, "") is not None
+        compiled = re.compile(regex)
+        if compiled.fullmatch("") is not None:
+            return True
+        # any-value spellings beyond the list (.{1,}, [\s\S]+, ..+, (?i).+): matches every probe
+        return all(compiled.fullmatch(probe) is not None for probe in MATCH_ALL_PROBES)
     except re.error:
         return False  # Loki (RE2) decides; not our guardrail's business
 

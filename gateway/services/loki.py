@@ -293,13 +293,25 @@ def sorted_entries(data: Mapping[str, Any], *, forward: bool) -> list[Entry]:
     if data.get("resultType") != "streams":
         raise LokiUpstreamError(f"expected a log (streams) result, got {data.get('resultType')!r}")
     keyed: list[tuple[int, str, str, int, Entry]] = []
-    for stream in data.get("result") or []:
-        labels = stream.get("stream") or {}
-        label_key = "\x00".join(f"{k}={v}" for k, v in sorted(labels.items()))
-        for value in stream.get("values") or []:
-            ts = int(value[0])
-            meta = value[2] if len(value) > 2 and value[2] else None
-            # the running index keeps the native tuple sort away from comparing the entries
-            keyed.append((ts, label_key, value[1], len(keyed), (ts, labels, value[1], meta)))
+    try:
+        for stream in data.get("result") or []:
+            labels = stream.get("stream") or {}
+            if not all(isinstance(v, str) for v in labels.values()):
+                raise TypeError("label values must be strings")
+            label_key = "\x00".join(f"{k}={v}" for k, v in sorted(labels.items()))
+            for value in stream.get("values") or []:
+                ts, line = int(value[0]), value[1]
+                meta = value[2] if len(value) > 2 and value[2] else None
+                if not isinstance(line, str) or not (meta is None or _is_str_map(meta)):
+                    raise TypeError("a log line must be a string, its metadata an object of strings")
+                # the running index keeps the native tuple sort away from comparing the entries
+                keyed.append((ts, label_key, line, len(keyed), (ts, labels, line, meta)))
+    except (TypeError, ValueError, IndexError, KeyError, AttributeError) as exc:
+        UPSTREAM_ERRORS.labels(UPSTREAM, "invalid_response").inc()
+        raise LokiUpstreamError(f"Loki answered with a malformed streams result: {exc}") from exc
     keyed.sort(reverse=not forward)
     return [k[4] for k in keyed]
+
+
+def _is_str_map(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())

@@ -22,7 +22,7 @@ from typing import Any
 from gateway.errors import ApiError
 from gateway.services.logql import NS_PER_SECOND, format_second
 from gateway.services.loki import Entry, sorted_entries
-from gateway.services.redact import redact, redact_many
+from gateway.services.redact import redact_fields, redact_many
 
 CURSOR_VERSION = 1
 ENTRY_DIGEST_BYTES = 5  # collisions among entries sharing one timestamp: ~n^2 / 2^41
@@ -175,10 +175,11 @@ def render_streams(entries: Sequence[Entry], *, redact_lines: bool) -> list[dict
         stamp = f"{prefix}.{fraction:09d}Z"
         stream = streams.get(id(labels))
         if stream is None:
-            stream = streams[id(labels)] = {"labels": dict(labels), "entries": []}
+            shown = redact_fields(labels) if redact_lines else dict(labels)
+            stream = streams[id(labels)] = {"labels": shown, "entries": []}
         if meta:
             if redact_lines:
-                meta = {k: redact(v) for k, v in meta.items()}
+                meta = redact_fields(meta)
             stream["entries"].append([stamp, text, meta])
         else:
             stream["entries"].append([stamp, text])
@@ -400,7 +401,8 @@ def _render_runs(page_runs: list[_Run], redact_lines: bool) -> list[dict[str, An
                 entry: list[Any] = [f"{seconds[stamp[:-9]]}{stamp[-9:]}Z", text]
                 meta = value[2] if len(value) > 2 and value[2] else None
                 if meta:
-                    entry.append({k: redact(v) for k, v in meta.items()} if redact_lines else meta)
+                    entry.append(redact_fields(meta) if redact_lines else meta)
                 entries.append(entry)
-        streams.append({"labels": dict(run.labels), "entries": entries})
+        labels = redact_fields(run.labels) if redact_lines else dict(run.labels)
+        streams.append({"labels": labels, "entries": entries})
     return streams

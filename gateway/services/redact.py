@@ -9,7 +9,7 @@ from __future__ import annotations
 import operator
 import re
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from itertools import accumulate, repeat
 
@@ -181,3 +181,12 @@ def redact(text: str) -> str:
     if not _may_hold_secret(text):
         return text
     return _substitute(text)
+
+
+_SENSITIVE_NAME_RE = re.compile(rf"(?i)(?:{_SENSITIVE_FIELDS})")
+
+
+def redact_fields(fields: Mapping[str, str]) -> dict[str, str]:
+    """Label or structured-metadata values redacted: wholly when the name says it holds a secret
+    (parsed labels such as `| json` turn a line's `api_key` field into a label), else as text."""
+    return {k: MASK if _SENSITIVE_NAME_RE.fullmatch(k) else redact(v) for k, v in fields.items()}

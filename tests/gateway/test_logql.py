@@ -250,3 +250,32 @@ def test_resolve_range() -> None:
         with pytest.raises(LogQLError) as err:
             resolve_range(since=since, until=until, hours=hours, **kwargs)
         assert err.value.code == code
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        '{app="a"} /* " */ or {b="y"} /* " */',
+        '{app="a"} // "\n or {b="y"}',
+        'sum(rate({app="a"}[5m])) /* `x` */',
+    ],
+)
+def test_slash_comments_loki_skips_are_refused(query: str) -> None:
+    # Loki's scanner skips /* */ and // comments, so a string to us could hide a selector from the
+    # policy injection
+    with pytest.raises(LogQLError) as err:
+        prepare_query(query, POLICY, max_range_hours=24)
+    assert "comment" in err.value.message
+    # inside strings and as division they are fine
+    prepare_query('{app="a"} |= "/* // */"', POLICY, max_range_hours=24)
+    prepare_query('sum(rate({app="a"}[5m])) / sum(rate({app="b"}[5m]))', POLICY, max_range_hours=24)
+
+
+@pytest.mark.parametrize(
+    "query",
+    ['{app=~".{1,}"}', '{app=~"[\\\\s\\\\S]+"}', '{app=~"..*"}', '{app=~"(?i).+"}', '{app=~"\\\\S+"}'],
+)
+def test_other_spellings_of_any_value_are_refused(query: str) -> None:
+    with pytest.raises(LogQLError) as err:
+        prepare_query(query, None, max_range_hours=24)
+    assert err.value.code == "query_too_broad"

@@ -251,3 +251,35 @@ async def test_repeated_identical_queries_are_cached_per_key(
         third = await client.get("/logs/gcs", params={**params, "limit": 5}, headers=auth_headers)
     assert first.json() == second.json() == third.json()
     assert len([r for r in loki.requests if r.url.path.endswith("query_range")]) == 2
+
+
+async def test_a_forged_cursor_cannot_widen_the_window(
+    client: httpx.AsyncClient, auth_headers: dict[str, str], loki: LokiQueryMock
+) -> None:
+    for i in range(5):
+        loki.add({"source": "gcs", "bucket": "a", "level": "info"}, BASE_NS + i, f"l{i}")
+    first = (
+        await client.get("/logs/gcs", params={**WINDOW, "bucket": "a", "limit": 2}, headers=auth_headers)
+    ).json()
+    # the cursor is not signed: same query digest, far end pushed back a year
+    raw = json.loads(base64.urlsafe_b64decode(first["next_cursor"] + "=" * (-len(first["next_cursor"]) % 4)))
+    raw["f"] = str(int(raw["b"]) - 365 * 24 * 3_600 * 1_000_000_000)
+    forged = base64.urlsafe_b64encode(json.dumps(raw).encode()).decode()
+    sent = len(loki.requests)
+    answer = await client.get(
+        "/logs/gcs", params={**WINDOW, "bucket": "a", "limit": 2, "cursor": forged}, headers=auth_headers
+    )
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_cursor"
+    assert len(loki.requests) == sent
+
+
+async def test_malformed_loki_streams_give_502_not_500(
+    client: httpx.AsyncClient, auth_headers: dict[str, str]
+) -> None:
+    result = [{"stream": {}, "values": [[1]]}]
+    body = {"status": "success", "data": {"resultType": "streams", "result": result}}
+    with respx.mock(assert_all_called=False) as router:
+        router.route(url__startswith=LOKI_TEST_URL).mock(return_value=httpx.Response(200, json=body))
+        answer = await client.get("/logs/gcs", params={**WINDOW, "bucket": "a"}, headers=auth_headers)
+    assert answer.status_code == 502, answer.text
+    assert answer.json()["error"]["code"] == "loki_error"

@@ -235,3 +235,39 @@ def test_streams_with_one_label_set_are_ordered_like_the_general_path(
     assert (page.streams, page.truncated, page.next_cursor, page.returned) == reference(
         data, plan, 10, direction
     )
+
+
+@pytest.mark.parametrize("limit", [1, 10])  # 1: the general path (cut inside a timestamp tie)
+def test_parsed_labels_and_metadata_are_redacted_on_both_paths(limit: int) -> None:
+    # `| json` turns a line's fields into stream labels: those reach the answer as labels
+    labels = {"source": "gcs", "api_key": "abc123", "url": "https://u:hunter2@db.example/x"}
+    data = {
+        "resultType": "streams",
+        "result": [
+            {"stream": labels, "values": [[str(BASE_NS), "a", {"password": "pw1"}], [str(BASE_NS), "b"]]},
+        ],
+    }
+    plan = plan_page(start_ns=WINDOW[0], end_ns=WINDOW[1], limit=limit, direction="backward", cursor=None)
+    page = shape_page(data, request=plan, limit=limit, direction="backward", digest=DIGEST, redact_lines=True)
+    text = repr(page.streams)
+    assert "abc123" not in text and "hunter2" not in text and "pw1" not in text
+    assert page.streams[0]["labels"]["source"] == "gcs"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"resultType": "streams", "result": [{"stream": {}, "values": [[str(BASE_NS), 5]]}]},
+        {"resultType": "streams", "result": [{"stream": {"a": 1}, "values": [[str(BASE_NS), "x"]]}]},
+        {"resultType": "streams", "result": [{"stream": {}, "values": [[str(BASE_NS), "x", ["m"]]]}]},
+        {"resultType": "streams", "result": ["not a stream"]},
+        {"resultType": "streams", "result": [{"stream": {}, "values": [["abc", "x"]]}]},
+    ],
+)
+def test_malformed_streams_are_an_upstream_error(data: dict[str, Any]) -> None:
+    from gateway.services.loki import LokiUpstreamError
+
+    plan = plan_page(start_ns=WINDOW[0], end_ns=WINDOW[1], limit=3, direction="forward", cursor=None)
+    with pytest.raises(LokiUpstreamError) as err:
+        shape_page(data, request=plan, limit=3, direction="forward", digest=DIGEST, redact_lines=True)
+    assert err.value.status == 502

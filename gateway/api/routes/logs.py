@@ -20,6 +20,7 @@ from gateway.config import GatewaySettings
 from gateway.errors import ApiError
 from gateway.services.cache import Cache, cached
 from gateway.services.logql import (
+    NS_PER_HOUR,
     ScannedQuery,
     build_log_query,
     parse_duration_ns,
@@ -29,7 +30,14 @@ from gateway.services.logql import (
     selector_text,
 )
 from gateway.services.loki import LokiClient
-from gateway.services.pagination import Cursor, loki_stats, plan_page, query_digest, shape_page
+from gateway.services.pagination import (
+    BAD_CURSOR_HINT,
+    Cursor,
+    loki_stats,
+    plan_page,
+    query_digest,
+    shape_page,
+)
 
 
 def _declared_query_names(dependant: Any) -> set[str]:
@@ -205,6 +213,13 @@ async def run_log_query(
     step = check_step(step)
     digest = query_digest(scanned.text, direction, principal.tenant)
     cursor = Cursor.decode(cursor_text, digest) if cursor_text else None
+    if cursor is not None:
+        # the cursor is not signed: its window must obey the same range limit as a fresh query
+        span = cursor.far_ns - cursor.boundary_ns
+        if direction != "forward":
+            span = -span
+        if not 0 <= span <= settings.query_max_range_hours * NS_PER_HOUR:
+            raise ApiError(400, "invalid_cursor", "the cursor's time window is invalid", BAD_CURSOR_HINT)
     plan = plan_page(start_ns=start_ns, end_ns=end_ns, limit=limit, direction=direction, cursor=cursor)
     if cursor is None:
         await check_bytes(loki, scanned, start_ns, end_ns, principal.tenant, settings.query_max_bytes)
