@@ -194,7 +194,8 @@ def cmd_backfill(args: argparse.Namespace, settings: ShipperSettings) -> int:
         for config in configs:
             live = build_source(config, settings)
             assert isinstance(live, GcsSource)
-            source = live.for_backfill(since_ns, separate_stream=args.separate_stream)
+            source = live.for_backfill(since_ns, separate_stream=args.separate_stream,
+                                       live_cursor=checkpointer.load(config.id))
             pipeline = make_pipeline(source, sink, checkpointer, settings,
                                      checkpoint_id=config.id + suffix, on_progress=bar.update)
             result = pipeline.run_once()

@@ -41,7 +41,9 @@ Backfill (`shipper backfill --since T`) and Loki's "entry too far behind" (an en
 older than the newest one already in its stream is refused):
 - the live pass ships oldest `updated` first, so history enters each stream in time order;
 - a backfill reads objects updated at or after T with its own cursor namespace
-  (`<source id>.backfill`), so it resumes after a crash and never moves the live cursor;
+  (`<source id>.backfill`), so it resumes after a crash and never moves the live cursor; it takes
+  each object's base_ns from the live cursor where the live pass has one, so lines without a
+  timestamp of their own get the same timestamps as when the live pass shipped them;
 - by default it ships into the *same* streams as the live pass: entries the live pass already
   shipped are dropped by Loki as exact duplicates, so history is never doubled in queries. This
   succeeds whenever the stream holds nothing newer than about an hour after the backfilled
@@ -181,6 +183,27 @@ class _RangedReader(io.RawIOBase):
         super().close()
 
 
+class _DocumentTooLarge(Exception):
+    """A single JSON object document inflated past its cap."""
+
+
+class _CappedReader:
+    """A file-like read() over `stream` that raises _DocumentTooLarge past `limit` bytes."""
+
+    def __init__(self, stream: io.BufferedIOBase, limit: int) -> None:
+        self._stream = stream
+        self._left = limit
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            size = self._left + 1
+        data = self._stream.read(min(size, self._left + 1))
+        self._left -= len(data)
+        if self._left < 0:
+            raise _DocumentTooLarge
+        return data
+
+
 class GcsSource:
     def __init__(
         self,
@@ -190,6 +213,7 @@ class GcsSource:
         batch_records: int = DEFAULT_BATCH_RECORDS,
         since_ns: int | None = None,
         extra_labels: dict[str, str] | None = None,
+        known_base_ns: dict[str, int] | None = None,
     ) -> None:
         self.id = config.id
         self.config = config
@@ -197,6 +221,7 @@ class GcsSource:
         self.batch_records = batch_records
         self.since_ns = since_ns
         self.extra_labels = dict(extra_labels or {})
+        self.known_base_ns = dict(known_base_ns or {})  # object name -> base_ns of another cursor
         self._timestamp_fields = tuple(config.timestamp_fields)
         self._label_sets: dict[tuple[str, str], dict[str, str]] = {}
         self._counts: Counter[tuple[str, str]] = Counter()  # (counter name, reason) -> n
@@ -208,10 +233,15 @@ class GcsSource:
         client = client if client is not None else build_storage_client()
         return cls(config, client, batch_records=batch_records)
 
-    def for_backfill(self, since_ns: int, *, separate_stream: bool) -> GcsSource:
+    def for_backfill(self, since_ns: int, *, separate_stream: bool, live_cursor: Cursor | None) -> GcsSource:
+        """The backfill of this source; `live_cursor` (the live pass's checkpoint) lends it the
+        base_ns of the objects the live pass has seen."""
+        live_objects = (live_cursor or {}).get("objects", {})
         return GcsSource(
             self.config, self.client, batch_records=self.batch_records, since_ns=since_ns,
             extra_labels={"backfill": "true"} if separate_stream else None,
+            known_base_ns={name: int(entry["base_ns"]) for name, entry in live_objects.items()
+                           if "base_ns" in entry},
         )
 
     # -- protocol -----------------------------------------------------------------------------
@@ -285,16 +315,19 @@ class GcsSource:
     def _read_object(
         self, info: ObjectInfo, entry: dict[str, Any] | None
     ) -> Iterator[tuple[list[LogRecord], dict[str, Any]]]:
-        base_ns = int(entry["base_ns"]) if entry and "base_ns" in entry else info.updated_ns
+        if entry and "base_ns" in entry:
+            base_ns = int(entry["base_ns"])
+        else:
+            base_ns = self.known_base_ns.get(info.name, info.updated_ns)
         start = {"generation": info.generation, "size": info.size, "offset": 0, "line_no": 0,
                  "done": False, "base_ns": base_ns}
         blob = self.client.bucket(self.config.bucket).blob(info.name, generation=info.generation)
-        if entry and not entry.get("gzip") and entry.get("mode", "lines") == "lines":
-            if self._continues(blob, info, entry):
-                start.update(offset=entry["offset"], line_no=entry["line_no"], tail=entry.get("tail", ""))
-        elif entry and int(entry["generation"]) == info.generation:
-            start.update(offset=entry["offset"], line_no=entry["line_no"])  # re-stream and skip
-        try:
+        try:  # the append check downloads too: its errors are translated like the read's
+            if entry and not entry.get("gzip") and entry.get("mode", "lines") == "lines":
+                if self._continues(blob, info, entry):
+                    start.update(offset=entry["offset"], line_no=entry["line_no"], tail=entry.get("tail", ""))
+            elif entry and int(entry["generation"]) == info.generation:
+                start.update(offset=entry["offset"], line_no=entry["line_no"])  # re-stream and skip
             yield from self._read_stream(info, blob, start)
         except (gexc.NotFound, gexc.PreconditionFailed):
             # rewritten or deleted while we read: the next pass sees the new generation
@@ -460,7 +493,9 @@ class GcsSource:
                             extra={"event": "gcs_document_too_large", "source": self.id, "object": info.name})
                 yield [], {**start, "done": True}
                 return
-            elements: Iterator[Any] = ijson.items(stream, "", use_float=True)
+            # the stored size bounds a plain object only: a gzip one is capped as it is inflated
+            capped = _CappedReader(stream, MAX_DOCUMENT_OBJECT_BYTES)
+            elements: Iterator[Any] = ijson.items(capped, "", use_float=True)
         else:
             elements = ijson.items(stream, "item", use_float=True)
         try:
@@ -474,6 +509,11 @@ class GcsSource:
                     records = []
         except _CORRUPT_STREAM_ERRORS as exc:
             self._read_error(info, exc)
+        except _DocumentTooLarge:
+            self._count("skipped", "document_too_large")
+            log.warning("gcs JSON object document larger than %d bytes (inflated) skipped",
+                        MAX_DOCUMENT_OBJECT_BYTES,
+                        extra={"event": "gcs_document_too_large", "source": self.id, "object": info.name})
         except ijson.JSONError as exc:
             self._count("skipped", "parse_error")
             log.warning("gcs JSON document malformed after element %d (%s); rest skipped", element_no, exc,

@@ -162,6 +162,25 @@ def test_backfill_same_streams_then_separate_stream(
     assert "backfill" in capsys.readouterr().err  # the tqdm bar
 
 
+def test_backfill_gives_untimed_lines_the_timestamps_the_live_pass_gave_them(
+    env: Path, emulator: GcsEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bucket = emulator.bucket("cli-rewritten")
+    blob = bucket.blob("trades/untimed.log")
+    blob.upload_from_string(b"".join(b"INFO order %d filled\n" % i for i in range(4)))
+    monkeypatch.setenv("GCS_BUCKET_NAME", "cli-rewritten")
+    mock = LokiMock()
+    with mock.serve() as url:
+        monkeypatch.setenv("LOKI_URL", url)
+        get_settings.cache_clear()
+        assert main(["once"]) == 0
+        time.sleep(0.01)
+        # rewritten later with one more line: a new generation and a newer `updated`
+        blob.upload_from_string(b"".join(b"INFO order %d filled\n" % i for i in range(5)))
+        assert main(["backfill", "--since", "1h"]) == 0
+    assert len(mock.distinct()) == 5  # the four old lines were resent with their first timestamps
+
+
 def test_backfill_too_far_behind_is_counted_and_separate_stream_succeeds(
     env: Path, emulator: GcsEmulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

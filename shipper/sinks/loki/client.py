@@ -42,6 +42,7 @@ MAX_PARTIAL_ROUNDS = 20  # 400 answers read per batch before falling back to bis
 MAX_REJECTION_LOG_LINES = 100  # per push() call; the rest is summarised in one line
 _BODY_SNIPPET_CHARS = 300
 _NS_PER_HOUR = 3600 * 1_000_000_000
+_MAX_BACKOFF_DOUBLINGS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,10 @@ class LokiSinkConfig:
             raise ValueError("batch_max_bytes and batch_max_entries must be positive")
         if self.max_line_bytes < 1024:
             raise ValueError("max_line_bytes must be at least 1024")
+        if not 0 < self.retry_min_backoff_seconds <= self.retry_max_backoff_seconds:
+            raise ValueError("retry backoff: need 0 < retry_min_backoff_seconds <= retry_max_backoff_seconds")
+        if self.retry_max_total_seconds < 0:
+            raise ValueError("retry_max_total_seconds must not be negative")
 
     @classmethod
     def from_settings(cls, settings: ShipperSettings) -> LokiSinkConfig:
@@ -335,8 +340,10 @@ class LokiSink:
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter in [ceiling/2, ceiling]."""
+        # 2.0**attempt overflows a float after 1023 doublings (many attempts with tiny backoffs)
         ceiling = min(
-            self.config.retry_max_backoff_seconds, self.config.retry_min_backoff_seconds * (2**attempt)
+            self.config.retry_max_backoff_seconds,
+            self.config.retry_min_backoff_seconds * 2.0 ** min(attempt, _MAX_BACKOFF_DOUBLINGS),
         )
         return ceiling / 2 + self._rng.random() * ceiling / 2
 

@@ -271,7 +271,7 @@ def test_backfill_filters_by_updated_time_and_can_use_a_separate_stream(
     bucket.blob("trades/old.log").upload_from_string(b"old\n")
     since = updated_ns(bucket, "trades/old.log") + 1
     bucket.blob("trades/new.log").upload_from_string(b"new\n")
-    source = make_source(emulator, bucket).for_backfill(since, separate_stream=True)
+    source = make_source(emulator, bucket).for_backfill(since, separate_stream=True, live_cursor=None)
     records, _, _ = pull(source)
     assert [r.line for r in records] == ["new"]
     assert records[0].labels["backfill"] == "true"
@@ -349,3 +349,51 @@ def test_ranged_reads_use_single_shot_downloads_only_where_the_client_has_them()
     assert gcs._single_shot(OlderBlob()) == {}
     reader = gcs._RangedReader(OlderBlob(), 0, 2, 1024)
     assert reader.read() == b"x\n"
+
+
+@pytest.mark.parametrize("failure", ["network", "gone"])
+def test_append_check_errors_are_a_source_error_or_a_counted_change(
+    emulator: GcsEmulator, bucket: Any, monkeypatch: Any, failure: str
+) -> None:
+    """The tail download that recognises an append is translated like any other read: a network
+    error fails the pass as a SourceError, a vanished generation is counted `object_changed`."""
+    from google.api_core import exceptions as gexc
+    from google.cloud import storage
+
+    name = "trades/grown.log"
+    bucket.blob(name).upload_from_string(b"one\ntwo\n")
+    source = make_source(emulator, bucket)
+    _, cursor, _ = pull(source)
+    bucket.blob(name).upload_from_string(b"one\ntwo\nthree\n")  # new generation: the tail is checked
+
+    def failing(self: Any, *args: Any, **kwargs: Any) -> bytes:
+        if failure == "network":
+            raise gcs.requests.exceptions.ConnectionError("connection reset during tail check")
+        raise gexc.NotFound("generation gone")
+
+    monkeypatch.setattr(storage.Blob, "download_as_bytes", failing)
+    if failure == "network":
+        with pytest.raises(SourceError, match="tail check"):
+            pull(source, cursor)
+    else:
+        before = metric("shipper_records_skipped", source.id, "object_changed")
+        records, after, _ = pull(source, cursor)
+        assert records == []
+        assert after == cursor  # the old entry stays: the next pass reads the new generation
+        assert metric("shipper_records_skipped", source.id, "object_changed") - before == 1
+
+
+def test_gzip_object_document_is_capped_by_its_inflated_size(
+    emulator: GcsEmulator, bucket: Any, monkeypatch: Any
+) -> None:
+    """A single JSON object is parsed whole: a small gzip that inflates past the cap is skipped and
+    counted, not built in memory (the stored size says nothing about the inflated one)."""
+    monkeypatch.setattr(gcs, "MAX_DOCUMENT_OBJECT_BYTES", 4096)
+    bucket.blob("trades/bomb.json.gz").upload_from_string(gzip.compress(b'{"k": "' + b"x" * 100_000 + b'"}'))
+    bucket.blob("trades/small.json.gz").upload_from_string(gzip.compress(b'{"k": "' + b"y" * 3000 + b'"}'))
+    source = make_source(emulator, bucket)
+    before = metric("shipper_records_skipped", source.id, "document_too_large")
+    records, cursor, _ = pull(source)
+    assert [r.metadata["object"] for r in records] == ["trades/small.json.gz"]
+    assert cursor is not None and cursor["objects"]["trades/bomb.json.gz"]["done"]
+    assert metric("shipper_records_skipped", source.id, "document_too_large") - before == 1

@@ -128,3 +128,22 @@ def test_timeout_after_store_is_retried_and_deduplicated(make_sink, fake_time: F
     assert len(fake_time.sleeps) == 1
     assert len(mock.distinct()) == 5
     assert sum(p.entry_count for p in mock.requests) == 10  # sent twice, stored once
+
+
+def test_backoff_after_very_many_attempts_stays_a_number(make_sink) -> None:
+    """Tiny backoffs mean many attempts within the budget: 2**attempt must not overflow a float."""
+    sink = make_sink(LokiMock(), retry_min_backoff_seconds=1e-300, retry_max_backoff_seconds=5.0)
+    assert 2.5 <= sink._backoff(5000) <= 5.0
+
+
+@pytest.mark.parametrize(
+    "backoff", [{"retry_min_backoff_seconds": 0.0}, {"retry_min_backoff_seconds": -1.0},
+                {"retry_min_backoff_seconds": 10.0, "retry_max_backoff_seconds": 1.0},
+                {"retry_max_total_seconds": -1.0}],
+)
+def test_unusable_retry_settings_are_configuration_errors(backoff: dict[str, float]) -> None:
+    """A zero/negative backoff would busy-loop or make time.sleep() raise mid-run."""
+    from shipper.sinks.loki import LokiSinkConfig
+
+    with pytest.raises(ValueError, match="retry"):
+        LokiSinkConfig(**backoff)
