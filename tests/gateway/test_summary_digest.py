@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio as redis_asyncio
 import respx
 
 from gateway.main import create_app
@@ -17,8 +18,12 @@ from gateway.services.digest import DigestScheduler
 from gateway.services.events import LokiEventWriter
 from gateway.services.redact import redact
 from gateway.services.summarize import Summarizer
+from tests import redis_server as redis_fixtures
 from tests.gateway.conftest import make_settings
 from tests.gateway.summary_logs import NS, SyntheticLog
+
+redis_server = redis_fixtures.redis_server
+redis_url = redis_fixtures.redis_url
 
 LOKI = "http://loki.test"
 NOW_NS = 1_763_798_400 * NS
@@ -114,3 +119,44 @@ async def test_the_schedule_survives_a_failing_round(monkeypatch: pytest.MonkeyP
     with pytest.raises(asyncio.CancelledError):
         await scheduler._loop()
     assert rounds == ["pod", "pod"]
+
+
+async def test_windows_are_aligned_so_replicas_summarise_the_same_one() -> None:
+    log = OnlyPods(lines=100, incident_at_ns=0)
+    scheduler = DigestScheduler(
+        Summarizer(log, redact, None).summarize, RecordingWriter(), interval_minutes=15,
+        sources=("pod",), clock_ns=lambda: NOW_NS + 7 * 60 * NS,
+    )
+    await scheduler.run_once()
+    assert log.calls[-1]["end_ns"] == NOW_NS and log.calls[-1]["start_ns"] == NOW_NS - 15 * 60 * NS
+
+
+async def test_with_redis_only_one_replica_writes_each_window(redis_url: str) -> None:
+    writers = [RecordingWriter(), RecordingWriter(), RecordingWriter()]
+    clients = [redis_asyncio.from_url(redis_url) for _ in writers]
+    now = [NOW_NS + 60 * NS]
+    try:
+        replicas = [
+            DigestScheduler(
+                Summarizer(OnlyPods(lines=100, incident_at_ns=0), redact, None).summarize, writer,
+                interval_minutes=15, sources=("pod",), clock_ns=lambda: now[0],
+                claim=digest.redis_claim(client, 15 * 60 * NS),
+            )
+            for writer, client in zip(writers, clients, strict=True)
+        ]
+        assert sorted(await asyncio.gather(*(r.run_once() for r in replicas))) == [0, 0, 1]
+        now[0] += 15 * 60 * NS  # the next window is claimed afresh
+        assert sorted(await asyncio.gather(*(r.run_once() for r in replicas))) == [0, 0, 1]
+    finally:
+        for client in clients:
+            await client.aclose()
+    assert sum(len(writer.events) for writer in writers) == 2
+
+
+class RecordingWriter:
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    async def write(self, kind: str, level: str, fields: dict[str, Any]) -> bool:
+        self.events.append(fields)
+        return True

@@ -16,7 +16,8 @@ from gateway.api.deps import CacheDep, LokiDep, Principal, SettingsDep, require_
 from gateway.api.routes.logs import prepare_for
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
-from gateway.services.digest import DigestScheduler
+from gateway.services import redis_client
+from gateway.services.digest import DigestScheduler, claim_always, redis_claim
 from gateway.services.events import LokiEventWriter
 from gateway.services.llm import ChatModel, build_chat_model
 from gateway.services.logql import build_log_query
@@ -55,11 +56,16 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: GatewaySettings = app.state.settings
     model = chat_model_for(app)
     scheduler: DigestScheduler | None = None
+    claims = None
     if settings.summary_digest_interval_minutes > 0 and getattr(app.state, "loki", None) is not None:
         summarizer = Summarizer(app.state.loki, redact, model)
         events = LokiEventWriter(app.state.http, settings.loki_url, settings.loki_tenant_id)
+        interval_minutes = settings.summary_digest_interval_minutes
+        if settings.redis_url:
+            claims = await redis_client.connect(settings.redis_url, "digest claims")
         scheduler = DigestScheduler(
-            summarizer.summarize, events, interval_minutes=settings.summary_digest_interval_minutes
+            summarizer.summarize, events, interval_minutes=interval_minutes,
+            claim=redis_claim(claims, interval_minutes * 60 * 1_000_000_000) if claims else claim_always,
         )
         scheduler.start()
     try:
@@ -67,6 +73,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         if scheduler is not None:
             await scheduler.stop()
+        if claims is not None:
+            await claims.aclose()
         close = getattr(model, "aclose", None)
         if close is not None:
             await close()
