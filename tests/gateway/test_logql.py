@@ -279,3 +279,4 @@ def test_other_spellings_of_any_value_are_refused(query: str) -> None:
     with pytest.raises(LogQLError) as err:
         prepare_query(query, None, max_range_hours=24)
     assert err.value.code == "query_too_broad"
+
