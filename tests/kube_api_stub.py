@@ -1,13 +1,16 @@
 """A small local HTTP server that answers like the Kubernetes API for what the shipper uses:
 
 - GET  /api/v1/namespaces/{ns}/pods                      (labelSelector: `k=v,k2=v2` equality only)
+- GET  /api/v1/namespaces/{ns}/pods/{pod}
 - GET  /api/v1/namespaces/{ns}/pods/{pod}/log            (container, timestamps, sinceTime,
                                                            previous, follow=false; text/plain)
 - GET/POST/PUT /apis/coordination.k8s.io/v1/namespaces/{ns}/leases[/{name}]
   (resourceVersion optimistic concurrency: a stale PUT or a duplicate POST answers 409)
 
-Errors use the API's Status object. Tests seed pods and log lines, restart containers, delete pods
-and make answers fail with `fail(path_regex, status)`. No kube-apiserver is installable here.
+Errors use the API's Status object. Tests seed pods and log lines, restart containers, delete pods,
+make answers fail with `fail(path_regex, status)` and run an action just before a pod's next log
+request is answered (`before_next_log`, e.g. a restart racing the shipper's read). No kube-apiserver
+is installable here.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import json
 import re
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,6 +30,7 @@ import pytest
 from kubernetes import client as k8s
 
 PODS_PATH = re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/pods$")
+POD_PATH = re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/pods/(?P<pod>[^/]+)$")
 LOG_PATH = re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/pods/(?P<pod>[^/]+)/log$")
 LEASES_PATH = re.compile(
     r"^/apis/coordination\.k8s\.io/v1/namespaces/(?P<ns>[^/]+)/leases(?:/(?P<name>[^/]+))?$"
@@ -72,7 +76,8 @@ class Pod:
                 "phase": self.phase,
                 "containerStatuses": [
                     {"name": c.name, "image": f"example/{c.name}:1", "imageID": "", "ready": True,
-                     "restartCount": c.restart_count}
+                     "restartCount": c.restart_count,
+                     "containerID": f"containerd://{self.uid[:8]}-{c.name}-{c.restart_count}"}
                     for c in self.containers.values()
                 ],
             },
@@ -95,6 +100,7 @@ class KubeApiState:
         self.requests: list[Request] = []
         self.failures: list[tuple[re.Pattern[str], int]] = []
         self.cut_after: dict[str, int] = {}  # pod name -> log lines sent before the connection drops
+        self.log_hooks: dict[str, Callable[[], None]] = {}  # pod name -> run once, before its next log
         self._version = 100
 
     # -- seeding helpers used by tests ---------------------------------------------------------
@@ -126,6 +132,10 @@ class KubeApiState:
             self.cut_after.pop(pod, None)
         else:
             self.cut_after[pod] = lines
+
+    def before_next_log(self, pod: str, action: Callable[[], None]) -> None:
+        """Run `action` (once) when the next log request for `pod` arrives, before answering it."""
+        self.log_hooks[pod] = action
 
     def fail(self, path_pattern: str, status: int) -> None:
         self.failures.append((re.compile(path_pattern), status))
@@ -181,6 +191,8 @@ class Handler(BaseHTTPRequestHandler):
             body = json.loads(self.rfile.read(length) or b"{}")
         if (match := PODS_PATH.match(parts.path)) and method == "GET":
             self._list_pods(match["ns"], query)
+        elif (match := POD_PATH.match(parts.path)) and method == "GET":
+            self._get_pod(match["ns"], match["pod"])
         elif (match := LOG_PATH.match(parts.path)) and method == "GET":
             self._pod_log(match["ns"], match["pod"], query)
         elif match := LEASES_PATH.match(parts.path):
@@ -207,10 +219,21 @@ class Handler(BaseHTTPRequestHandler):
         self._send_json(200, {"kind": "PodList", "apiVersion": "v1",
                               "metadata": {"resourceVersion": "1"}, "items": items})
 
+    def _get_pod(self, namespace: str, pod_name: str) -> None:
+        with self.state.lock:
+            pod = self.state.pods.get((namespace, pod_name))
+            body = pod.to_api() if pod is not None else None
+        if body is None:
+            self._error(404, f'pods "{pod_name}" not found')
+        else:
+            self._send_json(200, {"kind": "Pod", "apiVersion": "v1", **body})
+
     def _pod_log(self, namespace: str, pod_name: str, query: dict[str, str]) -> None:
         if query.get("follow", "false") != "false":
             self._error(400, "this stub serves follow=false only")
             return
+        if (hook := self.state.log_hooks.pop(pod_name, None)) is not None:
+            hook()
         with self.state.lock:
             pod = self.state.pods.get((namespace, pod_name))
             if pod is None:

@@ -8,12 +8,34 @@ precision, so the lines before the saved timestamp are dropped here, and of the 
 exactly the saved timestamp the first `at_ts` are dropped too (they were shipped; two lines can
 share a nanosecond timestamp).
 
+Each read is checked against the instance the listing showed: before the first batch of a read is
+yielded, the pod is read again (one GET, only for a read that returned lines) and if its uid, the
+container's `restartCount` or its `containerID` changed since the listing, the read is discarded and
+the container is left for the next pass with its position untouched. Otherwise a restart (or a pod
+re-created under the same name) between the listing and the log read would ship the *new* instance's
+lines as the listed one's and move the position past them, and the next pass, seeing the grown
+count, would drop the previous instance's unshipped tail as already shipped. A stream opened on one
+instance keeps reading that instance's file, so one check per read suffices; a change after the read
+opened only costs a read again. Limit: the kubelet serves logs from its own view of the pod, which
+reaches the API a moment later; a restart whose status the API has not received by the time the read
+has finished its first batch is not seen (the check is made as late as possible to keep that window
+small).
+
 Restarts: when `restartCount` grew, what the previous instance wrote after the position is read
 with `previous=true` before the new instance. The kubelet keeps only the last terminated
 instance: if the count grew by more than one, the instances in between are lost and counted
 (`restarts_missed`). A pod that is no longer listed keeps its position for
 `pod_grace_seconds` (it may come back, or the listing may be partial), then the position is
 dropped. A pod with the same name but a new uid starts from the beginning of its log.
+
+Known gap, lines out of timestamp order (stdout and stderr are timestamped by separate readers): the
+position is the highest timestamp shipped, so a line that comes *later in the stream* with an *older*
+timestamp than a committed position is dropped on the next read (after a crash between batches, or
+when it is appended after a pass). Resuming at the last line in stream order (its timestamp plus the
+count of lines at exactly that timestamp identifies it whatever the sinceTime, since all of those are
+served) would fix it only together with a sinceTime some seconds earlier: the kubelet filters
+sinceTime per line, so a later line older than the sinceTime second is never served. It also needs a
+fallback when that line is no longer in the log (rotated away): not done yet.
 
 403 and 404 answers (listing or one container's log) are counted outcomes
 (`shipper_records_skipped{reason=...}` and `outcomes`), never a crash of the run; other API
@@ -28,6 +50,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -76,6 +99,19 @@ class LogReadError(Exception):
         self.reason = reason
 
 
+class InstanceChanged(Exception):
+    """The container (or pod) is no longer the instance the listing showed: drop this read."""
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One container instance as the listing showed it; a log read is kept only if it still holds."""
+
+    uid: str
+    restart_count: int
+    container_id: str
+
+
 class PodSource:
     def __init__(
         self,
@@ -120,11 +156,14 @@ class PodSource:
                 if phase not in ACTIVE_PHASES and not (phase in FINISHED_PHASES and key in state):
                     continue
                 listed.add(key)
+                instance = Instance(pod.metadata.uid, status.restart_count, status.container_id or "")
                 try:
-                    for records, position in self._container_batches(pod, status.name, status.restart_count,
-                                                                     state.get(key)):
+                    batches = self._container_batches(pod, status.name, instance, state.get(key))
+                    for records, position in batches:
                         state[key] = position
                         yield Batch(records=records, cursor={"containers": json.loads(json.dumps(state))})
+                except InstanceChanged:  # nothing of that read was yielded; the next pass reads it again
+                    log.info("pods %s: %s changed while its log was read; read again next pass", self.id, key)
                 except TransportError as exc:  # connection lost or timed out mid-stream
                     raise SourceError(f"reading the log of {key}: API unreachable: {exc}") from exc
 
@@ -179,9 +218,10 @@ class PodSource:
     # -- one container -----------------------------------------------------------------------
 
     def _container_batches(
-        self, pod: k8s.V1Pod, container: str, restart_count: int, saved: dict[str, Any] | None
+        self, pod: k8s.V1Pod, container: str, instance: Instance, saved: dict[str, Any] | None
     ) -> Iterator[tuple[list[LogRecord], dict[str, Any]]]:
-        uid = pod.metadata.uid
+        """Raises InstanceChanged (before yielding anything of that read) if a read is not of `instance`."""
+        uid, restart_count = instance.uid, instance.restart_count
         known = saved is not None and saved.get("uid") == uid
         position: dict[str, Any] = (
             {k: v for k, v in saved.items() if k != "gone_since_ns"} if known and saved
@@ -193,7 +233,7 @@ class PodSource:
             if missed and known:
                 self._count("restarts_missed", missed, f"{pod.metadata.name}/{container}")
             for records, moved in self._read_log(
-                pod, container, position, previous=True, restart_count=restart_count - 1
+                pod, container, position, instance, previous=True, restart_count=restart_count - 1
             ):
                 position = moved
                 yield records, position
@@ -201,10 +241,12 @@ class PodSource:
             yield [], position
         elif restart_count < handled:  # same uid never lowers its count; be safe anyway
             position = {**position, "restart_count": restart_count}
-        yield from self._read_log(pod, container, position, previous=False, restart_count=restart_count)
+        yield from self._read_log(pod, container, position, instance, previous=False,
+                                  restart_count=restart_count)
 
     def _read_log(
-        self, pod: k8s.V1Pod, container: str, position: dict[str, Any], *, previous: bool, restart_count: int
+        self, pod: k8s.V1Pod, container: str, position: dict[str, Any], instance: Instance, *,
+        previous: bool, restart_count: int,
     ) -> Iterator[tuple[list[LogRecord], dict[str, Any]]]:
         name = pod.metadata.name
         try:
@@ -219,6 +261,7 @@ class PodSource:
         ts_ns, at_ts = saved_ts, saved_at_ts
         dropped_at_saved_ts = 0
         records: list[LogRecord] = []
+        checked = finished = False
         try:
             for raw in response:
                 line_ts, text = self._split(raw)
@@ -238,12 +281,42 @@ class PodSource:
                 records.append(LogRecord(ts_ns=line_ts, line=text, labels={**labels, "level": _level(text)},
                                          metadata=dict(metadata)))
                 if len(records) >= LOG_BATCH_LINES:
+                    if not checked:
+                        self._check_instance(name, container, instance)
+                        checked = True
                     yield records, {**position, "ts_ns": ts_ns, "at_ts": at_ts}
                     records = []
+            finished = True
         finally:
+            if not finished:  # unread bytes left: this connection must not go back to the pool
+                response.close()
             response.release_conn()
         if records:
+            if not checked:
+                self._check_instance(name, container, instance)
             yield records, {**position, "ts_ns": ts_ns, "at_ts": at_ts}
+
+    def _check_instance(self, name: str, container: str, instance: Instance) -> None:
+        """Raise InstanceChanged unless the pod still runs `instance` of the container (one GET).
+
+        A pod gone (404) or a forbidden GET cannot tell: the read is kept, as before this check (a
+        discarded read of a deleted pod could never be read again).
+        """
+        try:
+            pod = self.core.read_namespaced_pod(name, self.config.namespace,
+                                                _request_timeout=REQUEST_TIMEOUT_SECONDS)
+        except ApiException as exc:
+            if exc.status in (403, 404):
+                log.warning("pods %s: cannot re-check %s/%s after reading its log: %s %s",
+                            self.id, name, container, exc.status, exc.reason)
+                return
+            raise SourceError(f"re-reading pod {name} in {self.config.namespace} failed: "
+                              f"{exc.status} {exc.reason}") from exc
+        statuses = (pod.status.container_statuses if pod.status else None) or []
+        now = next((Instance(pod.metadata.uid, s.restart_count, s.container_id or "")
+                    for s in statuses if s.name == container), None)
+        if now != instance:
+            raise InstanceChanged(f"{name}/{container}: listed {instance}, now {now}")
 
     def _open_log(self, pod: str, container: str, after_ns: int, previous: bool) -> Any:
         query: list[tuple[str, str]] = [("container", container), ("timestamps", "true"), ("follow", "false")]

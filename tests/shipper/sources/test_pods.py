@@ -291,3 +291,79 @@ def test_log_stream_cut_mid_way_fails_the_run_and_loses_nothing(kube_api: KubeAp
 
     stub.truncate_after("b-1", None)
     assert lines_of(ship(source, checkpoints)) == ["b 0", "b 1", "b 2"]
+
+
+def test_restart_between_listing_and_log_read_ships_both_instances_once(
+    kube_api: KubeApi, tmp_path: Path
+) -> None:
+    stub = kube_api.state
+    stub.add_pod("api-1", ["api"])
+    stub.write("api-1", "api", T0, "old 1")
+    source = make_source(kube_api, "pods-race")
+    checkpoints = FileCheckpointer(tmp_path)
+    first = ship(source, checkpoints)
+
+    def restart() -> None:  # after the listing (restartCount 0), before the log is served
+        stub.restart("api-1", "api")
+        stub.write("api-1", "api", T0 + 5 * SECOND, "new 1")
+
+    stub.write("api-1", "api", T0 + SECOND, "old 2 (not shipped yet)")
+    stub.before_next_log("api-1", restart)
+    racing = ship(source, checkpoints)  # read the new instance as if it were the listed one: dropped
+    assert lines_of(racing) == []
+    assert checkpoints.load(source.id)["containers"]["api-1/api"]["restart_count"] == 0
+
+    after = records_of(ship(source, checkpoints))
+    assert [(r.line, r.metadata["restart_count"]) for r in after] == [
+        ("old 2 (not shipped yet)", "0"), ("new 1", "1"),
+    ]
+    assert lines_of(ship(source, checkpoints)) == []
+    assert lines_of(first) + [r.line for r in after] == ["old 1", "old 2 (not shipped yet)", "new 1"]
+
+
+def test_restart_while_reading_the_previous_instance_is_counted_not_mislabelled(
+    kube_api: KubeApi, tmp_path: Path
+) -> None:
+    stub = kube_api.state
+    stub.add_pod("api-1", ["api"])
+    stub.write("api-1", "api", T0, "a")
+    source = make_source(kube_api, "pods-race-previous")
+    checkpoints = FileCheckpointer(tmp_path)
+    ship(source, checkpoints)
+    stub.write("api-1", "api", T0 + SECOND, "b (instance 0)")
+    stub.restart("api-1", "api")
+    stub.write("api-1", "api", T0 + 2 * SECOND, "c (instance 1)")
+
+    def restart_again() -> None:  # listed with restartCount 1; previous=true now serves instance 1
+        stub.restart("api-1", "api")
+        stub.write("api-1", "api", T0 + 3 * SECOND, "d (instance 2)")
+
+    stub.before_next_log("api-1", restart_again)
+    assert lines_of(ship(source, checkpoints)) == []
+    records = records_of(ship(source, checkpoints))
+    assert [(r.line, r.metadata["restart_count"]) for r in records] == [
+        ("c (instance 1)", "1"), ("d (instance 2)", "2"),
+    ]
+    assert skipped("pods-race-previous", "restarts_missed") == 1  # instance 0's "b" is gone
+
+
+def test_pod_recreated_between_listing_and_log_read_is_not_shipped_twice(
+    kube_api: KubeApi, tmp_path: Path
+) -> None:
+    stub = kube_api.state
+    stub.add_pod("db-0", ["db"])
+    stub.write("db-0", "db", T0, "first pod")
+    source = make_source(kube_api, "pods-race-recreated")
+    checkpoints = FileCheckpointer(tmp_path)
+    assert lines_of(ship(source, checkpoints)) == ["first pod"]
+
+    def recreate() -> None:
+        stub.delete_pod("db-0")
+        stub.add_pod("db-0", ["db"])
+        stub.write("db-0", "db", T0 + SECOND, "second pod")
+
+    stub.before_next_log("db-0", recreate)
+    shipped = lines_of(ship(source, checkpoints))
+    shipped += lines_of(ship(source, checkpoints))
+    shipped += lines_of(ship(source, checkpoints))
+    assert shipped == ["second pod"]
