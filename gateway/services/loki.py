@@ -195,7 +195,7 @@ class LokiClient:
         tenant: str | None = None,
     ) -> list[str]:
         params = {"start": start_ns, "end": end_ns, "query": query}
-        return list(await self._get_data(LABELS_PATH, params, tenant) or [])
+        return await self._get_names(LABELS_PATH, params, tenant)
 
     async def label_values(
         self,
@@ -207,8 +207,14 @@ class LokiClient:
         tenant: str | None = None,
     ) -> list[str]:
         params = {"start": start_ns, "end": end_ns, "query": query}
-        path = LABEL_VALUES_PATH.format(name=name)
-        return list(await self._get_data(path, params, tenant) or [])
+        return await self._get_names(LABEL_VALUES_PATH.format(name=name), params, tenant)
+
+    async def _get_names(self, path: str, params: dict[str, Any], tenant: str | None) -> list[str]:
+        """Loki's list answers (label names or values): a list of strings, else a 502."""
+        data = await self._get_data(path, params, tenant) or []
+        if not isinstance(data, list) or not all(isinstance(item, str) for item in data):
+            raise LokiUpstreamError(f"Loki's {path} `data` is not a list of strings")
+        return data
 
     async def index_stats(
         self, query: str, start_ns: int, end_ns: int, tenant: str | None = None

@@ -283,3 +283,16 @@ async def test_malformed_loki_streams_give_502_not_500(
         answer = await client.get("/logs/gcs", params={**WINDOW, "bucket": "a"}, headers=auth_headers)
     assert answer.status_code == 502, answer.text
     assert answer.json()["error"]["code"] == "loki_error"
+
+
+@pytest.mark.parametrize("data", [{"source": "gcs"}, 7, ["gcs", 3]])
+async def test_malformed_label_lists_give_502_not_500(
+    client: httpx.AsyncClient, auth_headers: dict[str, str], data: object
+) -> None:
+    body = {"status": "success", "data": data}
+    with respx.mock(assert_all_called=False) as router:
+        router.route(url__startswith=LOKI_TEST_URL).mock(return_value=httpx.Response(200, json=body))
+        for path in ("/api/monitoring/logs/labels", "/api/monitoring/logs/label/source/values"):
+            answer = await client.get(path, params=WINDOW, headers=auth_headers)
+            assert answer.status_code == 502, answer.text
+            assert answer.json()["error"]["code"] == "loki_error"
