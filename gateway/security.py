@@ -22,7 +22,7 @@ from typing import Any, Literal
 import yaml
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.datastructures import Headers
 
@@ -259,12 +259,14 @@ def audit(outcome: Outcome, key_ref: str, client: str, method: str, path: str, s
 
 
 class KeyRateLimiter:
-    """Per-key moving-window limit (`limits` notation, e.g. "120/minute")."""
+    """Per-key sliding-window limit (`limits` notation, e.g. "120/minute"). The sliding window
+    counter keeps two counters per key, where a moving window keeps one entry per request (memory
+    and time growing with the limit, and the in-memory storage's expiry runs a thread per key)."""
 
     def __init__(self, limit: str, storage: Storage | None = None) -> None:
         self.item: RateLimitItem = parse(limit)
         self.storage = storage or MemoryStorage()
-        self._limiter = MovingWindowRateLimiter(self.storage)
+        self._limiter = SlidingWindowCounterRateLimiter(self.storage)
 
     async def check(self, key_id: str) -> None:
         try:

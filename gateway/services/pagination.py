@@ -239,11 +239,13 @@ class _Run:
         self.count = len(values)
 
 
-class _SecondTexts(dict[str, str]):
-    """'YYYY-MM-DDTHH:MM:SS.' for the decimal seconds of a timestamp, computed once per second."""
+class _TenSecondTexts(dict[str, str]):
+    """'YYYY-MM-DDTHH:MM:S' for a timestamp's decimal digits before its last ten (its tens of
+    seconds), computed once per ten seconds: ten-second spans never cross a minute, so the last
+    digit of the second only has to be appended. An empty key is the first ten seconds."""
 
-    def __missing__(self, seconds: str) -> str:
-        text = self[seconds] = format_second(int(seconds)) + "."
+    def __missing__(self, tens: str) -> str:
+        text = self[tens] = format_second(int(tens or 0) * 10)[:-1]
         return text
 
 
@@ -383,7 +385,7 @@ def _render_runs(page_runs: list[_Run], redact_lines: bool) -> list[dict[str, An
     lines = list(chain.from_iterable(map(operator.itemgetter(1), values) for values in slices))
     if redact_lines:
         lines = redact_many(lines)
-    seconds = _SecondTexts()
+    tens = _TenSecondTexts()
     streams: list[dict[str, Any]] = []
     offset = 0
     for run, values in zip(page_runs, slices, strict=True):
@@ -392,13 +394,13 @@ def _render_runs(page_runs: list[_Run], redact_lines: bool) -> list[dict[str, An
         offset += run.count
         if set(map(len, values)) == {2}:
             entries: list[list[Any]] = [
-                [f"{seconds[stamp[:-9]]}{stamp[-9:]}Z", text]
+                [f"{tens[stamp[:-10]]}{stamp[-10]}.{stamp[-9:]}Z", text]
                 for stamp, text in zip(stamps, texts, strict=True)
             ]
         else:
             entries = []
             for value, stamp, text in zip(values, stamps, texts, strict=True):
-                entry: list[Any] = [f"{seconds[stamp[:-9]]}{stamp[-9:]}Z", text]
+                entry: list[Any] = [f"{tens[stamp[:-10]]}{stamp[-10]}.{stamp[-9:]}Z", text]
                 meta = value[2] if len(value) > 2 and value[2] else None
                 if meta:
                     entry.append(redact_fields(meta) if redact_lines else meta)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from gateway.services.logql import format_ns
 from gateway.services.loki import sorted_entries
 from gateway.services.pagination import (
     Cursor,
@@ -271,3 +272,26 @@ def test_malformed_streams_are_an_upstream_error(data: dict[str, Any]) -> None:
     with pytest.raises(LokiUpstreamError) as err:
         shape_page(data, request=plan, limit=3, direction="forward", digest=DIGEST, redact_lines=True)
     assert err.value.status == 502
+
+
+@pytest.mark.parametrize(
+    ("first", "count"),
+    [
+        (1, 9),  # ten-digit timestamps: no digits before the tens of seconds
+        (1_700_006_390, 25),  # minutes turn
+        (1_699_920_000 - 12, 25),  # a day turns
+        (1_704_067_199 - 12, 25),  # 2023-12-31T23:59:59: the year turns
+        (1_709_164_799 - 12, 25),  # 2024-02-28T23:59:59: then a leap day
+        (4_102_444_800 - 12, 25),  # 2100-01-01
+    ],
+)
+def test_fast_path_timestamps_equal_the_general_paths_across_boundaries(first: int, count: int) -> None:
+    """The fast path formats a timestamp per ten seconds plus the last digit: every second around
+    minute, day and year boundaries must read as the general path (format_ns) writes it."""
+    stamps = [(first + i) * 10**9 + i * 37 for i in range(count)]
+    values = [[str(ts), f"line {i}"] for i, ts in enumerate(stamps)]
+    data = {"resultType": "streams", "result": [{"stream": {"a": "b"}, "values": values}]}
+    plan = plan_page(start_ns=0, end_ns=stamps[-1] + 1, limit=100, direction="forward", cursor=None)
+    page = _shape_usual_page(data, plan, 100, "forward", DIGEST, True)
+    assert page is not None
+    assert [e[0] for e in page.streams[0]["entries"]] == [format_ns(ts) for ts in stamps]
