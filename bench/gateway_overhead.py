@@ -13,8 +13,13 @@ token (the redactor looks closer), one in 100 holds a bearer token (it masks tha
 per answer is printed.
 
 Both sides ask for the same window and limit; the gateway asks Loki for limit+1 (that is how it
-knows the answer is truncated). Every client decodes the JSON it gets. The gateway runs with its
-response cache off, redaction on (the default), one uvicorn worker, access log off.
+knows the answer is truncated). Every client decodes the JSON it gets.
+
+The floor (bench/passthrough_app.py) is the gateway's stack, FastAPI under uvicorn with one shared
+httpx.AsyncClient, passing the stand-in's answer through as bytes (for limit+1, like the gateway):
+the cost of the extra hop alone. The gateway's figure over the floor is what its own work costs.
+
+The gateway runs with its response cache off, redaction on (the default), one uvicorn worker, access log off.
 
 Zero-latency figures are always measured and printed. `--loki-latency-ms` adds runs in which the
 stand-in sleeps that long before each answer, standing in for the time a real Loki spends on a
@@ -47,6 +52,7 @@ WARMUP_REQUESTS = 30
 REQUEST_TIMEOUT_SECONDS = 10.0
 STAND_IN_WORK_HEADER = "X-Stand-In-Work-Seconds"
 LATENCY_PATH = "/bench/latency"
+FLOOR_NAME = "floor: FastAPI + httpx pass-through"
 _MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"([^"\\]*)"\s*(?:,|$)')
 
 
@@ -289,6 +295,9 @@ def report(targets: list[Target], timings: list[list[float]]) -> None:
             f"  {target.name:<{width}} : p50 {g50 * 1000:7.2f} ms   p99 {g99 * 1000:7.2f} ms   "
             f"ratio p50 {g50 / d50:5.2f}x  p99 {g99 / d99:5.2f}x   overhead p50 {(g50 - d50) * 1000:+.2f} ms"
         )
+    f50 = percentile(timings[1], 50)
+    for target, values in zip(targets[2:], timings[2:], strict=True):
+        print(f"  {target.name}: {(percentile(values, 50) - f50) * 1000:+.2f} ms at p50 over the floor")
 
 
 def main() -> None:
@@ -316,7 +325,7 @@ def main() -> None:
         serve_loki(args.serve_loki, stored, args.end_ns)
         return
 
-    loki_port, gateway_port = free_port(), free_port()
+    loki_port, gateway_port, floor_port = free_port(), free_port(), free_port()
     key = secrets.token_urlsafe(32)
     end_ns = time.time_ns()
     start_ns = end_ns - WINDOW_NS
@@ -332,12 +341,15 @@ def main() -> None:
     env.pop("REDIS_URL", None)
     stand_in = [sys.executable, __file__, "--serve-loki", str(loki_port), "--end-ns", str(end_ns)]
     stand_in += ["--lines", str(args.lines), "--stored-lines", str(stored)]
-    gateway = [sys.executable, "-m", "uvicorn", args.app, "--factory"]
-    gateway += ["--host", "127.0.0.1", "--port", str(gateway_port), "--log-level", "warning"]
-    gateway += ["--no-access-log", "--http", args.http, "--loop", args.loop]
-    processes = [subprocess.Popen(stand_in), subprocess.Popen(gateway, env=env)]
+    server = ["--host", "127.0.0.1", "--log-level", "warning", "--no-access-log"]
+    server += ["--http", args.http, "--loop", args.loop]
+    gateway = [sys.executable, "-m", "uvicorn", args.app, "--factory", "--port", str(gateway_port), *server]
+    floor = [sys.executable, "-m", "uvicorn", "passthrough_app:create_app", "--factory"]
+    floor += ["--app-dir", os.path.dirname(os.path.abspath(__file__)), "--port", str(floor_port), *server]
+    processes = [subprocess.Popen(command, env=env) for command in (stand_in, gateway, floor)]
     loki = f"http://127.0.0.1:{loki_port}"
     through = f"http://127.0.0.1:{gateway_port}"
+    passthrough = f"http://127.0.0.1:{floor_port}"
     window = {"start": str(start_ns), "end": str(end_ns), "limit": str(args.lines)}
     auth = {"x-api-key": key}
     targets = [
@@ -345,6 +357,12 @@ def main() -> None:
             "direct Loki query_range",
             f"{loki}/loki/api/v1/query_range",
             {"query": SELECTOR, **window},
+            {},
+        ),
+        Target(
+            FLOOR_NAME,
+            f"{passthrough}/passthrough/query_range",
+            {"query": SELECTOR, **window, "limit": str(args.lines + 1)},
             {},
         ),
         Target(
@@ -365,9 +383,10 @@ def main() -> None:
     try:
         wait_ready(f"{loki}/ready")
         wait_ready(f"{through}/health")
+        wait_ready(f"{passthrough}/health")
         with httpx.Client(timeout=httpx.Timeout(REQUEST_TIMEOUT_SECONDS)) as client:
             direct = client.get(targets[0].url, params=targets[0].params).json()
-            samples = [client.get(t.url, params=t.params, headers=t.headers).json() for t in targets[1:]]
+            samples = [client.get(t.url, params=t.params, headers=t.headers).json() for t in targets[2:]]
             for ms in phases:
                 client.get(f"{loki}{LATENCY_PATH}", params={"ms": str(ms)}).raise_for_status()
                 results.append((ms, *measure_interleaved(client, targets, args.requests)))
@@ -385,7 +404,7 @@ def main() -> None:
         f"stand-in Loki: {stored} stored lines in the last hour, {STREAMS} of its streams match "
         f"{SELECTOR}; direct answer: {len(direct_lines)} lines"
     )
-    for target, sample in zip(targets[1:], samples, strict=True):
+    for target, sample in zip(targets[2:], samples, strict=True):
         lines = sorted(e[1] for s in sample["streams"] for e in s["entries"])
         masked = sum("[REDACTED" in line for line in lines)
         same = [line for line in lines if "[REDACTED" not in line]

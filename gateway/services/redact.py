@@ -85,11 +85,12 @@ class _Rule:
     needs: tuple[str, ...]
     any_case: bool = False
 
-    def may_match(self, text: str) -> bool:
+    def may_match(self, text: str, lowered: str | None) -> bool:
+        """`lowered`: `text` lower-cased, None when `text` is not ASCII."""
         if self.any_case:
-            if not text.isascii():
+            if lowered is None:
                 return True
-            text = text.lower()
+            text = lowered
         return any(map(text.__contains__, self.needs))
 
 
@@ -144,10 +145,17 @@ def _may_hold_secret(text: str) -> bool:
     return _TRIGGER_RE.search(text) is not None
 
 
+def _lowered(text: str) -> str | None:
+    return text.lower() if text.isascii() else None
+
+
 def _substitute(text: str) -> str:
+    lowered = _lowered(text)
     for rule in _RULES:
-        if rule.may_match(text):
-            text = rule.pattern.sub(rule.replacement, text)
+        if rule.may_match(text, lowered):
+            masked = rule.pattern.sub(rule.replacement, text)
+            if masked != text:
+                text, lowered = masked, _lowered(masked)
     return text
 
 
