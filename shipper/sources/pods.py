@@ -1,12 +1,21 @@
 """Pod-log source: the logs of every container of the running pods of one namespace.
 
 Position, per `<pod>/<container>`: the pod uid, the restart count already handled, the kubelet
-timestamp (ns) of the last shipped line and how many lines *with exactly that timestamp* were
-shipped. Logs are read with `timestamps=true&follow=false&sinceTime=<saved second>` by a raw
-call (the Python client has no `since_time`), streamed line by line. `sinceTime` has one-second
-precision, so the lines before the saved timestamp are dropped here, and of the lines carrying
-exactly the saved timestamp the first `at_ts` are dropped too (they were shipped; two lines can
-share a nanosecond timestamp).
+timestamp (ns) of the newest shipped line and how many lines *with exactly that timestamp* were
+shipped, and a mark naming the last shipped line in stream order: its timestamp and which of the
+lines with exactly that timestamp it is (`mark_ts`, `mark_n`). Logs are read with
+`timestamps=true&follow=false&sinceTime=...` by a raw call (the Python client has no
+`since_time`), streamed line by line.
+
+Resuming: stdout and stderr are timestamped by separate readers, so a line can come later in the
+log than another yet carry an older timestamp. The kubelet filters `sinceTime` (one-second
+precision) line by line, so a read starts `REORDER_SLACK_SECONDS` before the mark's second: the
+mark itself and any later line up to that much older are served. Every line with the mark's
+timestamp is served, so counting them finds the mark again; everything after it is new and
+shipped, whatever its timestamp. Until the mark is found (or when a read has none, or it was
+rotated out of the log), a line counts as shipped when it is older than the newest shipped
+timestamp or among the first lines at exactly that timestamp; the first line that is not starts
+the shipping, as everything after it is new too.
 
 Each read is checked against the instance the listing showed: before the first batch of a read is
 yielded, the pod is read again (one GET, only for a read that returned lines) and if its uid, the
@@ -28,14 +37,9 @@ instance: if the count grew by more than one, the instances in between are lost 
 `pod_grace_seconds` (it may come back, or the listing may be partial), then the position is
 dropped. A pod with the same name but a new uid starts from the beginning of its log.
 
-Known gap, lines out of timestamp order (stdout and stderr are timestamped by separate readers): the
-position is the highest timestamp shipped, so a line that comes *later in the stream* with an *older*
-timestamp than a committed position is dropped on the next read (after a crash between batches, or
-when it is appended after a pass). Resuming at the last line in stream order (its timestamp plus the
-count of lines at exactly that timestamp identifies it whatever the sinceTime, since all of those are
-served) would fix it only together with a sinceTime some seconds earlier: the kubelet filters
-sinceTime per line, so a later line older than the sinceTime second is never served. It also needs a
-fallback when that line is no longer in the log (rotated away): not done yet.
+Limits: a line more than `REORDER_SLACK_SECONDS` older than the mark, coming after it, is not
+served and so not shipped; nor is one that comes before the first new line of a read without its
+mark. A rotation that cuts through the lines sharing the mark's timestamp shifts the count.
 
 403 and 404 answers (listing or one container's log) are counted outcomes
 (`shipper_records_skipped{reason=...}` and `outcomes`), never a crash of the run; other API
@@ -68,6 +72,8 @@ from shipper.sources.base import SourceError
 log = logging.getLogger(__name__)
 
 LOG_BATCH_LINES = 1000
+REORDER_SLACK_SECONDS = 2  # how much older than the mark a later line may be and still be served
+TRACKED_TIMESTAMPS = 10_000  # counts of lines per timestamp kept in one read, beyond the slack
 LIST_PAGE_SIZE = 500
 REQUEST_TIMEOUT_SECONDS = 60.0
 LOG_PATH = "/api/v1/namespaces/{namespace}/pods/{name}/log"
@@ -237,7 +243,9 @@ class PodSource:
             ):
                 position = moved
                 yield records, position
-            position = {**position, "restart_count": restart_count}
+            # the mark names a line of the previous instance's log, not of the new one's
+            position = {k: v for k, v in position.items() if k not in MARK_KEYS}
+            position["restart_count"] = restart_count
             yield [], position
         elif restart_count < handled:  # same uid never lowers its count; be safe anyway
             position = {**position, "restart_count": restart_count}
@@ -249,8 +257,10 @@ class PodSource:
         previous: bool, restart_count: int,
     ) -> Iterator[tuple[list[LogRecord], dict[str, Any]]]:
         name = pod.metadata.name
+        mark = _mark_of(position)
+        read_from = mark[0] if mark is not None else int(position["ts_ns"])
         try:
-            response = self._open_log(name, container, int(position["ts_ns"]), previous)
+            response = self._open_log(name, container, read_from, previous)
         except LogReadError as exc:
             self._log_outcome(name, container, exc, previous)
             return
@@ -258,8 +268,12 @@ class PodSource:
         node = (pod.spec.node_name if pod.spec else None) or ""
         metadata = {"node": node, "restart_count": str(restart_count)}
         saved_ts, saved_at_ts = int(position["ts_ns"]), int(position["at_ts"])
+        saved_mark = _mark_of(position)
         ts_ns, at_ts = saved_ts, saved_at_ts
         dropped_at_saved_ts = 0
+        counts = _TimestampCounts()
+        mark: tuple[int, int] | None = saved_mark
+        shipping = False  # from here on every line is new
         records: list[LogRecord] = []
         checked = finished = False
         try:
@@ -268,23 +282,29 @@ class PodSource:
                 if line_ts is None:
                     self._count("unparsable_log_line", 1, f"{name}/{container}: {text[:80]!r}")
                     continue
-                if line_ts < saved_ts:
-                    continue
-                if line_ts == saved_ts and dropped_at_saved_ts < saved_at_ts:
-                    dropped_at_saved_ts += 1
-                    continue
+                nth = counts.add(line_ts)
+                if not shipping:
+                    if saved_mark is not None and (line_ts, nth) == saved_mark:
+                        shipping = True  # the last line shipped: the ones after it are new
+                        continue
+                    if line_ts < saved_ts:
+                        continue
+                    if line_ts == saved_ts and dropped_at_saved_ts < saved_at_ts:
+                        dropped_at_saved_ts += 1
+                        continue
+                    shipping = True
                 if line_ts > ts_ns:
                     ts_ns, at_ts = line_ts, 1
                 elif line_ts == ts_ns:
                     at_ts += 1
-                # an older line (stdout/stderr interleaving) is shipped; the position never goes back
+                mark = (line_ts, nth) if nth is not None else None
                 records.append(LogRecord(ts_ns=line_ts, line=text, labels={**labels, "level": _level(text)},
                                          metadata=dict(metadata)))
                 if len(records) >= LOG_BATCH_LINES:
                     if not checked:
                         self._check_instance(name, container, instance)
                         checked = True
-                    yield records, {**position, "ts_ns": ts_ns, "at_ts": at_ts}
+                    yield records, _position(position, ts_ns, at_ts, mark)
                     records = []
             finished = True
         finally:
@@ -294,7 +314,7 @@ class PodSource:
         if records:
             if not checked:
                 self._check_instance(name, container, instance)
-            yield records, {**position, "ts_ns": ts_ns, "at_ts": at_ts}
+            yield records, _position(position, ts_ns, at_ts, mark)
 
     def _check_instance(self, name: str, container: str, instance: Instance) -> None:
         """Raise InstanceChanged unless the pod still runs `instance` of the container (one GET).
@@ -323,7 +343,7 @@ class PodSource:
         if previous:
             query.append(("previous", "true"))
         if after_ns:
-            query.append(("sinceTime", since_time(after_ns)))
+            query.append(("sinceTime", since_time(max(0, after_ns - REORDER_SLACK_SECONDS * 1_000_000_000))))
         method, url, headers, _, _ = self.api_client.param_serialize(
             method="GET",
             resource_path=LOG_PATH,
@@ -374,6 +394,49 @@ class PodSource:
         RECORDS_SKIPPED.labels(source=self.id, reason=reason).inc(count)
         self.outcomes.append(Outcome(source=self.id, reason=reason, count=count, detail=detail))
         log.warning("pods %s: %s x%d: %s", self.id, reason, count, detail)
+
+
+MARK_KEYS = ("mark_ts", "mark_n")
+
+
+def _mark_of(position: dict[str, Any]) -> tuple[int, int] | None:
+    if "mark_ts" not in position or "mark_n" not in position:
+        return None
+    return int(position["mark_ts"]), int(position["mark_n"])
+
+
+def _position(
+    position: dict[str, Any], ts_ns: int, at_ts: int, mark: tuple[int, int] | None
+) -> dict[str, Any]:
+    moved = {k: v for k, v in position.items() if k not in MARK_KEYS}
+    moved.update(ts_ns=ts_ns, at_ts=at_ts)
+    if mark is not None:
+        moved.update(mark_ts=mark[0], mark_n=mark[1])
+    return moved
+
+
+class _TimestampCounts:
+    """How many lines of one read had each timestamp so far. Bounded: past TRACKED_TIMESTAMPS
+    entries, counts more than the reorder slack below the newest timestamp are forgotten, and a
+    line at or below a forgotten timestamp gets no count (it cannot serve as a mark)."""
+
+    def __init__(self) -> None:
+        self._counts: dict[int, int] = {}
+        self._newest = 0
+        self._forgotten_up_to = -1
+
+    def add(self, ts_ns: int) -> int | None:
+        if ts_ns <= self._forgotten_up_to:
+            return None
+        count = self._counts[ts_ns] = self._counts.get(ts_ns, 0) + 1
+        self._newest = max(self._newest, ts_ns)
+        if len(self._counts) > TRACKED_TIMESTAMPS:
+            horizon = self._newest - REORDER_SLACK_SECONDS * 1_000_000_000
+            old = [ts for ts in self._counts if ts < horizon]
+            for ts in old:
+                del self._counts[ts]
+            self._forgotten_up_to = max([self._forgotten_up_to, *old])
+        return count
 
 
 def _level(text: str) -> str:

@@ -102,7 +102,9 @@ def test_restart_from_checkpoint_ships_each_line_once_despite_second_precision(
     assert checkpoints.load("pods-e2e")["containers"]["api-1/api"]["at_ts"] == 1
     second = ship(source, checkpoints)
     assert lines_of(second) == ["line 2", "line 3", "line 4"]
-    assert stub.log_requests()[-1].query["sinceTime"] == since_time(T0) == "2026-03-01T12:00:00Z"
+    # the read starts the reorder slack before the second of the last shipped line
+    slack = pods_module.REORDER_SLACK_SECONDS * SECOND
+    assert stub.log_requests()[-1].query["sinceTime"] == since_time(T0 - slack) == "2026-03-01T11:59:58Z"
 
     # more lines in the same second, one at exactly the last shipped nanosecond
     stub.write("api-1", "api", T0 + 500_000_000, "line 5")
@@ -123,10 +125,75 @@ def test_an_older_line_in_a_read_never_moves_the_position_back(kube_api: KubeApi
     checkpoints = FileCheckpointer(tmp_path)
     assert lines_of(ship(source, checkpoints)) == ["stdout a", "stderr b", "stdout c"]
     assert checkpoints.load("pods-order")["containers"]["api-1/api"] | {"uid": ""} == {
-        "uid": "", "restart_count": 0, "ts_ns": T0 + 5, "at_ts": 2,
+        "uid": "", "restart_count": 0, "ts_ns": T0 + 5, "at_ts": 2, "mark_ts": T0 + 5, "mark_n": 2,
     }
     stub.write("api-1", "api", T0 + 6, "next")
     assert lines_of(ship(source, checkpoints)) == ["next"]
+
+
+def test_a_later_line_with_an_older_timestamp_is_shipped_after_a_pass(
+    kube_api: KubeApi, tmp_path: Path
+) -> None:
+    """stderr's line is timestamped before stdout's yet written after the pass that shipped
+    stdout's: it follows the mark in the log, so it is new, whatever its timestamp."""
+    stub = kube_api.state
+    stub.add_pod("api-1", ["api"])
+    stub.write("api-1", "api", T0 + 5 * SECOND, "stdout a")
+    source = make_source(kube_api, "pods-late-older")
+    checkpoints = FileCheckpointer(tmp_path)
+    assert lines_of(ship(source, checkpoints)) == ["stdout a"]
+    stub.write("api-1", "api", T0 + 5 * SECOND - 700_000_000, "stderr b")  # 0.7 s older, another second
+    stub.write("api-1", "api", T0 + 5 * SECOND, "stdout c")  # same nanosecond as the mark
+    stub.write("api-1", "api", T0 + 6 * SECOND, "stdout d")
+    assert lines_of(ship(source, checkpoints)) == ["stderr b", "stdout c", "stdout d"]
+    assert lines_of(ship(source, checkpoints)) == []
+
+
+def test_a_crash_between_batches_loses_no_older_line_that_follows(
+    kube_api: KubeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pods_module, "LOG_BATCH_LINES", 2)
+    stub = kube_api.state
+    stub.add_pod("api-1", ["api"])
+    interleaved = [(10, "out 0"), (10, "out 1"), (9, "err 2"), (11, "out 3"), (8, "err 4"), (12, "out 5")]
+    for tenth, text in interleaved:
+        stub.write("api-1", "api", T0 + tenth * SECOND // 10, text)
+    source = make_source(kube_api, "pods-crash-order")
+    checkpoints = FileCheckpointer(tmp_path)
+    first = ship(source, checkpoints, stop_after=1)  # committed: "out 0", "out 1"
+    second = ship(source, checkpoints, stop_after=1)  # committed: "err 2", "out 3"
+    rest = ship(source, checkpoints)
+    assert [lines_of(first), lines_of(second), lines_of(rest)] == [
+        ["out 0", "out 1"], ["err 2", "out 3"], ["err 4", "out 5"],
+    ]
+
+
+def test_without_its_marked_line_a_read_ships_what_is_newer_once(kube_api: KubeApi, tmp_path: Path) -> None:
+    """The marked line rotated out of the log: lines up to the newest shipped timestamp count as
+    shipped, the first newer one starts the shipping (an older one after it is new as well)."""
+    stub = kube_api.state
+    stub.add_pod("api-1", ["api"])
+    for tenth, text in [(1, "a"), (2, "b"), (3, "c")]:
+        stub.write("api-1", "api", T0 + tenth * SECOND // 10, text)
+    source = make_source(kube_api, "pods-rotated")
+    checkpoints = FileCheckpointer(tmp_path)
+    assert lines_of(ship(source, checkpoints)) == ["a", "b", "c"]
+    for tenth, text in [(4, "d"), (2, "e older, after d"), (5, "f")]:
+        stub.write("api-1", "api", T0 + tenth * SECOND // 10, text)
+    with stub.lock:
+        container = stub.pods[("gpt", "api-1")].containers["api"]
+        container.current = container.current[3:]  # a, b, c rotated away
+    assert lines_of(ship(source, checkpoints)) == ["d", "e older, after d", "f"]
+    assert lines_of(ship(source, checkpoints)) == []
+
+
+def test_timestamp_counts_forget_beyond_the_slack_and_say_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pods_module, "TRACKED_TIMESTAMPS", 2)
+    counts = pods_module._TimestampCounts()
+    assert [counts.add(T0), counts.add(T0), counts.add(T0 + 1)] == [1, 2, 1]
+    assert counts.add(T0 + 3 * SECOND) == 1  # a third timestamp: T0 and T0 + 1 are forgotten
+    assert counts.add(T0 + 1) is None  # its count would be wrong: no count, so never a mark
+    assert counts.add(T0 + 2 * SECOND) == 1  # within the slack of the newest: still counted
 
 
 def test_container_restart_ships_the_previous_instance_rest_first(kube_api: KubeApi, tmp_path: Path) -> None:
