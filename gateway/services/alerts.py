@@ -227,8 +227,9 @@ class Forwarder:
             if attempt:
                 await self._sleep(self._backoff * 2 ** (attempt - 1))
             try:
-                response = await self._http.post(receiver.url, json=body, timeout=FORWARD_TIMEOUT_SECONDS)
-            except httpx.HTTPError as exc:
+                async with asyncio.timeout(FORWARD_TIMEOUT_SECONDS):
+                    response = await self._http.post(receiver.url, json=body, timeout=FORWARD_TIMEOUT_SECONDS)
+            except (httpx.HTTPError, TimeoutError) as exc:
                 outcome = f"failed: {type(exc).__name__}"
                 continue
             if response.is_success:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -47,13 +48,14 @@ class LokiEventWriter:
     async def write(self, kind: EventKind, level: str, fields: dict[str, Any]) -> bool:
         body = push_body(kind, level, fields, time.time_ns())
         try:
-            response = await self._http.post(
-                self._url,
-                content=json.dumps(body).encode(),
-                headers=self._headers,
-                timeout=PUSH_TIMEOUT_SECONDS,
-            )
-        except httpx.HTTPError as exc:
+            async with asyncio.timeout(PUSH_TIMEOUT_SECONDS):
+                response = await self._http.post(
+                    self._url,
+                    content=json.dumps(body).encode(),
+                    headers=self._headers,
+                    timeout=PUSH_TIMEOUT_SECONDS,
+                )
+        except (httpx.HTTPError, TimeoutError) as exc:
             log.warning("could not write a %s event to Loki: %s", kind, type(exc).__name__)
             return False
         if not response.is_success:

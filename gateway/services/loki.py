@@ -5,6 +5,7 @@ Loki's message, 5xx or junk -> 502."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -115,10 +116,13 @@ class LokiClient:
     async def _get(self, path: str, params: Mapping[str, Any], tenant: str | None) -> Any:
         clean = {k: str(v) for k, v in params.items() if v is not None}
         try:
-            response = await self._http.get(
-                self._base + path, params=clean, headers=self._headers(tenant), timeout=self._timeout
-            )
-        except httpx.TimeoutException as exc:
+            # httpx's timeout bounds each read; a Loki that trickles its answer would pass every
+            # read, so the whole exchange gets the same bound too
+            async with asyncio.timeout(self._timeout):
+                response = await self._http.get(
+                    self._base + path, params=clean, headers=self._headers(tenant), timeout=self._timeout
+                )
+        except (httpx.TimeoutException, TimeoutError) as exc:
             UPSTREAM_ERRORS.labels(UPSTREAM, "timeout").inc()
             raise LokiTimeout(self._timeout) from exc
         except httpx.TransportError as exc:
@@ -238,8 +242,9 @@ class LokiClient:
 
     async def ready(self) -> bool:
         try:
-            response = await self._http.get(self._base + READY_PATH, timeout=READY_TIMEOUT_SECONDS)
-        except httpx.HTTPError:
+            async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+                response = await self._http.get(self._base + READY_PATH, timeout=READY_TIMEOUT_SECONDS)
+        except (httpx.HTTPError, TimeoutError):
             return False
         return response.status_code == 200
 

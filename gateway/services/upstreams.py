@@ -76,8 +76,11 @@ async def probe(
         return round((time.perf_counter() - started) * 1000, 1)
 
     try:
-        response = await http.get(url, headers=headers or {}, timeout=timeout_seconds, follow_redirects=False)
-    except httpx.TimeoutException:
+        async with asyncio.timeout(timeout_seconds):  # the whole exchange, not only each read
+            response = await http.get(
+                url, headers=headers or {}, timeout=timeout_seconds, follow_redirects=False
+            )
+    except (httpx.TimeoutException, TimeoutError):
         UPSTREAM_ERRORS.labels(upstream=name, kind="timeout").inc()
         return ProbeResult(name, "down", None, elapsed(), f"timed out after {timeout_seconds} s")
     except httpx.HTTPError as exc:

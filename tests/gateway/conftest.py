@@ -12,10 +12,12 @@
 - `keys_file`: a KeysFile writing GATEWAY_API_KEYS_FILE entries; `keys_file.add(name, scopes,
   tenant=..., label_policy=..., expires_at=...)` returns the new key string.
 - `client_for`: `async with client_for(app) as client:` for apps built with other settings.
+- `trickling_server`: a port whose server answers 200, then one body byte every 50 ms.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -125,3 +127,26 @@ def client_for() -> Callable[[FastAPI], AbstractAsyncContextManager[httpx.AsyncC
 @pytest.fixture
 def keys_file(tmp_path: Path) -> KeysFile:
     return KeysFile(tmp_path / "keys.yaml")
+
+
+@pytest.fixture
+async def trickling_server() -> AsyncIterator[int]:
+    """Answers 200 and then sends its body one byte every 50 ms, for a minute."""
+
+    async def trickle(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1200\r\n\r\n")
+        try:
+            for _ in range(1200):
+                writer.write(b" ")
+                await writer.drain()
+                await asyncio.sleep(0.05)
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(trickle, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()

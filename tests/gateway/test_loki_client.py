@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -100,6 +101,19 @@ async def test_loki_slow_is_504(silent_server: int) -> None:
         with pytest.raises(LokiTimeout) as err:
             await loki.query_range(SELECTOR, start_ns=0, end_ns=1, limit=1)
     assert err.value.status == 504 and "0.2s" in err.value.message
+
+
+async def test_loki_trickling_its_answer_is_504_after_the_timeout(trickling_server: int) -> None:
+    """Every read arrives well within the timeout: the bound on the whole exchange must end it."""
+    settings = make_settings(loki_url=f"http://127.0.0.1:{trickling_server}", loki_timeout_seconds=0.3)
+    async with httpx.AsyncClient() as http:
+        loki = LokiClient(http, settings)
+        started = time.monotonic()
+        with pytest.raises(LokiTimeout) as err:
+            await loki.query_range(SELECTOR, start_ns=0, end_ns=1, limit=1)
+        elapsed = time.monotonic() - started
+    assert err.value.status == 504 and "0.3s" in err.value.message
+    assert elapsed < 2.0
 
 
 @pytest.mark.parametrize(

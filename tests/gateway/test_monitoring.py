@@ -27,7 +27,7 @@ from gateway.main import create_app
 from gateway.metrics import REGISTRY
 from gateway.security import GatewayConfigError, build_rate_limiter
 from gateway.services.cache import MemoryCache, build_cache, cached
-from gateway.services.upstreams import load_services, proxy_url
+from gateway.services.upstreams import load_services, probe, proxy_url
 from tests.conftest import free_port
 from tests.gateway.conftest import LOKI_TEST_URL, KeysFile, make_settings
 
@@ -498,3 +498,12 @@ def test_duplicate_service_names_are_refused(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump([{"name": "a", "base_url": "http://x"}, {"name": "a", "base_url": "http://y"}]))
     with pytest.raises(GatewayConfigError, match="duplicate"):
         load_services(path)
+
+
+async def test_a_probe_of_a_trickling_health_endpoint_ends_at_its_timeout(trickling_server: int) -> None:
+    """Each byte comes well within the timeout; the bound on the whole exchange must end it."""
+    started = time.monotonic()
+    async with httpx.AsyncClient() as http:
+        result = await probe(http, "slowpoke", f"http://127.0.0.1:{trickling_server}/health", 0.3)
+    assert time.monotonic() - started < 2.0
+    assert (result.status, result.error) == ("down", "timed out after 0.3 s")
