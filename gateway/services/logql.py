@@ -10,6 +10,7 @@ selectors, and a value can never end a string early, because values are re-quote
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -513,17 +514,23 @@ def resolve_range(
         start = parse_time_ns(since, now_ns)
     else:
         span = default_hours if hours is None else hours
-        if span <= 0:
-            raise LogQLError("hours must be positive", "e.g. hours=1", "invalid_time")
+        if not 0 < span < math.inf:  # also refuses NaN
+            raise LogQLError("hours must be a positive, finite number", "e.g. hours=1", "invalid_time")
+        if span > max_hours:
+            raise _range_too_long(span, max_hours)
         start = end - int(span * NS_PER_HOUR)
     if start >= end:
         raise LogQLError(
             "the time range is empty: since is not before until", "swap since and until", "invalid_time"
         )
     if end - start > max_hours * NS_PER_HOUR:
-        raise LogQLError(
-            f"the time range of {(end - start) / NS_PER_HOUR:.1f}h exceeds the allowed {max_hours:g}h",
-            f"narrow since/until (or hours) to at most {max_hours:g}h and page through with next_cursor",
-            "range_too_long",
-        )
+        raise _range_too_long((end - start) / NS_PER_HOUR, max_hours)
     return start, end
+
+
+def _range_too_long(hours: float, max_hours: float) -> LogQLError:
+    return LogQLError(
+        f"the time range of {hours:.1f}h exceeds the allowed {max_hours:g}h",
+        f"narrow since/until (or hours) to at most {max_hours:g}h and page through with next_cursor",
+        "range_too_long",
+    )
