@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -130,3 +131,29 @@ async def test_hostile_bodies_on_every_post_route(
         )
     check(answer, api_key, f"POST {path} {body[:40]!r}")
     assert answer.status_code in (200, 400, 413, 422)
+
+
+@pytest.mark.parametrize(
+    ("headers", "secret"),
+    [
+        ({"x-api-key": ""}, None),
+        ({"x-api-key": " "}, None),
+        ({"x-api-key": "k" * 100_000}, "k" * 64),
+        ({"x-api-key": "\u00e9\u00e8-not-ascii".encode()}, "not-ascii"),
+        ({"authorization": "Bearer"}, None),
+        ({"authorization": "Bearer "}, None),
+        ({"authorization": "Basic dXNlcjpwYXNz"}, "dXNlcjpwYXNz"),
+        ({"authorization": "ApiKey a-guess b c"}, "a-guess"),
+        ({"authorization": "bearer\tkey-guess"}, "key-guess"),
+        ({"x-api-key": "first-guess", "authorization": "Bearer second-guess"}, "guess"),
+    ],
+)
+async def test_hostile_credentials_are_401_envelopes(
+    app: FastAPI, loki: LokiQueryMock, headers: dict[str, Any], secret: str | None
+) -> None:
+    async with running_client(app) as client:
+        answer = await client.get("/logs/gcs", headers=headers)
+    assert answer.status_code == 401, answer.text
+    assert answer.json()["error"]["code"] in {"missing_api_key", "invalid_api_key"}
+    if secret is not None:
+        assert secret not in answer.text
