@@ -121,7 +121,8 @@ def cmd_run(args: argparse.Namespace, settings: ShipperSettings) -> int:
     if settings.shipper_leader_election:
         elector.renew_in_background(stop)
     with loki_sink(settings) as sink:
-        pipelines = [make_pipeline(build_source(config, settings), sink, checkpointer, settings)
+        pipelines = [make_pipeline(build_source(config, settings), sink, checkpointer, settings,
+                                   still_leading=elector.is_leader)
                      for config in configs]
         scheduler = build_scheduler(pipelines, interval_seconds=settings.shipper_interval_seconds,
                                     should_run=elector.is_leader)
@@ -264,17 +265,21 @@ def make_pipeline(
     *,
     checkpoint_id: str | None = None,
     on_progress: Callable[[int], None] | None = None,
+    still_leading: Callable[[], bool] | None = None,
 ) -> Pipeline:
     return Pipeline(
         source, sink, checkpointer, checkpoint_id=checkpoint_id, max_entries=settings.batch_max_entries,
         max_bytes=settings.batch_max_bytes, max_wait_seconds=settings.batch_max_wait_seconds,
-        on_progress=on_progress,
+        on_progress=on_progress, still_leading=still_leading,
     )
 
 
 def describe(result: PassResult) -> str:
     rejected = ", ".join(f"{reason}={count}" for reason, count in sorted(result.rejected.items()))
-    status = "ok" if result.ok else f"FAILED {result.error}"
+    if result.stopped:
+        status = "stopped: no longer the leader"
+    else:
+        status = "ok" if result.ok else f"FAILED {result.error}"
     return f"{result.source}: {status}; shipped {result.accepted}, rejected {result.rejected_total}" + (
         f" ({rejected})" if rejected else "")
 

@@ -5,7 +5,11 @@ records before them) the sink acknowledged or definitively rejected (counted and
 sink). SinkUnavailable, or a source error, ends the pass without committing anything further: the
 run is a failure (shipper_runs{outcome="failure"}) and the next pass resends from the last commit,
 which Loki dedups because timestamps are deterministic. A corrupt checkpoint (CheckpointError) is
-not a run failure but a startup error and propagates to the caller."""
+not a run failure but a startup error and propagates to the caller.
+
+`still_leading` (leader election) is asked before every push and every commit: a replica whose
+Lease lapsed in the middle of a pass stops there (outcome "stopped"), so it neither ships beside
+the new leader nor moves the shared checkpoint under it."""
 
 from __future__ import annotations
 
@@ -40,10 +44,19 @@ class PassResult:
     commits: int = 0
     newest_ts_ns: int | None = None
     error: str | None = None
+    stopped: bool = False  # no longer the leader: the pass ended early, nothing failed
 
     @property
     def rejected_total(self) -> int:
         return sum(self.rejected.values())
+
+
+class _LeadershipLost(Exception):
+    pass
+
+
+def _always() -> bool:
+    return True
 
 
 class Pipeline:
@@ -58,6 +71,7 @@ class Pipeline:
         max_bytes: int = 1 << 20,
         max_wait_seconds: float = 1.0,
         on_progress: Callable[[int], None] | None = None,
+        still_leading: Callable[[], bool] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
@@ -69,6 +83,7 @@ class Pipeline:
         self.max_bytes = max_bytes
         self.max_wait_seconds = max_wait_seconds
         self.on_progress = on_progress
+        self.still_leading = still_leading or _always
         self._clock = clock
         self._wall_clock = wall_clock
         self._newest_committed_ns: int | None = None  # for the lag gauge across passes
@@ -82,6 +97,8 @@ class Pipeline:
         started = self._clock()
         try:
             self._ship(cursor, result)
+        except _LeadershipLost:
+            result.stopped = True
         except (SinkUnavailable, SourceError, CheckpointError) as exc:
             result.ok, result.error = False, f"{type(exc).__name__}: {exc}"
         except Exception as exc:
@@ -126,7 +143,12 @@ class Pipeline:
             self._push_and_commit(buffer, pending, result)
         return False
 
+    def _check_leadership(self) -> None:
+        if not self.still_leading():
+            raise _LeadershipLost
+
     def _push_and_commit(self, records: list[LogRecord], cursor: Cursor, result: PassResult) -> None:
+        self._check_leadership()
         if records:
             pushed = self.sink.push(records, source=self.source.id)
             result.pushes += 1
@@ -135,6 +157,7 @@ class Pipeline:
                 result.rejected[rejected.reason] += 1
             newest = max(map(_ts_of, records))
             result.newest_ts_ns = max(result.newest_ts_ns or newest, newest)
+            self._check_leadership()  # the push can take long (retries): ask again
         self.checkpointer.commit(self.checkpoint_id, cursor)
         result.commits += 1
         if result.newest_ts_ns is not None:
@@ -144,9 +167,9 @@ class Pipeline:
 
     def _finish(self, result: PassResult, started: float) -> None:
         source = self.source.id
-        outcome = "success" if result.ok else "failure"
+        outcome = "stopped" if result.stopped else "success" if result.ok else "failure"
         metrics.RUNS.labels(source=source, outcome=outcome).inc()
-        if result.ok:
+        if outcome == "success":
             metrics.LAST_SUCCESS.labels(source=source).set(self._wall_clock())
         if self._newest_committed_ns is not None:
             lag = self._wall_clock() - self._newest_committed_ns / 1e9
@@ -156,7 +179,10 @@ class Pipeline:
             "accepted": result.accepted, "rejected": dict(result.rejected), "pushes": result.pushes,
             "commits": result.commits, "duration_seconds": round(self._clock() - started, 3),
         }
-        if result.ok:
+        if result.stopped:
+            log.warning("pass of %s stopped: this replica is no longer the leader (%d shipped)", source,
+                        result.accepted, extra=fields)
+        elif result.ok:
             log.info("pass of %s done: %d shipped, %d rejected", source, result.accepted,
                      result.rejected_total, extra=fields)
         else:

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 
+from shipper.checkpoint import MemoryCheckpointer
 from shipper.config import ShipperSettings
 from shipper.leader import LeaderElector
 from shipper.metrics import REGISTRY
+from shipper.models import LogRecord
+from shipper.pipeline import Pipeline
+from shipper.sinks import PushResult
+from shipper.sources.memory import MemorySource
 from tests import kube_api_stub
 from tests.conftest import free_port
 from tests.kube_api_stub import KubeApi
+from tests.shipper.test_pipeline import RecordingSink, records
 
 kube_api = kube_api_stub.kube_api
 
@@ -192,3 +199,27 @@ def test_a_released_elector_does_not_take_the_lease_back(kube_api: KubeApi) -> N
     clock.now += 15
     assert leader.is_leader() is False
     assert holder(kube_api) is None
+
+
+def test_a_leader_that_lost_its_lease_mid_pass_stops_shipping(kube_api: KubeApi) -> None:
+    """The Lease passes to another replica while a pass is running (the old leader was paused
+    past its lease): the pass stops at its next push, it neither ships beside the new leader nor
+    commits over its checkpoint."""
+    clock = Clock()
+    first, second = elector(kube_api, "shipper-a", clock), elector(kube_api, "shipper-b", clock)
+    assert first.is_leader() and not second.is_leader()
+
+    class PausingSink(RecordingSink):
+        def push(self, batch: Sequence[LogRecord], *, source: str) -> PushResult:
+            answer = super().push(batch, source=source)
+            if len(self.pushes) == 1:  # a long pause of shipper-a after its first push
+                clock.now += 31
+                assert second.is_leader() is True
+            return answer
+
+    sink, checkpoints = PausingSink(), MemoryCheckpointer()
+    pipeline = Pipeline(MemorySource("lead2", records(30), batch_size=10), sink, checkpoints,
+                        max_entries=10, still_leading=first.is_leader)
+    result = pipeline.run_once()
+    assert result.stopped and len(sink.pushes) == 1 and checkpoints.load("lead2") is None
+    assert holder(kube_api) == "shipper-b"

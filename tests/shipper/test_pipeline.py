@@ -151,3 +151,20 @@ def test_the_garbage_collector_is_paused_per_push_cycle_and_restored() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_a_replica_that_stops_leading_mid_pass_stops_before_its_next_push_or_commit() -> None:
+    """Leadership is asked before each push and again before its commit (a push can retry long)."""
+    answers = iter([True, True, True, False])  # push 1 + commit 1, push 2, then lost before commit 2
+    sink, checkpoints = RecordingSink(), MemoryCheckpointer()
+    pipeline = Pipeline(MemorySource("lead1", records(30), batch_size=10), sink, checkpoints,
+                        max_entries=10, still_leading=lambda: next(answers))
+    stopped_before = runs("lead1", "stopped")
+    result = pipeline.run_once()
+    assert result.stopped and result.ok and result.error is None
+    assert [len(push) for push in sink.pushes] == [10, 10]  # the third batch was never pushed
+    assert checkpoints.load("lead1") == {"offset": 10}  # the second push is not committed
+    assert runs("lead1", "stopped") == stopped_before + 1 and runs("lead1", "failure") == 0
+    resumed = Pipeline(MemorySource("lead1", records(30), batch_size=10), RecordingSink(), checkpoints,
+                       max_entries=10).run_once()
+    assert resumed.ok and not resumed.stopped and resumed.accepted == 20
