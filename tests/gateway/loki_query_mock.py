@@ -17,11 +17,13 @@ from __future__ import annotations
 import json
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import respx
 
 _MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*("(?:[^"\\]|\\.)*")\s*(,|$)')
 _LINE_FILTER = re.compile(r'\s*(\|=|!=)\s*("(?:[^"\\]|\\.)*")')
@@ -206,3 +208,11 @@ class LokiQueryMock:
             if _matches(labels, matchers):
                 found |= set(labels) if name is None else ({labels[name]} if name in labels else set())
         return httpx.Response(200, json={"status": "success", "data": sorted(found)})
+
+
+@contextmanager
+def answering_at(url: str, mock: LokiQueryMock) -> Iterator[LokiQueryMock]:
+    """`mock` answers every request to `url` (respx) while the block runs."""
+    with respx.mock(assert_all_called=False) as router:
+        router.route(url__startswith=url).mock(side_effect=mock)
+        yield mock

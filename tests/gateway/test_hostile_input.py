@@ -10,12 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
-import respx
 from fastapi import FastAPI
 
 from gateway.config import GatewaySettings
 from tests.gateway.conftest import LOKI_TEST_URL, running_client
-from tests.gateway.loki_query_mock import LokiQueryMock
+from tests.gateway.loki_query_mock import LokiQueryMock, answering_at
 
 HOSTILE_VALUES = [
     "",
@@ -67,8 +66,7 @@ def settings(settings: GatewaySettings) -> GatewaySettings:
 def loki() -> Iterator[LokiQueryMock]:
     mock = LokiQueryMock()
     mock.add({"source": "gcs", "service_name": "trades", "level": "info"}, 1_700_000_000 * 10**9, "hello")
-    with respx.mock(assert_all_called=False) as router:
-        router.route(url__startswith=LOKI_TEST_URL).mock(side_effect=mock)
+    with answering_at(LOKI_TEST_URL, mock):
         yield mock
 
 

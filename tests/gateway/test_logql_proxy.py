@@ -14,7 +14,7 @@ from gateway.main import create_app
 from gateway.services.logql import format_ns
 from tests.conftest import free_port
 from tests.gateway.conftest import LOKI_TEST_URL, KeysFile, make_settings
-from tests.gateway.loki_query_mock import LokiQueryMock, parse_simple_query
+from tests.gateway.loki_query_mock import LokiQueryMock, answering_at, parse_simple_query
 
 BASE_NS = 1_700_000_000 * 1_000_000_000
 WINDOW = {"since": format_ns(BASE_NS), "until": format_ns(BASE_NS + 3_600 * 1_000_000_000)}
@@ -29,8 +29,7 @@ def loki() -> Iterator[LokiQueryMock]:
             mock.add(
                 {"source": source, "service_name": "trades", "level": "error"}, BASE_NS + i, f"{source} {i}"
             )
-    with respx.mock(assert_all_called=False) as router:
-        router.route(url__startswith=LOKI_TEST_URL).mock(side_effect=mock)
+    with answering_at(LOKI_TEST_URL, mock):
         yield mock
 
 

@@ -17,7 +17,7 @@ from gateway.config import GatewaySettings
 from gateway.main import create_app
 from gateway.services.logql import format_ns
 from tests.gateway.conftest import LOKI_TEST_URL
-from tests.gateway.loki_query_mock import LokiQueryMock, parse_simple_query
+from tests.gateway.loki_query_mock import LokiQueryMock, answering_at, parse_simple_query
 
 BASE_NS = 1_700_000_000 * 1_000_000_000
 WINDOW = {"since": format_ns(BASE_NS), "until": format_ns(BASE_NS + 3_600 * 1_000_000_000)}
@@ -31,8 +31,7 @@ def settings(settings: GatewaySettings) -> GatewaySettings:
 @pytest.fixture
 def loki() -> Iterator[LokiQueryMock]:
     mock = LokiQueryMock()
-    with respx.mock(assert_all_called=False) as router:
-        router.route(url__startswith=LOKI_TEST_URL).mock(side_effect=mock)
+    with answering_at(LOKI_TEST_URL, mock):
         yield mock
 
 
