@@ -14,6 +14,7 @@ from typing import Any, Literal, Protocol
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.services.bounded_http import request_within
 from gateway.services.events import EventWriter
 from gateway.services.summarize import selector_from_labels
 
@@ -227,9 +228,10 @@ class Forwarder:
             if attempt:
                 await self._sleep(self._backoff * 2 ** (attempt - 1))
             try:
-                async with asyncio.timeout(FORWARD_TIMEOUT_SECONDS):
-                    response = await self._http.post(receiver.url, json=body, timeout=FORWARD_TIMEOUT_SECONDS)
-            except (httpx.HTTPError, TimeoutError) as exc:
+                response = await request_within(
+                    self._http, "POST", receiver.url, FORWARD_TIMEOUT_SECONDS, json=body
+                )
+            except httpx.HTTPError as exc:
                 outcome = f"failed: {type(exc).__name__}"
                 continue
             if response.is_success:

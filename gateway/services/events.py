@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
 from typing import Any, Literal, Protocol
 
 import httpx
+
+from gateway.services.bounded_http import request_within
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +49,15 @@ class LokiEventWriter:
     async def write(self, kind: EventKind, level: str, fields: dict[str, Any]) -> bool:
         body = push_body(kind, level, fields, time.time_ns())
         try:
-            async with asyncio.timeout(PUSH_TIMEOUT_SECONDS):
-                response = await self._http.post(
-                    self._url,
-                    content=json.dumps(body).encode(),
-                    headers=self._headers,
-                    timeout=PUSH_TIMEOUT_SECONDS,
-                )
-        except (httpx.HTTPError, TimeoutError) as exc:
+            response = await request_within(
+                self._http,
+                "POST",
+                self._url,
+                PUSH_TIMEOUT_SECONDS,
+                content=json.dumps(body).encode(),
+                headers=self._headers,
+            )
+        except httpx.HTTPError as exc:
             log.warning("could not write a %s event to Loki: %s", kind, type(exc).__name__)
             return False
         if not response.is_success:

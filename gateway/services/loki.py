@@ -5,7 +5,6 @@ Loki's message, 5xx or junk -> 502."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -15,6 +14,7 @@ import orjson
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
 from gateway.metrics import UPSTREAM_ERRORS
+from gateway.services.bounded_http import request_within
 
 QUERY_PATH = "/loki/api/v1/query"
 QUERY_RANGE_PATH = "/loki/api/v1/query_range"
@@ -116,13 +116,11 @@ class LokiClient:
     async def _get(self, path: str, params: Mapping[str, Any], tenant: str | None) -> Any:
         clean = {k: str(v) for k, v in params.items() if v is not None}
         try:
-            # httpx's timeout bounds each read; a Loki that trickles its answer would pass every
-            # read, so the whole exchange gets the same bound too
-            async with asyncio.timeout(self._timeout):
-                response = await self._http.get(
-                    self._base + path, params=clean, headers=self._headers(tenant), timeout=self._timeout
-                )
-        except (httpx.TimeoutException, TimeoutError) as exc:
+            headers = self._headers(tenant)
+            response = await request_within(
+                self._http, "GET", self._base + path, self._timeout, params=clean, headers=headers
+            )
+        except httpx.TimeoutException as exc:
             UPSTREAM_ERRORS.labels(UPSTREAM, "timeout").inc()
             raise LokiTimeout(self._timeout) from exc
         except httpx.TransportError as exc:
@@ -242,9 +240,8 @@ class LokiClient:
 
     async def ready(self) -> bool:
         try:
-            async with asyncio.timeout(READY_TIMEOUT_SECONDS):
-                response = await self._http.get(self._base + READY_PATH, timeout=READY_TIMEOUT_SECONDS)
-        except (httpx.HTTPError, TimeoutError):
+            response = await request_within(self._http, "GET", self._base + READY_PATH, READY_TIMEOUT_SECONDS)
+        except httpx.HTTPError:
             return False
         return response.status_code == 200
 

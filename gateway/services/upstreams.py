@@ -19,6 +19,7 @@ from gateway.config import UpstreamService
 from gateway.errors import ApiError
 from gateway.metrics import UPSTREAM_ERRORS
 from gateway.security import GatewayConfigError
+from gateway.services.bounded_http import request_within
 
 MAX_REDIRECTS = 3
 MAX_DECODE_ROUNDS = 3  # more nested percent-encoding than this is refused outright
@@ -76,11 +77,10 @@ async def probe(
         return round((time.perf_counter() - started) * 1000, 1)
 
     try:
-        async with asyncio.timeout(timeout_seconds):  # the whole exchange, not only each read
-            response = await http.get(
-                url, headers=headers or {}, timeout=timeout_seconds, follow_redirects=False
-            )
-    except (httpx.TimeoutException, TimeoutError):
+        response = await request_within(
+            http, "GET", url, timeout_seconds, headers=headers or {}, follow_redirects=False
+        )
+    except httpx.TimeoutException:
         UPSTREAM_ERRORS.labels(upstream=name, kind="timeout").inc()
         return ProbeResult(name, "down", None, elapsed(), f"timed out after {timeout_seconds} s")
     except httpx.HTTPError as exc:
