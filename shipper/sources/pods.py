@@ -257,8 +257,8 @@ class PodSource:
         previous: bool, restart_count: int,
     ) -> Iterator[tuple[list[LogRecord], dict[str, Any]]]:
         name = pod.metadata.name
-        mark = _mark_of(position)
-        read_from = mark[0] if mark is not None else int(position["ts_ns"])
+        saved_mark = _mark_of(position)
+        read_from = saved_mark[0] if saved_mark is not None else int(position["ts_ns"])
         try:
             response = self._open_log(name, container, read_from, previous)
         except LogReadError as exc:
@@ -268,11 +268,10 @@ class PodSource:
         node = (pod.spec.node_name if pod.spec else None) or ""
         metadata = {"node": node, "restart_count": str(restart_count)}
         saved_ts, saved_at_ts = int(position["ts_ns"]), int(position["at_ts"])
-        saved_mark = _mark_of(position)
         ts_ns, at_ts = saved_ts, saved_at_ts
         dropped_at_saved_ts = 0
         counts = _TimestampCounts()
-        mark: tuple[int, int] | None = saved_mark
+        mark: tuple[int, int] | None = None  # the last line shipped by this read
         shipping = False  # from here on every line is new
         records: list[LogRecord] = []
         checked = finished = False
