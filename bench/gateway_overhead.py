@@ -19,7 +19,8 @@ The floor (bench/passthrough_app.py) is the gateway's stack, FastAPI under uvico
 httpx.AsyncClient, passing the stand-in's answer through as bytes (for limit+1, like the gateway):
 the cost of the extra hop alone. The gateway's figure over the floor is what its own work costs.
 
-The gateway runs with its response cache off, redaction on (the default), one uvicorn worker, access log off.
+The gateway runs with its response cache off, redaction on (the default), one uvicorn worker,
+access log off.
 
 Zero-latency figures are always measured and printed. `--loki-latency-ms` adds runs in which the
 stand-in sleeps that long before each answer, standing in for the time a real Loki spends on a

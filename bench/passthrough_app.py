@@ -3,7 +3,7 @@ httpx.AsyncClient owned by the lifespan) doing nothing but pass Loki's query_ran
 as bytes. No auth, no guardrails, no parsing, shaping or redaction: what any gateway built on this
 stack pays for the extra hop alone.
 
-    uvicorn --factory bench.passthrough_app:create_app   (LOKI_URL must be set)"""
+    LOKI_URL=... uvicorn --factory --app-dir bench passthrough_app:create_app"""
 
 from __future__ import annotations
 
