@@ -37,6 +37,12 @@ instance: if the count grew by more than one, the instances in between are lost 
 `pod_grace_seconds` (it may come back, or the listing may be partial), then the position is
 dropped. A pod with the same name but a new uid starts from the beginning of its log.
 
+Finding the mark counts only the lines with its timestamp, so it is exact. Setting it needs a count
+per timestamp for the whole read; past TRACKED_TIMESTAMPS distinct timestamps, counts more than
+the slack below the newest are forgotten, and a line at such a timestamp gets none: the last
+shipped line that has a count is the mark then, and the lines after it are sent again next read
+(Loki drops repeated entries).
+
 Limits: a line more than `REORDER_SLACK_SECONDS` older than the mark, coming after it, is not
 served and so not shipped; nor is one that comes before the first new line of a read without its
 mark. A rotation that cuts through the lines sharing the mark's timestamp shifts the count.
@@ -271,7 +277,8 @@ class PodSource:
         ts_ns, at_ts = saved_ts, saved_at_ts
         dropped_at_saved_ts = 0
         counts = _TimestampCounts()
-        mark: tuple[int, int] | None = None  # the last line shipped by this read
+        at_mark_ts = 0  # lines with exactly the saved mark's timestamp: exact, to find the mark
+        mark: tuple[int, int] | None = None  # where the next read resumes
         shipping = False  # from here on every line is new
         records: list[LogRecord] = []
         checked = finished = False
@@ -283,9 +290,12 @@ class PodSource:
                     continue
                 nth = counts.add(line_ts)
                 if not shipping:
-                    if saved_mark is not None and (line_ts, nth) == saved_mark:
-                        shipping = True  # the last line shipped: the ones after it are new
-                        continue
+                    if saved_mark is not None and line_ts == saved_mark[0]:
+                        at_mark_ts += 1
+                        if at_mark_ts == saved_mark[1]:
+                            shipping = True  # the last line shipped: the ones after it are new
+                            mark = saved_mark
+                            continue
                     if line_ts < saved_ts:
                         continue
                     if line_ts == saved_ts and dropped_at_saved_ts < saved_at_ts:
@@ -296,7 +306,8 @@ class PodSource:
                     ts_ns, at_ts = line_ts, 1
                 elif line_ts == ts_ns:
                     at_ts += 1
-                mark = (line_ts, nth) if nth is not None else None
+                if nth is not None:  # else the last line that has a count stays the mark:
+                    mark = (line_ts, nth)  # what follows it is sent again, Loki drops repeats
                 records.append(LogRecord(ts_ns=line_ts, line=text, labels={**labels, "level": _level(text)},
                                          metadata=dict(metadata)))
                 if len(records) >= LOG_BATCH_LINES:
@@ -415,26 +426,29 @@ def _position(
 
 
 class _TimestampCounts:
-    """How many lines of one read had each timestamp so far. Bounded: past TRACKED_TIMESTAMPS
-    entries, counts more than the reorder slack below the newest timestamp are forgotten, and a
-    line at or below a forgotten timestamp gets no count (it cannot serve as a mark)."""
+    """How many lines of one read had each timestamp so far. Bounded: once more than
+    TRACKED_TIMESTAMPS are held, counts more than the reorder slack below the newest timestamp are
+    forgotten (and the next cleanup waits until the table has doubled, so a busy second costs no
+    scan per line); a line at or below a forgotten timestamp gets no count."""
 
     def __init__(self) -> None:
         self._counts: dict[int, int] = {}
         self._newest = 0
         self._forgotten_up_to = -1
+        self._cleanup_at = TRACKED_TIMESTAMPS
 
     def add(self, ts_ns: int) -> int | None:
         if ts_ns <= self._forgotten_up_to:
             return None
         count = self._counts[ts_ns] = self._counts.get(ts_ns, 0) + 1
         self._newest = max(self._newest, ts_ns)
-        if len(self._counts) > TRACKED_TIMESTAMPS:
+        if len(self._counts) > self._cleanup_at:
             horizon = self._newest - REORDER_SLACK_SECONDS * 1_000_000_000
             old = [ts for ts in self._counts if ts < horizon]
             for ts in old:
                 del self._counts[ts]
             self._forgotten_up_to = max([self._forgotten_up_to, *old])
+            self._cleanup_at = max(TRACKED_TIMESTAMPS, 2 * len(self._counts))
         return count
 
 

@@ -187,6 +187,50 @@ def test_without_its_marked_line_a_read_ships_what_is_newer_once(kube_api: KubeA
     assert lines_of(ship(source, checkpoints)) == []
 
 
+MS = 10**6
+
+
+def test_a_shipped_line_without_a_count_leaves_the_mark_on_the_last_line_with_one(
+    kube_api: KubeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """e's timestamp was forgotten (too many distinct ones, far below the newest): d stays the
+    mark, and f, which follows e and is newer than it, is shipped next read."""
+    monkeypatch.setattr(pods_module, "TRACKED_TIMESTAMPS", 3)
+    stub = kube_api.state
+    stub.add_pod("api-1", ["api"])
+    for ms, text in [(10_000, "a"), (10_100, "b"), (10_200, "c"), (13_000, "d"), (10_150, "e")]:
+        stub.write("api-1", "api", T0 + ms * MS, text)
+    source = make_source(kube_api, "pods-uncounted")
+    checkpoints = FileCheckpointer(tmp_path)
+    assert lines_of(ship(source, checkpoints)) == ["a", "b", "c", "d", "e"]
+    position = checkpoints.load("pods-uncounted")["containers"]["api-1/api"]
+    assert (position["mark_ts"], position["mark_n"]) == (T0 + 13_000 * MS, 1)
+    stub.write("api-1", "api", T0 + 12_000 * MS, "f")
+    assert lines_of(ship(source, checkpoints)) == ["f"]
+
+
+def test_the_mark_is_found_however_many_timestamps_come_before_it(
+    kube_api: KubeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read after starts 2 s before the mark and sees more timestamps than the one that set
+    it; finding the mark counts only the lines with its timestamp, so nothing forgotten hides it."""
+    monkeypatch.setattr(pods_module, "TRACKED_TIMESTAMPS", 3)
+    stub = kube_api.state
+    stub.add_pod("api-1", ["api"])
+    for ms, text in [(16_000, "a"), (19_000, "z")]:
+        stub.write("api-1", "api", T0 + ms * MS, text)
+    source = make_source(kube_api, "pods-mark-found")
+    checkpoints = FileCheckpointer(tmp_path)
+    assert lines_of(ship(source, checkpoints)) == ["a", "z"]
+    for ms, text in [(17_600, "b"), (20_000, "p"), (17_500, "m")]:
+        stub.write("api-1", "api", T0 + ms * MS, text)
+    assert lines_of(ship(source, checkpoints)) == ["b", "p", "m"]
+    position = checkpoints.load("pods-mark-found")["containers"]["api-1/api"]
+    assert (position["mark_ts"], position["mark_n"]) == (T0 + 17_500 * MS, 1)
+    stub.write("api-1", "api", T0 + 18_500 * MS, "q")  # after m, older than the newest shipped
+    assert lines_of(ship(source, checkpoints)) == ["q"]
+
+
 def test_timestamp_counts_forget_beyond_the_slack_and_say_so(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pods_module, "TRACKED_TIMESTAMPS", 2)
     counts = pods_module._TimestampCounts()
@@ -194,6 +238,19 @@ def test_timestamp_counts_forget_beyond_the_slack_and_say_so(monkeypatch: pytest
     assert counts.add(T0 + 3 * SECOND) == 1  # a third timestamp: T0 and T0 + 1 are forgotten
     assert counts.add(T0 + 1) is None  # its count would be wrong: no count, so never a mark
     assert counts.add(T0 + 2 * SECOND) == 1  # within the slack of the newest: still counted
+
+
+def test_timestamp_counts_clean_up_only_when_the_table_has_doubled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A busy second (more timestamps within the slack than TRACKED_TIMESTAMPS) must not make
+    every line scan the table: after a cleanup that frees nothing, the next waits for twice as many."""
+    monkeypatch.setattr(pods_module, "TRACKED_TIMESTAMPS", 4)
+    counts = pods_module._TimestampCounts()
+    thresholds = []
+    for i in range(64):  # all within one millisecond: nothing can be forgotten
+        assert counts.add(T0 + i) == 1
+        thresholds.append(counts._cleanup_at)
+    assert sorted(set(thresholds)) == [4, 10, 22, 46, 94]  # cleanups after 5, 11, 23, 47 lines only
+
 
 
 def test_container_restart_ships_the_previous_instance_rest_first(kube_api: KubeApi, tmp_path: Path) -> None:
