@@ -45,11 +45,17 @@ Choices the Firestore query model forces on us (each one tested):
   the window as the position moves are dropped. The cursor is therefore bounded by the
   documents per window: one entry, about 40 bytes of JSON, per document of the window per lane
   (about 40 kB for 1,000), and every pass re-reads that many documents per lane (billed reads).
+  The string lane sorts as text, not as time, so its window is a text bound: the position's
+  moment minus the window, floored to the second and written in the position's own layout (its
+  date-time separator and UTC offset, no fraction, no offset suffix; for epoch digits, as many
+  digits). Every text of that layout whose moment lies in the window sorts at or after that
+  bound - a longer text sorts after its own prefix, so fraction lengths do not matter - and the
+  documents read between bound and position ship when their parsed time is inside the window and
+  they were not shipped. A writer that mixes UTC offsets (or layouts) gets the window only for the
+  texts of the position's offset; a late document whose text does not parse is not seen.
   Limits: a document whose value is *more than* the window below the position when it becomes
   visible is still not found, nor counted - writers with skewed clocks should use a server
-  timestamp (`SERVER_TIMESTAMP`); the string lane has no window and keeps the old assumption
-  (RFC 3339 text sorts as text, not as time - offsets, fraction lengths - so "position minus
-  window" has no string value that bounds it); a number lane is assumed to use one epoch unit
+  timestamp (`SERVER_TIMESTAMP`); a number lane is assumed to use one epoch unit
   (its window is computed in the unit of the saved position). Keep the window well below what
   Loki accepts out of order (max_chunk_age / 2, 1 h by default). A checkpoint written before
   the window existed, or a window made wider, has no digests for (part of) the window: the first
@@ -69,6 +75,7 @@ import hashlib
 import json
 import logging
 import math
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -120,6 +127,11 @@ LANES = (
 # (smallest value of the unit, units per second), largest first.
 EPOCH_UNITS = ((10**17, 10**9), (10**14, 10**6), (10**11, 10**3), (0, 1))
 DIGEST_BYTES = 8
+_NS = 1_000_000_000
+# The string lane's layouts with a text bound: RFC 3339 (from its date to its seconds) and epoch digits
+_ISO_SECOND = re.compile(r"\d{4}-\d{2}-\d{2}([Tt ])\d{2}:\d{2}:\d{2}")
+_EPOCH_TEXT = re.compile(r"(\d+)(?:\.\d+)?")
+_EPOCH_WALL = datetime(1970, 1, 1)  # naive: a wall clock, in the text's own offset
 
 
 @dataclass(slots=True)
@@ -153,9 +165,12 @@ class LateWindow:
 
 def late_window(lane: str, value: Any, seconds: int) -> LateWindow | None:
     """The window of `seconds` ending at the lane value `value`, expressed in the lane's own type;
-    None when disabled, for the string lane, or when `value` is not a time."""
+    None when disabled, or when `value` is not a time (or, in the string lane, a text of a layout
+    without a text bound)."""
     if seconds <= 0:
         return None
+    if lane == "string" and isinstance(value, str):
+        return _text_window(value, seconds)
     if lane == "timestamp" and isinstance(value, datetime):
         span = timedelta(seconds=seconds)
         lowest = value - span if value - FIRESTORE_MIN_TIMESTAMP > span else FIRESTORE_MIN_TIMESTAMP
@@ -166,6 +181,31 @@ def late_window(lane: str, value: Any, seconds: int) -> LateWindow | None:
         since_ns = parse_timestamp_ns(lowest)
         return LateWindow(lowest, since_ns) if since_ns is not None else None
     return None
+
+
+def _text_window(text: str, seconds: int) -> LateWindow | None:
+    """The string lane's window (see the module docstring): a bound in the text's own layout."""
+    epoch = _EPOCH_TEXT.fullmatch(text)
+    if epoch is not None:
+        whole = epoch.group(1)
+        window = late_window("number", int(whole), seconds)
+        lowest = max(int(window.lowest), 10 ** (len(whole) - 1)) if window else None  # as many digits
+        since_ns = parse_timestamp_ns(lowest)
+        if lowest is None or since_ns is None or lowest > int(whole):  # "0", or leading zeros
+            return None
+        return LateWindow(str(lowest), since_ns)
+    position_ns = parse_timestamp_ns(text)
+    second = _ISO_SECOND.match(text)
+    wall_ns = parse_timestamp_ns(second.group(0)) if second else None  # no offset: read as UTC
+    if position_ns is None or second is None or wall_ns is None:
+        return None
+    since_ns = (position_ns - seconds * _NS) // _NS * _NS
+    offset_ns = wall_ns - position_ns // _NS * _NS
+    try:
+        lowest = _EPOCH_WALL + timedelta(microseconds=(since_ns + offset_ns) // 1000)
+    except OverflowError:  # before year 1
+        return None
+    return LateWindow(lowest.isoformat(sep=second.group(1), timespec="seconds"), since_ns)
 
 
 def digest_of(doc_id: str) -> str:
@@ -376,8 +416,9 @@ class FirestoreSource:
             late: list[LogRecord] = []
             for snapshot in snapshots:
                 ts_ns = self._lane_timestamp(snapshot.get(field))
-                # ts_ns is never None here: the window only holds values that are times
-                if ts_ns is not None and digest_of(snapshot.id) not in at.shipped:
+                # in the string lane, texts of other layouts or offsets can sort inside the bounds
+                in_window = ts_ns is not None and ts_ns >= window.since_ns
+                if in_window and digest_of(snapshot.id) not in at.shipped:
                     late.append(self._record(collection, snapshot, ts_ns))
             if late:
                 shipped = {**at.shipped, **{digest_of(r.metadata["doc_id"]): r.ts_ns for r in late}}

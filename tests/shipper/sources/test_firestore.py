@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import random
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -329,7 +331,7 @@ def test_late_document_inside_the_window_is_shipped_once_and_counted(
     assert source.outcomes == []
 
 
-def test_documents_below_the_window_or_in_the_string_lane_are_still_not_found(
+def test_documents_below_the_window_are_still_not_found(
     firestore_client: firestore.Client, tmp_path: Path
 ) -> None:
     trades = firestore_client.collection("gpt_runner_trades")
@@ -339,8 +341,9 @@ def test_documents_below_the_window_or_in_the_string_lane_are_still_not_found(
     checkpoints = FileCheckpointer(tmp_path)
     assert sorted(doc_ids(ship(source, checkpoints))) == ["a", "s"]
 
-    trades.document("too-late").set({"timestamp": BASE + timedelta(minutes=8)})  # 2 min below, window 1 min
-    trades.document("s-late").set({"timestamp": "2026-03-01T12:09:59Z"})  # string lane: no window
+    # 2 min below the position, the window is 1 min: in the timestamp lane and in the string lane
+    trades.document("too-late").set({"timestamp": BASE + timedelta(minutes=8)})
+    trades.document("s-too-late").set({"timestamp": "2026-03-01T12:08:00Z"})
     assert doc_ids(ship(source, checkpoints)) == []
     assert adjusted("fs-too-late", "late_arrival") == 0
 
@@ -352,26 +355,68 @@ def test_documents_below_the_window_or_in_the_string_lane_are_still_not_found(
     assert "shipped" not in lane_cursor(checkpoints, "fs-no-window", "timestamp")
 
 
-def test_repeated_passes_never_reship_a_document(firestore_client: firestore.Client, tmp_path: Path) -> None:
+def test_late_texts_in_the_string_lane_are_shipped_once_and_counted(
+    firestore_client: firestore.Client, tmp_path: Path
+) -> None:
     trades = firestore_client.collection("gpt_runner_trades")
-    source = make_source(firestore_client, "fs-reruns", ["gpt_runner_trades"], page_size=3)
+    # as Python's datetime.isoformat() writes them: a fraction only when there is one
+    trades.document("a").set({"timestamp": "2026-03-01T12:10:00.250000+00:00"})
+    # sorts inside the window's bounds, but its moment (11:24:30Z) is long before the window
+    trades.document("old").set({"timestamp": "2026-03-01T12:09:30+00:45"})
+    source = make_source(firestore_client, "fs-late-text", ["gpt_runner_trades"], late_window_seconds=60)
+    checkpoints = FileCheckpointer(tmp_path)
+    assert doc_ids(ship(source, checkpoints)) == ["old", "a"]
+
+    trades.document("no-fraction").set({"timestamp": "2026-03-01T12:09:58+00:00"})
+    trades.document("edge").set({"timestamp": "2026-03-01T12:09:00.000001+00:00"})  # 60 s minus 1 us below
+    trades.document("other-offset").set({"timestamp": "2026-03-01T12:09:45-00:30"})  # sorts inside, 12:39:45Z
+    trades.document("too-late").set({"timestamp": "2026-03-01T12:08:59.999999+00:00"})
+    by_id = {r.metadata["doc_id"]: r.ts_ns for r in records_of(ship(source, checkpoints))}
+    assert by_id == {
+        "no-fraction": parse_timestamp_ns("2026-03-01T12:09:58Z"),
+        "edge": parse_timestamp_ns("2026-03-01T12:09:00.000001Z"),
+        "other-offset": parse_timestamp_ns("2026-03-01T12:39:45Z"),
+    }
+    assert adjusted("fs-late-text", "late_arrival") == 3
+    assert [(o.reason, o.count) for o in source.outcomes] == [("late_arrival", 3)]
+    assert doc_ids(ship(source, checkpoints)) == []
+    assert adjusted("fs-late-text", "late_arrival") == 3
+
+
+@pytest.mark.parametrize(
+    ("source_id", "written_as"),
+    [
+        ("fs-reruns", lambda moment: moment),  # the timestamp lane
+        # the string lane: a fraction only when there is one, a fixed fraction, epoch milliseconds
+        ("fs-reruns-isoformat", lambda moment: moment.isoformat()),
+        ("fs-reruns-z", lambda moment: moment.strftime("%Y-%m-%d %H:%M:%S.%fZ")),
+        ("fs-reruns-epoch-ms", lambda moment: str(int(moment.timestamp() * 1000))),
+    ],
+)
+def test_repeated_passes_never_reship_a_document(
+    firestore_client: firestore.Client, tmp_path: Path, source_id: str, written_as: Any
+) -> None:
+    trades = firestore_client.collection("gpt_runner_trades")
+    source = make_source(firestore_client, source_id, ["gpt_runner_trades"], page_size=3)
     checkpoints = FileCheckpointer(tmp_path)
     written: list[str] = []
     shipped: list[str] = []
     for round_no in range(4):
         top = BASE + timedelta(seconds=30 * round_no)
         for index in range(5):  # ahead of the position, two sharing each second
-            trades.document(f"r{round_no}-new{index}").set({"timestamp": top + timedelta(seconds=index // 2)})
+            moment = top + timedelta(seconds=index // 2)
+            trades.document(f"r{round_no}-new{index}").set({"timestamp": written_as(moment)})
             written.append(f"r{round_no}-new{index}")
         shipped += doc_ids(ship(source, checkpoints))
         for index in range(4):  # now behind the position (top + 2 s), inside the window
-            trades.document(f"r{round_no}-late{index}").set({"timestamp": top - timedelta(seconds=index)})
+            moment = top - timedelta(seconds=index, microseconds=250_000 * index)
+            trades.document(f"r{round_no}-late{index}").set({"timestamp": written_as(moment)})
             written.append(f"r{round_no}-late{index}")
         trades.document(f"r{round_no}-new0").update({"status": "edited"})  # not re-shipped
         for _ in range(2):
             shipped += doc_ids(ship(source, checkpoints))
     assert sorted(shipped) == sorted(written)  # every document, each exactly once
-    assert adjusted("fs-reruns", "late_arrival") == 4 * 4
+    assert adjusted(source_id, "late_arrival") == 4 * 4
 
 
 def test_crash_after_every_batch_still_ships_each_late_document_once(
@@ -445,5 +490,68 @@ def test_number_lane_window_stays_in_the_unit_parse_timestamp_ns_gives_the_posit
     in_ms = late_window("number", seconds * 1000, 60)
     assert in_ms == LateWindow(seconds * 1000 - 60_000, (seconds - 60) * 10**9)
     assert late_window("number", 10**11 + 5, 60).lowest == 10**11  # clamped: not read as seconds
-    assert late_window("string", "2026-03-01T12:00:00Z", 60) is None
     assert late_window("timestamp", BASE, 0) is None
+
+
+@pytest.mark.parametrize(
+    ("position", "lowest", "since"),
+    [
+        ("2026-03-01T12:00:30Z", "2026-03-01T11:59:30", "2026-03-01T11:59:30Z"),
+        # the bound is in the position's own offset and separator, floored to the second
+        ("2026-03-01T12:00:30.123456789+05:30", "2026-03-01T11:59:30", "2026-03-01T06:29:30Z"),
+        ("2026-03-01t00:00:10-08:00", "2026-02-28t23:59:10", "2026-03-01T07:59:10Z"),
+        ("2026-03-01 12:00:30.5", "2026-03-01 11:59:30", "2026-03-01T11:59:30Z"),  # no offset: UTC
+        # epoch digits keep their count (and unit)
+        ("1772366430", "1772366370", "2026-03-01T11:59:30Z"),
+        ("1772366430.75", "1772366370", "2026-03-01T11:59:30Z"),
+        ("1772366430123", "1772366370123", "2026-03-01T11:59:30.123Z"),
+    ],
+)
+def test_string_lane_window_is_a_text_bound_in_the_positions_layout(
+    position: str, lowest: str, since: str
+) -> None:
+    assert late_window("string", position, 60) == LateWindow(lowest, parse_timestamp_ns(since))
+
+
+@pytest.mark.parametrize(
+    "position",
+    ["yesterday", "2026-03-01T12:00:30Z junk", " 1772366430", "0", "0001772366430", "0001-01-01T00:00:10Z"],
+)
+def test_string_lane_has_no_window_for_texts_without_a_text_bound(position: str) -> None:
+    assert late_window("string", position, 60) is None
+
+
+@dataclass(frozen=True)
+class TextLayout:
+    offset_minutes: int
+    separator: str
+    suffix: str  # "Z", "" (no offset: UTC) or "offset"
+
+    def text(self, ns: int, fraction_digits: int) -> str:
+        wall = datetime(1970, 1, 1) + timedelta(seconds=ns // 10**9, minutes=self.offset_minutes)
+        fraction = f".{ns % 10**9:09d}"[: fraction_digits + 1] if fraction_digits else ""
+        suffix = self.suffix
+        if suffix == "offset":
+            sign = "-" if self.offset_minutes < 0 else "+"
+            hours, minutes = divmod(abs(self.offset_minutes), 60)
+            suffix = f"{sign}{hours:02d}:{minutes:02d}"
+        return wall.isoformat(sep=self.separator, timespec="seconds") + fraction + suffix
+
+
+def test_every_text_of_the_positions_layout_inside_the_window_sorts_inside_the_bounds() -> None:
+    """Random layouts, positions, windows and fraction lengths: a text of the position's layout
+    whose moment lies in [since, position] sorts at or after the bound."""
+    rng = random.Random(20261205)
+    layouts = [TextLayout(0, sep, suffix) for sep in "Tt " for suffix in ("Z", "", "offset")]
+    layouts += [TextLayout(minutes, "T", "offset") for minutes in (330, -480, 60, 840, -720)]
+    for _ in range(3000):
+        layout = rng.choice(layouts)
+        seconds = rng.choice([1, 59, 60, 300, 3600])
+        position = layout.text(rng.randrange(10**18, 2 * 10**18), rng.randint(0, 9))
+        position_ns = parse_timestamp_ns(position)
+        window = late_window("string", position, seconds)
+        assert window is not None and position_ns is not None, position
+        assert window.since_ns <= position_ns - seconds * 10**9 and window.lowest <= position
+        for _ in range(5):
+            inside = layout.text(rng.randrange(window.since_ns, position_ns + 1), rng.randint(0, 9))
+            assert window.lowest <= inside, (position, inside, window)
