@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import httpx
 
 from shipper.models import LogRecord
+from shipper.records import gc_paused
 from shipper.sinks.loki import LokiSink, LokiSinkConfig
-from shipper.sinks.loki.client import gc_paused
 from shipper.sinks.loki.encode import Encoder, PushFormat, group_streams
 from shipper.sinks.loki.prepare import Preparer
 

@@ -85,7 +85,7 @@ def write_lines(path: Path, count: int, fmt: str, compress: bool) -> int:
     opener = gzip.open if compress else open
     written = 0
     base = int(time.time()) - 3600
-    with opener(path, "wb") as handle:  # type: ignore[operator]
+    with opener(path, "wb") as handle:
         for i in range(count):
             if fmt == "jsonl":
                 line = json.dumps({

@@ -45,9 +45,10 @@ def decode_checkpoint(raw: bytes, where: str) -> Cursor:
         raise CheckpointError(
             f"checkpoint {where} is corrupt ({exc}); fix or delete it to re-ship from the start"
         ) from exc
-    if not isinstance(document, dict) or not isinstance(document.get("cursor"), dict):
+    cursor = document.get("cursor") if isinstance(document, dict) else None
+    if not isinstance(cursor, dict):
         raise CheckpointError(f"checkpoint {where} has no 'cursor' object; fix or delete it")
-    return document["cursor"]
+    return cursor
 
 
 class FileCheckpointer:

@@ -366,9 +366,9 @@ class FirestoreSource:
             return {**position, "lanes": {**position.get("lanes", {}), lane.name: at.dump()}}
 
         if at is not None:
-            for records, with_late in self._pull_late(collection, field, lane, at):
+            for late, with_late in self._pull_late(collection, field, lane, at):
                 at = with_late
-                yield records, moved(at)
+                yield late, moved(at)
         base = self._lane_query(collection, field, lane.lower_bound)
         while True:
             query = base if at is None else base.start_after([at.value, at.doc_id])
@@ -417,8 +417,9 @@ class FirestoreSource:
             for snapshot in snapshots:
                 ts_ns = self._lane_timestamp(snapshot.get(field))
                 # in the string lane, texts of other layouts or offsets can sort inside the bounds
-                in_window = ts_ns is not None and ts_ns >= window.since_ns
-                if in_window and digest_of(snapshot.id) not in at.shipped:
+                if ts_ns is None or ts_ns < window.since_ns:
+                    continue
+                if digest_of(snapshot.id) not in at.shipped:
                     late.append(self._record(collection, snapshot, ts_ns))
             if late:
                 shipped = {**at.shipped, **{digest_of(r.metadata["doc_id"]): r.ts_ns for r in late}}
@@ -485,7 +486,7 @@ class FirestoreSource:
             yield records, {"field": UPDATE_TIME_MODE, "since_ns": since,
                             "scan_start_ns": scan_start, "after_id": after_id}
 
-    def _record(self, collection: str, snapshot: DocumentSnapshot, ts_ns: int) -> LogRecord:
+    def _record(self, collection: str, snapshot: DocumentSnapshot[Any], ts_ns: int) -> LogRecord:
         data = to_json_value(snapshot.to_dict() or {})
         line = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
         return LogRecord(

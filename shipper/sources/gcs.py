@@ -73,6 +73,7 @@ import ijson
 import requests
 from google.api_core import exceptions as gexc
 from google.auth.exceptions import GoogleAuthError
+from orjson import loads as _loads  # 3-5x faster than json's per line; raises a ValueError subclass
 
 from shipper import metrics
 from shipper.config import GcsSourceConfig
@@ -100,11 +101,6 @@ _ACCESS_ERRORS = (gexc.GoogleAPICallError, GoogleAuthError, requests.exceptions.
 
 # Blob classes whose download_as_bytes() takes single_shot_download (see _single_shot)
 _SINGLE_SHOT_SUPPORT: dict[type, bool] = {}
-
-try:  # orjson parses a line 3-5x faster than json; both raise ValueError subclasses
-    from orjson import loads as _loads
-except ImportError:  # pragma: no cover - orjson is optional
-    _loads = json.loads
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,7 +346,7 @@ class GcsSource:
         found = blob.download_as_bytes(
             start=offset - len(tail), end=offset - 1, raw_download=True, checksum=None
         )
-        return found == tail
+        return bool(found == tail)
 
     def _read_stream(
         self, info: ObjectInfo, blob: Any, start: dict[str, Any]
@@ -564,7 +560,7 @@ def build_storage_client() -> Any:
     """google-cloud-storage client: anonymous against STORAGE_EMULATOR_HOST, default creds else."""
     import os
 
-    from google.cloud import storage
+    import google.cloud.storage as storage  # the package ships no type information
 
     if os.environ.get("STORAGE_EMULATOR_HOST"):
         from google.auth.credentials import AnonymousCredentials

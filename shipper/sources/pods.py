@@ -124,6 +124,35 @@ class Instance:
     container_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class ListedPod:
+    """The parts of a pod this source uses (the client types every field of a V1Pod as optional,
+    though the API always sets these on a pod it lists or reads)."""
+
+    name: str
+    uid: str
+    labels: dict[str, str]
+    node: str
+    phase: str | None
+    containers: list[k8s.V1ContainerStatus]
+
+    @classmethod
+    def of(cls, pod: k8s.V1Pod) -> ListedPod:
+        metadata = pod.metadata or k8s.V1ObjectMeta()
+        status = pod.status or k8s.V1PodStatus()
+        return cls(
+            name=metadata.name or "",
+            uid=metadata.uid or "",
+            labels=dict(metadata.labels or {}),
+            node=(pod.spec.node_name if pod.spec else None) or "",
+            phase=status.phase,
+            containers=list(status.container_statuses or []),
+        )
+
+    def instance(self, status: k8s.V1ContainerStatus) -> Instance:
+        return Instance(self.uid, status.restart_count, status.container_id or "")
+
+
 class PodSource:
     def __init__(
         self,
@@ -162,13 +191,12 @@ class PodSource:
 
         listed: set[str] = set()
         for pod in pods:
-            phase = pod.status.phase if pod.status else None
-            for status in (pod.status.container_statuses if pod.status else None) or []:
-                key = f"{pod.metadata.name}/{status.name}"
-                if phase not in ACTIVE_PHASES and not (phase in FINISHED_PHASES and key in state):
+            for status in pod.containers:
+                key = f"{pod.name}/{status.name}"
+                if pod.phase not in ACTIVE_PHASES and not (pod.phase in FINISHED_PHASES and key in state):
                     continue
                 listed.add(key)
-                instance = Instance(pod.metadata.uid, status.restart_count, status.container_id or "")
+                instance = pod.instance(status)
                 try:
                     batches = self._container_batches(pod, status.name, instance, state.get(key))
                     for records, position in batches:
@@ -189,13 +217,13 @@ class PodSource:
             raise SourceError(
                 f"cannot list pods in namespace {self.config.namespace}: {exc.status} {exc.reason}"
             ) from exc
-        running = [p for p in pods if p.status and p.status.phase in ACTIVE_PHASES]
-        containers = sum(len(p.status.container_statuses or []) for p in running)
+        running = [p for p in pods if p.phase in ACTIVE_PHASES]
+        containers = sum(len(p.containers) for p in running)
         return f"namespace {self.config.namespace}: {len(running)} running pods, {containers} containers"
 
     # -- listing ------------------------------------------------------------------------------
 
-    def _list_pods(self) -> Iterator[k8s.V1Pod]:
+    def _list_pods(self) -> Iterator[ListedPod]:
         token: str | None = None
         while True:
             page = self.core.list_namespaced_pod(
@@ -205,7 +233,7 @@ class PodSource:
                 _continue=token,
                 _request_timeout=REQUEST_TIMEOUT_SECONDS,
             )
-            yield from page.items or []
+            yield from map(ListedPod.of, page.items or [])
             token = page.metadata.var_continue if page.metadata else None
             if not token:
                 return
@@ -230,7 +258,7 @@ class PodSource:
     # -- one container -----------------------------------------------------------------------
 
     def _container_batches(
-        self, pod: k8s.V1Pod, container: str, instance: Instance, saved: dict[str, Any] | None
+        self, pod: ListedPod, container: str, instance: Instance, saved: dict[str, Any] | None
     ) -> Iterator[tuple[list[LogRecord], dict[str, Any]]]:
         """Raises InstanceChanged (before yielding anything of that read) if a read is not of `instance`."""
         uid, restart_count = instance.uid, instance.restart_count
@@ -243,7 +271,7 @@ class PodSource:
         if restart_count > handled:
             missed = restart_count - handled - 1
             if missed and known:
-                self._count("restarts_missed", missed, f"{pod.metadata.name}/{container}")
+                self._count("restarts_missed", missed, f"{pod.name}/{container}")
             for records, moved in self._read_log(
                 pod, container, position, instance, previous=True, restart_count=restart_count - 1
             ):
@@ -259,10 +287,10 @@ class PodSource:
                                   restart_count=restart_count)
 
     def _read_log(
-        self, pod: k8s.V1Pod, container: str, position: dict[str, Any], instance: Instance, *,
+        self, pod: ListedPod, container: str, position: dict[str, Any], instance: Instance, *,
         previous: bool, restart_count: int,
     ) -> Iterator[tuple[list[LogRecord], dict[str, Any]]]:
-        name = pod.metadata.name
+        name = pod.name
         saved_mark = _mark_of(position)
         read_from = saved_mark[0] if saved_mark is not None else int(position["ts_ns"])
         try:
@@ -271,8 +299,7 @@ class PodSource:
             self._log_outcome(name, container, exc, previous)
             return
         labels = self._labels(pod, container)
-        node = (pod.spec.node_name if pod.spec else None) or ""
-        metadata = {"node": node, "restart_count": str(restart_count)}
+        metadata = {"node": pod.node, "restart_count": str(restart_count)}
         saved_ts, saved_at_ts = int(position["ts_ns"]), int(position["at_ts"])
         ts_ns, at_ts = saved_ts, saved_at_ts
         dropped_at_saved_ts = 0
@@ -342,9 +369,8 @@ class PodSource:
                 return
             raise SourceError(f"re-reading pod {name} in {self.config.namespace} failed: "
                               f"{exc.status} {exc.reason}") from exc
-        statuses = (pod.status.container_statuses if pod.status else None) or []
-        now = next((Instance(pod.metadata.uid, s.restart_count, s.container_id or "")
-                    for s in statuses if s.name == container), None)
+        current = ListedPod.of(pod)
+        now = next((current.instance(s) for s in current.containers if s.name == container), None)
         if now != instance:
             raise InstanceChanged(f"{name}/{container}: listed {instance}, now {now}")
 
@@ -383,11 +409,10 @@ class PodSource:
         ts_ns = parse_timestamp_ns(stamp) if "T" in stamp else None
         return (ts_ns, rest) if ts_ns is not None else (None, text)
 
-    def _labels(self, pod: k8s.V1Pod, container: str) -> dict[str, str]:
-        pod_labels = pod.metadata.labels or {}
-        service = next((pod_labels[k] for k in SERVICE_NAME_LABELS if pod_labels.get(k)), container)
+    def _labels(self, pod: ListedPod, container: str) -> dict[str, str]:
+        service = next((pod.labels[k] for k in SERVICE_NAME_LABELS if pod.labels.get(k)), container)
         return {"source": "pod", "service_name": service, "namespace": self.config.namespace,
-                "pod": pod.metadata.name, "container": container}
+                "pod": pod.name, "container": container}
 
     def _log_outcome(self, pod: str, container: str, exc: LogReadError, previous: bool) -> None:
         if exc.status == 404:

@@ -83,7 +83,7 @@ class Preparer:
                 line = limits.truncate_line(line, line_bytes, max_line_bytes)
                 line_bytes = len(line.encode("utf-8"))
                 adjusted[limits.TRUNCATED] += 1
-            metadata = record.metadata
+            metadata: Mapping[str, str] = record.metadata
             if ts > newest:
                 metadata = {**metadata, limits.ORIGINAL_TS_KEY: str(ts)}
                 ts = now_ns
