@@ -55,6 +55,8 @@ class GatewaySettings(BaseSettings):
     gateway_metrics_require_key: bool = False
     rate_limit: str = "120/minute"  # `limits` notation, per key
     redis_url: str | None = None
+    # AUTH for REDIS_URL, kept out of the URL so that the URL can live in plain configuration
+    redis_password: SecretStr | None = None
 
     # Loki
     loki_url: str = DEFAULT_LOKI_URL

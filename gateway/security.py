@@ -29,6 +29,7 @@ from starlette.datastructures import Headers
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
 from gateway.metrics import AUTH
+from gateway.services import redis_client
 from gateway.services.logql import parse_policy
 
 ADMIN_SCOPE = "admin"  # implies every other scope
@@ -289,7 +290,9 @@ class KeyRateLimiter:
 async def build_rate_limiter(settings: GatewaySettings) -> KeyRateLimiter:
     """Redis-backed when REDIS_URL is set and answers a ping; in-memory otherwise."""
     if settings.redis_url:
-        storage = RedisStorage("async+" + settings.redis_url, implementation="redispy")
+        storage = RedisStorage(
+            "async+" + settings.redis_url, implementation="redispy", **redis_client.auth_options(settings)
+        )
         try:
             if await storage.check():
                 return KeyRateLimiter(settings.rate_limit, storage)

@@ -5,10 +5,12 @@ redis-server is absent the tests skip with that reason."""
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import redis
@@ -18,18 +20,20 @@ from tests.conftest import free_port
 START_TIMEOUT_SECONDS = 10.0
 
 
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[str]:
+@contextmanager
+def running_redis(password: str | None = None) -> Iterator[str]:
+    """A redis-server on a free port (requiring AUTH with `password` when given): its URL, which
+    never holds the password."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server is not on PATH (Debian package redis-server)")
     port = free_port()
-    process = subprocess.Popen(
-        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    command = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
+    if password is not None:
+        command += ["--requirepass", password]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
+    client = redis.Redis.from_url(url, password=password)
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     try:
         while True:
@@ -45,6 +49,20 @@ def redis_server() -> Iterator[str]:
         client.close()
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    with running_redis() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def protected_redis() -> Iterator[tuple[str, str]]:
+    """A server that requires AUTH: (its URL, without the password; the password)."""
+    password = secrets.token_hex(16)
+    with running_redis(password) as url:
+        yield url, password
 
 
 @pytest.fixture

@@ -102,7 +102,7 @@ async def cached(cache: Cache, key: str, ttl_seconds: float, compute: Callable[[
 
 async def build_cache(settings: GatewaySettings) -> Cache:
     if settings.redis_url:
-        client = await redis_client.connect(settings.redis_url, "cache")
+        client = await redis_client.connect(settings, "cache")
         if client is not None:
             return RedisCache(client)
     return MemoryCache()

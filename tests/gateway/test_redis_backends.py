@@ -1,15 +1,22 @@
 """REDIS_URL against a real redis-server: replicas share rate limits and the query cache; an
-unreachable Redis falls back to memory instead of failing the start."""
+unreachable Redis falls back to memory instead of failing the start; REDIS_PASSWORD authenticates
+every client without ever being written in a log."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
+import pytest
 import redis.asyncio as redis_asyncio
+from limits.aio.storage import MemoryStorage
 
+from gateway.api.routes.alerts import build_store
 from gateway.config import GatewaySettings
 from gateway.main import create_app
+from gateway.security import build_rate_limiter
+from gateway.services.alert_store_redis import RedisAlertStore
 from gateway.services.cache import MemoryCache, RedisCache, build_cache, cached
 from tests import redis_server as redis_fixtures
 from tests.conftest import free_port
@@ -17,6 +24,7 @@ from tests.gateway.conftest import make_settings
 
 redis_server = redis_fixtures.redis_server
 redis_url = redis_fixtures.redis_url
+protected_redis = redis_fixtures.protected_redis
 
 ALERTS = "/api/monitoring/alerts"
 
@@ -72,3 +80,40 @@ async def test_a_redis_failing_after_start_is_a_cache_miss_not_an_error() -> Non
     finally:
         await cache.close()
     assert computed == [1]
+
+
+async def test_redis_password_authenticates_rate_limits_cache_and_alert_store(
+    protected_redis: tuple[str, str], client_for: Any, api_key: str, auth_headers: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url, password = protected_redis
+    caplog.set_level(logging.DEBUG)
+    settings = make_settings(ai_monitoring_api_key=api_key, redis_url=url, redis_password=password,
+                             rate_limit="3/minute")
+
+    async with client_for(create_app(settings)) as first, client_for(create_app(settings)) as second:
+        statuses = [(await client.get(ALERTS, headers=auth_headers)).status_code
+                    for client in (first, second, first, second)]
+    assert statuses == [200, 200, 200, 429]  # one limit across both replicas: it lives in Redis
+    cache, store = await build_cache(settings), await build_store(settings)
+    try:
+        assert isinstance(cache, RedisCache)
+        assert isinstance(store, RedisAlertStore)
+    finally:
+        await cache.close()
+    assert password not in caplog.text
+
+
+async def test_a_missing_or_wrong_redis_password_falls_back_to_memory_and_is_never_logged(
+    protected_redis: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    url, password = protected_redis
+    wrong = "wrong-" + password
+    caplog.set_level(logging.DEBUG)
+    for settings in (make_settings(redis_url=url), make_settings(redis_url=url, redis_password=wrong)):
+        assert isinstance(await build_cache(settings), MemoryCache)
+        assert not isinstance(await build_store(settings), RedisAlertStore)
+        limiter = await build_rate_limiter(settings)
+        assert isinstance(limiter.storage, MemoryStorage)
+    assert "AuthenticationError" in caplog.text  # the warning says why, without the secret
+    assert password not in caplog.text

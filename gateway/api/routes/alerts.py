@@ -41,7 +41,7 @@ MAX_WEBHOOK_BODY_BYTES = 4 * 1024 * 1024
 async def build_store(settings: GatewaySettings) -> AlertStore:
     """Redis when REDIS_URL answers (shared by replicas, kept across restarts), else memory."""
     if settings.redis_url:
-        client = await redis_client.connect(settings.redis_url, "alert store")
+        client = await redis_client.connect(settings, "alert store")
         if client is not None:
             return RedisAlertStore(client, settings.alerts_max_stored)
     return MemoryAlertStore(settings.alerts_max_stored)

@@ -62,7 +62,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         events = LokiEventWriter(app.state.http, settings.loki_url, settings.loki_tenant_id)
         interval_minutes = settings.summary_digest_interval_minutes
         if settings.redis_url:
-            claims = await redis_client.connect(settings.redis_url, "digest claims")
+            claims = await redis_client.connect(settings, "digest claims")
         scheduler = DigestScheduler(
             summarizer.summarize, events, interval_minutes=interval_minutes,
             claim=redis_claim(claims, interval_minutes * 60 * 1_000_000_000) if claims else claim_always,
