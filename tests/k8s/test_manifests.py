@@ -31,6 +31,8 @@ SECRET_TEMPLATE = K8S / "base" / "secret.template.yaml"
 # Read with os.environ by shipper/leader.py, set through the downward API.
 DOWNWARD_ENV = {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
 SETTINGS = (GatewaySettings, ShipperSettings)
+REDIS = "loki-gateway-redis"
+REDIS_PORT = 6379
 NO_KUBECTL = "kubectl not on PATH: cannot build kustomize overlays"
 needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason=NO_KUBECTL)
 
@@ -137,6 +139,7 @@ def test_overlay_has_every_expected_object_in_gpt(overlay: Overlay) -> None:
         ("PersistentVolumeClaim", "shipper-state"), ("PodDisruptionBudget", "gateway"),
         ("Role", "shipper"), ("RoleBinding", "shipper"), ("Service", "gateway"),
         ("ServiceAccount", "gateway"), ("ServiceAccount", "shipper"),
+        ("Deployment", REDIS), ("Service", REDIS), ("NetworkPolicy", REDIS),
     ]
     if env == "prod":
         expected.append(("HorizontalPodAutoscaler", "gateway"))
@@ -172,7 +175,7 @@ def test_secret_references_match_the_template(overlay: Overlay) -> None:
     (template,) = [d for d in yaml.safe_load_all(SECRET_TEMPLATE.read_text()) if d]
     name, keys = template["metadata"]["name"], set(template["stringData"])
     referenced = set()
-    for deployment in ("gateway", "shipper"):
+    for deployment in ("gateway", "shipper", REDIS):
         pod = one(overlay[1], "Deployment", deployment)["spec"]["template"]["spec"]
         for env in container(overlay[1], deployment).get("env", []):
             ref = env.get("valueFrom", {}).get("secretKeyRef")
@@ -442,3 +445,34 @@ def test_replicas_hpa_and_pdb(overlay: Overlay) -> None:
     assert one(objects, "Deployment", "shipper")["spec"]["replicas"] == 1
     pdb = one(objects, "PodDisruptionBudget", "gateway")
     assert pdb["spec"]["selector"] == {"matchLabels": {"app": "gateway"}}
+
+
+def test_gateway_replicas_share_one_password_protected_redis_only_they_reach(overlay: Overlay) -> None:
+    objects = overlay[1]
+    url = urlsplit(config(objects)["REDIS_URL"])
+    assert (url.scheme, url.hostname, url.port, url.password) == ("redis", REDIS, REDIS_PORT, None)
+    service = one(objects, "Service", REDIS)["spec"]
+    assert service["selector"] == {"app": REDIS}
+    assert [(p["port"], p["targetPort"]) for p in service["ports"]] == [(REDIS_PORT, "redis")]
+
+    # the server requires the password the gateway sends: the same key of the same Secret
+    redis = container(objects, REDIS)
+    secret_key = {"name": "loki-gateway-secrets", "key": "redis-password"}
+    for env in (redis["env"], container(objects, "gateway")["env"]):
+        (password,) = [e for e in env if e["name"] == "REDIS_PASSWORD"]
+        assert password["valueFrom"]["secretKeyRef"] == secret_key
+    args = redis["args"]
+    assert args[args.index("--requirepass") + 1] == "$(REDIS_PASSWORD)"
+    assert {"name": "redis", "containerPort": REDIS_PORT} in redis["ports"]
+    # only keys with a TTL (cache, counters) are evicted, never the alert store's
+    assert args[args.index("--maxmemory-policy") + 1] == "volatile-lru"
+
+    # ingress from the gateway pods only, no egress at all; the gateway may reach it
+    policy = one(objects, "NetworkPolicy", REDIS)["spec"]
+    assert policy["podSelector"] == {"matchLabels": {"app": REDIS}}
+    assert sorted(policy["policyTypes"]) == ["Egress", "Ingress"] and policy["egress"] == []
+    assert policy["ingress"] == [{"from": [{"podSelector": {"matchLabels": {"app": "gateway"}}}],
+                                  "ports": [{"port": REDIS_PORT, "protocol": "TCP"}]}]
+    gateway_egress = one(objects, "NetworkPolicy", "gateway")["spec"]["egress"]
+    assert {"to": [{"podSelector": {"matchLabels": {"app": REDIS}}}],
+            "ports": [{"port": REDIS_PORT, "protocol": "TCP"}]} in gateway_egress
