@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Apply one kustomize overlay (k8s/overlays/<env>) and wait for the gateway and shipper rollouts.
+# Apply one kustomize overlay (k8s/overlays/<env>) and wait for the Redis, gateway and shipper rollouts.
 #
 #   scripts/deploy.sh [options] dev|staging|prod
 #     --dry-run          kubectl apply --dry-run=client: show what would be applied, change nothing
@@ -12,7 +12,7 @@
 set -euo pipefail
 
 readonly NAMESPACE=gpt
-readonly DEPLOYMENTS=(gateway shipper)
+readonly DEPLOYMENTS=(loki-gateway-redis gateway shipper)  # Redis first: the gateway uses it
 
 usage() {
   echo "usage: $0 [--dry-run | --diff] [--context NAME] [--timeout DURATION] dev|staging|prod" >&2

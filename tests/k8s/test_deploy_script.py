@@ -74,12 +74,13 @@ def test_bad_arguments_exit_2_without_calling_kubectl(
 
 
 @pytest.mark.parametrize("overlay", ["dev", "staging", "prod"])
-def test_apply_then_wait_for_both_rollouts(fake: tuple[dict[str, str], Path], overlay: str) -> None:
+def test_apply_then_wait_for_every_rollout(fake: tuple[dict[str, str], Path], overlay: str) -> None:
     env, log = fake
     result = run(env, overlay)
     assert result.returncode == 0, result.stderr
     assert calls(log) == [
         ["apply", "-k", str(ROOT / "k8s" / "overlays" / overlay)],
+        ["-n", "gpt", "rollout", "status", "deployment/loki-gateway-redis", "--timeout=300s"],
         ["-n", "gpt", "rollout", "status", "deployment/gateway", "--timeout=300s"],
         ["-n", "gpt", "rollout", "status", "deployment/shipper", "--timeout=300s"],
     ]
@@ -105,9 +106,9 @@ def test_context_and_timeout_are_passed_to_every_call(fake: tuple[dict[str, str]
     result = run(env, "--context", "gke_p_europe-west1_main", "--timeout=10m", "dev")
     assert result.returncode == 0, result.stderr
     recorded = calls(log)
-    assert len(recorded) == 3
+    assert len(recorded) == 4
     assert all(call[:2] == ["--context", "gke_p_europe-west1_main"] for call in recorded)
-    assert recorded[1][-1] == "--timeout=10m"
+    assert all(call[-1] == "--timeout=10m" for call in recorded[1:])
 
 
 def test_failed_apply_stops_before_rollout(fake: tuple[dict[str, str], Path]) -> None:
@@ -122,7 +123,7 @@ def test_failed_rollout_exits_1_and_names_the_deployment(fake: tuple[dict[str, s
     result = run(env, "prod", FAKE_FAIL="deployment/gateway")
     assert result.returncode == 1
     assert "deployment/gateway" in result.stderr
-    assert len(calls(log)) == 2  # apply, gateway rollout; the shipper is not waited for
+    assert len(calls(log)) == 3  # apply, Redis and gateway rollouts; the shipper is not waited for
 
 
 def test_missing_kubectl_is_reported(tmp_path: Path) -> None:
