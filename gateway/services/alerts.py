@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.services.bounded_http import request_within
 from gateway.services.events import EventWriter
+from gateway.services.logql import SupportedDatetime
 from gateway.services.summarize import selector_from_labels
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,8 @@ class WebhookAlert(BaseModel):
     status: AlertStatus
     labels: dict[str, str]
     annotations: dict[str, str] = Field(default_factory=dict)
-    startsAt: datetime
-    endsAt: datetime | None = None
+    startsAt: SupportedDatetime
+    endsAt: SupportedDatetime | None = None
     generatorURL: str = ""
     fingerprint: str = Field(min_length=1, max_length=128)
 

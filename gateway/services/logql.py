@@ -12,12 +12,15 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import Annotated
 
 import re2
+from pydantic import AfterValidator
 
 from gateway.errors import ApiError
 
@@ -33,6 +36,7 @@ _RE2_QUIET.log_errors = False  # a caller's bad regex is a 400 from Loki, not a 
 MATCH_ALL_PROBES = ("a", "Z", "0", "gcs", "trades-2024_x.y", "a/b:c", "Zq9~%é")
 NS_PER_SECOND = 1_000_000_000
 NS_PER_HOUR = 3600 * NS_PER_SECOND
+MAX_DURATION_NS = 100 * 365 * 24 * NS_PER_HOUR  # anything longer is a typo (and overflows dates)
 
 _DURATION_UNITS_NS = {
     "ns": 1,
@@ -176,7 +180,10 @@ def _unquote_go(literal: str) -> str:
             i += 2
         elif code in "xuU":
             width = {"x": 2, "u": 4, "U": 8}[code]
-            out.append(chr(int(body[i + 2 : i + 2 + width], 16)))
+            point = int(body[i + 2 : i + 2 + width], 16)
+            if point > sys.maxunicode:
+                raise LogQLError(f"escape \\{code} beyond Unicode in {literal}", "check the string's escapes")
+            out.append(chr(point))
             i += 2 + width
         elif code in "01234567":
             out.append(chr(int(body[i + 1 : i + 4], 8)))
@@ -383,7 +390,7 @@ def _matches_everything(matcher: Matcher) -> bool:
     try:
         # RE2, as Loki uses: linear time whatever the caller sends, and the same syntax
         compiled = re2.compile(regex, _RE2_QUIET)
-    except re2.error:
+    except (re2.error, ValueError):  # ValueError: text RE2 cannot take (a lone surrogate)
         return False  # Loki decides; not our guardrail's business
     if compiled.fullmatch("") is not None:
         return True
@@ -439,7 +446,25 @@ def parse_duration_ns(text: str) -> int:
         raise LogQLError(
             f"invalid duration {text!r}", "use durations like 30m, 2h, 7d or 1h30m", "invalid_time"
         )
-    return int(sum(float(n) * _DURATION_UNITS_NS[u] for n, u in _DURATION_PART.findall(text)))
+    total = sum(float(n) * _DURATION_UNITS_NS[u] for n, u in _DURATION_PART.findall(text))
+    if total > MAX_DURATION_NS:  # also an infinite sum (400 nines)
+        raise LogQLError(f"duration {text[:40]!r} is over 100 years", "use a shorter one", "invalid_time")
+    return int(total)
+
+
+def _within_supported_years(moment: datetime) -> datetime:
+    """A moment whose UTC time lies before the year 9999 (so that windows around it and their
+    RFC 3339 text exist); naive means UTC."""
+    try:
+        utc = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or utc.year >= 9999:
+        raise ValueError("must be before the year 9999 in UTC")
+    return moment
+
+
+SupportedDatetime = Annotated[datetime, AfterValidator(_within_supported_years)]
 
 
 def parse_time_ns(text: str, now_ns: int) -> int:
@@ -450,7 +475,7 @@ def parse_time_ns(text: str, now_ns: int) -> int:
         return now_ns
     if _DURATION_RE.fullmatch(text):
         return now_ns - parse_duration_ns(text)
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # not "²": str.isdigit() takes it, int() does not
         value = int(text)
         return value if value > 10**14 else value * NS_PER_SECOND
     match = _RFC3339_RE.fullmatch(text)

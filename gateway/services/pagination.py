@@ -74,7 +74,7 @@ class Cursor:
             )
             if body["v"] != CURSOR_VERSION or len(seen_raw) % ENTRY_DIGEST_BYTES:
                 raise ValueError("unsupported cursor")
-        except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+        except (ValueError, KeyError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError) as exc:
             raise ApiError(400, "invalid_cursor", "the cursor is malformed", BAD_CURSOR_HINT) from exc
         if cursor.query_digest != expected_query_digest:
             raise ApiError(400, "invalid_cursor", "the cursor belongs to a different query", BAD_CURSOR_HINT)

@@ -184,7 +184,7 @@ def _upstream_error(service: str, kind: str, status: int, code: str, message: st
 
 async def _read_bounded(response: httpx.Response, service: str, max_bytes: int) -> bytes:
     declared = response.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
         raise _upstream_error(
             service,
             "too_large",

@@ -4,6 +4,7 @@ from the app itself, so a new route or parameter is swept without touching this 
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -40,6 +41,13 @@ HOSTILE_VALUES = [
     '{source=~".*"}',
     "{}",
     "sum(rate({source=\"gcs\"}[5m]))",
+    "\u00b2",  # str.isdigit() says yes, int() says no
+    "9" * 400 + "y",
+    'count_over_time({source="gcs"}[' + "9" * 400 + "y])",
+    '{source="\\U00110000"}',  # an escape beyond Unicode
+    '{source=~"\\ud800"}',  # a lone surrogate for RE2
+    # a cursor whose JSON holds Infinity (json.loads takes it)
+    base64.urlsafe_b64encode(b'{"v": 1, "q": "x", "b": Infinity, "f": "0", "s": ""}').decode().rstrip("="),
 ]
 VALID_SELECTOR = '{source="gcs"}'
 PATH_VALUES = {"service": "nope", "name": "level", "path": "x"}
@@ -114,6 +122,9 @@ async def test_hostile_query_parameters_on_every_route(
         b'{"source": "gcs", "start": "2024-01-01T00:00:00+14:00", "end": "2023-12-31T00:00:00-12:00"}',
         b'{"source": "gcs", "start": 1e999}',
         b'{"selector": "\\u0000"}',
+        b'{"source": "gcs", "start": "9999-12-31T22:00:00-12:00", "end": "9999-12-31T23:00:00-12:00"}',
+        b'{"version": "4", "status": "firing", "receiver": "r", "groupKey": "g", "alerts": [{"status":'
+        b' "firing", "labels": {"a": "b"}, "startsAt": "9999-12-31T23:00:00-12:00", "fingerprint": "f"}]}',
     ],
 )
 @pytest.mark.parametrize(
@@ -155,3 +166,14 @@ async def test_hostile_credentials_are_401_envelopes(
     assert answer.json()["error"]["code"] in {"missing_api_key", "invalid_api_key"}
     if secret is not None:
         assert secret not in answer.text
+
+
+async def test_a_fault_of_the_query_is_a_400_not_a_fault_of_the_keys_policy(
+    app: FastAPI, loki: LokiQueryMock, auth_headers: dict[str, str]
+) -> None:
+    async with running_client(app) as client:
+        answer = await client.get(
+            "/api/monitoring/logs/query", params={"query": '{source="\\U00110000"}'}, headers=auth_headers
+        )
+    assert answer.status_code == 400
+    assert answer.json()["error"]["code"] == "invalid_query"

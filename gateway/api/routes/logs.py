@@ -25,6 +25,7 @@ from gateway.services.logql import (
     build_log_query,
     parse_duration_ns,
     parse_levels,
+    parse_policy,
     prepare_query,
     resolve_range,
     selector_text,
@@ -138,15 +139,18 @@ def check_limit(limit: int | None, default: int, maximum: int) -> int:
 
 
 def prepare_for(principal: Principal, query: str, settings: GatewaySettings) -> ScannedQuery:
-    try:
-        return prepare_query(query, principal.label_policy, max_range_hours=settings.query_max_range_hours)
-    except ValueError as exc:  # the key's own label policy does not parse
-        raise ApiError(
-            403,
-            "invalid_label_policy",
-            "this key's label policy is not a valid selector",
-            "ask an administrator to fix the key's label_policy",
-        ) from exc
+    """403 when the key's own label policy does not parse; 400 for the query's own faults."""
+    if principal.label_policy:
+        try:
+            parse_policy(principal.label_policy)
+        except (ValueError, ApiError) as exc:
+            raise ApiError(
+                403,
+                "invalid_label_policy",
+                "this key's label policy is not a valid selector",
+                "ask an administrator to fix the key's label_policy",
+            ) from exc
+    return prepare_query(query, principal.label_policy, max_range_hours=settings.query_max_range_hours)
 
 
 def cache_key(request: Request, principal: Principal) -> str:

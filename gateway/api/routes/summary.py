@@ -20,7 +20,7 @@ from gateway.services import redis_client
 from gateway.services.digest import DigestScheduler, claim_always, redis_claim
 from gateway.services.events import LokiEventWriter
 from gateway.services.llm import ChatModel, build_chat_model
-from gateway.services.logql import build_log_query
+from gateway.services.logql import SupportedDatetime, build_log_query
 from gateway.services.redact import redact
 from gateway.services.summarize import (
     Summarizer,
@@ -95,8 +95,8 @@ class SummaryRequest(BaseModel):
     )
     source: Literal["gcs", "firestore", "pod", "gateway"] | None = None
     service_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,127}$")
-    start: datetime | None = Field(default=None, description="RFC 3339; default: end minus one hour")
-    end: datetime | None = Field(default=None, description="RFC 3339; default: now")
+    start: SupportedDatetime | None = Field(default=None, description="RFC 3339; default: end minus one hour")
+    end: SupportedDatetime | None = Field(default=None, description="RFC 3339; default: now")
     focus: Literal["errors", "all"] = "all"
     max_lines: int | None = Field(default=None, ge=1)
 
