@@ -61,6 +61,40 @@ async def test_summary_requires_a_key(client: httpx.AsyncClient, loki: respx.Moc
     assert response.json()["error"]["code"]
 
 
+class CountedBody:
+    """A 4 MiB request body, streamed, that counts the chunks the server pulled."""
+
+    def __init__(self) -> None:
+        self.chunks_read = 0
+
+    async def __aiter__(self) -> Any:
+        for _ in range(64):
+            self.chunks_read += 1
+            yield b"x" * 65536
+
+
+async def test_the_key_is_checked_before_a_byte_of_the_body_is_read(
+    client: httpx.AsyncClient, loki: respx.MockRouter
+) -> None:
+    body = CountedBody()
+    response = await client.post("/logs/summary", content=body, headers={"x-api-key": "not-a-key"})
+    assert response.status_code == 401  # not a 400/422 about the (not JSON) body
+    assert body.chunks_read == 0
+
+
+async def test_a_body_over_the_limit_is_refused_as_soon_as_it_passes_it(
+    client: httpx.AsyncClient, loki: respx.MockRouter, auth_headers: dict[str, str]
+) -> None:
+    body = CountedBody()
+    streamed = await client.post("/logs/summary", content=body, headers=auth_headers)
+    assert streamed.status_code == 413
+    assert streamed.json()["error"]["code"] == "payload_too_large"
+    assert body.chunks_read == 2  # 64 KiB is the limit: the second chunk passes it
+    declared = await client.post("/logs/summary", content=b"{" + b" " * 70_000 + b"}", headers=auth_headers)
+    assert declared.status_code == 413
+    assert not loki.calls
+
+
 async def test_offline_summary_over_http_defaults_to_the_last_hour(
     client: httpx.AsyncClient, auth_headers: dict[str, str], loki: respx.MockRouter
 ) -> None:

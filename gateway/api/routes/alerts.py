@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, Query, Request
 from pydantic import ValidationError
 
+from gateway.api.bodies import read_bounded
 from gateway.api.deps import Principal, require_scope
 from gateway.api.routes.summary import chat_model_for
 from gateway.config import GatewaySettings
@@ -119,21 +120,6 @@ def _validation_message(exc: ValidationError) -> str:
     )
 
 
-async def _bounded_body(request: Request) -> bytes:
-    """The body, read in chunks and refused (413) beyond MAX_WEBHOOK_BODY_BYTES."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_WEBHOOK_BODY_BYTES:
-            raise ApiError(
-                413, "payload_too_large", f"webhook body is over {MAX_WEBHOOK_BODY_BYTES} bytes",
-                "set max_alerts in Alertmanager's webhook_config to send fewer alerts per notification",
-            )
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 @router.post("/api/monitoring/alerts/webhook")
 async def alertmanager_webhook(
     request: Request,
@@ -143,7 +129,10 @@ async def alertmanager_webhook(
 ) -> dict[str, Any]:
     """Stores the notification (one entry per fingerprint) and answers at once; log context,
     the Loki event and forwarding run after the answer and never turn it into an error."""
-    body = await _bounded_body(request)
+    body = await read_bounded(
+        request, MAX_WEBHOOK_BODY_BYTES,
+        "set max_alerts in Alertmanager's webhook_config to send fewer alerts per notification",
+    )
     try:
         payload = WebhookPayload.model_validate_json(body)
     except ValidationError as exc:

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.api.bodies import body_schema, parse_body, read_bounded
 from gateway.api.deps import CacheDep, LokiDep, Principal, SettingsDep, require_scope
 from gateway.api.routes.logs import prepare_for
 from gateway.config import GatewaySettings
@@ -32,6 +33,7 @@ from gateway.services.summarize import (
 DEFAULT_WINDOW_SECONDS = 3600
 SHIPPED_SOURCES = ("gcs", "firestore", "pod")  # the default when neither selector nor source is given
 MAX_SELECTOR_CHARS = 2000
+MAX_SUMMARY_BODY_BYTES = 64 * 1024  # a SummaryRequest is a few hundred bytes
 _NS = 1_000_000_000
 
 
@@ -163,10 +165,9 @@ def summary_query(body: SummaryRequest, settings: GatewaySettings, principal: Pr
 SummaryPrincipal = Annotated[Principal, Depends(require_scope("summary"))]
 
 
-@router.post("/logs/summary")
-@router.post("/api/monitoring/summary")
+@router.post("/logs/summary", openapi_extra=body_schema(SummaryRequest))
+@router.post("/api/monitoring/summary", openapi_extra=body_schema(SummaryRequest))
 async def summarize_logs(
-    body: SummaryRequest,
     principal: SummaryPrincipal,
     request: Request,
     settings: SettingsDep,
@@ -175,7 +176,8 @@ async def summarize_logs(
 ) -> dict[str, Any]:
     """Templates with counts and samples (the evidence), compared with the previous window of
     equal length, and a summary citing them. `"model": null` means the plain digest."""
-    query = summary_query(body, settings, principal)
+    raw = await read_bounded(request, MAX_SUMMARY_BODY_BYTES, "send only the fields of SummaryRequest")
+    query = summary_query(parse_body(SummaryRequest, raw), settings, principal)
     summarizer = Summarizer(
         loki, redact, chat_model_for(request.app), cache=cache,
         cache_ttl_seconds=settings.summary_cache_ttl_seconds,
