@@ -8,6 +8,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
@@ -16,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.services.bounded_http import request_within
 from gateway.services.events import EventWriter
-from gateway.services.logql import SupportedDatetime
+from gateway.services.logql import SupportedDatetime, inject_policy, parse_policy, scan_query
 from gateway.services.summarize import selector_from_labels
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,12 @@ CONTEXT_AFTER = timedelta(minutes=5)
 FORWARD_ATTEMPTS = 3
 FORWARD_BACKOFF_SECONDS = 0.5
 FORWARD_TIMEOUT_SECONDS = 5.0
+# Each firing alert's context is two Loki queries (its window and the one before) and maybe a
+# model call: a storm of a thousand alerts in one notification must not become thousands of them.
+CONTEXT_ALERTS_PER_NOTIFICATION = 20
+CONTEXT_READS_AT_ONCE = 2
+HIDDEN_CONTEXT = "read under another key's label policy or tenant"
+_TOO_MANY_FOR_CONTEXT = f"not read: over {CONTEXT_ALERTS_PER_NOTIFICATION} firing alerts in one notification"
 
 
 class WebhookAlert(BaseModel):
@@ -148,6 +155,33 @@ def context_window(starts_at: datetime, now: datetime | None = None) -> tuple[in
     return int(start.timestamp()) * 1_000_000_000, int(end.timestamp()) * 1_000_000_000
 
 
+@dataclass(frozen=True)
+class ContextScope:
+    """Whose view an alert's log context is read with: the label policy and Loki tenant of the key
+    that posted the notification, as for any query of that key."""
+
+    label_policy: str | None = None
+    tenant: str | None = None
+
+    def dump(self) -> dict[str, str | None]:
+        return {"label_policy": self.label_policy, "tenant": self.tenant}
+
+    def readable_by(self, label_policy: str | None, tenant: str | None) -> bool:
+        """A reader sees the context when it was read within the reader's own view: the reader
+        has no policy or this same one, and the same tenant."""
+        return label_policy in (None, self.label_policy) and tenant == self.tenant
+
+
+def visible_entry(entry: dict[str, Any], label_policy: str | None, tenant: str | None) -> dict[str, Any]:
+    """A stored entry as a reader with `label_policy` and `tenant` may see it: without the log
+    context when that was read under another key's view."""
+    shown = {k: v for k, v in entry.items() if k != "context_scope"}
+    scope = ContextScope(**entry.get("context_scope") or {})
+    if shown.get("context") is not None and not scope.readable_by(label_policy, tenant):
+        shown["context"] = {"summary": None, "reason": HIDDEN_CONTEXT}
+    return shown
+
+
 # --- receivers -----------------------------------------------------------------------------
 
 
@@ -253,7 +287,7 @@ class Forwarder:
 
 # --- processing ------------------------------------------------------------------------------
 
-ContextSummariser = Callable[[str, int, int], Awaitable[dict[str, Any]]]
+ContextSummariser = Callable[[str, int, int, str | None], Awaitable[dict[str, Any]]]  # query, window, tenant
 
 
 class AlertProcessor:
@@ -270,19 +304,23 @@ class AlertProcessor:
         self._events = events
         self._forwarder = forwarder
         self._summarise = summarise_context
+        self._reading = asyncio.Semaphore(CONTEXT_READS_AT_ONCE)  # all notifications together
 
     async def store_payload(self, payload: WebhookPayload) -> list[dict[str, Any]]:
         return [await self.store.upsert(alert, payload) for alert in payload.alerts]
 
-    async def _context(self, alert: WebhookAlert) -> dict[str, Any]:
+    async def _context(self, alert: WebhookAlert, scope: ContextScope) -> dict[str, Any]:
         selector = context_selector(alert.labels)
         if selector is None:
             return {"selector": None, "summary": None, "reason": "the alert has no log stream labels"}
         if self._summarise is None:
             return {"selector": selector, "summary": None, "reason": "log context is not configured"}
+        if scope.label_policy:
+            selector = inject_policy(scan_query(selector), parse_policy(scope.label_policy)).text
         try:
             start_ns, end_ns = context_window(alert.startsAt)
-            answer = await self._summarise(selector, start_ns, end_ns)
+            async with self._reading:
+                answer = await self._summarise(selector, start_ns, end_ns, scope.tenant)
         except Exception as exc:  # enrichment is optional; the alert is already stored
             log.warning("log context for alert %s failed: %s", alert.fingerprint, type(exc).__name__)
             return {"selector": selector, "summary": None, "reason": f"log context failed: {exc}"[:300]}
@@ -298,12 +336,17 @@ class AlertProcessor:
             ],
         }
 
-    async def process(self, payload: WebhookPayload, entries: list[dict[str, Any]]) -> None:
+    async def process(
+        self, payload: WebhookPayload, entries: list[dict[str, Any]], scope: ContextScope
+    ) -> None:
         """Runs after the webhook answered; every failure here is logged, none is raised, and one
-        alert failing (e.g. the store's Redis gone) neither stops the others nor the forwarding."""
+        alert failing (e.g. the store's Redis gone) neither stops the others nor the forwarding.
+        Log context is read for the first CONTEXT_ALERTS_PER_NOTIFICATION firing alerts only."""
+        firing = 0
         for alert, entry in zip(payload.alerts, entries, strict=True):
+            firing += alert.status == "firing"
             try:
-                await self._enrich_and_record(alert, entry)
+                await self._enrich_and_record(alert, entry, scope, firing <= CONTEXT_ALERTS_PER_NOTIFICATION)
             except Exception as exc:
                 log.warning("processing alert %s failed: %s", alert.fingerprint, type(exc).__name__)
         if self._forwarder.configured:
@@ -312,10 +355,16 @@ class AlertProcessor:
             except Exception as exc:
                 log.warning("forwarding alerts failed: %s", type(exc).__name__)
 
-    async def _enrich_and_record(self, alert: WebhookAlert, entry: dict[str, Any]) -> None:
+    async def _enrich_and_record(
+        self, alert: WebhookAlert, entry: dict[str, Any], scope: ContextScope, with_context: bool
+    ) -> None:
         if alert.status == "firing":
-            entry["context"] = await self._context(alert)
-            await self._update_stored(alert.fingerprint, {"context": entry["context"]})
+            entry["context"] = await self._context(alert, scope) if with_context else {
+                "selector": None, "summary": None, "reason": _TOO_MANY_FOR_CONTEXT,
+            }
+            await self._update_stored(
+                alert.fingerprint, {"context": entry["context"], "context_scope": scope.dump()}
+            )
         await self._events.write(
             "alert",
             "info" if alert.status == "resolved" else _event_level(alert.labels),

@@ -16,7 +16,10 @@ import respx
 from gateway.main import create_app
 from gateway.services.alert_store_redis import RedisAlertStore
 from gateway.services.alerts import (
+    CONTEXT_ALERTS_PER_NOTIFICATION,
+    HIDDEN_CONTEXT,
     AlertProcessor,
+    ContextScope,
     Forwarder,
     GenericWebhookReceiver,
     MemoryAlertStore,
@@ -326,7 +329,7 @@ async def test_processing_goes_on_when_one_step_fails() -> None:
         forwarded.append(json.loads(request.content))
         return httpx.Response(200)
 
-    async def summarise(selector: str, start_ns: int, end_ns: int) -> dict[str, Any]:
+    async def summarise(selector: str, start_ns: int, end_ns: int, tenant: str | None) -> dict[str, Any]:
         return {"summary": "ok", "evidence": []}
 
     body = payload(alert(fingerprint="a"), {**alert(fingerprint="b"), "startsAt": "0001-01-01T00:00:00Z"})
@@ -338,7 +341,7 @@ async def test_processing_goes_on_when_one_step_fails() -> None:
             store, events, Forwarder(http, [GenericWebhookReceiver(GENERIC_URL)]), summarise
         )
         entries = await processor.store_payload(parsed)
-        await processor.process(parsed, entries)
+        await processor.process(parsed, entries, ContextScope())
     assert [event["fingerprint"] for event in events.written] == ["a", "b"]
     assert events.written[0]["summary"] == "ok"
     assert len(forwarded) == 1 and [a["fingerprint"] for a in forwarded[0]["alerts"]] == ["a", "b"]
@@ -358,3 +361,53 @@ async def test_an_oversized_webhook_body_is_a_413_envelope(
     assert response.status_code == 413
     error = response.json()["error"]
     assert error["code"] == "payload_too_large" and "max_alerts" in error["hint"]
+
+
+async def test_log_context_is_read_with_the_posting_keys_view_and_shown_only_within_it(
+    keys_file: Any, client_for: Any, mocks: respx.MockRouter
+) -> None:
+    poster = keys_file.add("gcs-alerts", ["alerts:write", "alerts:read"], tenant="team-a",
+                           label_policy='{source="gcs"}')
+    read = ["alerts:read"]
+    readers = {
+        "same view": keys_file.add("gcs-reader", read, tenant="team-a", label_policy='{source="gcs"}'),
+        "no policy, same tenant": keys_file.add("ops", read, tenant="team-a"),
+        "other policy": keys_file.add("pods", read, tenant="team-a", label_policy='{source="pod"}'),
+        "other tenant": keys_file.add("team-b", read, tenant="team-b"),
+    }
+    app = create_app(make_settings(gateway_api_keys_file=keys_file.path))
+    async with client_for(app) as client:
+        posted = await client.post(WEBHOOK, json=payload(alert()), headers={"x-api-key": poster})
+        seen = {
+            who: (await client.get("/api/monitoring/alerts", headers={"x-api-key": key})).json()["alerts"]
+            for who, key in readers.items()
+        }
+    assert posted.status_code == 200, posted.text
+    # the alert names source="pod": the poster's policy still applies, as to any query of its own
+    for call in mocks["loki_query"].calls:
+        assert call.request.url.params["query"] == '{source="pod",service_name="payments",source="gcs"}'
+        assert call.request.headers["X-Scope-OrgID"] == "team-a"
+    assert mocks["loki_query"].calls
+    for who in ("same view", "no policy, same tenant"):
+        assert seen[who][0]["context"]["top_templates"], who
+    for who in ("other policy", "other tenant"):
+        (entry,) = seen[who]
+        assert entry["labels"]["alertname"] == "PodCrashLooping"  # the alert itself is Alertmanager's
+        assert entry["context"] == {"summary": None, "reason": HIDDEN_CONTEXT}
+    assert all("context_scope" not in entry for alerts in seen.values() for entry in alerts)
+
+
+async def test_one_notification_reads_log_context_for_a_bounded_number_of_alerts(
+    api_key: str, client_for: Any, mocks: respx.MockRouter
+) -> None:
+    count = CONTEXT_ALERTS_PER_NOTIFICATION + 5
+    storm = [alert(fingerprint=f"fp{i:04d}", service_name=f"svc{i}") for i in range(count)]
+    app = create_app(make_settings(ai_monitoring_api_key=api_key, alerts_max_stored=100))
+    async with client_for(app) as client:
+        posted = await client.post(WEBHOOK, json=payload(*storm), headers={"x-api-key": api_key})
+        listed = (await client.get("/api/monitoring/alerts", headers={"x-api-key": api_key})).json()["alerts"]
+    assert posted.status_code == 200 and posted.json()["stored"] == len(storm)  # every alert is stored
+    services = {call.request.url.params["query"] for call in mocks["loki_query"].calls}
+    assert len(services) == CONTEXT_ALERTS_PER_NOTIFICATION
+    reasons = [entry["context"].get("reason") or "" for entry in listed]
+    assert sum(reason.startswith("not read: over") for reason in reasons) == 5

@@ -10,7 +10,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, Query, Request
 from pydantic import ValidationError
 
 from gateway.api.bodies import read_bounded
-from gateway.api.deps import Principal, require_scope
+from gateway.api.deps import Principal, SettingsDep, require_scope
 from gateway.api.routes.summary import chat_model_for
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
@@ -19,12 +19,14 @@ from gateway.services.alert_store_redis import RedisAlertStore
 from gateway.services.alerts import (
     AlertProcessor,
     AlertStore,
+    ContextScope,
     Forwarder,
     GenericWebhookReceiver,
     MemoryAlertStore,
     Receiver,
     SlackReceiver,
     WebhookPayload,
+    visible_entry,
 )
 from gateway.services.events import LokiEventWriter
 from gateway.services.redact import redact
@@ -65,14 +67,14 @@ def build_processor(app: FastAPI, store: AlertStore) -> AlertProcessor:
             cache_ttl_seconds=settings.summary_cache_ttl_seconds,
         )
 
-        async def summarise(selector: str, start_ns: int, end_ns: int) -> dict[str, Any]:
+        async def summarise(selector: str, start_ns: int, end_ns: int, tenant: str | None) -> dict[str, Any]:
             return await summarizer.summarize(
                 SummaryQuery(
                     query=selector,
                     start_ns=start_ns,
                     end_ns=end_ns,
                     max_lines=ALERT_CONTEXT_MAX_LINES,
-                    tenant=settings.loki_tenant_id,
+                    tenant=tenant,
                     prompt_max_bytes=ALERT_CONTEXT_PROMPT_BYTES,
                     completion_tokens=ALERT_CONTEXT_COMPLETION_TOKENS,
                 )
@@ -125,10 +127,12 @@ async def alertmanager_webhook(
     request: Request,
     background: BackgroundTasks,
     processor: ProcessorDep,
-    _principal: Annotated[Principal, Depends(require_scope("alerts:write"))],
+    principal: Annotated[Principal, Depends(require_scope("alerts:write"))],
+    settings: SettingsDep,
 ) -> dict[str, Any]:
-    """Stores the notification (one entry per fingerprint) and answers at once; log context,
-    the Loki event and forwarding run after the answer and never turn it into an error."""
+    """Stores the notification (one entry per fingerprint) and answers at once; log context (read
+    with this key's label policy and tenant), the Loki event and forwarding run after the answer
+    and never turn it into an error."""
     body = await read_bounded(
         request, MAX_WEBHOOK_BODY_BYTES,
         "set max_alerts in Alertmanager's webhook_config to send fewer alerts per notification",
@@ -142,7 +146,8 @@ async def alertmanager_webhook(
             "https://prometheus.io/docs/alerting/latest/configuration/#webhook_config",
         ) from exc
     entries = await processor.store_payload(payload)
-    background.add_task(processor.process, payload, entries)
+    scope = ContextScope(principal.label_policy, principal.tenant or settings.loki_tenant_id)
+    background.add_task(processor.process, payload, entries, scope)
     return {
         "status": "stored",
         "stored": len(entries),
@@ -153,10 +158,14 @@ async def alertmanager_webhook(
 @router.get("/api/monitoring/alerts")
 async def list_alerts(
     processor: ProcessorDep,
-    _principal: Annotated[Principal, Depends(require_scope("alerts:read"))],
+    principal: Annotated[Principal, Depends(require_scope("alerts:read"))],
+    settings: SettingsDep,
     status: Annotated[Literal["firing", "resolved", "all"], Query()] = "all",
     limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 100,
 ) -> dict[str, Any]:
-    """Recent notifications, most recently updated first, with their log context."""
-    alerts = await processor.store.list(status, limit)
+    """Recent notifications, most recently updated first, with their log context where it was
+    read within this key's own label policy and tenant."""
+    tenant = principal.tenant or settings.loki_tenant_id
+    stored = await processor.store.list(status, limit)
+    alerts = [visible_entry(entry, principal.label_policy, tenant) for entry in stored]
     return {"status": status, "count": len(alerts), "alerts": alerts}
