@@ -11,7 +11,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from itertools import accumulate, repeat
+from itertools import accumulate, pairwise, repeat
 
 import re2
 
@@ -56,6 +56,8 @@ _TRIGGERS = (
     "xox",
     "aiza",
     "private",
+    "gwk_",
+    "hooks.slack",
 )
 
 _TRIGGER_RE = re2.compile("(?i)" + "|".join(re2.escape(trigger) for trigger in _TRIGGERS))
@@ -67,6 +69,8 @@ _TRIGGER_BYTES_RE = re2.compile(_TRIGGER_RE.pattern.encode())
 def _mask_pair(match: re.Match[str]) -> str:
     """Keep a `name=` pair's name and quoting, mask its value (once: already masked stays)."""
     value = match.group(2)
+    if value.startswith('\\"'):  # JSON inside a JSON string: {\"password\":\"...\"}
+        return f'{match.group(1)}\\"{MASK}\\"'
     if value[:1] in {'"', "'"}:
         return f"{match.group(1)}{value[0]}{MASK}{value[0]}"
     if value == MASK or value.startswith("[REDACTED"):
@@ -128,15 +132,30 @@ _RULES: tuple[_Rule, ...] = (
     _Rule(re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"), MASK, ("gh",)),
     _Rule(re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), MASK, ("xox",)),
     _Rule(re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"), MASK, ("AIza",)),
-    # name=value / name: value / "name": "value" — keeps the name, masks the value
+    _Rule(re.compile(r"\bgwk_[A-Za-z0-9_-]{20,}"), MASK, ("gwk_",)),  # this gateway's own keys
+    _Rule(
+        re.compile(r"(https://hooks\.slack\.com/(?:services|workflows|triggers)/)[A-Za-z0-9/_-]+"),
+        rf"\1{MASK}",
+        ("hooks.slack.com",),
+    ),
+    # name=value / name: value / "name": "value" / name => value — keeps the name, masks the
+    # value. The name starts a word, a camelCase part (dbPassword) or, for the long names, ends an
+    # upper-case one (PGPASSWORD).
     _Rule(
         re.compile(
-            rf"""(?i)(?<![A-Za-z0-9])((?:{_SENSITIVE_FIELDS})["']?\s*[:=]\s*)"""
-            r"""("[^"]*"|'[^']*'|[^\s"',;&}\]]+)"""
+            r"(?i)(?:(?<![A-Za-z0-9])|(?-i:(?<=[a-z0-9])(?=[A-Z]))|(?-i:(?<=[A-Z0-9])(?=PASSWORD|PASSWD|SECRET)))"
+            rf"""((?:{_SENSITIVE_FIELDS})\\?["']?\s*(?:=>|:=|[:=])\s*)"""
+            r"""(\\"(?:[^"\\]|\\[^"])*\\"|"[^"]*"|'[^']*'|[^\s"',;&}\]]+)"""
         ),
         _mask_pair,
         ("pass", "pwd", "secret", "key", "token", "credential"),
         any_case=True,
+    ),
+    # <password>...</password>
+    _Rule(
+        re.compile(rf"(?i)<((?:{_SENSITIVE_FIELDS}))>[^<]*</\1>"),
+        rf"<\1>{MASK}</\1>",
+        ("</",),
     ),
 )
 
@@ -192,9 +211,30 @@ def redact(text: str) -> str:
 
 
 _SENSITIVE_NAME_RE = re.compile(rf"(?i)(?:{_SENSITIVE_FIELDS})")
+# the words of a name: db_password -> db, password; githubToken -> github, Token; PGPASSWORD -> PGPASSWORD
+_NAME_WORD_RE = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z0-9]+(?![a-z])")
+_SECRET_WORD_ENDINGS = ("password", "passwd", "passphrase", "secret")  # long enough to match inside
+# a last word that makes the name about the secret, not the secret: token_count, secret_name, key_id
+_ABOUT_WORDS = frozenset({"count", "counts", "len", "length", "limit", "size", "type", "name", "id", "ttl",
+                          "expiry", "expires", "used", "hint", "set", "ok", "valid"})
+
+
+def sensitive_name(name: str) -> bool:
+    """A field or label name that says its value is a secret: the name, a word of it, two words of
+    it together (api_key in db_api_key) or a word ending in password/secret (PGPASSWORD). Counts
+    such as prompt_tokens are not secrets (`tokens` is not `token`), nor is token_count."""
+    if _SENSITIVE_NAME_RE.fullmatch(name):
+        return True
+    words = [word.lower() for word in _NAME_WORD_RE.findall(name)]
+    if words and words[-1] in _ABOUT_WORDS:
+        return False
+    pairs = [first + "_" + second for first, second in pairwise(words)]
+    return any(
+        _SENSITIVE_NAME_RE.fullmatch(word) or word.endswith(_SECRET_WORD_ENDINGS) for word in (*words, *pairs)
+    )
 
 
 def redact_fields(fields: Mapping[str, str]) -> dict[str, str]:
     """Label or structured-metadata values redacted: wholly when the name says it holds a secret
-    (parsed labels such as `| json` turn a line's `api_key` field into a label), else as text."""
-    return {k: MASK if _SENSITIVE_NAME_RE.fullmatch(k) else redact(v) for k, v in fields.items()}
+    (parsed labels such as `| json` turn a line's `db_password` field into a label), else as text."""
+    return {k: MASK if sensitive_name(k) else redact(v) for k, v in fields.items()}

@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from gateway.services.redact import redact, redact_many
+from gateway.api.routes.logs import metric_answer
+from gateway.services.redact import redact, redact_fields, redact_many, sensitive_name
 
 SECRET_CASES = [
     ("Authorization: Bearer abcdef1234567890XYZ", "abcdef1234567890XYZ", "Bearer [REDACTED]"),
@@ -39,6 +40,16 @@ SECRET_CASES = [
     ("DB_PASSWORD: 'pa ss'", "pa ss", "DB_PASSWORD: '[REDACTED]'"),
     ("client_secret=abc123def", "abc123def", "client_secret=[REDACTED]"),
     ("ghp_abcdefghijklmnopqrstuvwxyz0123456789 pushed", "ghp_abcdefghij", "[REDACTED] pushed"),
+    # found by a review: this gateway's own keys, camelCase and upper-case names, escaped JSON,
+    # `=>`, XML, Slack webhook URLs
+    ("retrying with gwk_Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA", "Zm9vYmFyYmF6", "retrying with [REDACTED]"),
+    ('{"dbPassword":"hunter2","githubToken":"abcd1234"}', "hunter2", '"githubToken":"[REDACTED]"'),
+    ("PGPASSWORD=hunter2 psql -h db", "hunter2", "PGPASSWORD=[REDACTED] psql"),
+    ('{"payload":"{\\"password\\":\\"hunter2\\"}"}', "hunter2", '\\"password\\":\\"[REDACTED]\\"'),
+    ('password => "hunter2"', "hunter2", 'password => "[REDACTED]"'),
+    ("<password>hunter2</password>", "hunter2", "<password>[REDACTED]</password>"),
+    ("POST https://hooks.slack.com/services/T0000/B0000/XXXXXXXX failed", "XXXXXXXX",
+     "https://hooks.slack.com/services/[REDACTED] failed"),
 ]
 
 
@@ -55,6 +66,8 @@ CLEAN_LINES = [
     "GET https://example.com/api/v1/items?page=2 200",
     "user bob logged in from 10.0.0.1",
     "passed 42 tests; keyboard layout us",
+    "bypassMode=true isTokenValid=true BYPASS=1",
+    "usage prompt_tokens=12 completion_tokens=30 tokens: 42",
     "",
 ]
 
@@ -82,6 +95,10 @@ def test_long_hostile_lines_stay_fast() -> None:
         "https://" + "a" * 200_000,
         "password" + "=" * 200_000,
         "-----BEGIN RSA PRIVATE KEY-----" * 5_000,
+        'password:\\"' + "a" * 200_000,
+        "aPassword" * 20_000 + "=x",
+        "<password>" * 20_000,
+        "password =>" * 20_000,
     ]
     started = time.perf_counter()
     for line in hostile:
@@ -142,3 +159,29 @@ def test_shortcuts_never_change_what_is_masked() -> None:
     assert redact_many(lines) == expected
     for start in range(0, len(lines), 97):  # pages of many sizes, the lines at their edges too
         assert redact_many(lines[start : start + 1 + start % 13]) == expected[start : start + 1 + start % 13]
+
+
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [
+        ("password", True), ("db_password", True), ("dbPassword", True), ("PGPASSWORD", True),
+        ("MYSQL_PWD", True), ("githubToken", True), ("db_api_key", True), ("client_secret", True),
+        ("x-api-key", True), ("private_key", True),
+        ("prompt_tokens", False), ("token_count", False), ("api_key_id", False), ("secret_name", False),
+        ("bypass", False), ("passenger", False), ("keyboard", False), ("author", False), ("level", False),
+    ],
+)
+def test_label_and_field_names_that_hold_secrets(name: str, secret: bool) -> None:
+    assert sensitive_name(name) is secret
+    assert (redact_fields({name: "value-1"}) == {name: "[REDACTED]"}) is secret
+
+
+def test_metric_series_labels_are_redacted_like_stream_labels() -> None:
+    data = {
+        "resultType": "vector",
+        "result": [{"metric": {"db_password": "hunter2", "note": "token abcdefghijkl"}, "value": [1, "3"]}],
+    }
+    assert metric_answer(data, redact_labels=True)["result"] == [
+        {"metric": {"db_password": "[REDACTED]", "note": "token [REDACTED]"}, "value": [1, "3"]}
+    ]
+    assert metric_answer(data, redact_labels=False)["result"] == data["result"]

@@ -135,7 +135,7 @@ async def instant_query(
                 "next_cursor": None,
                 "stats": loki_stats(data, min(len(entries), chosen_limit)),
             }
-        return metric_answer(data)
+        return metric_answer(data, settings.redact_log_lines)
 
     return await ctx.answer(compute)
 

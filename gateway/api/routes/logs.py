@@ -39,6 +39,7 @@ from gateway.services.pagination import (
     query_digest,
     shape_page,
 )
+from gateway.services.redact import redact_fields
 
 
 def _declared_query_names(dependant: Any) -> set[str]:
@@ -190,9 +191,16 @@ def check_step(step: str | None) -> str | None:
     return step
 
 
-def metric_answer(data: dict[str, Any]) -> dict[str, Any]:
-    """Loki's answer to a metric query, passed on with our stats."""
+def metric_answer(data: dict[str, Any], redact_labels: bool) -> dict[str, Any]:
+    """Loki's answer to a metric query, passed on with our stats. Its series labels can hold line
+    content (`sum by (db_password) (... | json ...)`): redacted like stream labels."""
     result = data.get("result") or []
+    if redact_labels:
+        result = [
+            {**series, "metric": redact_fields(series["metric"])}
+            if isinstance(series, dict) and isinstance(series.get("metric"), dict) else series
+            for series in result
+        ]
     return {
         "result_type": data.get("resultType"),
         "result": result,
@@ -237,7 +245,7 @@ async def run_log_query(
         tenant=principal.tenant,
     )
     if data.get("resultType") != "streams":
-        return metric_answer(data)
+        return metric_answer(data, settings.redact_log_lines)
     page = shape_page(
         data,
         request=plan,
