@@ -53,6 +53,7 @@ _DURATION_UNITS_NS = {
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d|w|y)")
 _DURATION_RE = re.compile(rf"(?:{_DURATION_PART.pattern})+")
 _RANGE_RE = re.compile(r"\[\s*([0-9][0-9a-zµ.]*)\s*\]")
+_OFFSET_RE = re.compile(r"\boffset\s+([0-9][0-9a-zµ.]*)")
 _RFC3339_RE = re.compile(r"(\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})")
 _GO_SIMPLE_ESCAPES = {
     "a": "\a",
@@ -407,6 +408,18 @@ def check_selectors_narrow(scanned: ScannedQuery) -> None:
             raise LogQLError(
                 f"the stream selector {shown} matches every stream", NARROW_HINT, "query_too_broad"
             )
+
+
+def reach_back_ns(scanned: ScannedQuery) -> int:
+    """How far before its evaluation time a metric query reads: its longest range vector plus its
+    longest `offset` (0 for a log query)."""
+    ranges = offsets = 0
+    for segment in scanned.code:
+        for match in _RANGE_RE.finditer(segment):
+            ranges = max(ranges, parse_duration_ns(match.group(1)))
+        for match in _OFFSET_RE.finditer(segment):
+            offsets = max(offsets, parse_duration_ns(match.group(1)))
+    return ranges + offsets
 
 
 def check_query_ranges(scanned: ScannedQuery, max_range_hours: float) -> None:

@@ -11,7 +11,8 @@ import pytest
 import respx
 
 from gateway.main import create_app
-from gateway.services.logql import format_ns
+from gateway.services.logql import format_ns, reach_back_ns, scan_query
+from gateway.services.pagination import Cursor, query_digest
 from tests.conftest import free_port
 from tests.gateway.conftest import LOKI_TEST_URL, KeysFile, make_settings
 from tests.gateway.loki_query_mock import LokiQueryMock, answering_at, parse_simple_query
@@ -40,6 +41,7 @@ def keys(keys_file: KeysFile) -> dict[str, str]:
             "gcs-only", ["logs:read"], tenant="team-gcs", label_policy='{source="gcs"}'
         ),
         "open": keys_file.add("open", ["logs:read"]),
+        "summary": keys_file.add("summarise", ["summary"]),
     }
 
 
@@ -167,6 +169,42 @@ async def test_max_bytes_is_checked_against_index_stats(
     assert [r.url.path for r in loki.requests[:1]] == ["/loki/api/v1/index/stats"]
     assert small.status_code == 200, small.text
     assert len(all_lines(small.json())) == 2
+
+
+async def test_max_bytes_also_bounds_instant_queries_cursor_pages_and_summaries(
+    keys: dict[str, str], keys_file: KeysFile, loki: LokiQueryMock, client_for: Callable[..., Any]
+) -> None:
+    """Each reads the streams of {level="error"} (six lines, over 10 bytes) somewhere: an instant
+    metric query over its range and offset, a page whose cursor was made up rather than handed
+    out (a cursor is not signed), a summary over its window and the one before."""
+    settings = make_settings(gateway_api_keys_file=keys_file.path, query_max_bytes=10, cache_ttl_seconds=0)
+    selector = '{level="error"}'
+    metric = f"sum(count_over_time({selector}[30m] offset 45m))"
+    half, hour = 1_800 * 10**9, 3_600 * 10**9
+    summary = {"selector": selector, "start": format_ns(BASE_NS + half), "end": format_ns(BASE_NS + hour)}
+    made_up = Cursor(query_digest(selector, "backward", None), BASE_NS + hour, BASE_NS).encode()
+    async with client_for(create_app(settings)) as client:
+        headers = {"x-api-key": keys["open"]}
+        answers = [
+            await client.get(
+                "/api/monitoring/logs/query",
+                params={"query": metric, "time": str(BASE_NS + hour)},
+                headers=headers,
+            ),
+            await client.get(QUERY_RANGE, params={"query": selector, "cursor": made_up}, headers=headers),
+            await client.post("/logs/summary", json=summary, headers={"x-api-key": keys["summary"]}),
+        ]
+    assert [(a.status_code, a.json()["error"]["code"]) for a in answers] == [(413, "query_too_large")] * 3
+    assert {r.url.path for r in loki.requests} == {"/loki/api/v1/index/stats"}  # nothing else was run
+    starts = {int(r.url.params["start"]) for r in loki.requests}
+    assert BASE_NS + hour - 75 * 60 * 10**9 in starts  # the instant query: its range plus its offset
+    assert BASE_NS in starts  # the cursor's window, and the summary's previous window
+
+
+def test_reach_back_is_the_longest_range_plus_the_longest_offset() -> None:
+    minute = 60 * 10**9
+    assert reach_back_ns(scan_query('{a="1"} |= "[30d]"')) == 0  # a log query; text in a string
+    assert reach_back_ns(scan_query('rate({a="1"}[5m] offset 1h) / rate({a="1"}[10m])')) == 70 * minute
 
 
 def all_lines(body: dict[str, Any]) -> list[str]:

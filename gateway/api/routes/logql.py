@@ -28,7 +28,7 @@ from gateway.api.routes.logs import (
 )
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
-from gateway.services.logql import check_label_name, parse_time_ns, resolve_range
+from gateway.services.logql import check_label_name, parse_time_ns, reach_back_ns, resolve_range
 from gateway.services.loki import sorted_entries
 from gateway.services.pagination import loki_stats, render_streams
 
@@ -122,6 +122,10 @@ async def instant_query(
     chosen_limit = check_limit(limit, settings.query_default_limit, settings.query_max_limit)
     at_ns = parse_time_ns(time_, time.time_ns()) if time_ else time.time_ns()
     scanned = prepare_for(principal, query, settings)
+    reach_ns = reach_back_ns(scanned)  # a metric query reads [time - range - offset, time]
+    if reach_ns:
+        max_bytes = settings.query_max_bytes
+        await check_bytes(ctx.loki, scanned, at_ns - reach_ns, at_ns, principal.tenant, max_bytes)
 
     async def compute() -> dict[str, Any]:
         data = await ctx.loki.query(

@@ -233,8 +233,8 @@ async def run_log_query(
         if not 0 <= span <= settings.query_max_range_hours * NS_PER_HOUR:
             raise ApiError(400, "invalid_cursor", "the cursor's time window is invalid", BAD_CURSOR_HINT)
     plan = plan_page(start_ns=start_ns, end_ns=end_ns, limit=limit, direction=direction, cursor=cursor)
-    if cursor is None:
-        await check_bytes(loki, scanned, start_ns, end_ns, principal.tenant, settings.query_max_bytes)
+    # every page: a cursor is not signed, so a made-up one must not skip the check
+    await check_bytes(loki, scanned, plan.start_ns, plan.end_ns, principal.tenant, settings.query_max_bytes)
     data = await loki.query_range(
         scanned.text,
         start_ns=plan.start_ns,

@@ -14,14 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.api.bodies import body_schema, parse_body, read_bounded
 from gateway.api.deps import CacheDep, LokiDep, Principal, SettingsDep, require_scope
-from gateway.api.routes.logs import prepare_for
+from gateway.api.routes.logs import check_bytes, prepare_for
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
 from gateway.services import redis_client
 from gateway.services.digest import DigestScheduler, claim_always, redis_claim
 from gateway.services.events import LokiEventWriter
 from gateway.services.llm import ChatModel, build_chat_model
-from gateway.services.logql import SupportedDatetime, build_log_query
+from gateway.services.logql import SupportedDatetime, build_log_query, scan_query
 from gateway.services.redact import redact
 from gateway.services.summarize import (
     Summarizer,
@@ -178,6 +178,9 @@ async def summarize_logs(
     equal length, and a summary citing them. `"model": null` means the plain digest."""
     raw = await read_bounded(request, MAX_SUMMARY_BODY_BYTES, "send only the fields of SummaryRequest")
     query = summary_query(parse_body(SummaryRequest, raw), settings, principal)
+    read_from_ns = query.start_ns - (query.end_ns - query.start_ns)  # the previous window is read too
+    scanned = scan_query(query.query)
+    await check_bytes(loki, scanned, read_from_ns, query.end_ns, principal.tenant, settings.query_max_bytes)
     summarizer = Summarizer(
         loki, redact, chat_model_for(request.app), cache=cache,
         cache_ttl_seconds=settings.summary_cache_ttl_seconds,
