@@ -178,7 +178,8 @@ def load_keys_file(path: Path) -> list[ApiKeyEntry]:
 class KeyStore:
     """The configured keys, as digests. Rereads the keys file when it changes, so a key can be
     added or retired (rotation: old and new valid at once) without a restart; a broken edit keeps
-    the previous keys and logs why."""
+    the previous keys and logs why; a removed (or unreadable) file revokes its keys, as it would
+    stop a start."""
 
     def __init__(self, settings: GatewaySettings) -> None:
         self._env_entry = self._entry_from_env(settings)
@@ -219,10 +220,14 @@ class KeyStore:
         stamp = self._stamp()
         if stamp == self._file_stamp:
             return
-        try:
-            self._file_entries = load_keys_file(self._path)
-        except GatewayConfigError as exc:
-            log.error("keeping the previous keys: %s", exc)
+        if stamp is None:
+            log.error("keys file %s is gone or unreadable: its keys are revoked", self._path)
+            self._file_entries = []
+        else:
+            try:
+                self._file_entries = load_keys_file(self._path)
+            except GatewayConfigError as exc:
+                log.error("keeping the previous keys: %s", exc)
         self._file_stamp = stamp
 
     def entries(self) -> list[ApiKeyEntry]:

@@ -130,6 +130,17 @@ def test_broken_keys_file_edit_keeps_previous_keys(keys_file: KeysFile) -> None:
     assert store.match(key) is not None
 
 
+def test_a_removed_keys_file_revokes_its_keys_and_a_restored_one_brings_them_back(
+    keys_file: KeysFile,
+) -> None:
+    key = keys_file.add("ci", ["logs:read"])
+    store = KeyStore(make_settings(gateway_api_keys_file=keys_file.path))
+    keys_file.path.unlink()
+    assert store.match(key) is None
+    keys_file.path.write_text(yaml.safe_dump(keys_file.entries))
+    assert store.match(key) is not None
+
+
 def test_comparison_is_constant_time_over_every_key(
     keys_file: KeysFile, monkeypatch: pytest.MonkeyPatch
 ) -> None:
