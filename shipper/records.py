@@ -35,6 +35,11 @@ _EPOCH_NS_THRESHOLD = 10**17
 _EPOCH_US_THRESHOLD = 10**14
 _EPOCH_MS_THRESHOLD = 10**11
 _INFINITY = float("inf")
+# epoch text: (smallest value of the unit, ns per unit), largest unit first, as _epoch_ns tells them
+_EPOCH_UNITS_NS = ((_EPOCH_NS_THRESHOLD, 1), (_EPOCH_US_THRESHOLD, 1_000), (_EPOCH_MS_THRESHOLD, 1_000_000),
+                   (0, 1_000_000_000))
+_EPOCH_MAX_DIGITS = 19  # ns since 1970 until the year 2286
+_EPOCH_TEXT = re.compile(r"-?\d+(\.\d+)?")
 
 
 def normalise_level(value: Any) -> str:
@@ -90,8 +95,8 @@ def parse_timestamp_ns(value: Any) -> int | None:
         text = value.strip()
         if not text:
             return None
-        if re.fullmatch(r"-?\d+(\.\d+)?", text):
-            return _epoch_ns(float(text) if "." in text else int(text))
+        if _EPOCH_TEXT.fullmatch(text):
+            return _epoch_text_ns(text)
         return _iso_ns(text)
     return None
 
@@ -107,6 +112,18 @@ def timestamp_from_fields(record: Mapping[str, Any], fields: Sequence[str]) -> i
             if parsed is not None:
                 return parsed
     return None
+
+
+def _epoch_text_ns(text: str) -> int | None:
+    """Epoch digits with an optional fraction, exactly (a float would blur the nanoseconds:
+    "1772366432565.0" ms is not 1772366432564999936 ns)."""
+    whole, _, fraction = text.partition(".")
+    if whole.startswith("-") or len(whole) > _EPOCH_MAX_DIGITS:  # negative, or no time at all
+        return None
+    seconds_or_unit = int(whole)
+    ns_per_unit = next(per for floor, per in _EPOCH_UNITS_NS if seconds_or_unit >= floor)
+    digits = len(str(ns_per_unit)) - 1  # fraction digits that are still whole nanoseconds
+    return seconds_or_unit * ns_per_unit + int(fraction[:digits].ljust(digits, "0") or 0)
 
 
 def _epoch_ns(number: float) -> int | None:

@@ -52,10 +52,17 @@ Choices the Firestore query model forces on us (each one tested):
   bound - a longer text sorts after its own prefix, so fraction lengths do not matter - and the
   documents read between bound and position ship when their parsed time is inside the window and
   they were not shipped. A writer that mixes UTC offsets (or layouts) gets the window only for the
-  texts of the position's offset; a late document whose text does not parse is not seen.
+  texts of the position's offset, and as text order is not time order there, a document can
+  come into a later window after its digest was forgotten: it is sent again, with the same
+  timestamp and line, which Loki drops (and counted as late_arrival). A late document whose
+  text does not parse is not seen. While the position is a text with no window (no time, or no
+  text bound such as minute precision) there is no late read, and the digests are kept (by the
+  position's time, or all of them when it is no time) for the next window.
   Limits: a document whose value is *more than* the window below the position when it becomes
   visible is still not found, nor counted - writers with skewed clocks should use a server
-  timestamp (`SERVER_TIMESTAMP`); a number lane is assumed to use one epoch unit
+  timestamp (`SERVER_TIMESTAMP`); the window is read at the start of a pass, so a document that
+  becomes visible during a pass that then moves the lane more than the window past it (a
+  backlog) is not found either; a number lane is assumed to use one epoch unit
   (its window is computed in the unit of the saved position). Keep the window well below what
   Loki accepts out of order (max_chunk_age / 2, 1 h by default). A checkpoint written before
   the window existed, or a window made wider, has no digests for (part of) the window: the first
@@ -185,6 +192,8 @@ def late_window(lane: str, value: Any, seconds: int) -> LateWindow | None:
 
 def _text_window(text: str, seconds: int) -> LateWindow | None:
     """The string lane's window (see the module docstring): a bound in the text's own layout."""
+    if parse_timestamp_ns(text) is None:
+        return None
     epoch = _EPOCH_TEXT.fullmatch(text)
     if epoch is not None:
         whole = epoch.group(1)
@@ -394,12 +403,23 @@ class FirestoreSource:
         self, lane: Lane, at: LanePosition | None, value: Any, doc_id: str, records: list[LogRecord]
     ) -> LanePosition:
         """The lane moved to (value, doc_id) shipping `records`: remember them, forget the digests
-        that fell out of the window now ending at `value`."""
+        that fell out of the window now ending at `value`. A value with no window of its own (a
+        text with no text bound, such as minute precision) forgets by its time; one that is no
+        time at all forgets nothing, so that the next window still knows what was shipped."""
+        seconds = self.config.late_window_seconds
+        if seconds <= 0:
+            return LanePosition(value, doc_id, {})
         shipped = dict(at.shipped) if at is not None else {}
         shipped.update((digest_of(record.metadata["doc_id"]), record.ts_ns) for record in records)
-        window = late_window(lane.name, value, self.config.late_window_seconds)
-        kept = {} if window is None else {key: ts for key, ts in shipped.items() if ts >= window.since_ns}
-        return LanePosition(value, doc_id, kept)
+        window = late_window(lane.name, value, seconds)
+        moment_ns = self._lane_timestamp(value)
+        if window is not None:
+            since_ns = window.since_ns
+        elif moment_ns is not None:
+            since_ns = moment_ns - seconds * _NS
+        else:
+            return LanePosition(value, doc_id, shipped)
+        return LanePosition(value, doc_id, {key: ts for key, ts in shipped.items() if ts >= since_ns})
 
     def _pull_late(
         self, collection: str, field: str, lane: Lane, at: LanePosition

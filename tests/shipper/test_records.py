@@ -32,6 +32,14 @@ T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
         (float("nan"), None),
         (T0 * 10**9 + 0.0, T0 * 10**9),
         ({"x": 1}, None),
+        # epoch text is exact, in every unit (a float blurs ms with a fraction by 64 ns)
+        (f"{T0 * 1000 + 565}.0", T0 * 10**9 + 565_000_000),
+        (f"{T0 * 1000 + 565}.00001", T0 * 10**9 + 565_000_010),
+        (f"{T0}.123456789123", T0 * 10**9 + 123_456_789),
+        (f"{T0 * 10**6 + 7}.5", T0 * 10**9 + 7_500),
+        ("-5", None),
+        ("9" * 5000, None),  # no time (and past Python's int() limit for text)
+        ("9" * 5000 + ".5", None),
     ],
 )
 def test_parse_timestamp(value: object, expected: int | None) -> None:

@@ -383,6 +383,45 @@ def test_late_texts_in_the_string_lane_are_shipped_once_and_counted(
     assert adjusted("fs-late-text", "late_arrival") == 3
 
 
+def test_a_position_on_a_text_without_a_window_forgets_nothing_it_shipped(
+    firestore_client: firestore.Client, tmp_path: Path
+) -> None:
+    """A page that ends on a text that is no time, or on one without a text bound (minute
+    precision), left the lane without its digests: the next window shipped its documents again."""
+    trades = firestore_client.collection("gpt_runner_trades")
+    trades.document("a").set({"timestamp": "2026-03-01T12:00:00Z"})
+    trades.document("junk").set({"timestamp": "2026-03-01T12:00:00Z (retry)"})  # no time
+    trades.document("b").set({"timestamp": "2026-03-01T12:00:05Z"})
+    trades.document("minute").set({"timestamp": "2026-03-01T12:01Z"})  # a time without a text bound
+    trades.document("c").set({"timestamp": "2026-03-01T12:01:10Z"})
+    source = make_source(firestore_client, "fs-no-bound", ["gpt_runner_trades"], page_size=2,
+                         late_window_seconds=300)
+    checkpoints = FileCheckpointer(tmp_path)
+    # text order: pages [a, junk] [b, c] [minute], so two pages end on a text without a window
+    assert doc_ids(ship(source, checkpoints)) == ["a", "b", "c", "minute"]
+    assert skipped("fs-no-bound", "bad_timestamp") == 1
+    trades.document("d").set({"timestamp": "2026-03-01T12:02:00Z"})  # a window over all of them
+    assert doc_ids(ship(source, checkpoints)) == ["d"]
+    for _ in range(2):
+        assert doc_ids(ship(source, checkpoints)) == []
+    assert adjusted("fs-no-bound", "late_arrival") == 0
+
+
+def test_string_lane_edge_values_epoch_fraction_at_the_bound_and_endless_digits(
+    firestore_client: firestore.Client, tmp_path: Path
+) -> None:
+    trades = firestore_client.collection("gpt_runner_trades")
+    trades.document("p").set({"timestamp": "1772366492565"})  # epoch ms
+    source = make_source(firestore_client, "fs-ms-text", ["gpt_runner_trades"], late_window_seconds=60)
+    checkpoints = FileCheckpointer(tmp_path)
+    assert doc_ids(ship(source, checkpoints)) == ["p"]
+    trades.document("at-bound").set({"timestamp": "1772366432565.0"})  # exactly the position - 60 s
+    trades.document("endless").set({"timestamp": "9" * 5000 + ".5"})  # sorts last; no time
+    assert doc_ids(ship(source, checkpoints)) == ["at-bound"]  # no crash, nothing lost
+    assert skipped("fs-ms-text", "bad_timestamp") == 1
+    assert doc_ids(ship(source, checkpoints)) == []
+
+
 @pytest.mark.parametrize(
     ("source_id", "written_as"),
     [
