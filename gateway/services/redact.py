@@ -22,6 +22,7 @@ _SENSITIVE_FIELDS = (
     r"|access[_-]?key|aws[_-]?secret[_-]?access[_-]?key|private[_-]?key|auth[_-]?token"
     r"|access[_-]?token|refresh[_-]?token|token|credentials?|x-api-key"
 )
+_FIELD_FIRST_LETTERS = "".join(sorted({name[0] for name in _SENSITIVE_FIELDS.split("|")}))
 
 # Any of these (in any case) must appear for a line to possibly hold a secret. RE2 checks them
 # all in one linear pass (~0.3 ms for a 1,000-line page; Python's re needs ten times that).
@@ -143,7 +144,9 @@ _RULES: tuple[_Rule, ...] = (
     # upper-case one (PGPASSWORD).
     _Rule(
         re.compile(
-            r"(?i)(?:(?<![A-Za-z0-9])|(?-i:(?<=[a-z0-9])(?=[A-Z]))|(?-i:(?<=[A-Z0-9])(?=PASSWORD|PASSWD|SECRET)))"
+            # the names' first letters first: most places in a line fail that one cheap test
+            rf"(?i)(?=[{_FIELD_FIRST_LETTERS}])"
+            r"(?:(?<![A-Za-z0-9])|(?-i:(?<=[a-z0-9])(?=[A-Z]))|(?-i:(?<=[A-Z0-9])(?=PASSWORD|PASSWD|SECRET)))"
             rf"""((?:{_SENSITIVE_FIELDS})\\?["']?\s*(?:=>|:=|[:=])\s*)"""
             r"""(\\"(?:[^"\\]|\\[^"])*\\"|"[^"]*"|'[^']*'|[^\s"',;&}\]]+)"""
         ),
