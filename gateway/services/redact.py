@@ -2,7 +2,10 @@
 
 Patterns are precompiled. One RE2 trigger scan finds the few lines that may hold a secret (for a
 page of lines: one scan over all of them); every other line skips the ordered substitutions. A
-line that gets them skips each rule whose required text it lacks."""
+line that gets them skips each rule whose required text it lacks.
+
+Not caught, as nothing marks it as a secret: a bare value that a query itself turns into the whole
+line or a label (`| json | line_format "{{.password}}"`) without its name."""
 
 from __future__ import annotations
 
