@@ -315,9 +315,9 @@ class AlertProcessor:
             return {"selector": None, "summary": None, "reason": "the alert has no log stream labels"}
         if self._summarise is None:
             return {"selector": selector, "summary": None, "reason": "log context is not configured"}
-        if scope.label_policy:
-            selector = inject_policy(scan_query(selector), parse_policy(scope.label_policy)).text
         try:
+            if scope.label_policy:
+                selector = inject_policy(scan_query(selector), parse_policy(scope.label_policy)).text
             start_ns, end_ns = context_window(alert.startsAt)
             async with self._reading:
                 answer = await self._summarise(selector, start_ns, end_ns, scope.tenant)

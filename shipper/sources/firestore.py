@@ -192,7 +192,8 @@ def late_window(lane: str, value: Any, seconds: int) -> LateWindow | None:
 
 def _text_window(text: str, seconds: int) -> LateWindow | None:
     """The string lane's window (see the module docstring): a bound in the text's own layout."""
-    if parse_timestamp_ns(text) is None:
+    position_ns = parse_timestamp_ns(text)
+    if position_ns is None:
         return None
     epoch = _EPOCH_TEXT.fullmatch(text)
     if epoch is not None:
@@ -203,10 +204,9 @@ def _text_window(text: str, seconds: int) -> LateWindow | None:
         if lowest is None or since_ns is None or lowest > int(whole):  # "0", or leading zeros
             return None
         return LateWindow(str(lowest), since_ns)
-    position_ns = parse_timestamp_ns(text)
     second = _ISO_SECOND.match(text)
     wall_ns = parse_timestamp_ns(second.group(0)) if second else None  # no offset: read as UTC
-    if position_ns is None or second is None or wall_ns is None:
+    if second is None or wall_ns is None:
         return None
     since_ns = (position_ns - seconds * _NS) // _NS * _NS
     offset_ns = wall_ns - position_ns // _NS * _NS
