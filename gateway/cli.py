@@ -1,4 +1,5 @@
-"""`gateway serve [--host H] [--port P]` and `gateway keys new --name N --scope S ...`."""
+"""`gateway serve [--host H] [--port P]`, `gateway keys new --name N --scope S ...` and
+`gateway keys entry ...` (the same line for a key read from stdin, e.g. one kept in a secret store)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from gateway.config import DEFAULT_HOST, DEFAULT_PORT, GatewaySettings
 from gateway.security import KNOWN_SCOPES, ApiKeyEntry, GatewayConfigError, generate_key, hash_key
 
 EXIT_CONFIG_ERROR = 2
+MIN_KEY_CHARS = 32  # a key read from stdin must be at least as long as a generated one's random part
 RELATIVE_EXPIRY = re.compile(r"^(\d+)([hdw])$")
 RELATIVE_UNITS = {"h": "hours", "d": "days", "w": "weeks"}
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -51,19 +53,23 @@ def _parser() -> argparse.ArgumentParser:
     keys = commands.add_parser("keys", help="manage API keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     new = key_commands.add_parser("new", help="create a key; prints it once and the line to add")
-    new.add_argument("--name", required=True)
-    new.add_argument(
-        "--scope", action="append", required=True, choices=sorted(KNOWN_SCOPES),
-        help="repeat for several scopes; admin implies all",
+    entry = key_commands.add_parser(
+        "entry", help="print only the line to add for a key read from stdin (never echoed)"
     )
-    new.add_argument("--tenant", help="Loki tenant (X-Scope-OrgID) for this key's queries")
-    new.add_argument("--label-policy", help='selector injected into every query, e.g. {source="gcs"}')
-    new.add_argument("--expires", type=parse_expiry, help="90d, 12h, 4w, or an ISO date/datetime")
+    for command in (new, entry):
+        command.add_argument("--name", required=True)
+        command.add_argument(
+            "--scope", action="append", required=True, choices=sorted(KNOWN_SCOPES),
+            help="repeat for several scopes; admin implies all",
+        )
+        command.add_argument("--tenant", help="Loki tenant (X-Scope-OrgID) for this key's queries")
+        command.add_argument("--label-policy", help='selector injected into every query, e.g. {source="gcs"}')
+        command.add_argument("--expires", type=parse_expiry, help="90d, 12h, 4w, or an ISO date/datetime")
     return parser
 
 
-def _keys_new(args: argparse.Namespace) -> int:
-    key = generate_key()
+def _keys_file_line(args: argparse.Namespace, key: str) -> str | None:
+    """The keys-file line for `key` (its digest, never the key), or None after printing why not."""
     try:
         entry = ApiKeyEntry(
             name=args.name,
@@ -75,13 +81,34 @@ def _keys_new(args: argparse.Namespace) -> int:
         )
     except ValidationError as exc:
         print(f"gateway: error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG_ERROR
+        return None
     line = entry.model_dump(mode="json", exclude_none=True)
     line["scopes"] = sorted(entry.scopes)
-    yaml_line = "- " + yaml.safe_dump(line, default_flow_style=True, sort_keys=False, width=10**6).strip()
-    print(f"API key for {entry.name!r} (shown only this once; store it in a secret manager):")
+    dumped: str = yaml.safe_dump(line, default_flow_style=True, sort_keys=False, width=10**6)
+    return "- " + dumped.strip()
+
+
+def _keys_new(args: argparse.Namespace) -> int:
+    key = generate_key()
+    yaml_line = _keys_file_line(args, key)
+    if yaml_line is None:
+        return EXIT_CONFIG_ERROR
+    print(f"API key for {args.name!r} (shown only this once; store it in a secret manager):")
     print(key)
     print("\nAdd this line to the list in GATEWAY_API_KEYS_FILE:")
+    print(yaml_line)
+    return 0
+
+
+def _keys_entry(args: argparse.Namespace) -> int:
+    key = sys.stdin.readline().strip()
+    if len(key) < MIN_KEY_CHARS or not key.isprintable():
+        print(f"gateway: error: expected one key of at least {MIN_KEY_CHARS} printable characters on stdin",
+              file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    yaml_line = _keys_file_line(args, key)
+    if yaml_line is None:
+        return EXIT_CONFIG_ERROR
     print(yaml_line)
     return 0
 
@@ -107,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
-    return _keys_new(args)
+    return _keys_new(args) if args.keys_command == "new" else _keys_entry(args)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,7 +1,8 @@
-"""`gateway keys new` and `gateway serve` (real processes for serve)."""
+"""`gateway keys new`, `gateway keys entry` and `gateway serve` (real processes for serve)."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -145,3 +146,27 @@ def test_serve_answers_health_and_requires_the_key(served_gateway: Served) -> No
     overview = httpx.get(f"{base}/api/monitoring/overview", headers={"x-api-key": key}, timeout=10)
     assert overview.status_code == 200
     assert overview.json()["ops"]["loki"]["status"] == "down"
+
+
+def test_keys_entry_prints_only_the_line_for_a_key_from_stdin(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "alertmanager-" + "k" * 40
+    monkeypatch.setattr("sys.stdin", io.StringIO(key + "\n"))
+    assert main(["keys", "entry", "--name", "alertmanager", "--scope", "alerts:write"]) == 0
+    output = capsys.readouterr().out
+    assert key not in output and output.count("\n") == 1
+    keys_path = tmp_path / "keys.yaml"
+    keys_path.write_text(output)
+    entry = KeyStore(make_settings(gateway_api_keys_file=keys_path)).match(key)
+    assert entry is not None and entry.scopes == {"alerts:write"}
+
+
+@pytest.mark.parametrize("stdin", ["", "\n", "short-key\n", "k" * 40 + "\x00\n"])
+def test_keys_entry_refuses_what_is_no_key(
+    stdin: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    assert main(["keys", "entry", "--name", "a", "--scope", "alerts:write"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "stdin" in captured.err
