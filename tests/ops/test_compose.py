@@ -3,20 +3,25 @@ secure by default (no default secret, loopback ports), and consistent with the c
 
 from __future__ import annotations
 
+import io
 import re
 import secrets
+import shlex
 import shutil
 import subprocess
 import sys
 import tomllib
 import zipfile
+from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gateway.cli import main as gateway_cli
 from gateway.config import DEFAULT_PORT as GATEWAY_PORT
 from gateway.config import GatewaySettings
+from gateway.security import KeyStore
 from shipper.config import DEFAULT_METRICS_PORT, ShipperSettings
 from tests.ops.conftest import (
     COMPOSE_FILE,
@@ -36,6 +41,7 @@ STATEFUL_SERVICES = {"loki", "prometheus", "alertmanager", "grafana", "shipper",
 PROJECT_IMAGE_SERVICES = {"gateway", "shipper", "demo-seed"}
 # Variables read by libraries or by the demo job rather than by our settings classes.
 FOREIGN_ENV = {"STORAGE_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT"}
+START_SCRIPT_ENV = {"ALERTMANAGER_GATEWAY_KEY"}  # read (and unset) by the gateway's start script
 SECRET_NAME = re.compile(r"KEY|PASSWORD|TOKEN|SECRET", re.IGNORECASE)
 WHEEL_TIMEOUT_SECONDS = 120
 REFERENCE = re.compile(r"^\$\{(?P<name>\w+)(?P<op>:?[-?])?(?P<default>[^}]*)\}$")
@@ -136,7 +142,7 @@ def _secret_references(raw: dict[str, Any]) -> list[tuple[str, str, str]]:
     found = []
     for name, service in raw["services"].items():
         for key, value in (service.get("environment") or {}).items():
-            if SECRET_NAME.search(key) and "REQUIRE" not in key:
+            if SECRET_NAME.search(key) and "REQUIRE" not in key and not key.endswith("_FILE"):  # a path
                 found.append((name, key, str(value)))
     return found
 
@@ -150,11 +156,35 @@ def test_secrets_are_references_without_defaults() -> None:
         assert match["op"] in {":?", "?"} or match["default"] == "", f"{service}.{key} has a default"
 
 
-def test_the_rendered_key_reaches_only_gateway_and_alertmanager(rendered_compose: RenderedCompose) -> None:
-    key = rendered_compose.secrets["AI_MONITORING_API_KEY"]
-    holders = {name for name, service in services(rendered_compose).items()
-               if key in str(service.get("environment", {}))}
-    assert holders == {"gateway", "alertmanager"}
+def _holders(rendered: RenderedCompose, secret: str) -> set[str]:
+    value = rendered.secrets[secret]
+    return {name for name, svc in services(rendered).items() if value in str(svc.get("environment", {}))}
+
+
+def test_the_full_access_key_reaches_only_the_gateway(rendered_compose: RenderedCompose) -> None:
+    assert _holders(rendered_compose, "AI_MONITORING_API_KEY") == {"gateway"}
+
+
+def test_alertmanager_holds_its_own_key_which_the_gateway_knows_with_the_alerts_scope_only(
+    rendered_compose: RenderedCompose, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _holders(rendered_compose, "ALERTMANAGER_GATEWAY_KEY") == {"gateway", "alertmanager"}
+    gateway = services(rendered_compose)["gateway"]
+    keys_file = gateway["environment"]["GATEWAY_API_KEYS_FILE"]
+    script = " ".join(gateway["command"])
+    assert any(keys_file.startswith(mount.rstrip("/") + "/") for mount in gateway["tmpfs"])
+    assert "umask 077" in script and script.endswith("exec gateway serve --host 0.0.0.0 --port 8001")
+    # the script's own `gateway keys entry` line, run here: the key works, for alerts:write only
+    command = re.search(r"gateway keys entry ([^>]+)>", script)
+    assert command is not None
+    key = rendered_compose.secrets["ALERTMANAGER_GATEWAY_KEY"]
+    monkeypatch.setattr("sys.stdin", io.StringIO(key + "\n"))
+    written = tmp_path / "api-keys.yaml"
+    with redirect_stdout(io.StringIO()) as output:
+        assert gateway_cli(["keys", "entry", *shlex.split(command.group(1))]) == 0
+    written.write_text(output.getvalue())
+    entry = KeyStore(GatewaySettings(_env_file=None, gateway_api_keys_file=written)).match(key)
+    assert entry is not None and entry.scopes == {"alerts:write"}
 
 
 def _known_settings() -> set[str]:
@@ -162,7 +192,7 @@ def _known_settings() -> set[str]:
 
 
 def test_app_environment_names_are_real_settings(rendered_compose: RenderedCompose) -> None:
-    known = _known_settings() | FOREIGN_ENV
+    known = _known_settings() | FOREIGN_ENV | START_SCRIPT_ENV
     for name in ("gateway", "shipper"):
         unknown = set(services(rendered_compose)[name]["environment"]) - known
         assert not unknown, f"{name} sets variables no settings class reads: {sorted(unknown)}"
@@ -172,7 +202,7 @@ def test_app_environment_names_are_real_settings(rendered_compose: RenderedCompo
 
 def test_ports_and_commands_match_the_code(rendered_compose: RenderedCompose) -> None:
     svc = services(rendered_compose)
-    assert svc["gateway"]["command"] == ["gateway", "serve", "--host", "0.0.0.0", "--port", str(GATEWAY_PORT)]
+    assert " ".join(svc["gateway"]["command"]).endswith(f"gateway serve --host 0.0.0.0 --port {GATEWAY_PORT}")
     assert svc["shipper"]["command"] == ["shipper", "run"]
     assert svc["shipper"]["environment"]["SHIPPER_METRICS_PORT"] == str(DEFAULT_METRICS_PORT)
     assert str(DEFAULT_METRICS_PORT) in " ".join(svc["shipper"]["healthcheck"]["test"])
