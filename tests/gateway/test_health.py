@@ -21,6 +21,9 @@ async def test_liveness_and_v1_health_need_no_key(client: httpx.AsyncClient) -> 
     assert (live.status_code, live.json()) == (200, {"status": "ok"})
     assert v1.status_code == 200
     assert v1.json()["status"] == "ok" and v1.json()["service"] == "gateway"
+    for path in ("/health", "/api/v1/health"):  # load balancers may probe with HEAD
+        head = await client.head(path)
+        assert head.status_code == 200 and head.content == b""
 
 
 async def test_ready_when_loki_answers_ready(client: httpx.AsyncClient) -> None:

@@ -26,17 +26,21 @@ def _version() -> str:
         return "unknown"
 
 
+# HEAD too (not in the schema): some load balancers and uptime checkers probe with it
 @router.get("/health")
+@router.head("/health", include_in_schema=False)
 async def liveness() -> dict[str, str]:
     return {"status": "ok"}
 
 
 @router.get("/api/v1/health")
+@router.head("/api/v1/health", include_in_schema=False)
 async def health_v1() -> dict[str, str]:
     return {"status": "ok", "service": "gateway", "version": _version()}
 
 
 @router.get("/health/ready")
+@router.head("/health/ready", include_in_schema=False)
 async def readiness(http: HttpDep, settings: SettingsDep) -> dict[str, Any]:
     result = await probe(
         http, "loki", settings.loki_url.rstrip("/") + "/ready", settings.probe_timeout_seconds
