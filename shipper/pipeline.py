@@ -126,6 +126,11 @@ class Pipeline:
         pending: Cursor | None = None
         first_buffered_at = 0.0
         for batch in batches:
+            if not batch.records and not buffer:
+                # a checkpoint alone (e.g. GCS registers new objects before reading them): it
+                # must be committed before what follows is pushed, not merged into that push
+                self._push_and_commit([], batch.cursor, result)
+                continue
             if not buffer:
                 first_buffered_at = self._clock()
             records = batch.records

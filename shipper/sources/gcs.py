@@ -17,21 +17,26 @@ Cursor (`{"objects": {name: entry}}`), one entry per object seen, every entry re
 mutated) when it moves:
 
     generation, size   the object version the entry describes (size in stored bytes)
-    offset             bytes (decompressed for gzip) up to the end of the last shipped line; for a
-                       single JSON document: the number of elements shipped
+    offset             bytes (decompressed for gzip) up to the end of the last shipped line that
+                       ended with a newline (a last line without one is shipped but read again,
+                       whole, if the object grows); for a single JSON document: the number of
+                       elements shipped
     line_no            lines (or elements) shipped so far
     done               the object was read to its end
     gzip, mode         how it was read ("lines" or "document")
-    base_ns            the fallback timestamp base (see below); kept across generations
+    base_ns            the fallback timestamp base (see below); kept across generations, and
+                       committed (with offset 0) before any line of a new object is pushed
     tail               hex of the last bytes before `offset`, to recognise an append
+    head               "length:digest" of the first bytes (up to 4 KiB), to recognise an append
 
 Unchanged objects (same generation and size, `done`) are not read again. The same generation with
 a larger size (appendable objects) resumes at `offset`. A new generation ships from the start
 (Loki drops the unchanged lines because their timestamps are deterministic), unless it is plain
-(not gzip), longer than `offset` and still has the same `tail` bytes there: then it was an append
-(a compose or a rewrite with more lines) and only the new lines ship. The cursor keeps an entry for
-every object that still exists under the prefixes, complete or not, so it is bounded by the
-number of objects; entries of deleted objects are dropped.
+(not gzip), longer than `offset` and still has the same `tail` bytes there and the same `head`:
+then it was an append (a compose or a rewrite with more lines) and only the new lines ship. (The
+tail alone is not enough: lines written from one template share their last bytes.) The cursor
+keeps an entry for every object that still exists under the prefixes, complete or not, so it is
+bounded by the number of objects; entries of deleted objects are dropped.
 
 Timestamps: a record's own field (settings' `timestamp_fields`) when it has one, else
 `base_ns + line_no`, where base_ns is the object's `updated` time the first time the object was
@@ -58,6 +63,7 @@ older than the newest one already in its stream is refused):
 from __future__ import annotations
 
 import gzip
+import hashlib
 import inspect
 import io
 import json
@@ -89,6 +95,7 @@ MAX_DOCUMENT_OBJECT_BYTES = 16 << 20  # a single JSON *object* document is parse
 BINARY_SNIFF_BYTES = 8192
 BINARY_INVALID_MIN = 8  # undecodable bytes tolerated in the sniffed start of a text object
 TAIL_BYTES = 32
+HEAD_BYTES = 4096
 SKIP_CHUNK_BYTES = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
 DOCUMENT_SUFFIXES = (".json",)
@@ -263,11 +270,18 @@ class GcsSource:
         objects = self._list_objects()
         state = {name: entry for name, entry in previous.items() if name in objects}
         dirty = len(state) != len(previous)  # state not yet handed out in a batch
-        work = sorted(objects.values(), key=lambda info: (info.updated_ns, info.name))
+        work = [info for info in sorted(objects.values(), key=lambda info: (info.updated_ns, info.name))
+                if self.since_ns is None or info.updated_ns >= self.since_ns]
+        # A new object's base_ns is committed before any of its lines is pushed: were a push to
+        # reach Loki and the pass fail before its checkpoint, the next pass would otherwise take
+        # the base from a newer generation and send the same lines again at other timestamps.
+        new = {info.name: self._first_entry(info) for info in work if info.name not in state}
+        if new:
+            state.update(new)
+            yield Batch([], {"objects": dict(state)})
+            dirty = False
         records: list[LogRecord] = []
         for info in work:
-            if self.since_ns is not None and info.updated_ns < self.since_ns:
-                continue
             entry = state.get(info.name)
             if _unchanged(entry, info):
                 continue
@@ -308,20 +322,24 @@ class GcsSource:
 
     # -- reading one object -------------------------------------------------------------------
 
+    def _first_entry(self, info: ObjectInfo) -> dict[str, Any]:
+        """The entry of an object seen for the first time, before anything of it is read."""
+        base_ns = self.known_base_ns.get(info.name, info.updated_ns)
+        return {"generation": info.generation, "size": info.size, "offset": 0, "line_no": 0,
+                "done": False, "base_ns": base_ns}
+
     def _read_object(
         self, info: ObjectInfo, entry: dict[str, Any] | None
     ) -> Iterator[tuple[list[LogRecord], dict[str, Any]]]:
+        start = self._first_entry(info)
         if entry and "base_ns" in entry:
-            base_ns = int(entry["base_ns"])
-        else:
-            base_ns = self.known_base_ns.get(info.name, info.updated_ns)
-        start = {"generation": info.generation, "size": info.size, "offset": 0, "line_no": 0,
-                 "done": False, "base_ns": base_ns}
+            start["base_ns"] = int(entry["base_ns"])  # kept across generations
         blob = self.client.bucket(self.config.bucket).blob(info.name, generation=info.generation)
         try:  # the append check downloads too: its errors are translated like the read's
             if entry and not entry.get("gzip") and entry.get("mode", "lines") == "lines":
                 if self._continues(blob, info, entry):
-                    start.update(offset=entry["offset"], line_no=entry["line_no"], tail=entry.get("tail", ""))
+                    start.update(offset=entry["offset"], line_no=entry["line_no"], tail=entry.get("tail", ""),
+                                 head=entry.get("head", ""))
             elif entry and int(entry["generation"]) == info.generation:
                 start.update(offset=entry["offset"], line_no=entry["line_no"])  # re-stream and skip
             yield from self._read_stream(info, blob, start)
@@ -334,7 +352,9 @@ class GcsSource:
             raise SourceError(f"cannot read gs://{self.config.bucket}/{info.name}: {exc}") from exc
 
     def _continues(self, blob: Any, info: ObjectInfo, entry: dict[str, Any]) -> bool:
-        """True when the new content continues where the cursor stopped (an append)."""
+        """True when the new content continues where the cursor stopped (an append): the same
+        bytes before the offset (`tail`) and at the start (`head`; lines written from one
+        template share their ends, rarely their beginnings)."""
         offset = int(entry.get("offset", 0))
         if offset <= 0 or info.size < offset:
             return False
@@ -346,7 +366,13 @@ class GcsSource:
         found = blob.download_as_bytes(
             start=offset - len(tail), end=offset - 1, raw_download=True, checksum=None
         )
-        return bool(found == tail)
+        if found != tail:
+            return False
+        head_length, _, head_digest = str(entry.get("head", "")).partition(":")
+        if not head_digest:  # a cursor written before the head was kept: the tail decides
+            return True
+        first = blob.download_as_bytes(start=0, end=int(head_length) - 1, raw_download=True, checksum=None)
+        return _digest(first) == head_digest
 
     def _read_stream(
         self, info: ObjectInfo, blob: Any, start: dict[str, Any]
@@ -403,8 +429,8 @@ class GcsSource:
         self, info: ObjectInfo, stream: io.BufferedIOBase, start: dict[str, Any]
     ) -> Iterator[tuple[list[LogRecord], dict[str, Any]]]:
         offset, line_no = int(start["offset"]), int(start["line_no"])
-        tail = start.get("tail", "")
-        last = b""
+        resume = _ResumePoint(offset, line_no, start.get("tail", ""))
+        head = _HeadDigest(start.get("head", ""), reading_from_start=offset == 0)
         records: list[LogRecord] = []
         readline, make, batch_records = stream.readline, self._line_record, self.batch_records
         labels_for = self._labels_by_level(info.prefix)
@@ -420,21 +446,20 @@ class GcsSource:
                 break
             offset += size
             line_no += 1
-            last = raw
+            head.add(raw)
             if size == MAX_LINE_READ_BYTES and not raw.endswith(b"\n"):
                 offset += _discard_rest_of_line(stream)
                 self._count("adjusted", "truncated")
-                last = b""  # the bytes before offset are not kept: no append detection here
+                resume.after_cut_line(offset, line_no)
+            else:
+                resume.after(raw, offset, line_no)
             record = make(name, generation, labels_for, raw, line_no, base_ns)
             if record is not None:
                 records.append(record)
                 if len(records) >= batch_records:
-                    tail = last[-TAIL_BYTES:].hex()
-                    yield records, {**start, "offset": offset, "line_no": line_no, "tail": tail}
+                    yield records, {**start, **resume.entry(), "head": head.text()}
                     records = []
-        if line_no > int(start["line_no"]):
-            tail = last[-TAIL_BYTES:].hex()
-        yield records, {**start, "offset": offset, "line_no": line_no, "done": True, "tail": tail}
+        yield records, {**start, **resume.entry(), "head": head.text(), "done": True}
 
     def _line_record(
         self, name: str, generation: str, labels_for: dict[str, dict[str, str]], raw: bytes, line_no: int,
@@ -582,6 +607,51 @@ def _single_shot(blob: Any) -> dict[str, bool]:
         supported = method is not None and "single_shot_download" in inspect.signature(method).parameters
         _SINGLE_SHOT_SUPPORT[kind] = supported
     return {"single_shot_download": True} if supported else {}
+
+
+class _ResumePoint:
+    """Where a read of an object's lines may resume, and the bytes before it (the append check).
+    A last line without its newline is shipped but not passed: the object may still be written
+    (an appendable object, or a new generation that completes the line), and the completed line
+    must be read whole, with the same line number."""
+
+    def __init__(self, offset: int, line_no: int, tail: str) -> None:
+        self.offset, self.line_no, self.tail = offset, line_no, tail
+        self._before = bytes.fromhex(tail)  # the last bytes before self.offset
+
+    def after(self, line: bytes, offset: int, line_no: int) -> None:
+        if line.endswith(b"\n"):
+            self.offset, self.line_no = offset, line_no
+            self._before = line[-TAIL_BYTES:]
+            self.tail = self._before.hex()
+
+    def after_cut_line(self, offset: int, line_no: int) -> None:
+        """Past a line cut at MAX_LINE_READ_BYTES: its bytes are not kept, so no append check."""
+        self.offset, self.line_no, self.tail, self._before = offset, line_no, "", b""
+
+    def entry(self) -> dict[str, Any]:
+        return {"offset": self.offset, "line_no": self.line_no, "tail": self.tail}
+
+
+class _HeadDigest:
+    """A digest of an object's first HEAD_BYTES (or fewer) shipped bytes, as "length:digest"."""
+
+    def __init__(self, saved: str, *, reading_from_start: bool) -> None:
+        self._saved = saved
+        self._bytes = bytearray() if reading_from_start else None
+
+    def add(self, line: bytes) -> None:
+        if self._bytes is not None and len(self._bytes) < HEAD_BYTES:
+            self._bytes += line[: HEAD_BYTES - len(self._bytes)]
+
+    def text(self) -> str:
+        if self._bytes is None or not self._bytes:
+            return self._saved
+        return f"{len(self._bytes)}:{_digest(bytes(self._bytes))}"
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=8).hexdigest()
 
 
 def _unchanged(entry: dict[str, Any] | None, info: ObjectInfo) -> bool:

@@ -112,7 +112,7 @@ def assert_complete(mock: LokiMock, expected: set[Any], emulator: GcsEmulator) -
     assert {line for _, _, line in stored} == source_lines(emulator)
 
 
-@pytest.mark.parametrize("crash_on_commit", [1, 3, 6])
+@pytest.mark.parametrize("crash_on_commit", [2, 4, 7])  # commit 1 registers the new objects
 def test_crash_after_push_before_checkpoint(
     emulator: GcsEmulator, uninterrupted: set[Any], tmp_path: Path, crash_on_commit: int
 ) -> None:

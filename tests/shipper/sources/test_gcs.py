@@ -127,7 +127,7 @@ def test_gzip_objects(emulator: GcsEmulator, bucket: Any, name: str, content_enc
     source = make_source(emulator, bucket, batch_records=20)
     records, cursor, batches = pull(source)
     assert [r.line for r in records] == text.splitlines()
-    assert batches == 3
+    assert batches == 1 + 3  # the new object's base_ns first, then 20 + 20 + 10 lines
     entry = cursor["objects"][name]
     assert entry["gzip"] is True and entry["offset"] == len(text.encode())
 
@@ -217,7 +217,7 @@ def test_binary_object_is_skipped_counted_and_not_retried(emulator: GcsEmulator,
     bucket.blob("trades/gzipped-binary.gz").upload_from_string(gzip.compress(bytes(range(256)) * 40))
     before = metric("shipper_records_skipped", source.id, "binary_object")
     records, cursor, batches = pull(source, cursor)
-    assert records == [] and batches == 1
+    assert records == [] and batches == 1 + 1  # the new objects' base_ns, then both marked done
     assert metric("shipper_records_skipped", source.id, "binary_object") == before + 2
     assert cursor["objects"]["trades/image.png"]["done"] is True
     records, _, batches = pull(source, cursor)
@@ -308,6 +308,7 @@ def test_multi_chunk_object_is_read_ahead_and_every_line_ships_once(
 def test_abandoned_read_stops_reading_ahead(emulator: GcsEmulator, bucket: Any) -> None:
     bucket.blob("trades/big.log").upload_from_string(b"".join(b"%06d\n" % i for i in range(20_000)))
     batches = make_source(emulator, bucket, batch_records=100).pull(None)
+    assert next(batches).records == []  # the new object's base_ns, committed before its lines
     first = next(batches)
     assert [r.line for r in first.records][:2] == ["000000", "000001"]
     batches.close()  # the consumer gave up (e.g. the sink failed): no download left in flight
@@ -397,3 +398,75 @@ def test_gzip_object_document_is_capped_by_its_inflated_size(
     assert [r.metadata["object"] for r in records] == ["trades/small.json.gz"]
     assert cursor is not None and cursor["objects"]["trades/bomb.json.gz"]["done"]
     assert metric("shipper_records_skipped", source.id, "document_too_large") - before == 1
+
+
+# --- found by fuzzing GcsSource + Pipeline + LokiSink against the emulator ----------------------
+
+
+def test_an_overwrite_with_the_same_last_line_ending_is_not_taken_for_an_append(
+    emulator: GcsEmulator, bucket: Any
+) -> None:
+    """Lines from one template share their last bytes: the append check also compares the start."""
+
+    def order(n: int) -> str:  # the last 32 bytes of line 3 and of line 103 are the same
+        ending = '", "account": "main", "level": "info"}\n'
+        return f'{{"ts": "2026-12-05T07:00:{n % 60:02d}Z", "msg": "order {n:03d} filled{ending}'
+
+    blob = bucket.blob("trades/latest.jsonl")
+    blob.upload_from_string("".join(order(n) for n in (1, 2, 3)).encode())
+    source = make_source(emulator, bucket)
+    _, cursor, _ = pull(source)
+    blob.upload_from_string("".join(order(n) for n in (101, 102, 103, 104)).encode())  # replaced
+    records, cursor, _ = pull(source, cursor)
+    assert [r.line for r in records] == [order(n).rstrip("\n") for n in (101, 102, 103, 104)]
+
+    blob.upload_from_string("".join(order(n) for n in (101, 102, 103, 104, 105)).encode())  # appended
+    records, _, _ = pull(source, cursor)
+    assert [r.line for r in records] == [order(105).rstrip("\n")]
+
+
+def test_a_last_line_without_its_newline_is_read_again_whole_once_completed(
+    emulator: GcsEmulator, bucket: Any
+) -> None:
+    blob = bucket.blob("trades/app.log")
+    blob.upload_from_string(b"INFO first line\nERROR second li")  # still being written
+    source = make_source(emulator, bucket)
+    first, cursor, _ = pull(source)
+    assert [r.line for r in first] == ["INFO first line", "ERROR second li"]
+    blob.upload_from_string(b"INFO first line\nERROR second line complete\nINFO third\n")
+    again, cursor, _ = pull(source, cursor)
+    # the completed line whole, with the number (so the timestamp) the fragment had
+    assert [(r.line, r.ts_ns) for r in again] == [
+        ("ERROR second line complete", first[1].ts_ns), ("INFO third", first[1].ts_ns + 1),
+    ]
+    assert cursor["objects"]["trades/app.log"]["line_no"] == 3
+
+
+def test_lines_appended_after_a_last_line_without_newline_keep_their_numbers(
+    emulator: GcsEmulator, bucket: Any
+) -> None:
+    blob = bucket.blob("trades/app.log")
+    blob.upload_from_string(b"INFO a\nINFO b")
+    source = make_source(emulator, bucket)
+    first, cursor, _ = pull(source)
+    blob.upload_from_string(b"INFO a\nINFO b\nINFO c\n")
+    appended, cursor, _ = pull(source, cursor)
+    stamps = {r.line: r.ts_ns for r in [*first, *appended]}
+    base_ns = cursor["objects"]["trades/app.log"]["base_ns"]
+    assert stamps == {"INFO a": base_ns + 1, "INFO b": base_ns + 2, "INFO c": base_ns + 3}
+
+
+def test_a_new_objects_base_is_committed_before_any_of_its_lines(emulator: GcsEmulator, bucket: Any) -> None:
+    """A pass whose push reached Loki but failed before its checkpoint must not leave the next
+    pass to take the base from a newer generation (the same lines at other timestamps)."""
+    blob = bucket.blob("trades/app.log")
+    blob.upload_from_string(b"INFO alpha\n")
+    source = make_source(emulator, bucket)
+    batches = source.pull(None)
+    registered = next(batches)  # committed; then the lines are pushed and the pass fails
+    assert registered.records == []
+    first_lines = next(batches).records
+    batches.close()
+    blob.upload_from_string(b"INFO alpha\nINFO beta\n")  # a new generation, updated later
+    again, _, _ = pull(source, registered.cursor)
+    assert (again[0].line, again[0].ts_ns) == (first_lines[0].line, first_lines[0].ts_ns)
