@@ -32,6 +32,7 @@ from shipper.sources.factory import build_source
 
 log = logging.getLogger("shipper")
 
+BACKFILL_SUFFIX = ".backfill"  # the checkpoint id of a source's backfill: <source id>.backfill
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
@@ -189,7 +190,7 @@ def cmd_backfill(args: argparse.Namespace, settings: ShipperSettings) -> int:
     if not configs:
         raise ConfigProblem("backfill supports gcs sources only, and none is selected")
     checkpointer = make_checkpointer(settings)
-    suffix = ".backfill-separate" if args.separate_stream else ".backfill"
+    suffix = ".backfill-separate" if args.separate_stream else BACKFILL_SUFFIX
     failed, refused = False, 0
     with loki_sink(settings) as sink, tqdm(unit=" lines", desc="backfill", file=sys.stderr) as bar:
         for config in configs:
@@ -267,11 +268,24 @@ def make_pipeline(
     on_progress: Callable[[int], None] | None = None,
     still_leading: Callable[[], bool] | None = None,
 ) -> Pipeline:
+    """`checkpoint_id` None: the source's live pass."""
+    if checkpoint_id is None:
+        _borrow_from_backfill(source, checkpointer)
     return Pipeline(
         source, sink, checkpointer, checkpoint_id=checkpoint_id, max_entries=settings.batch_max_entries,
         max_bytes=settings.batch_max_bytes, max_wait_seconds=settings.batch_max_wait_seconds,
         on_progress=on_progress, still_leading=still_leading,
     )
+
+
+def _borrow_from_backfill(source: Source, checkpointer: Checkpointer) -> None:
+    """A GCS live pass takes the timestamp base of an object a backfill shipped before the live
+    pass first saw it (else a line without its own timestamp would be stored twice)."""
+    from shipper.sources.gcs import GcsSource, base_ns_of
+
+    if isinstance(source, GcsSource):
+        backfill_id = source.id + BACKFILL_SUFFIX
+        source.borrow_base_ns = lambda: base_ns_of(checkpointer.load(backfill_id))
 
 
 def describe(result: PassResult) -> str:

@@ -48,7 +48,8 @@ older than the newest one already in its stream is refused):
 - a backfill reads objects updated at or after T with its own cursor namespace
   (`<source id>.backfill`), so it resumes after a crash and never moves the live cursor; it takes
   each object's base_ns from the live cursor where the live pass has one, so lines without a
-  timestamp of their own get the same timestamps as when the live pass shipped them;
+  timestamp of their own get the same timestamps as when the live pass shipped them; the other
+  way round, a live pass that first sees an object the backfill shipped takes the backfill's;
 - by default it ships into the *same* streams as the live pass: entries the live pass already
   shipped are dropped by Loki as exact duplicates, so history is never doubled in queries. This
   succeeds whenever the stream holds nothing newer than about an hour after the backfilled
@@ -70,7 +71,7 @@ import json
 import logging
 import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -218,13 +219,16 @@ class GcsSource:
         extra_labels: dict[str, str] | None = None,
         known_base_ns: dict[str, int] | None = None,
     ) -> None:
+        """`known_base_ns`: object name -> base_ns another cursor gave it (the live cursor's, for
+        a backfill). `borrow_base_ns`, set for a live pass, reads the backfill's at each pass."""
         self.id = config.id
         self.config = config
         self.client = client
         self.batch_records = batch_records
         self.since_ns = since_ns
         self.extra_labels = dict(extra_labels or {})
-        self.known_base_ns = dict(known_base_ns or {})  # object name -> base_ns of another cursor
+        self.known_base_ns = dict(known_base_ns or {})
+        self.borrow_base_ns: Callable[[], dict[str, int]] | None = None
         self._timestamp_fields = tuple(config.timestamp_fields)
         self._label_sets: dict[tuple[str, str], dict[str, str]] = {}
         self._counts: Counter[tuple[str, str]] = Counter()  # (counter name, reason) -> n
@@ -239,12 +243,10 @@ class GcsSource:
     def for_backfill(self, since_ns: int, *, separate_stream: bool, live_cursor: Cursor | None) -> GcsSource:
         """The backfill of this source; `live_cursor` (the live pass's checkpoint) lends it the
         base_ns of the objects the live pass has seen."""
-        live_objects = (live_cursor or {}).get("objects", {})
         return GcsSource(
             self.config, self.client, batch_records=self.batch_records, since_ns=since_ns,
             extra_labels={"backfill": "true"} if separate_stream else None,
-            known_base_ns={name: int(entry["base_ns"]) for name, entry in live_objects.items()
-                           if "base_ns" in entry},
+            known_base_ns=base_ns_of(live_cursor),
         )
 
     # -- protocol -----------------------------------------------------------------------------
@@ -275,6 +277,8 @@ class GcsSource:
         # A new object's base_ns is committed before any of its lines is pushed: were a push to
         # reach Loki and the pass fail before its checkpoint, the next pass would otherwise take
         # the base from a newer generation and send the same lines again at other timestamps.
+        if self.borrow_base_ns is not None:  # a backfill may have shipped objects first seen here
+            self.known_base_ns = self.borrow_base_ns()
         new = {info.name: self._first_entry(info) for info in work if info.name not in state}
         if new:
             state.update(new)
@@ -652,6 +656,12 @@ class _HeadDigest:
 
 def _digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=8).hexdigest()
+
+
+def base_ns_of(cursor: Cursor | None) -> dict[str, int]:
+    """Object name -> base_ns, from a GCS cursor."""
+    objects = (cursor or {}).get("objects", {})
+    return {name: int(entry["base_ns"]) for name, entry in objects.items() if "base_ns" in entry}
 
 
 def _unchanged(entry: dict[str, Any] | None, info: ObjectInfo) -> bool:

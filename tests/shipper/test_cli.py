@@ -307,3 +307,22 @@ def test_run_schedules_passes_serves_metrics_and_stops_on_sigterm(
     assert process.returncode == 0, log_file.read_text()
     events = [json.loads(line) for line in log_file.read_text().splitlines() if line.startswith("{")]
     assert any(event.get("event") == "shipper_started" for event in events)
+
+
+def test_a_live_pass_takes_the_timestamp_base_of_objects_a_backfill_shipped_first(
+    env: Path, emulator: GcsEmulator, loki: tuple[LokiMock, str]
+) -> None:
+    """Backfill first (re-filling Loki on a new deployment), then the object grows (a new
+    generation), then the live pass sees it for the first time: lines without a timestamp of
+    their own keep the backfill's timestamps instead of being stored again under new ones."""
+    mock, _ = loki
+    blob = emulator.bucket(BUCKET).blob("trades/app.log")
+    blob.upload_from_string(b"INFO alpha\nINFO beta\n")
+    try:
+        assert main(["backfill", "--since", "1h"]) == 0
+        blob.upload_from_string(b"INFO alpha\nINFO beta\nINFO gamma\n")
+        assert main(["once"]) == 0
+    finally:
+        blob.delete()
+    stored = [(ts, line) for _, ts, line in mock.distinct() if line.startswith("INFO ")]
+    assert sorted(line for _, line in stored) == ["INFO alpha", "INFO beta", "INFO gamma"]
