@@ -40,7 +40,8 @@ bounded by the number of objects; entries of deleted objects are dropped.
 
 Timestamps: a record's own field (settings' `timestamp_fields`) when it has one, else
 `base_ns + line_no`, where base_ns is the object's `updated` time the first time the object was
-seen. The result is the same on every resend, so Loki dedups a resend after a crash.
+seen, plus microseconds derived from its name (objects written in the same millisecond). The
+result is the same on every resend, so Loki dedups a resend after a crash.
 
 Backfill (`shipper backfill --since T`) and Loki's "entry too far behind" (an entry more than ~1 h
 older than the newest one already in its stream is refused):
@@ -328,7 +329,7 @@ class GcsSource:
 
     def _first_entry(self, info: ObjectInfo) -> dict[str, Any]:
         """The entry of an object seen for the first time, before anything of it is read."""
-        base_ns = self.known_base_ns.get(info.name, info.updated_ns)
+        base_ns = self.known_base_ns.get(info.name, first_base_ns(info.name, info.updated_ns))
         return {"generation": info.generation, "size": info.size, "offset": 0, "line_no": 0,
                 "done": False, "base_ns": base_ns}
 
@@ -656,6 +657,14 @@ class _HeadDigest:
 
 def _digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=8).hexdigest()
+
+
+def first_base_ns(name: str, updated_ns: int) -> int:
+    """An object's timestamp base: its `updated` time (milliseconds in GCS) plus microseconds from
+    its name. Two objects written in the same millisecond would otherwise give their identical
+    lines without a timestamp (a templated "worker started") the same timestamps in one stream,
+    and Loki would keep only one of them."""
+    return updated_ns + zlib.crc32(name.encode()) % 1000 * 1000
 
 
 def base_ns_of(cursor: Cursor | None) -> dict[str, int]:

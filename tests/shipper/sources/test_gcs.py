@@ -52,6 +52,11 @@ def pull(source: GcsSource, cursor: Cursor | None = None) -> tuple[list[LogRecor
     return records, last, batches
 
 
+def base_ns(bucket: Any, name: str) -> int:
+    """The timestamp base the source gives `name` when it first sees it."""
+    return gcs.first_base_ns(name, updated_ns(bucket, name))
+
+
 def updated_ns(bucket: Any, name: str) -> int:
     blob = bucket.get_blob(name)
     return int(blob.updated.timestamp()) * 1_000_000_000 + blob.updated.microsecond * 1_000
@@ -70,7 +75,7 @@ def test_json_lines_labels_metadata_and_timestamps(emulator: GcsEmulator, bucket
         "".join(json.dumps(line) + "\n" for line in lines).encode()
     )
     records, cursor, _ = pull(make_source(emulator, bucket))
-    base = updated_ns(bucket, "trades/2026-11-22.jsonl")
+    base = base_ns(bucket, "trades/2026-11-22.jsonl")
     generation = str(bucket.get_blob("trades/2026-11-22.jsonl").generation)
     assert [r.line for r in records] == [json.dumps(line) for line in lines]
     assert records[0].ts_ns == 1795341600_123456789
@@ -144,7 +149,7 @@ def test_append_ships_only_new_lines_with_stable_timestamps(emulator: GcsEmulato
     bucket.blob(name).upload_from_string(first)
     source = make_source(emulator, bucket)
     records, cursor, _ = pull(source)
-    base = updated_ns(bucket, name)
+    base = base_ns(bucket, name)
     assert [(r.line, r.ts_ns) for r in records] == [("one", base + 1), ("two", base + 2)]
     bucket.blob(name).upload_from_string(first + b"three\nfour\n")  # new generation, same start
     reads: list[int] = []
@@ -470,3 +475,14 @@ def test_a_new_objects_base_is_committed_before_any_of_its_lines(emulator: GcsEm
     blob.upload_from_string(b"INFO alpha\nINFO beta\n")  # a new generation, updated later
     again, _, _ = pull(source, registered.cursor)
     assert (again[0].line, again[0].ts_ns) == (first_lines[0].line, first_lines[0].ts_ns)
+
+
+def test_objects_written_in_the_same_millisecond_get_different_timestamp_bases() -> None:
+    """Identical untimed lines of two objects updated in the same millisecond must not share
+    timestamps in one stream (Loki would keep one). The base stays inside that millisecond."""
+    updated = 1_796_454_043_123_000_000
+    names = [f"trades/worker-{i}.log" for i in range(50)]
+    bases = [gcs.first_base_ns(name, updated) for name in names]
+    assert len(set(bases)) > 45  # a thousand slots: a rare pair may share one
+    assert all(updated <= base < updated + 1_000_000 for base in bases)
+    assert bases == [gcs.first_base_ns(name, updated) for name in names]  # the same on every pass
