@@ -1,7 +1,9 @@
 """GCS source: objects under `prefixes` of one bucket, shipped oldest `updated` first.
 
-Formats: JSON Lines, plain text, a single JSON document (`.json`, or content starting with `[`:
-an array gives one entry per element, streamed with ijson; an object gives one entry and is
+Formats: JSON Lines, plain text, a single JSON document (`.json`, or, without a telling suffix,
+content that opens a JSON array - `[` and a first element that parses, so that log lines such as
+"[2026-12-05 10:00:00] INFO ..." stay lines: an array gives one entry per element, streamed with
+ijson; an object gives one entry and is
 parsed whole, so one larger than MAX_DOCUMENT_OBJECT_BYTES is skipped and counted
 `document_too_large`), each optionally gzip-compressed (detected by the magic bytes, which raw
 downloads always expose; Content-Encoding: gzip and `.gz` objects are downloaded raw). Objects are
@@ -697,13 +699,39 @@ def _looks_binary(sample: bytes) -> bool:
     return invalid > max(BINARY_INVALID_MIN, len(sample) // 20)
 
 
+_JSON = json.JSONDecoder()
+_UNDECIDED_TAIL_CHARS = 64  # a parse error this close to the end of the sniff may be truncation
+
+
 def _mode_of(name: str, sniff: bytes) -> str:
     base = name.removesuffix(".gz").lower()
     if base.endswith(DOCUMENT_SUFFIXES):
         return "document"
     if base.endswith(LINE_SUFFIXES):
         return "lines"
-    return "document" if sniff.lstrip()[:1] == b"[" else "lines"
+    return "document" if _starts_json_array(sniff, whole=len(sniff) < BINARY_SNIFF_BYTES) else "lines"
+
+
+def _starts_json_array(sniff: bytes, *, whole: bool) -> bool:
+    """Content (no telling suffix) that opens a JSON array: `[`, then a first element that parses
+    and is followed by `,` or `]`. Log lines such as "[2026-12-05 10:00:00] INFO ..." or
+    "[INFO] ..." also start with `[` and must be read as lines. When the sniff is not the `whole`
+    object, a first element that does not end within it cannot be judged: a JSON array is
+    assumed, unless it fails early."""
+    text = sniff.decode("utf-8", "replace").lstrip("\ufeff \t\r\n")
+    if not text.startswith("["):
+        return False
+    start = len(text) - len(text[1:].lstrip())
+    if start == len(text) or text[start] == "]":
+        return True
+    try:
+        _, end = _JSON.raw_decode(text, start)
+    except json.JSONDecodeError as exc:
+        if whole:
+            return False
+        return exc.msg.startswith("Unterminated") or exc.pos >= len(text) - _UNDECIDED_TAIL_CHARS
+    rest = text[end:].lstrip()
+    return not rest or rest[0] in ",]"
 
 
 def _skip(stream: io.BufferedIOBase, count: int) -> None:

@@ -486,3 +486,36 @@ def test_objects_written_in_the_same_millisecond_get_different_timestamp_bases()
     assert len(set(bases)) > 45  # a thousand slots: a rare pair may share one
     assert all(updated <= base < updated + 1_000_000 for base in bases)
     assert bases == [gcs.first_base_ns(name, updated) for name in names]  # the same on every pass
+
+
+def test_log_lines_that_start_with_a_bracket_are_lines_not_a_json_document(
+    emulator: GcsEmulator, bucket: Any
+) -> None:
+    """No telling suffix (a rotated app.log.1) and a first `[`: only real JSON makes a document."""
+    text = "".join(f"[2026-12-05 10:00:{i:02d}] INFO step {i}\n" for i in range(50))
+    bucket.blob("trades/app.log.1").upload_from_string(text.encode())
+    bucket.blob("trades/export").upload_from_string(b'[{"i": 1}, {"i": 2}]')
+    records, cursor, _ = pull(make_source(emulator, bucket))
+    by_object: dict[str, list[str]] = {}
+    for record in records:
+        by_object.setdefault(record.metadata["object"], []).append(record.line)
+    assert by_object["trades/app.log.1"] == text.splitlines()
+    assert by_object["trades/export"] == ['{"i":1}', '{"i":2}']
+    assert cursor["objects"]["trades/export"]["mode"] == "document"
+
+
+@pytest.mark.parametrize(
+    ("sniff", "mode"),
+    [
+        (b"[2026-12-05 10:00:00] INFO start\n", "lines"),
+        (b"[INFO] hello\n", "lines"),
+        (b"[1 2]", "lines"),
+        (b'[\n  {"a": 1},\n  {"a": 2}\n]\n', "document"),
+        (b"  [ ]", "document"),
+        (b'\xef\xbb\xbf["x"]', "document"),
+        (b'[{"a": "' + b"x" * 9000, "document"),  # an element longer than the sniff: undecided
+        ((b"[INFO] x\n" * 2000)[:8192], "lines"),
+    ],
+)
+def test_mode_of_a_name_without_a_telling_suffix(sniff: bytes, mode: str) -> None:
+    assert gcs._mode_of("trades/app.log.1", sniff[: gcs.BINARY_SNIFF_BYTES]) == mode
