@@ -277,11 +277,11 @@ class GcsSource:
         dirty = len(state) != len(previous)  # state not yet handed out in a batch
         work = [info for info in sorted(objects.values(), key=lambda info: (info.updated_ns, info.name))
                 if self.since_ns is None or info.updated_ns >= self.since_ns]
+        if self.borrow_base_ns is not None:  # a backfill may have shipped objects first seen here
+            self.known_base_ns = self.borrow_base_ns()
         # A new object's base_ns is committed before any of its lines is pushed: were a push to
         # reach Loki and the pass fail before its checkpoint, the next pass would otherwise take
         # the base from a newer generation and send the same lines again at other timestamps.
-        if self.borrow_base_ns is not None:  # a backfill may have shipped objects first seen here
-            self.known_base_ns = self.borrow_base_ns()
         new = {info.name: self._first_entry(info) for info in work if info.name not in state}
         if new:
             state.update(new)
@@ -623,18 +623,15 @@ class _ResumePoint:
     must be read whole, with the same line number."""
 
     def __init__(self, offset: int, line_no: int, tail: str) -> None:
-        self.offset, self.line_no, self.tail = offset, line_no, tail
-        self._before = bytes.fromhex(tail)  # the last bytes before self.offset
+        self.offset, self.line_no, self.tail = offset, line_no, tail  # tail: hex of bytes before offset
 
     def after(self, line: bytes, offset: int, line_no: int) -> None:
         if line.endswith(b"\n"):
-            self.offset, self.line_no = offset, line_no
-            self._before = line[-TAIL_BYTES:]
-            self.tail = self._before.hex()
+            self.offset, self.line_no, self.tail = offset, line_no, line[-TAIL_BYTES:].hex()
 
     def after_cut_line(self, offset: int, line_no: int) -> None:
         """Past a line cut at MAX_LINE_READ_BYTES: its bytes are not kept, so no append check."""
-        self.offset, self.line_no, self.tail, self._before = offset, line_no, "", b""
+        self.offset, self.line_no, self.tail = offset, line_no, ""
 
     def entry(self) -> dict[str, Any]:
         return {"offset": self.offset, "line_no": self.line_no, "tail": self.tail}
