@@ -623,18 +623,19 @@ class _ResumePoint:
     must be read whole, with the same line number."""
 
     def __init__(self, offset: int, line_no: int, tail: str) -> None:
-        self.offset, self.line_no, self.tail = offset, line_no, tail  # tail: hex of bytes before offset
+        self.offset, self.line_no = offset, line_no
+        self._before = bytes.fromhex(tail)  # the bytes before offset: a whole line, or its end
 
     def after(self, line: bytes, offset: int, line_no: int) -> None:
         if line.endswith(b"\n"):
-            self.offset, self.line_no, self.tail = offset, line_no, line[-TAIL_BYTES:].hex()
+            self.offset, self.line_no, self._before = offset, line_no, line
 
     def after_cut_line(self, offset: int, line_no: int) -> None:
         """Past a line cut at MAX_LINE_READ_BYTES: its bytes are not kept, so no append check."""
-        self.offset, self.line_no, self.tail = offset, line_no, ""
+        self.offset, self.line_no, self._before = offset, line_no, b""
 
     def entry(self) -> dict[str, Any]:
-        return {"offset": self.offset, "line_no": self.line_no, "tail": self.tail}
+        return {"offset": self.offset, "line_no": self.line_no, "tail": self._before[-TAIL_BYTES:].hex()}
 
 
 class _HeadDigest:
