@@ -293,19 +293,21 @@ class KeyRateLimiter:
 
 
 async def build_rate_limiter(settings: GatewaySettings) -> KeyRateLimiter:
-    """Redis-backed when REDIS_URL is set and answers a ping; in-memory otherwise."""
-    if settings.redis_url:
-        storage = RedisStorage(
-            "async+" + settings.redis_url, implementation="redispy", **redis_client.auth_options(settings)
-        )
-        try:
-            if await storage.check():
-                return KeyRateLimiter(settings.rate_limit, storage)
-        except Exception as exc:  # any connection problem means: fall back to memory
-            log.warning("REDIS_URL unreachable for rate limits (%s); using memory", type(exc).__name__)
-        else:
-            log.warning("REDIS_URL did not answer a ping; rate limits use memory")
-    return KeyRateLimiter(settings.rate_limit)
+    """Redis-backed when REDIS_URL is set, answering yet or not (see redis_client); in memory
+    otherwise."""
+    if not settings.redis_url:
+        return KeyRateLimiter(settings.rate_limit)
+    storage = RedisStorage(
+        "async+" + settings.redis_url, implementation="redispy", **redis_client.auth_options(settings)
+    )
+    try:
+        answered = await storage.check()
+    except Exception as exc:
+        redis_client.warn_unanswered("rate limits", exc)
+    else:
+        if not answered:
+            redis_client.warn_unanswered("rate limits", ConnectionError("no answer to a ping"))
+    return KeyRateLimiter(settings.rate_limit, storage)
 
 
 @dataclass(frozen=True)

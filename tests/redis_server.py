@@ -21,13 +21,13 @@ START_TIMEOUT_SECONDS = 10.0
 
 
 @contextmanager
-def running_redis(password: str | None = None) -> Iterator[str]:
-    """A redis-server on a free port (requiring AUTH with `password` when given): its URL, which
-    never holds the password."""
+def running_redis(password: str | None = None, port: int | None = None) -> Iterator[str]:
+    """A redis-server on `port` or a free one (requiring AUTH with `password` when given): its
+    URL, which never holds the password."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server is not on PATH (Debian package redis-server)")
-    port = free_port()
+    port = port or free_port()
     command = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
     if password is not None:
         command += ["--requirepass", password]

@@ -1,5 +1,6 @@
 """A short TTL cache for repeated identical queries and the overview. In memory by default; Redis
-when REDIS_URL is set and answers a ping. Values must be JSON-serialisable (Redis stores JSON)."""
+when REDIS_URL is set (answering yet or not: see redis_client). Values must be JSON-serialisable
+(Redis stores JSON)."""
 
 from __future__ import annotations
 

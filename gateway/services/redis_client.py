@@ -1,5 +1,11 @@
-"""One way to open Redis (REDIS_URL, REDIS_PASSWORD) for the cache, the alert store and rate
-limits: a client that answered a ping, or None (and a warning) so the caller falls back to memory."""
+"""One way to open Redis (REDIS_URL, REDIS_PASSWORD) for the cache, the alert store, rate limits
+and digest claims.
+
+A Redis that does not answer at start (the gateway came up first, or Redis restarts) is used
+anyway, with a warning: with REDIS_URL set, every replica must share one state, and falling back
+to this process's memory would split it for the process's whole life. Each backend degrades per
+call instead (a cache miss, a rate limit that lets the request through, an alert store that
+answers 503 so Alertmanager retries) and recovers once Redis answers."""
 
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ def auth_options(settings: GatewaySettings) -> dict[str, Any]:
 
 
 async def connect(settings: GatewaySettings, purpose: str) -> Any | None:
+    """A client for REDIS_URL, None without one."""
     import redis.asyncio as redis_asyncio
 
     if not settings.redis_url:
@@ -31,8 +38,11 @@ async def connect(settings: GatewaySettings, purpose: str) -> Any | None:
     )
     try:
         await asyncio.wait_for(client.ping(), CONNECT_TIMEOUT_SECONDS * 2)
-    except Exception as exc:  # any connection problem means: fall back to memory
-        log.warning("REDIS_URL unreachable for the %s (%s); using memory", purpose, type(exc).__name__)
-        await client.aclose()
-        return None
+    except Exception as exc:
+        warn_unanswered(purpose, exc)
     return client
+
+
+def warn_unanswered(purpose: str, exc: BaseException) -> None:
+    log.warning("REDIS_URL does not answer for the %s (%s); using it anyway, every call tries again",
+                purpose, type(exc).__name__)

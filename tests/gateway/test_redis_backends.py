@@ -1,6 +1,7 @@
-"""REDIS_URL against a real redis-server: replicas share rate limits and the query cache; an
-unreachable Redis falls back to memory instead of failing the start; REDIS_PASSWORD authenticates
-every client without ever being written in a log."""
+"""REDIS_URL against a real redis-server: replicas share rate limits and the query cache; a Redis
+that does not answer yet is used anyway (requests degrade, nothing fails, and Redis is used once
+it answers: never this process's own memory, which would split the replicas' state);
+REDIS_PASSWORD authenticates every client without ever being written in a log."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from gateway.config import GatewaySettings
 from gateway.main import create_app
 from gateway.security import build_rate_limiter
 from gateway.services.alert_store_redis import RedisAlertStore
-from gateway.services.cache import MemoryCache, RedisCache, build_cache, cached
+from gateway.services.cache import RedisCache, build_cache, cached
 from tests import redis_server as redis_fixtures
 from tests.conftest import free_port
 from tests.gateway.conftest import make_settings
@@ -60,9 +61,29 @@ async def test_cache_values_are_shared_and_expire(redis_url: str) -> None:
         await reader.close()
 
 
-async def test_unreachable_redis_falls_back_to_memory() -> None:
-    cache = await build_cache(make_settings(redis_url=f"redis://127.0.0.1:{free_port()}/0"))
-    assert isinstance(cache, MemoryCache)
+async def test_a_redis_that_answers_only_after_the_start_is_used_from_then_on(
+    client_for: Any, api_key: str, auth_headers: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The gateway came up before its Redis (kubectl apply starts both at once)."""
+    port = free_port()
+    settings = make_settings(ai_monitoring_api_key=api_key, redis_url=f"redis://127.0.0.1:{port}/0",
+                             rate_limit="2/minute")
+    first, second = await build_cache(settings), await build_cache(settings)
+    try:
+        assert isinstance(first, RedisCache) and "does not answer for the cache" in caplog.text
+        await first.set("overview", {"up": 1}, ttl_seconds=30)  # no Redis yet: nothing stored, no error
+        assert await second.get("overview") is None
+        async with client_for(create_app(settings)) as one, client_for(create_app(settings)) as other:
+            assert (await one.get(ALERTS, headers=auth_headers)).status_code == 503  # Alertmanager retries
+            with redis_fixtures.running_redis(port=port):
+                await first.set("overview", {"up": 1}, ttl_seconds=30)
+                assert await second.get("overview") == {"up": 1}  # shared, not per process
+                statuses = [(await client.get(ALERTS, headers=auth_headers)).status_code
+                            for client in (one, other, one)]
+        assert statuses == [200, 200, 429]  # one limit across both replicas
+    finally:
+        await first.close()
+        await second.close()
 
 
 async def test_a_redis_failing_after_start_is_a_cache_miss_not_an_error() -> None:
@@ -104,16 +125,22 @@ async def test_redis_password_authenticates_rate_limits_cache_and_alert_store(
     assert password not in caplog.text
 
 
-async def test_a_missing_or_wrong_redis_password_falls_back_to_memory_and_is_never_logged(
+async def test_a_missing_or_wrong_redis_password_is_a_loud_degradation_and_never_logged(
     protected_redis: tuple[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     url, password = protected_redis
     wrong = "wrong-" + password
     caplog.set_level(logging.DEBUG)
     for settings in (make_settings(redis_url=url), make_settings(redis_url=url, redis_password=wrong)):
-        assert isinstance(await build_cache(settings), MemoryCache)
-        assert not isinstance(await build_store(settings), RedisAlertStore)
+        cache = await build_cache(settings)
+        try:
+            assert isinstance(cache, RedisCache)  # not this process's memory: that would split state
+            await cache.set("k", {"v": 1}, ttl_seconds=30)
+            assert await cache.get("k") is None  # refused by Redis: a miss, not an error
+        finally:
+            await cache.close()
         limiter = await build_rate_limiter(settings)
-        assert isinstance(limiter.storage, MemoryStorage)
-    assert "AuthenticationError" in caplog.text  # the warning says why, without the secret
-    assert password not in caplog.text
+        assert not isinstance(limiter.storage, MemoryStorage)
+        await limiter.check("key")  # lets the request through, logged
+    assert "AuthenticationError" in caplog.text  # the warnings say why, without the secret
+    assert password not in caplog.text and wrong not in caplog.text

@@ -42,7 +42,8 @@ MAX_WEBHOOK_BODY_BYTES = 4 * 1024 * 1024
 
 
 async def build_store(settings: GatewaySettings) -> AlertStore:
-    """Redis when REDIS_URL answers (shared by replicas, kept across restarts), else memory."""
+    """Redis when REDIS_URL is set (shared by replicas, kept across gateway restarts; answering
+    yet or not: see redis_client), else memory."""
     if settings.redis_url:
         client = await redis_client.connect(settings, "alert store")
         if client is not None:
