@@ -35,9 +35,11 @@ _EPOCH_NS_THRESHOLD = 10**17
 _EPOCH_US_THRESHOLD = 10**14
 _EPOCH_MS_THRESHOLD = 10**11
 _INFINITY = float("inf")
-# epoch text: (smallest value of the unit, ns per unit), largest unit first, as _epoch_ns tells them
-_EPOCH_UNITS_NS = ((_EPOCH_NS_THRESHOLD, 1), (_EPOCH_US_THRESHOLD, 1_000), (_EPOCH_MS_THRESHOLD, 1_000_000),
-                   (0, 1_000_000_000))
+# epoch units as _epoch_ns tells them apart by magnitude: (smallest value of the unit, units per
+# second), largest unit first
+EPOCH_UNITS = (
+    (_EPOCH_NS_THRESHOLD, 10**9), (_EPOCH_US_THRESHOLD, 10**6), (_EPOCH_MS_THRESHOLD, 10**3), (0, 1)
+)
 _EPOCH_MAX_DIGITS = 19  # ns since 1970 until the year 2286
 _EPOCH_TEXT = re.compile(r"-?\d+(\.\d+)?")
 
@@ -121,7 +123,8 @@ def _epoch_text_ns(text: str) -> int | None:
     if whole.startswith("-") or len(whole) > _EPOCH_MAX_DIGITS:  # negative, or no time at all
         return None
     seconds_or_unit = int(whole)
-    ns_per_unit = next(per for floor, per in _EPOCH_UNITS_NS if seconds_or_unit >= floor)
+    per_second = next(per for floor, per in EPOCH_UNITS if seconds_or_unit >= floor)
+    ns_per_unit = 1_000_000_000 // per_second
     digits = len(str(ns_per_unit)) - 1  # fraction digits that are still whole nanoseconds
     return seconds_or_unit * ns_per_unit + int(fraction[:digits].ljust(digits, "0") or 0)
 

@@ -102,8 +102,5 @@ async def cached(cache: Cache, key: str, ttl_seconds: float, compute: Callable[[
 
 
 async def build_cache(settings: GatewaySettings) -> Cache:
-    if settings.redis_url:
-        client = await redis_client.connect(settings, "cache")
-        if client is not None:
-            return RedisCache(client)
-    return MemoryCache()
+    client = await redis_client.connect(settings, "cache")  # None without REDIS_URL
+    return RedisCache(client) if client is not None else MemoryCache()

@@ -341,6 +341,7 @@ def scan_query(query: str) -> ScannedQuery:
     return ScannedQuery("".join(out), tuple(selectors), tuple(code))
 
 
+@lru_cache(maxsize=256)  # a few policies, one per key; parsed on every request of their keys
 def parse_policy(policy: str) -> tuple[Matcher, ...]:
     """A key's label policy: exactly one selector such as {source="gcs", namespace="gpt"}."""
     scanned = scan_query(policy)

@@ -103,7 +103,7 @@ from proto.datetime_helpers import DatetimeWithNanoseconds as ProtoDatetimeWithN
 from shipper.config import FirestoreSourceConfig
 from shipper.metrics import RECORDS_ADJUSTED, RECORDS_SKIPPED
 from shipper.models import Batch, Cursor, LogRecord, Outcome
-from shipper.records import format_rfc3339_ns, level_of, parse_timestamp_ns
+from shipper.records import EPOCH_UNITS, format_rfc3339_ns, level_of, parse_timestamp_ns
 from shipper.sources.base import SourceError
 
 if TYPE_CHECKING:
@@ -130,9 +130,6 @@ LANES = (
     Lane("number", -math.inf),
     Lane("string", ""),
 )
-# The number lane's epoch units, as parse_timestamp_ns tells them apart by magnitude:
-# (smallest value of the unit, units per second), largest first.
-EPOCH_UNITS = ((10**17, 10**9), (10**14, 10**6), (10**11, 10**3), (0, 1))
 DIGEST_BYTES = 8
 _NS = 1_000_000_000
 # The string lane's layouts with a text bound: RFC 3339 (from its date to its seconds) and epoch digits

@@ -44,10 +44,9 @@ MAX_WEBHOOK_BODY_BYTES = 4 * 1024 * 1024
 async def build_store(settings: GatewaySettings) -> AlertStore:
     """Redis when REDIS_URL is set (shared by replicas, kept across gateway restarts; answering
     yet or not: see redis_client), else memory."""
-    if settings.redis_url:
-        client = await redis_client.connect(settings, "alert store")
-        if client is not None:
-            return RedisAlertStore(client, settings.alerts_max_stored)
+    client = await redis_client.connect(settings, "alert store")  # None without REDIS_URL
+    if client is not None:
+        return RedisAlertStore(client, settings.alerts_max_stored)
     return MemoryAlertStore(settings.alerts_max_stored)
 
 

@@ -63,8 +63,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         summarizer = Summarizer(app.state.loki, redact, model)
         events = LokiEventWriter(app.state.http, settings.loki_url, settings.loki_tenant_id)
         interval_minutes = settings.summary_digest_interval_minutes
-        if settings.redis_url:
-            claims = await redis_client.connect(settings, "digest claims")
+        claims = await redis_client.connect(settings, "digest claims")  # None without REDIS_URL
         scheduler = DigestScheduler(
             summarizer.summarize, events, interval_minutes=interval_minutes,
             claim=redis_claim(claims, interval_minutes * 60 * 1_000_000_000) if claims else claim_always,

@@ -19,9 +19,9 @@ from shipper.checkpoint import FileCheckpointer
 from shipper.config import FirestoreSourceConfig
 from shipper.metrics import REGISTRY
 from shipper.models import Batch
-from shipper.records import parse_timestamp_ns
+from shipper.records import EPOCH_UNITS, parse_timestamp_ns
 from shipper.sources.base import SourceError
-from shipper.sources.firestore import EPOCH_UNITS, FirestoreSource, LateWindow, late_window
+from shipper.sources.firestore import FirestoreSource, LateWindow, late_window
 from tests import firestore_emulator as emulator_fixtures
 from tests.firestore_emulator import PROJECT_ID, FirestoreEmulator
 from tests.shipper.sources.shipping import records_of, ship
