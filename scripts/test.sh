@@ -15,6 +15,12 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   fi
 fi
 bash scripts/setup.sh test
+# The real-Loki tests find Loki through LOKI_BINARY (else `loki` on PATH); the team's checkout
+# keeps Loki 3.7.6 beside the project.
+if [ -z "${LOKI_BINARY:-}" ] && [ -x ../shared/tools/loki/loki ]; then
+  LOKI_BINARY="$(cd ../shared/tools/loki && pwd)/loki"
+  export LOKI_BINARY
+fi
 .venv/bin/ruff check .
 .venv/bin/mypy
 .venv/bin/python -m pytest "$@"

@@ -3,8 +3,15 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests.real_loki import LOKI_VERSION, RealLoki, find_loki_binary, start_loki
+
+REAL_LOKI_MARK = "real_loki"
 TOOLS = ("java", "gcloud", "kubectl", "promtool", "amtool", "prometheus", "prometheus-alertmanager",
          "docker-compose", "redis-server")
 
@@ -12,7 +19,10 @@ TOOLS = ("java", "gcloud", "kubectl", "promtool", "amtool", "prometheus", "prome
 def pytest_report_header(config: object) -> list[str]:
     """Show which external tools this run has, so CI output proves tool-backed tests ran."""
     found = {tool: shutil.which(tool) for tool in TOOLS}
+    loki = find_loki_binary()
     return [
+        f"real Loki: {loki} (tested with {LOKI_VERSION})" if loki
+        else "real Loki: absent (set LOKI_BINARY; its tests skip with that reason)",
         "tools present: " + ", ".join(t for t, p in found.items() if p),
         "tools absent (their tests skip with a reason): "
         + (", ".join(t for t, p in found.items() if not p) or "none"),
@@ -33,3 +43,37 @@ def stop_process(process: subprocess.Popen[Any], timeout: float = 10, kill_timeo
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout=kill_timeout)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{REAL_LOKI_MARK}: runs against the real Loki binary (LOKI_BINARY)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that uses a real-Loki fixture carries the mark, so the summary can count them."""
+    for item in items:
+        if "real_loki" in getattr(item, "fixturenames", ()):
+            item.add_marker(REAL_LOKI_MARK)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    counts: dict[str, int] = {}
+    for outcome in ("passed", "failed", "error", "skipped"):
+        for report in terminalreporter.stats.get(outcome, []):
+            if REAL_LOKI_MARK in getattr(report, "keywords", {}) and report.when in ("call", "setup"):
+                if outcome == "passed" and report.when != "call":
+                    continue
+                counts[outcome] = counts.get(outcome, 0) + 1
+    summary = ", ".join(f"{n} {outcome}" for outcome, n in counts.items()) or "none collected"
+    terminalreporter.write_line(f"real-Loki tests: {summary}")
+
+
+@pytest.fixture(scope="session")
+def real_loki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealLoki]:
+    """One real Loki for the whole session, from ops-stack/loki/loki.yaml; isolate by run_id() labels."""
+    binary = find_loki_binary()
+    if binary is None:
+        pytest.skip("no Loki binary: set LOKI_BINARY or put loki on PATH (.ci/run uses ../shared/tools/loki)")
+    loki = start_loki(binary, Path(tmp_path_factory.mktemp("real-loki")))
+    yield loki
+    loki.stop()

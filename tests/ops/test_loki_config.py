@@ -1,10 +1,11 @@
 """Loki configs: the single binary of the compose stack (loki.yaml) and the simple-scalable GCS one
-(loki-gcs.yaml). No Loki binary runs here, so these check structure and the contract with the
-shipper, the gateway and the compose file."""
+(loki-gcs.yaml). The real Loki binary checks that both load (`-verify-config`); the rest checks
+the contract with the shipper, the gateway and the compose file."""
 
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -15,17 +16,19 @@ import pytest
 from gateway.config import GatewaySettings
 from shipper.config import ShipperSettings
 from tests.ops.conftest import REPO, RenderedCompose, load_yaml
+from tests.real_loki import find_loki_binary
 
 LOKI = REPO / "ops-stack/loki/loki.yaml"
 LOKI_GCS = REPO / "ops-stack/loki/loki-gcs.yaml"
 SINGLE_TENANT = "fake"  # the tenant Loki uses when auth_enabled is false
-_SIZE = re.compile(r"^(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[KMGT]?i?B)?$", re.IGNORECASE)
-_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+# Loki's sizes (flagext.ByteSize, bytefmt): K/KB, M/MB, G/GB are powers of 1024; "KiB" is refused.
+_SIZE = re.compile(r"^(?P<number>\d+(?:\.\d+)?)(?P<unit>[KMGT]B?|B)?$", re.IGNORECASE)
+_UNITS = {"": 1, "B": 1, "K": 2**10, "KB": 2**10, "M": 2**20, "MB": 2**20, "G": 2**30, "GB": 2**30}
 _DURATION = re.compile(r"(\d+)([hms])")
 
 
 def byte_size(value: str | int) -> int:
-    """Loki's byte sizes (humanize semantics: KB = 1000, KiB = 1024)."""
+    """Loki's byte sizes (KB = 1024; the binary refuses KiB, see test_configs_load_in_the_real_loki)."""
     if isinstance(value, int):
         return value
     match = _SIZE.match(value.strip())
@@ -140,7 +143,25 @@ def test_both_configs_agree_on_what_entries_look_like(loki, loki_gcs) -> None:
 
 
 def test_byte_size_and_hours_follow_loki_units() -> None:
-    assert byte_size("256KB") == 256_000
-    assert byte_size("256KiB") == 262_144
+    assert byte_size("256KB") == 262_144
+    assert byte_size("16MB") == 16 * 2**20
+    with pytest.raises(AssertionError):
+        byte_size("256KiB")
     assert hours("168h") == 168
     assert hours("1h30m") == 1.5
+
+
+@pytest.mark.real_loki
+@pytest.mark.parametrize("path", [LOKI, LOKI_GCS], ids=["loki.yaml", "loki-gcs.yaml"])
+def test_configs_load_in_the_real_loki(path: Path) -> None:
+    binary = find_loki_binary()
+    if binary is None:
+        pytest.skip("no Loki binary: set LOKI_BINARY or put loki on PATH")
+    env = {"LOKI_GCS_BUCKET": "b", "LOKI_GCS_RULER_BUCKET": "r", "LOKI_MEMBERLIST_JOIN": "loki-memberlist",
+           "LOKI_ALERTMANAGER_URL": "http://alertmanager:9093", "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [binary, f"-config.file={path}", "-config.expand-env=true", "-verify-config"],
+        capture_output=True, text=True, timeout=60, env=env, check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "config is valid" in result.stdout + result.stderr
