@@ -54,6 +54,7 @@ async def test_not_ready_when_loki_is_unreachable(api_key: str, client_for: Call
         response = await client.get("/health/ready")
     assert response.status_code == 503
     assert "ConnectError" in response.json()["error"]["message"]
+    assert int(response.headers["retry-after"]) > 0  # every 503 says when to come back
 
 
 def _requests(route: str, status: str, method: str = "GET") -> float:
