@@ -1,4 +1,4 @@
-"""Structured JSON logs of the shipper itself: one JSON object per line on stderr.
+"""Structured JSON logs of the shipper and the gateway: one JSON object per line on stderr.
 
 Fields: ts (RFC 3339, UTC), level, logger, message, plus every `extra={...}` field given to the
 log call (e.g. event, source, reason). Exceptions are rendered into `exc`."""
@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 _STANDARD_ATTRIBUTES = frozenset(
-    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime", "taskName"}
+    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()
+    | {"message", "asctime", "taskName", "color_message"}  # uvicorn's terminal copy of the message
 )
 
 

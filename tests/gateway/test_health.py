@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -81,3 +82,13 @@ async def test_metrics_count_by_route_template_never_raw_path(
     assert 'gateway_request_duration_seconds_bucket{le="0.005",route="/health"}' in exposition
     assert "gateway_auth_total" in exposition
     assert "gateway_upstream_errors_total" in exposition or "# HELP gateway_upstream_errors" in exposition
+
+
+async def test_api_docs_load_without_a_cdn(client: httpx.AsyncClient) -> None:
+    for page in ("/docs", "/redoc"):
+        html = (await client.get(page)).text
+        assets = re.findall(r'(?:src|href)="([^"]+\.(?:js|css))"', html)
+        assert assets, f"{page} references no script or style sheet"
+        for asset in assets:
+            assert not asset.startswith(("http://", "https://", "//")), f"{page} loads {asset} from outside"
+            assert (await client.get(asset)).status_code == 200, asset
