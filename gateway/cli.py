@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from gateway.config import DEFAULT_HOST, DEFAULT_PORT, GatewaySettings
 from gateway.security import KNOWN_SCOPES, ApiKeyEntry, GatewayConfigError, generate_key, hash_key
 from shipper.logs import configure_logging
+from shipper.loki_log_handler import loki_handler_from
 
 EXIT_CONFIG_ERROR = 2
 MIN_KEY_CHARS = 32  # a key read from stdin must be at least as long as a generated one's random part
@@ -119,7 +120,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         settings = GatewaySettings()
-        configure_logging(settings.log_level)  # one JSON object per line, as the shipper logs
+        # one JSON object per line, as the shipper logs; into Loki too with LOG_TO_LOKI=true
+        configure_logging(settings.log_level, loki=loki_handler_from(settings, "gateway"))
         app = create_app(settings)
     except (GatewayConfigError, ValidationError) as exc:
         print(f"gateway: error: {exc}", file=sys.stderr)

@@ -94,6 +94,7 @@ class GatewaySettings(BaseSettings):
     alert_forward_webhook_url: SecretStr | None = None
 
     log_level: str = "INFO"
+    log_to_loki: bool = False  # the gateway's own logs into Loki too ({source="gateway"})
 
     @field_validator("log_level")
     @classmethod

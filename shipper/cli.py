@@ -24,6 +24,7 @@ from tqdm import tqdm
 from shipper.checkpoint import Checkpointer, CheckpointError, FileCheckpointer
 from shipper.config import ShipperSettings, SourceConfig, get_settings
 from shipper.logs import configure_logging
+from shipper.loki_log_handler import loki_handler_from
 from shipper.pipeline import PassResult, Pipeline
 from shipper.sinks import Sink, SinkUnavailable
 from shipper.sinks.loki.client import LokiSink
@@ -68,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"shipper: invalid configuration: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, loki=loki_handler_from(settings, "shipper"))
     commands: dict[str, Callable[[argparse.Namespace, ShipperSettings], int]] = {
         "once": cmd_once, "run": cmd_run, "check": cmd_check, "backfill": cmd_backfill,
     }

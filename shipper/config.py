@@ -105,6 +105,7 @@ class ShipperSettings(BaseSettings):
     shipper_lease_name: str = "loki-shipper"
     shipper_lease_duration_seconds: int = Field(default=30, gt=0)
     log_level: str = "INFO"
+    log_to_loki: bool = False  # the shipper's own logs into Loki too ({source="shipper"})
 
     _split = field_validator("gcs_prefixes", "firestore_collections", mode="before")(split_csv)
 

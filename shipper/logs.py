@@ -36,13 +36,27 @@ class JsonFormatter(logging.Formatter):
 HANDLER_NAME = "shipper-json"
 
 
-def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> logging.Handler:
-    """Log through one JSON handler on the root logger (replacing an earlier one of ours only)."""
+LOKI_HANDLER_NAME = "own-logs-to-loki"
+
+
+def configure_logging(
+    level: str = "INFO", stream: TextIO | None = None, loki: logging.Handler | None = None
+) -> logging.Handler:
+    """Log through one JSON handler on the root logger, and to Loki too when `loki` is given
+    (LOG_TO_LOKI; see shipper/loki_log_handler.py). Earlier handlers of ours are replaced."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.set_name(HANDLER_NAME)
     handler.setFormatter(JsonFormatter())
+    ours: list[logging.Handler] = [handler]
+    if loki is not None:
+        loki.set_name(LOKI_HANDLER_NAME)
+        ours.append(loki)
     root = logging.getLogger()
-    root.handlers[:] = [h for h in root.handlers if h.get_name() != HANDLER_NAME] + [handler]
+    for earlier in [h for h in root.handlers if h.get_name() in (HANDLER_NAME, LOKI_HANDLER_NAME)]:
+        root.removeHandler(earlier)
+        if earlier.get_name() == LOKI_HANDLER_NAME:
+            earlier.close()
+    root.handlers.extend(ours)
     root.setLevel(level.upper())
     for noisy in ("urllib3", "google", "httpx", "httpcore", "apscheduler.executors.default"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
