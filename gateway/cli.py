@@ -14,8 +14,8 @@ from pydantic import ValidationError
 
 from gateway.config import DEFAULT_HOST, DEFAULT_PORT, GatewaySettings
 from gateway.security import KNOWN_SCOPES, ApiKeyEntry, GatewayConfigError, generate_key, hash_key
-from shipper.logs import configure_logging
-from shipper.loki_log_handler import loki_handler_from
+from shipper.logs import configure_logging, loki_handler_from
+from shipper.settings_errors import describe_settings_error
 
 EXIT_CONFIG_ERROR = 2
 MIN_KEY_CHARS = 32  # a key read from stdin must be at least as long as a generated one's random part
@@ -123,7 +123,10 @@ def _serve(args: argparse.Namespace) -> int:
         # one JSON object per line, as the shipper logs; into Loki too with LOG_TO_LOKI=true
         configure_logging(settings.log_level, loki=loki_handler_from(settings, "gateway"))
         app = create_app(settings)
-    except (GatewayConfigError, ValidationError) as exc:
+    except ValidationError as exc:
+        print(f"gateway: invalid configuration:\n{describe_settings_error(exc)}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    except GatewayConfigError as exc:
         print(f"gateway: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
     # no access log: the audit log records every authenticated request already; log_config=None

@@ -7,8 +7,11 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from limits import parse
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shipper.settings_errors import http_url
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8001
@@ -95,6 +98,20 @@ class GatewaySettings(BaseSettings):
 
     log_level: str = "INFO"
     log_to_loki: bool = False  # the gateway's own logs into Loki too ({source="gateway"})
+
+    @field_validator("loki_url")
+    @classmethod
+    def _loki_http_url(cls, url: str) -> str:
+        return http_url(url)
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit_notation(cls, limit: str) -> str:
+        try:
+            parse(limit)
+        except ValueError as exc:
+            raise ValueError("must be in `limits` notation, such as 120/minute or 10/second") from exc
+        return limit
 
     @field_validator("log_level")
     @classmethod

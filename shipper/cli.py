@@ -23,9 +23,10 @@ from tqdm import tqdm
 
 from shipper.checkpoint import Checkpointer, CheckpointError, FileCheckpointer
 from shipper.config import ShipperSettings, SourceConfig, get_settings
-from shipper.logs import configure_logging
-from shipper.loki_log_handler import loki_handler_from
+from shipper.logs import configure_logging, loki_handler_from
+from shipper.metrics import MetricsServerError
 from shipper.pipeline import PassResult, Pipeline
+from shipper.settings_errors import describe_settings_error
 from shipper.sinks import Sink, SinkUnavailable
 from shipper.sinks.loki.client import LokiSink
 from shipper.sources.base import Source
@@ -42,8 +43,31 @@ _RELATIVE = re.compile(r"^(\d+)([smhdw])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+CREDENTIALS_HINT = (
+    "Google clients find credentials in GOOGLE_APPLICATION_CREDENTIALS (a service-account key file), "
+    "`gcloud auth application-default login` on a workstation, or Workload Identity on GKE; "
+    "with STORAGE_EMULATOR_HOST / FIRESTORE_EMULATOR_HOST set they need none (README: Credentials)"
+)
+
+KUBERNETES_HINT = (
+    "in a pod the service account's token is used (automountServiceAccountToken); elsewhere KUBECONFIG "
+    "or ~/.kube/config; or set KUBERNETES_ENABLED=false"
+)
+
+
 class ConfigProblem(Exception):
     """The configuration cannot work; the message says what to set."""
+
+
+def access_problem(exc: Exception) -> str | None:
+    """Missing Google or Kubernetes credentials in an operator's words; None for anything else.
+    Matched by name so that the CLI does not import the Kubernetes client (~0.35 s) to start."""
+    kind = f"{type(exc).__module__}.{type(exc).__name__}"
+    if kind == "google.auth.exceptions.DefaultCredentialsError":
+        return f"no Google credentials: {exc}\n{CREDENTIALS_HINT}"
+    if kind == "kubernetes.config.config_exception.ConfigException":
+        return f"no Kubernetes API access: {exc}\n{KUBERNETES_HINT}"
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = get_settings()
     except ValidationError as exc:
-        print(f"shipper: invalid configuration: {exc}", file=sys.stderr)
+        print(f"shipper: invalid configuration:\n{describe_settings_error(exc)}", file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(settings.log_level, loki=loki_handler_from(settings, "shipper"))
     commands: dict[str, Callable[[argparse.Namespace, ShipperSettings], int]] = {
@@ -75,8 +99,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         return commands[args.command](args, settings)
-    except (ConfigProblem, CheckpointError) as exc:
+    except (ConfigProblem, CheckpointError, MetricsServerError) as exc:
         print(f"shipper: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except Exception as exc:
+        problem = access_problem(exc)
+        if problem is None:
+            raise
+        print(f"shipper: {problem}", file=sys.stderr)
         return EXIT_CONFIG
 
 

@@ -8,8 +8,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from shipper.settings_errors import describe_settings_error, http_url
 
 DEFAULT_LOKI_URL = "http://127.0.0.1:3100"
 DEFAULT_GCS_PREFIXES = ("trades/", "reflections/", "strategies/")
@@ -32,6 +42,7 @@ CsvList = Annotated[list[str], NoDecode]
 
 
 class GcsSourceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a typo (`prefix:` for `prefixes:`) is an error, not a default
     type: Literal["gcs"] = "gcs"
     id: str = "gcs"
     bucket: str
@@ -41,6 +52,7 @@ class GcsSourceConfig(BaseModel):
 
 
 class FirestoreSourceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a typo (`prefix:` for `prefixes:`) is an error, not a default
     type: Literal["firestore"] = "firestore"
     id: str = "firestore"
     project_id: str
@@ -54,6 +66,7 @@ class FirestoreSourceConfig(BaseModel):
 
 
 class PodsSourceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a typo (`prefix:` for `prefixes:`) is an error, not a default
     type: Literal["pods"] = "pods"
     id: str = "pods"
     namespace: str = DEFAULT_KUBERNETES_NAMESPACE
@@ -109,6 +122,11 @@ class ShipperSettings(BaseSettings):
 
     _split = field_validator("gcs_prefixes", "firestore_collections", mode="before")(split_csv)
 
+    @field_validator("loki_url")
+    @classmethod
+    def _loki_http_url(cls, url: str) -> str:
+        return http_url(url)
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, level: str) -> str:
@@ -122,6 +140,15 @@ class ShipperSettings(BaseSettings):
     def sources(self) -> list[SourceConfig]:
         """Sources from SHIPPER_CONFIG_FILE when given, else the ones the environment enables."""
         if self.shipper_config_file is not None:
+            environment_sources = {"GCS_BUCKET_NAME": self.gcs_bucket_name,
+                                   "FIRESTORE_PROJECT_ID": self.firestore_project_id,
+                                   "KUBERNETES_ENABLED": self.kubernetes_enabled}
+            competing = [name for name, value in environment_sources.items() if value]
+            if competing:
+                raise ValueError(
+                    f"SHIPPER_CONFIG_FILE lists the sources, so {', '.join(competing)} would be ignored: "
+                    "move that source into the file, or unset one of the two"
+                )
             return load_sources_file(self.shipper_config_file)
         found: list[SourceConfig] = []
         if self.gcs_bucket_name:
@@ -156,9 +183,18 @@ class _SourcesFile(BaseModel):
 
 
 def load_sources_file(path: Path) -> list[SourceConfig]:
-    with path.open("rb") as handle:
-        document = yaml.safe_load(handle) or {}
-    return _SourcesFile.model_validate(document).sources
+    """The `sources:` list of SHIPPER_CONFIG_FILE; a ValueError saying where it is wrong."""
+    try:
+        with path.open("rb") as handle:
+            document = yaml.safe_load(handle) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ValueError(f"{path} is not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from exc
+    try:
+        return _SourcesFile.model_validate(document).sources
+    except ValidationError as exc:
+        raise ValueError(f"{path}: {describe_settings_error(exc, environment=False)}") from exc
 
 
 @lru_cache(maxsize=1)

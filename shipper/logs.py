@@ -61,3 +61,21 @@ def configure_logging(
     for noisy in ("urllib3", "google", "httpx", "httpcore", "apscheduler.executors.default"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     return handler
+
+
+def loki_handler_from(settings: Any, source: str) -> logging.Handler | None:
+    """The handler when `settings.log_to_loki` is on (LOG_TO_LOKI), else None; Loki's URL, tenant
+    and (the shipper's) credentials are the process's own."""
+    if not settings.log_to_loki:
+        return None
+    from shipper.loki_log_handler import BoundedLokiQueueHandler  # requests & co. only when asked for
+
+    username = getattr(settings, "loki_username", None)
+    password = getattr(settings, "loki_password", None)
+    bearer = getattr(settings, "loki_bearer_token", None)
+    auth = (username, password.get_secret_value() if password else "") if username else None
+    headers = {"Authorization": f"Bearer {bearer.get_secret_value()}"} if bearer else None
+    return BoundedLokiQueueHandler(
+        loki_url=settings.loki_url, source=source, service_name=source,
+        tenant=settings.loki_tenant_id, headers=headers, auth=auth,
+    )

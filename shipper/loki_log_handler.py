@@ -113,18 +113,3 @@ class BoundedLokiQueueHandler(LokiQueueHandler):  # type: ignore[misc]
         self.handler.emitter.close()
         logging.Handler.close(self)
 
-
-def loki_handler_from(settings: Any, source: str) -> BoundedLokiQueueHandler | None:
-    """The handler when `settings.log_to_loki` is on (LOG_TO_LOKI), else None; Loki's URL, tenant
-    and (the shipper's) credentials are the process's own."""
-    if not settings.log_to_loki:
-        return None
-    username = getattr(settings, "loki_username", None)
-    password = getattr(settings, "loki_password", None)
-    bearer = getattr(settings, "loki_bearer_token", None)
-    auth = (username, password.get_secret_value() if password else "") if username else None
-    headers = {"Authorization": f"Bearer {bearer.get_secret_value()}"} if bearer else None
-    return BoundedLokiQueueHandler(
-        loki_url=settings.loki_url, source=source, service_name=source,
-        tenant=settings.loki_tenant_id, headers=headers, auth=auth,
-    )
