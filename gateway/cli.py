@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from gateway.config import DEFAULT_HOST, DEFAULT_PORT, GatewaySettings
 from gateway.security import KNOWN_SCOPES, ApiKeyEntry, GatewayConfigError, generate_key, hash_key
 from shipper.logs import configure_logging, loki_handler_from
-from shipper.settings_errors import describe_settings_error
+from shipper.settings_errors import describe_settings_error, environment_help, program_version
 
 EXIT_CONFIG_ERROR = 2
 MIN_KEY_CHARS = 32  # a key read from stdin must be at least as long as a generated one's random part
@@ -43,7 +43,9 @@ def parse_expiry(text: str, now: datetime | None = None) -> datetime:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gateway", description="Loki monitoring gateway")
+    parser = argparse.ArgumentParser(prog="gateway", description="Loki monitoring gateway",
+                                     epilog=environment_help(GatewaySettings))
+    parser.add_argument("--version", action="version", version=f"%(prog)s {program_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the HTTP API (uvicorn)")

@@ -26,7 +26,7 @@ from shipper.config import ShipperSettings, SourceConfig, get_settings
 from shipper.logs import configure_logging, loki_handler_from
 from shipper.metrics import MetricsServerError
 from shipper.pipeline import PassResult, Pipeline
-from shipper.settings_errors import describe_settings_error
+from shipper.settings_errors import describe_settings_error, environment_help, program_version
 from shipper.sinks import Sink, SinkUnavailable
 from shipper.sinks.loki.client import LokiSink
 from shipper.sources.base import Source
@@ -71,7 +71,9 @@ def access_problem(exc: Exception) -> str | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="shipper", description="Ship GCS, Firestore and pod logs to Loki.")
+    parser = argparse.ArgumentParser(prog="shipper", description="Ship GCS, Firestore and pod logs to Loki.",
+                                     epilog=environment_help(ShipperSettings))
+    parser.add_argument("--version", action="version", version=f"%(prog)s {program_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     once = commands.add_parser("once", help="run one pass of every (or one) source and exit")
     once.add_argument("--source", help="source id (default: all configured sources)")

@@ -1,16 +1,20 @@
-"""Configuration mistakes in the words of the person who made them: the environment variable they
-set (`SHIPPER_INTERVAL_SECONDS`), not the pydantic field (`shipper_interval_seconds`), with the
-value they gave unless it may be a secret. Shared by the shipper's and the gateway's CLIs."""
+"""Settings in the words of the person who sets them, for the shipper's and the gateway's CLIs:
+mistakes name the environment variable (`SHIPPER_INTERVAL_SECONDS`, not the pydantic field
+`shipper_interval_seconds`) with the value given unless it may be a secret; `--help` lists the
+variables; `--version` says which release runs."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
+from pydantic_settings import BaseSettings
 
 _SECRET_WORDS = ("key", "password", "token", "secret")
+DISTRIBUTION = "loki-gateway"
 
 
 def http_url(url: str) -> str:
@@ -20,6 +24,19 @@ def http_url(url: str) -> str:
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise ValueError("must be an http(s) URL with a host, such as http://loki:3100")
     return url.strip()
+
+
+def environment_help(settings_class: type[BaseSettings]) -> str:
+    """The `--help` epilog: every variable the settings class reads, and where they are described."""
+    names = ", ".join(name.upper() for name in settings_class.model_fields)
+    return f"environment variables (see docs/settings.md): {names}"
+
+
+def program_version() -> str:
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 def describe_settings_error(exc: ValidationError, *, environment: bool = True) -> str:

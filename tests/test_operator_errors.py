@@ -110,3 +110,18 @@ def test_gateway_refuses_bad_settings_naming_them(tmp_path: Path, variable: str,
     _assert_clean_config_error(result, variable)
     assert env["AI_MONITORING_API_KEY"] not in result.stdout + result.stderr
     assert took < FAST_SECONDS * 5  # the gateway imports FastAPI and uvicorn first
+
+
+@pytest.mark.parametrize("program", ["shipper", "gateway.cli"])
+def test_version_and_help_listing_every_variable(tmp_path: Path, program: str) -> None:
+    from gateway.config import GatewaySettings
+    from shipper.config import ShipperSettings
+
+    result, _ = _run([program, "--version"], _env(tmp_path), tmp_path)
+    assert result.returncode == 0 and result.stdout.split()[1][0].isdigit(), result.stdout
+    result, _ = _run([program, "--help"], _env(tmp_path), tmp_path)
+    settings_class = ShipperSettings if program == "shipper" else GatewaySettings
+    flat = " ".join(result.stdout.split())
+    for name in settings_class.model_fields:
+        assert name.upper() in flat
+    assert "docs/settings.md" in flat
