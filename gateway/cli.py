@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import re
 import sys
 from collections.abc import Sequence
@@ -15,12 +14,13 @@ from pydantic import ValidationError
 
 from gateway.config import DEFAULT_HOST, DEFAULT_PORT, GatewaySettings
 from gateway.security import KNOWN_SCOPES, ApiKeyEntry, GatewayConfigError, generate_key, hash_key
+from shipper.logs import configure_logging, loki_handler_from
+from shipper.settings_errors import describe_settings_error, environment_help, program_version
 
 EXIT_CONFIG_ERROR = 2
 MIN_KEY_CHARS = 32  # a key read from stdin must be at least as long as a generated one's random part
 RELATIVE_EXPIRY = re.compile(r"^(\d+)([hdw])$")
 RELATIVE_UNITS = {"h": "hours", "d": "days", "w": "weeks"}
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
 def parse_expiry(text: str, now: datetime | None = None) -> datetime:
@@ -43,7 +43,9 @@ def parse_expiry(text: str, now: datetime | None = None) -> datetime:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gateway", description="Loki monitoring gateway")
+    parser = argparse.ArgumentParser(prog="gateway", description="Loki monitoring gateway",
+                                     epilog=environment_help(GatewaySettings))
+    parser.add_argument("--version", action="version", version=f"%(prog)s {program_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the HTTP API (uvicorn)")
@@ -120,13 +122,19 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         settings = GatewaySettings()
-        logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
+        # one JSON object per line, as the shipper logs; into Loki too with LOG_TO_LOKI=true
+        configure_logging(settings.log_level, loki=loki_handler_from(settings, "gateway"))
         app = create_app(settings)
-    except (GatewayConfigError, ValidationError) as exc:
+    except ValidationError as exc:
+        print(f"gateway: invalid configuration:\n{describe_settings_error(exc)}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    except GatewayConfigError as exc:
         print(f"gateway: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
-    # no access log: the audit log records every authenticated request already
-    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(), access_log=False)
+    # no access log: the audit log records every authenticated request already; log_config=None
+    # keeps uvicorn's own lines on our JSON handler instead of its text one
+    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(), access_log=False,
+                log_config=None)
     return 0
 
 

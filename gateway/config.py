@@ -7,8 +7,11 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from limits import parse
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shipper.settings_errors import http_url
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8001
@@ -47,53 +50,105 @@ class UpstreamService(BaseModel):
 
 
 class GatewaySettings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+    model_config = SettingsConfigDict(
+        env_file=None, extra="ignore", case_sensitive=False, use_attribute_docstrings=True
+    )
 
     # auth
     ai_monitoring_api_key: SecretStr | None = None
+    """One full-access API key (at least 24 characters, random); or use GATEWAY_API_KEYS_FILE."""
     gateway_api_keys_file: Path | None = None
+    """YAML file of hashed keys with names, scopes, tenant, label policy and expiry (`gateway keys new`)."""
     gateway_metrics_require_key: bool = False
+    """Require a key with the `metrics` scope for /metrics."""
     rate_limit: str = "120/minute"  # `limits` notation, per key
+    """Requests allowed per key, in `limits` notation (e.g. 120/minute)."""
     redis_url: str | None = None
+    """Redis shared by the replicas for rate limits, the query cache, alerts and digest claims."""
     # AUTH for REDIS_URL, kept out of the URL so that the URL can live in plain configuration
     redis_password: SecretStr | None = None
+    """Redis AUTH password, kept out of REDIS_URL."""
 
     # Loki
     loki_url: str = DEFAULT_LOKI_URL
+    """Loki's base URL for queries."""
     loki_tenant_id: str | None = None
+    """Default X-Scope-OrgID of queries (a key's own tenant wins)."""
     loki_timeout_seconds: float = 15.0
+    """Timeout of one Loki query, in seconds."""
     query_max_range_hours: float = 24.0
+    """Longest time range a query may cover, in hours."""
     query_max_limit: int = 5000
+    """Largest `limit` of the LogQL proxy routes."""
     query_default_limit: int = 100
+    """`limit` when a request gives none."""
     logs_max_limit: int = 1000
+    """Largest `limit` of the per-source /logs routes."""
     query_max_bytes: int | None = None  # checked against index/stats when set
+    """Refuse queries whose index/stats estimate exceeds this many bytes; unset: no check."""
     cache_ttl_seconds: float = 10.0
+    """How long identical query answers are served from the cache, in seconds."""
     redact_log_lines: bool = True
+    """Mask secrets (passwords, tokens, keys) in returned lines, labels and summaries."""
 
     # monitored services and the ops stack (optional)
     gateway_services_file: Path | None = None
+    """YAML file of the services whose health is probed and whose monitoring paths are proxied."""
     prometheus_url: str | None = None
+    """Prometheus base URL, probed by the overview."""
     alertmanager_url: str | None = None
+    """Alertmanager base URL, probed by the overview."""
     probe_timeout_seconds: float = 3.0
+    """Timeout of one health probe, in seconds."""
     proxy_max_response_bytes: int = DEFAULT_PROXY_MAX_RESPONSE_BYTES
+    """Largest upstream answer the monitoring proxy passes on, in bytes."""
     overview_cache_ttl_seconds: float = 10.0
+    """How long the overview is cached, in seconds."""
 
     # summaries
     openai_api_key: SecretStr | None = None
+    """OpenAI key for summaries; without it summaries are built offline ("model": null)."""
     openai_base_url: str | None = None
+    """OpenAI-compatible endpoint instead of api.openai.com."""
     openai_model: str = DEFAULT_OPENAI_MODEL
+    """Model of the summaries."""
     openai_timeout_seconds: float = 30.0
+    """Timeout of one model call, in seconds."""
     summary_max_lines: int = 100_000
+    """Most log lines one summary reads."""
     summary_prompt_max_bytes: int = 24_000
+    """Largest prompt sent to the model, in bytes."""
     summary_cache_ttl_seconds: float = 300.0
+    """How long a summary is served from the cache, in seconds."""
     summary_digest_interval_minutes: int = 0  # 0: no scheduled digests
+    """Write a digest per source into Loki every N minutes; 0: never."""
 
     # alerts
     alerts_max_stored: int = 1000
+    """Most alerts kept in the alert store."""
     alert_slack_webhook_url: SecretStr | None = None
+    """Slack incoming-webhook URL that receives alert notifications."""
     alert_forward_webhook_url: SecretStr | None = None
+    """Webhook URL that receives each alert notification as JSON."""
 
     log_level: str = "INFO"
+    """debug, info, warning (or warn), error or critical."""
+    log_to_loki: bool = False
+    """Also send the gateway's own logs to Loki as {source="gateway"} (bounded queue, never blocks)."""
+
+    @field_validator("loki_url")
+    @classmethod
+    def _loki_http_url(cls, url: str) -> str:
+        return http_url(url)
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit_notation(cls, limit: str) -> str:
+        try:
+            parse(limit)
+        except ValueError as exc:
+            raise ValueError("must be in `limits` notation, such as 120/minute or 10/second") from exc
+        return limit
 
     @field_validator("log_level")
     @classmethod

@@ -27,15 +27,20 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+# A 503 says "try again later"; clients and Alertmanager need to know when.
+DEFAULT_RETRY_AFTER_SECONDS = 5
+
+
 def envelope(code: str, message: str, hint: str = "") -> dict[str, dict[str, str]]:
     return {"error": {"code": code, "message": message, "hint": hint}}
 
 
 def _api_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return JSONResponse(
-        envelope(exc.code, exc.message, exc.hint), status_code=exc.status, headers=exc.headers
-    )
+    headers = dict(exc.headers)
+    if exc.status == 503 and not any(name.lower() == "retry-after" for name in headers):
+        headers["Retry-After"] = str(DEFAULT_RETRY_AFTER_SECONDS)
+    return JSONResponse(envelope(exc.code, exc.message, exc.hint), status_code=exc.status, headers=headers)
 
 
 def _validation_error(_: Request, exc: Exception) -> JSONResponse:

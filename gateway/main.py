@@ -11,6 +11,7 @@ from http.cookiejar import DefaultCookiePolicy
 
 import httpx
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.api.routes import alerts, health, logql, logs, monitoring, summary
@@ -94,7 +95,8 @@ def create_app(
     keys = KeyStore(settings)
     services = load_services(settings.gateway_services_file)
 
-    app = FastAPI(
+    # FastAPIOffline serves Swagger UI and ReDoc from the package, not a CDN: /docs works air-gapped
+    app = FastAPIOffline(
         title="Loki monitoring gateway",
         description="Authenticated log queries, health overview and upstream proxies over Loki.",
         lifespan=_lifespan,

@@ -46,6 +46,8 @@ KNOWN_SCOPES = frozenset(
     }
 )
 ENV_KEY_NAME = "AI_MONITORING_API_KEY"
+MIN_STRONG_KEY_CHARS = 24
+MIN_DISTINCT_KEY_CHARS = 12
 KEY_PREFIX = "gwk_"  # makes leaked keys easy to spot for secret scanners
 KEY_RANDOM_BYTES = 32
 FINGERPRINT_HEX_CHARS = 8
@@ -137,6 +139,20 @@ def fingerprint(key: str) -> str:
     return "sha256:" + hash_key(key)[:FINGERPRINT_HEX_CHARS]
 
 
+def weak_key_reason(key: str) -> str | None:
+    """Why `key` is too guessable for full access (never quoting it), or None. A key needs
+    MIN_STRONG_KEY_CHARS characters, MIN_DISTINCT_KEY_CHARS different ones and no repeated unit,
+    which rules out `abc`, `changeme-changeme-changeme` and the like while any random token passes."""
+    if len(key) < MIN_STRONG_KEY_CHARS:
+        return f"it has {len(key)} characters, at least {MIN_STRONG_KEY_CHARS} are needed"
+    distinct = len(set(key))
+    if distinct < MIN_DISTINCT_KEY_CHARS:
+        return f"it uses only {distinct} different characters, at least {MIN_DISTINCT_KEY_CHARS} are needed"
+    if any(key == (key[:n] * (len(key) // n + 1))[: len(key)] for n in range(1, len(key) // 2 + 1)):
+        return "it repeats a shorter text"
+    return None
+
+
 def generate_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(KEY_RANDOM_BYTES)
 
@@ -200,9 +216,16 @@ class KeyStore:
         secret = settings.ai_monitoring_api_key
         if secret is None or not secret.get_secret_value().strip():
             return None
+        key = secret.get_secret_value().strip()
+        weakness = weak_key_reason(key)
+        if weakness:
+            raise GatewayConfigError(
+                f"{ENV_KEY_NAME} is too weak for a full-access key: {weakness}; generate one with "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+            )
         return ApiKeyEntry(
             name=ENV_KEY_NAME,
-            sha256=hash_key(secret.get_secret_value().strip()),
+            sha256=hash_key(key),
             scopes=frozenset({ADMIN_SCOPE}),
         )
 

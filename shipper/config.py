@@ -8,8 +8,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from shipper.settings_errors import describe_settings_error, http_url
 
 DEFAULT_LOKI_URL = "http://127.0.0.1:3100"
 DEFAULT_GCS_PREFIXES = ("trades/", "reflections/", "strategies/")
@@ -32,33 +42,56 @@ CsvList = Annotated[list[str], NoDecode]
 
 
 class GcsSourceConfig(BaseModel):
+    # a typo (`prefix:` for `prefixes:`) is an error, not a default
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
     type: Literal["gcs"] = "gcs"
+    """`gcs`."""
     id: str = "gcs"
+    """Names the source's checkpoint and scheduler job; unique across the file."""
     bucket: str
+    """The bucket to read."""
     prefixes: list[str] = Field(default_factory=lambda: list(DEFAULT_GCS_PREFIXES))
+    """Object prefixes; each becomes a `prefix` label (without its slash)."""
     timestamp_fields: list[str] = Field(default_factory=lambda: list(DEFAULT_TIMESTAMP_FIELDS))
+    """JSON fields holding a record's time, first found wins."""
     read_chunk_bytes: int = 1 << 20
+    """Bytes read from an object at a time."""
 
 
 class FirestoreSourceConfig(BaseModel):
+    # a typo (`prefix:` for `prefixes:`) is an error, not a default
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
     type: Literal["firestore"] = "firestore"
+    """`firestore`."""
     id: str = "firestore"
+    """Names the source's checkpoint and scheduler job; unique across the file."""
     project_id: str
+    """Google Cloud project of the database."""
     collections: list[str] = Field(default_factory=lambda: list(DEFAULT_FIRESTORE_COLLECTIONS))
-    # per collection: the field holding the record's time; default: timestamp, created_at, update_time
+    """Collections to ship."""
     timestamp_fields: dict[str, str] = Field(default_factory=dict)
+    """Per collection, the field holding a document's time (default: timestamp, created_at, update_time)."""
     page_size: int = Field(default=500, gt=0)
+    """Documents read per query page."""
     # re-read this far below each lane's position for documents written late (0: off); see
     # shipper/sources/firestore.py for what it costs (cursor size, reads) and what it cannot catch
     late_window_seconds: int = Field(default=300, ge=0)
+    """Documents whose time lies this far behind what was already shipped are still picked up (0: off)."""
 
 
 class PodsSourceConfig(BaseModel):
+    # a typo (`prefix:` for `prefixes:`) is an error, not a default
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
     type: Literal["pods"] = "pods"
+    """`pods`."""
     id: str = "pods"
+    """Names the source's checkpoint and scheduler job; unique across the file."""
     namespace: str = DEFAULT_KUBERNETES_NAMESPACE
+    """Namespace whose pods are shipped."""
     label_selector: str = ""
+    """Only pods matching this selector; empty: all."""
     pod_grace_seconds: int = Field(default=3600, ge=0)
+    """How long the logs of a pod that is gone are still read, in seconds."""
 
 
 SourceConfig = Annotated[
@@ -67,46 +100,87 @@ SourceConfig = Annotated[
 
 
 class ShipperSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+    model_config = SettingsConfigDict(
+        env_file=None, extra="ignore", case_sensitive=False, use_attribute_docstrings=True
+    )
 
     loki_url: str = DEFAULT_LOKI_URL
+    """Loki's base URL; pushes go to /loki/api/v1/push."""
     loki_tenant_id: str | None = None
+    """Sent as X-Scope-OrgID when Loki runs with auth_enabled (multi-tenant)."""
     loki_username: str | None = None
+    """Basic-auth user for Loki (e.g. behind a gateway); pairs with LOKI_PASSWORD."""
     loki_password: SecretStr | None = None
+    """Basic-auth password for Loki."""
     loki_bearer_token: SecretStr | None = None
+    """Bearer token for Loki instead of basic auth."""
     loki_push_format: Literal["protobuf", "json"] = "protobuf"
+    """Push body format: protobuf (snappy-compressed, the fastest) or json."""
     loki_timeout_seconds: float = 30.0
+    """Timeout of one push request, in seconds."""
 
     batch_max_bytes: int = 1 << 20
+    """Largest push body before encoding, in bytes."""
     batch_max_entries: int = 10_000
+    """Most entries in one push."""
     batch_max_wait_seconds: float = 1.0
+    """Longest a partly filled batch waits for more records, in seconds."""
     retry_min_backoff_seconds: float = 0.5
+    """First delay between retries of a failed push (429, 5xx, network), in seconds."""
     retry_max_backoff_seconds: float = 30.0
+    """Longest delay between two retries, in seconds (Retry-After is honoured)."""
     retry_max_total_seconds: float = 300.0
+    """How long one push is retried before the pass gives up (its checkpoint stays), in seconds."""
     max_line_bytes: int = 256 * 1024
+    """Lines longer than this are truncated with a marker and counted, in bytes (Loki's max_line_size)."""
     max_age_hours: float = 168.0  # Loki's default reject_old_samples_max_age
+    """Entries older than this are skipped and counted, in hours (Loki's reject_old_samples_max_age)."""
 
     gcs_bucket_name: str | None = None
+    """GCS bucket to ship; enables the GCS source."""
     gcs_prefixes: CsvList = Field(default_factory=lambda: list(DEFAULT_GCS_PREFIXES))
+    """Comma-separated object prefixes of the GCS source; each becomes a `prefix` label."""
     firestore_project_id: str | None = None
+    """Google Cloud project of the Firestore database; enables the Firestore source."""
     firestore_collections: CsvList = Field(default_factory=lambda: list(DEFAULT_FIRESTORE_COLLECTIONS))
+    """Comma-separated Firestore collections to ship."""
     kubernetes_enabled: bool = False
+    """Ship the pod logs of KUBERNETES_NAMESPACE."""
     kubernetes_namespace: str = DEFAULT_KUBERNETES_NAMESPACE
+    """Namespace whose pods are shipped."""
     kubernetes_label_selector: str = ""
+    """Only pods matching this label selector (e.g. app=gpt-runner); empty: all."""
 
     shipper_state_dir: Path = Path(DEFAULT_STATE_DIR)
+    """Directory of the per-source checkpoints (a small PVC in Kubernetes)."""
     shipper_state_url: str | None = None  # gs://bucket/prefix: checkpoints in GCS instead of the dir
+    """gs://bucket/prefix: checkpoints in GCS instead of SHIPPER_STATE_DIR (for several replicas)."""
     shipper_interval_seconds: int = Field(default=DEFAULT_INTERVAL_SECONDS, gt=0)
+    """Seconds between two passes of each source in `shipper run`."""
     shipper_metrics_port: int = DEFAULT_METRICS_PORT
+    """Port of `shipper run`'s /metrics."""
     # 127.0.0.1 outside a container; the image sets 0.0.0.0 so Prometheus can scrape the pod
     shipper_metrics_host: str = "127.0.0.1"
+    """Address /metrics binds (the image sets 0.0.0.0 so Prometheus can scrape the pod)."""
     shipper_config_file: Path | None = None
+    """YAML file with a `sources:` list (several sources of a kind); replaces the source variables."""
     shipper_leader_election: bool = False
+    """Compete for a Kubernetes Lease so that only one replica ships."""
     shipper_lease_name: str = "loki-shipper"
+    """Name of that Lease (in POD_NAMESPACE)."""
     shipper_lease_duration_seconds: int = Field(default=30, gt=0)
+    """Lease duration; the leader renews every third of it, in seconds."""
     log_level: str = "INFO"
+    """debug, info, warning (or warn), error or critical."""
+    log_to_loki: bool = False
+    """Also send the shipper's own logs to Loki as {source="shipper"} (bounded queue, never blocks)."""
 
     _split = field_validator("gcs_prefixes", "firestore_collections", mode="before")(split_csv)
+
+    @field_validator("loki_url")
+    @classmethod
+    def _loki_http_url(cls, url: str) -> str:
+        return http_url(url)
 
     @field_validator("log_level")
     @classmethod
@@ -121,6 +195,15 @@ class ShipperSettings(BaseSettings):
     def sources(self) -> list[SourceConfig]:
         """Sources from SHIPPER_CONFIG_FILE when given, else the ones the environment enables."""
         if self.shipper_config_file is not None:
+            environment_sources = {"GCS_BUCKET_NAME": self.gcs_bucket_name,
+                                   "FIRESTORE_PROJECT_ID": self.firestore_project_id,
+                                   "KUBERNETES_ENABLED": self.kubernetes_enabled}
+            competing = [name for name, value in environment_sources.items() if value]
+            if competing:
+                raise ValueError(
+                    f"SHIPPER_CONFIG_FILE lists the sources, so {', '.join(competing)} would be ignored: "
+                    "move that source into the file, or unset one of the two"
+                )
             return load_sources_file(self.shipper_config_file)
         found: list[SourceConfig] = []
         if self.gcs_bucket_name:
@@ -155,9 +238,18 @@ class _SourcesFile(BaseModel):
 
 
 def load_sources_file(path: Path) -> list[SourceConfig]:
-    with path.open("rb") as handle:
-        document = yaml.safe_load(handle) or {}
-    return _SourcesFile.model_validate(document).sources
+    """The `sources:` list of SHIPPER_CONFIG_FILE; a ValueError saying where it is wrong."""
+    try:
+        with path.open("rb") as handle:
+            document = yaml.safe_load(handle) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ValueError(f"{path} is not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from exc
+    try:
+        return _SourcesFile.model_validate(document).sources
+    except ValidationError as exc:
+        raise ValueError(f"{path}: {describe_settings_error(exc, environment=False)}") from exc
 
 
 @lru_cache(maxsize=1)

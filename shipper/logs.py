@@ -1,4 +1,4 @@
-"""Structured JSON logs of the shipper itself: one JSON object per line on stderr.
+"""Structured JSON logs of the shipper and the gateway: one JSON object per line on stderr.
 
 Fields: ts (RFC 3339, UTC), level, logger, message, plus every `extra={...}` field given to the
 log call (e.g. event, source, reason). Exceptions are rendered into `exc`."""
@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 _STANDARD_ATTRIBUTES = frozenset(
-    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime", "taskName"}
+    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()
+    | {"message", "asctime", "taskName", "color_message"}  # uvicorn's terminal copy of the message
 )
 
 
@@ -35,14 +36,46 @@ class JsonFormatter(logging.Formatter):
 HANDLER_NAME = "shipper-json"
 
 
-def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> logging.Handler:
-    """Log through one JSON handler on the root logger (replacing an earlier one of ours only)."""
+LOKI_HANDLER_NAME = "own-logs-to-loki"
+
+
+def configure_logging(
+    level: str = "INFO", stream: TextIO | None = None, loki: logging.Handler | None = None
+) -> logging.Handler:
+    """Log through one JSON handler on the root logger, and to Loki too when `loki` is given
+    (LOG_TO_LOKI; see shipper/loki_log_handler.py). Earlier handlers of ours are replaced."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.set_name(HANDLER_NAME)
     handler.setFormatter(JsonFormatter())
+    ours: list[logging.Handler] = [handler]
+    if loki is not None:
+        loki.set_name(LOKI_HANDLER_NAME)
+        ours.append(loki)
     root = logging.getLogger()
-    root.handlers[:] = [h for h in root.handlers if h.get_name() != HANDLER_NAME] + [handler]
+    for earlier in [h for h in root.handlers if h.get_name() in (HANDLER_NAME, LOKI_HANDLER_NAME)]:
+        root.removeHandler(earlier)
+        if earlier.get_name() == LOKI_HANDLER_NAME:
+            earlier.close()
+    root.handlers.extend(ours)
     root.setLevel(level.upper())
     for noisy in ("urllib3", "google", "httpx", "httpcore", "apscheduler.executors.default"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     return handler
+
+
+def loki_handler_from(settings: Any, source: str) -> logging.Handler | None:
+    """The handler when `settings.log_to_loki` is on (LOG_TO_LOKI), else None; Loki's URL, tenant
+    and (the shipper's) credentials are the process's own."""
+    if not settings.log_to_loki:
+        return None
+    from shipper.loki_log_handler import BoundedLokiQueueHandler  # requests & co. only when asked for
+
+    username = getattr(settings, "loki_username", None)
+    password = getattr(settings, "loki_password", None)
+    bearer = getattr(settings, "loki_bearer_token", None)
+    auth = (username, password.get_secret_value() if password else "") if username else None
+    headers = {"Authorization": f"Bearer {bearer.get_secret_value()}"} if bearer else None
+    return BoundedLokiQueueHandler(
+        loki_url=settings.loki_url, source=source, service_name=source,
+        tenant=settings.loki_tenant_id, headers=headers, auth=auth,
+    )

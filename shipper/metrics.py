@@ -71,5 +71,15 @@ IS_LEADER = Gauge(
 )
 
 
+class MetricsServerError(Exception):
+    """/metrics cannot be served (the port is taken, the host is not ours)."""
+
+
 def serve_metrics(port: int, host: str) -> None:
-    start_http_server(port, addr=host, registry=REGISTRY)
+    try:
+        start_http_server(port, addr=host, registry=REGISTRY)
+    except OSError as exc:
+        raise MetricsServerError(
+            f"cannot serve /metrics on {host}:{port} (SHIPPER_METRICS_HOST, SHIPPER_METRICS_PORT): "
+            f"{exc.strerror or exc}"
+        ) from exc

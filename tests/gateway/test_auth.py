@@ -55,7 +55,7 @@ def concrete(path: str) -> str:
     return re.sub(r"\{[^}]+\}", "x", path)
 
 
-_collection_app = create_app(make_settings(ai_monitoring_api_key="collection-only"))
+_collection_app = create_app(make_settings(ai_monitoring_api_key=generate_key()))
 ALL_ROUTES = [(m, p, sorted(required_scopes(r))) for m, p, r in http_routes(_collection_app)]
 PROTECTED = [(m, p, tuple(scopes)) for m, p, scopes in ALL_ROUTES if p not in OPEN_PATHS]
 OPEN = [(m, p) for m, p, _ in ALL_ROUTES if p in OPEN_PATHS]

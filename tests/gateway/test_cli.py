@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import httpx
 import pytest
 
 from gateway.cli import _parser, main, parse_expiry
-from gateway.security import KeyStore
+from gateway.security import KeyStore, generate_key
 from tests.conftest import free_port, stop_process
 from tests.gateway.conftest import make_settings
 
@@ -114,7 +115,7 @@ def test_serve_without_keys_exits_non_zero_with_the_reason(tmp_path: Path) -> No
 
 @pytest.fixture
 def served_gateway(tmp_path: Path) -> Iterator[tuple[str, str, subprocess.Popen[str]]]:
-    key = "gwk_" + "k" * 43
+    key = generate_key()
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "gateway.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
@@ -146,6 +147,14 @@ def test_serve_answers_health_and_requires_the_key(served_gateway: Served) -> No
     overview = httpx.get(f"{base}/api/monitoring/overview", headers={"x-api-key": key}, timeout=10)
     assert overview.status_code == 200
     assert overview.json()["ops"]["loki"]["status"] == "down"
+    stop_process(process)
+    assert process.stdout is not None
+    logged = [line for line in process.stdout.read().splitlines() if line.strip()]
+    assert logged, "gateway serve logged nothing"
+    records = [json.loads(line) for line in logged]  # one JSON object per line, like the shipper's
+    assert {"ts", "level", "logger", "message"} <= records[0].keys()
+    assert not any(r["logger"].startswith(("httpx", "httpcore")) for r in records)  # no URL per request
+    assert key not in "\n".join(logged)
 
 
 def test_keys_entry_prints_only_the_line_for_a_key_from_stdin(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -54,6 +55,7 @@ async def test_not_ready_when_loki_is_unreachable(api_key: str, client_for: Call
         response = await client.get("/health/ready")
     assert response.status_code == 503
     assert "ConnectError" in response.json()["error"]["message"]
+    assert int(response.headers["retry-after"]) > 0  # every 503 says when to come back
 
 
 def _requests(route: str, status: str, method: str = "GET") -> float:
@@ -80,3 +82,13 @@ async def test_metrics_count_by_route_template_never_raw_path(
     assert 'gateway_request_duration_seconds_bucket{le="0.005",route="/health"}' in exposition
     assert "gateway_auth_total" in exposition
     assert "gateway_upstream_errors_total" in exposition or "# HELP gateway_upstream_errors" in exposition
+
+
+async def test_api_docs_load_without_a_cdn(client: httpx.AsyncClient) -> None:
+    for page in ("/docs", "/redoc"):
+        html = (await client.get(page)).text
+        assets = re.findall(r'(?:src|href)="([^"]+\.(?:js|css))"', html)
+        assert assets, f"{page} references no script or style sheet"
+        for asset in assets:
+            assert not asset.startswith(("http://", "https://", "//")), f"{page} loads {asset} from outside"
+            assert (await client.get(asset)).status_code == 200, asset

@@ -30,6 +30,7 @@ from gateway.services.cache import MemoryCache, build_cache, cached
 from gateway.services.upstreams import load_services, probe, proxy_url
 from tests.conftest import free_port
 from tests.gateway.conftest import LOKI_TEST_URL, KeysFile, make_settings
+from tests.real_loki import RealLoki
 
 SERVICE_TOKEN = "svc-token-not-the-gateway-key"
 MAX_PROXY_BYTES = 10_000
@@ -516,3 +517,15 @@ async def test_a_probe_of_a_trickling_health_endpoint_ends_at_its_timeout(trickl
         result = await probe(http, "slowpoke", f"http://127.0.0.1:{trickling_server}/health", 0.3)
     assert time.monotonic() - started < 2.0
     assert (result.status, result.error) == ("down", "timed out after 0.3 s")
+
+
+async def test_health_of_the_ops_stack_listed_in_the_overview(
+    real_loki: RealLoki, api_key: str, client_for: Callable[..., Any]
+) -> None:
+    app = create_app(make_settings(ai_monitoring_api_key=api_key, loki_url=real_loki.url))
+    async with client_for(app) as client:
+        loki = await client.get("/api/monitoring/health/loki", headers={"x-api-key": api_key})
+        unset = await client.get("/api/monitoring/health/prometheus", headers={"x-api-key": api_key})
+    assert loki.status_code == 200
+    assert (loki.json()["name"], loki.json()["status"]) == ("loki", "up")
+    assert unset.status_code == 404  # PROMETHEUS_URL is not set: the overview does not list it either

@@ -61,6 +61,23 @@ def test_no_keys_refuses_to_start() -> None:
         KeyStore(make_settings())
 
 
+@pytest.mark.parametrize(
+    "weak",
+    ["abc", "x" * 40, "changeme-changeme-changeme", "password123password123pas", "a1b2c3d4e5f6a1b2c3d4e5f6"],
+)
+def test_weak_full_access_key_refuses_to_start_without_echoing_it(weak: str) -> None:
+    with pytest.raises(GatewayConfigError, match="AI_MONITORING_API_KEY is too weak") as raised:
+        KeyStore(make_settings(ai_monitoring_api_key=weak))
+    assert weak not in str(raised.value)
+
+
+def test_generated_and_random_tokens_are_strong_enough() -> None:
+    import secrets
+
+    for key in (generate_key(), secrets.token_urlsafe(18), secrets.token_hex(16)):
+        assert KeyStore(make_settings(ai_monitoring_api_key=key)).entries()
+
+
 def test_empty_keys_file_refuses_to_start(keys_file: KeysFile) -> None:
     keys_file.path.write_text("keys: []\n")
     with pytest.raises(GatewayConfigError, match="no API keys configured"):

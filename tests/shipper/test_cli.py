@@ -61,7 +61,7 @@ def env(emulator: GcsEmulator, loki: tuple[LokiMock, str], tmp_path: Path,
     monkeypatch.setenv("RETRY_MAX_TOTAL_SECONDS", "0.3")
     monkeypatch.setenv("RETRY_MIN_BACKOFF_SECONDS", "0.05")
     monkeypatch.setattr("shipper.cli.configure_logging",
-                        lambda level: configure_logging(level, stream=json_logs))
+                        lambda level, loki=None: configure_logging(level, stream=json_logs, loki=loki))
     root = logging.getLogger()
     level = root.level
     get_settings.cache_clear()

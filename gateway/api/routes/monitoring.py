@@ -132,8 +132,13 @@ async def overview(
 
 @router.get("/health/{service}")
 async def service_health(
-    _: MonitoringReader, service: str, request: Request, http: HttpDep
+    _: MonitoringReader, service: str, request: Request, http: HttpDep, settings: SettingsDep
 ) -> dict[str, Any]:
+    """A configured service's health, or one of the ops stack's (loki, prometheus, alertmanager)
+    that the overview lists; a configured service of the same name wins."""
+    ops = _ops_urls(settings)
+    if service not in _services(request) and service in ops:
+        return (await probe(http, service, ops[service], settings.probe_timeout_seconds)).as_dict()
     return (await probe_service(http, _service(request, service))).as_dict()
 
 
