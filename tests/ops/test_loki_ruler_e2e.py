@@ -12,6 +12,7 @@ route's `group_wait: 30s` are kept, so the test takes up to about two minutes.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import threading
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote_plus, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -31,7 +32,7 @@ from gateway.main import create_app
 from gateway.security import generate_key, hash_key
 from tests.conftest import REAL_LOKI_MARK, free_port, stop_process
 from tests.gateway.conftest import make_settings
-from tests.real_loki import LOKI_RULES, RealLoki, find_loki_binary, run_id, start_loki
+from tests.real_loki import LOKI_CONFIG, LOKI_RULES, RealLoki, find_loki_binary, run_id, start_loki
 
 pytestmark = [pytest.mark.tool, getattr(pytest.mark, REAL_LOKI_MARK)]
 
@@ -61,6 +62,11 @@ def rule(name: str) -> dict[str, Any]:
                 if found["alert"] == name:
                     return dict(found)
     raise AssertionError(f"no rule {name} under {LOKI_RULES}")
+
+
+def loki_config() -> dict[str, Any]:
+    config: dict[str, Any] = yaml.safe_load(LOKI_CONFIG.read_text(encoding="utf-8"))
+    return config
 
 
 def alertmanager_config(gateway_url: str, key_file: Path) -> dict[str, Any]:
@@ -188,8 +194,13 @@ def test_a_loki_rule_fires_through_alertmanager_into_the_gateway_with_log_contex
         f"Pod {run}/{pod} logs crash-like lines ({CRASH_LINES} in 10 minutes)")
     assert alert["status"] == "firing" and alert["starts_at"] and alert["ends_at"] is None
     assert alert["receiver"] == "gateway"  # the project's route, unchanged
-    # Loki's ruler links to an Explore view of the rule's expression (relative: no ruler external_url)
-    assert "count_over_time" in unquote_plus(alert["generator_url"]), alert["generator_url"]
+    # Loki's ruler links to Grafana's Explore on the rule's expression with the Loki datasource
+    # (loki.yaml's ruler external_url and datasource_uid; without them a bare "/explore?...")
+    link = urlsplit(alert["generator_url"])
+    assert f"{link.scheme}://{link.netloc}{link.path}" == f"{loki_config()['ruler']['external_url']}/explore"
+    explore = json.loads(parse_qs(link.query)["left"][0])["queries"][0]
+    assert explore["datasource"] == {"type": "loki", "uid": "loki"}, explore
+    assert "count_over_time" in explore["expr"], explore
     # the log context, read by the gateway from the same real Loki
     context = alert["context"]
     assert context["selector"] == f'{{service_name="{run}", namespace="{run}", pod="{pod}"}}'
