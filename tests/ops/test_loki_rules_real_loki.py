@@ -72,8 +72,9 @@ def planted(real_loki: RealLoki, label_schema: LabelSchema) -> Planted:
     now_ns = time.time_ns()
     recent = now_ns - 90 * SECOND_NS
     # LogSourceStoppedShipping looks at one source's last 90 minutes; in the session Loki "now" is
-    # busy with every other test's lines, so its case lives days back, where nothing else is.
-    stopped_at = now_ns - 5 * 24 * 3600 * SECOND_NS - random.randrange(600) * MINUTE_NS
+    # busy with every other test's lines, so its case lives days back at an odd hour (3 d 17 h plus
+    # up to 2 h), where no other test plants firestore lines.
+    stopped_at = now_ns - (3 * 24 + 17) * 60 * MINUTE_NS - random.randrange(120) * MINUTE_NS
     plant = Planted(run, now_ns, stopped_at)
     streams = [
         (plant.labels("gcs", "error"), lines_at(recent, SPIKE_ERRORS, lambda i: f"order {i} rejected")),
