@@ -1,8 +1,9 @@
 """End to end with a real Alertmanager (Debian `prometheus-alertmanager`): an alert posted to its
 API v2 reaches the gateway's webhook with Alertmanager's own credentials (`Authorization: ApiKey`),
-the gateway stores it, writes a kind="alert" event and forwards it to a local receiver; resolving
-the alert updates the same entry. The gateway runs under uvicorn; one small local HTTP server
-stands in for Loki (push, query_range) and for the receiver."""
+the gateway stores it, reads its log context from the real Loki (session fixture `real_loki`),
+writes a kind="alert" event there and forwards it to a local receiver; resolving the alert updates
+the same entry. The gateway runs under uvicorn; one small local HTTP server stands in for the
+receiver. (test_loki_ruler_e2e.py has Loki's ruler raise the alert itself.)"""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -27,26 +27,34 @@ from gateway.main import create_app
 from gateway.security import generate_key
 from tests.conftest import free_port, stop_process
 from tests.gateway.conftest import make_settings
+from tests.real_loki import RealLoki, run_id
 
 pytestmark = pytest.mark.tool
 
 WAIT_SECONDS = 30
-ALERT_LABELS = {
-    "alertname": "PodCrashPatterns",
-    "severity": "warning",
-    "source": "pod",
-    "namespace": "gpt",
-    "pod": "runner-7d9f",
-    "service_name": "runner",
-}
+CRASH_LINES = 12
+
+
+@pytest.fixture
+def alert_labels() -> dict[str, str]:
+    """This test's own namespace and pod, so the session Loki's other lines stay out of its context."""
+    namespace = run_id("am")
+    return {
+        "alertname": "PodCrashPatterns",
+        "severity": "warning",
+        "source": "pod",
+        "namespace": namespace,
+        "pod": f"{namespace}-7d9f",
+        "service_name": "runner",
+    }
 
 
 class Recorder(ThreadingHTTPServer):
-    """Loki's push and query_range, plus a webhook receiver; it records every request."""
+    """The forwarding receiver: records every body posted to it."""
 
     def __init__(self, port: int) -> None:
         super().__init__(("127.0.0.1", port), _Handler)
-        self.received: list[tuple[str, str, Any]] = []  # (method, path, body or query)
+        self.received: list[tuple[str, str, Any]] = []  # (method, path, body)
         self.lock = threading.Lock()
 
     def bodies(self, path: str) -> list[Any]:
@@ -60,49 +68,16 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:  # keep test output quiet
         pass
 
-    def _reply(self, status: int, body: dict[str, Any] | None = None) -> None:
-        data = json.dumps(body).encode() if body is not None else b""
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"null")
         with self.server.lock:
             self.server.received.append(("POST", self.path, body))
-        self._reply(
-            204 if self.path == "/loki/api/v1/push" else 200, None if self.path.startswith("/loki") else {}
-        )
-
-    def do_GET(self) -> None:
-        url = urlsplit(self.path)
-        query = {k: v[0] for k, v in parse_qs(url.query).items()}
-        with self.server.lock:
-            self.server.received.append(("GET", url.path, query))
-        if url.path != "/loki/api/v1/query_range":
-            self._reply(404, {})
-            return
-        start = int(query["start"])
-        values = [
-            [str(start + i * 1_000_000_000), f"panic: runtime error: index out of range [{i}]"]
-            for i in range(12)
-        ]
-        stream = {
-            "source": "pod",
-            "namespace": "gpt",
-            "pod": "runner-7d9f",
-            "service_name": "runner",
-            "level": "error",
-        }
-        self._reply(
-            200,
-            {
-                "status": "success",
-                "data": {"resultType": "streams", "result": [{"stream": stream, "values": values}]},
-            },
-        )
+        data = b"{}"
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
 
 def wait_for(condition: Callable[[], Any], what: str, timeout: float = WAIT_SECONDS) -> Any:
@@ -127,13 +102,13 @@ def recorder() -> Iterator[Recorder]:
 
 
 @pytest.fixture
-def gateway(recorder: Recorder) -> Iterator[tuple[str, str]]:
+def gateway(recorder: Recorder, real_loki: RealLoki) -> Iterator[tuple[str, str]]:
     key = generate_key()
     base = f"http://127.0.0.1:{recorder.server_address[1]}"
     app = create_app(
         make_settings(
             ai_monitoring_api_key=key,
-            loki_url=base,
+            loki_url=real_loki.url,
             alert_forward_webhook_url=f"{base}/receiver",
         )
     )
@@ -210,10 +185,10 @@ def alertmanager(tmp_path: Path, gateway: tuple[str, str]) -> Iterator[str]:
         stop_process(process)
 
 
-def post_alert(alertmanager: str, ends_at: datetime, starts_at: datetime) -> None:
+def post_alert(alertmanager: str, labels: dict[str, str], ends_at: datetime, starts_at: datetime) -> None:
     body = [
         {
-            "labels": ALERT_LABELS,
+            "labels": labels,
             "annotations": {"summary": "runner pods panic"},
             "startsAt": starts_at.isoformat(),
             "endsAt": ends_at.isoformat(),
@@ -234,38 +209,53 @@ def stored_alerts(gateway: tuple[str, str], status: str = "all") -> list[dict[st
 
 
 def test_alert_flows_from_alertmanager_through_the_gateway_and_resolves(
-    alertmanager: str, gateway: tuple[str, str], recorder: Recorder
+    alertmanager: str, gateway: tuple[str, str], recorder: Recorder, real_loki: RealLoki,
+    alert_labels: dict[str, str],
 ) -> None:
     starts_at = datetime.now(UTC) - timedelta(seconds=30)
-    post_alert(alertmanager, ends_at=starts_at + timedelta(hours=1), starts_at=starts_at)
+    stream = {name: alert_labels[name] for name in ("source", "service_name", "namespace", "pod")}
+    first_ns = time.time_ns() - 60 * 1_000_000_000
+    real_loki.push([({**stream, "container": "runner", "level": "error"}, [
+        (first_ns + i * 1_000_000_000, f"panic: runtime error: index out of range [{i}]")
+        for i in range(CRASH_LINES)
+    ])])
+    post_alert(alertmanager, alert_labels, ends_at=starts_at + timedelta(hours=1), starts_at=starts_at)
 
     forwarded = wait_for(
         lambda: [b for b in recorder.bodies("/receiver") if b["status"] == "firing"],
         "the forwarded firing alert",
     )
     alert = forwarded[0]["alerts"][0]
-    assert alert["labels"] == ALERT_LABELS
+    assert alert["labels"] == alert_labels
+    namespace, pod = alert_labels["namespace"], alert_labels["pod"]
     assert (
         alert["context"]["selector"]
-        == '{source="pod", service_name="runner", namespace="gpt", pod="runner-7d9f"}'
+        == f'{{source="pod", service_name="runner", namespace="{namespace}", pod="{pod}"}}'
     )
-    assert alert["context"]["top_templates"][0]["count"] == 12
+    assert alert["context"]["lines_read"] == CRASH_LINES
+    assert alert["context"]["top_templates"][0]["count"] == CRASH_LINES
     fingerprint = alert["fingerprint"]
 
     stored = wait_for(lambda: stored_alerts(gateway, "firing"), "the stored firing alert")
     assert [a["fingerprint"] for a in stored] == [fingerprint]
     assert stored[0]["forwarded"] == {"webhook": "ok"}
 
-    events = [s for body in recorder.bodies("/loki/api/v1/push") for s in body["streams"]]
-    assert events and events[0]["stream"] == {
+    def events() -> list[dict[str, Any]]:
+        data = real_loki.query_range(f'{{source="gateway", kind="alert"}} |= `{fingerprint}`',
+                                     start_ns=first_ns, end_ns=time.time_ns() + 1)
+        return list(data["result"])
+
+    found = wait_for(events, "the gateway's alert event in Loki")
+    assert [s["stream"] for s in found] == [{
         "source": "gateway",
         "service_name": "gateway",
         "kind": "alert",
         "level": "warn",
-    }
-    assert json.loads(events[0]["values"][0][1])["fingerprint"] == fingerprint
+    }]
+    assert json.loads(found[0]["values"][0][1])["fingerprint"] == fingerprint
 
-    post_alert(alertmanager, ends_at=datetime.now(UTC) - timedelta(seconds=1), starts_at=starts_at)
+    post_alert(alertmanager, alert_labels, ends_at=datetime.now(UTC) - timedelta(seconds=1),
+               starts_at=starts_at)
     wait_for(
         lambda: [b for b in recorder.bodies("/receiver") if b["status"] == "resolved"], "the resolved alert"
     )

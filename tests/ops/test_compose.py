@@ -32,6 +32,7 @@ from tests.ops.conftest import (
     load_yaml,
     run_compose,
 )
+from tests.real_loki import LOKI_VERSION
 
 pytestmark = pytest.mark.tool
 
@@ -104,6 +105,14 @@ def test_images_are_pinned(rendered_compose: RenderedCompose) -> None:
         repository, _, tag = image.rpartition(":")
         assert repository and "/" not in tag, f"{name}: {image} has no tag"
         assert tag != "latest" and re.search(r"\d+\.\d+", tag), f"{name}: {image} is not pinned to a version"
+
+
+def test_loki_is_the_version_the_tests_run(rendered_compose: RenderedCompose) -> None:
+    """Compose and the docs name the Loki release the real-Loki tests start (tests/real_loki.py)."""
+    assert services(rendered_compose)["loki"]["image"] == f"grafana/loki:{LOKI_VERSION}"
+    for doc in (REPO / "README.md", REPO / "ops-stack" / "README.md"):
+        named = set(re.findall(r"grafana/loki:([\w.]+)", doc.read_text(encoding="utf-8")))
+        assert named == {LOKI_VERSION}, f"{doc.name} names Loki {sorted(named)}"
 
 
 def test_state_lives_in_named_volumes(rendered_compose: RenderedCompose) -> None:

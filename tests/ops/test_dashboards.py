@@ -5,10 +5,8 @@ promtool) and names only metrics the project exports."""
 from __future__ import annotations
 
 import importlib
-import json
 import re
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +16,16 @@ from prometheus_client import CollectorRegistry
 
 from shipper.models import LEVELS
 from tests.ops.conftest import REPO, LabelSchema, RenderedCompose, load_yaml, require_tool
+from tests.ops.dashboards import (
+    DASHBOARDS,
+    VARIABLE,
+    content_panels,
+    expressions,
+    load_dashboard,
+    rows_with_panels,
+    variable_queries,
+)
 
-DASHBOARDS = sorted((REPO / "grafana-dashboards").glob("*.json"))
 PROVISIONING = REPO / "ops-stack/grafana/provisioning"
 EXPECTED_FILES = {"log-monitor.json", "shipper.json", "gateway.json"}
 GRAFANA_BUILTINS = {"__auto", "__range", "__rate_interval", "__interval", "__interval_ms", "__range_s",
@@ -30,7 +36,6 @@ PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", 
                 "bool", "offset", "inf", "nan", "atan2"}
 PROMTOOL_TIMEOUT_SECONDS = 60
 
-_VARIABLE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)|\[\[(\w+)\]\]")
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|`[^`]*`')
 _MATCHER = re.compile(r'(\w+)\s*(=~|!~|!=|=)\s*("(?:[^"\\]|\\.)*"|`[^`]*`)')
 _ONE_MATCHER = r'\w+\s*(?:=~|!~|!=|=)\s*"(?:[^"\\]|\\.)*"'
@@ -42,48 +47,6 @@ _IDENTIFIER = re.compile(r"(?<![\w:.])([a-zA-Z_:][\w:]*)(?![\w:]|\s*\()")
 _LABEL_VALUES = re.compile(r"^label_values\((?:(?P<selector>.+),\s*)?(?P<label>\w+)\)$")
 
 
-# --- reading the dashboards --------------------------------------------------------------------
-
-def load_dashboard(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text())
-
-
-def walk_panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    for panel in panels:
-        yield panel
-        yield from walk_panels(panel.get("panels", []))
-
-
-def content_panels(board: dict[str, Any]) -> list[dict[str, Any]]:
-    return [panel for panel in walk_panels(board["panels"]) if panel["type"] != "row"]
-
-
-def rows_with_panels(board: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """Row title -> panels under it (flat layout: the panels after a row until the next row)."""
-    rows: dict[str, list[dict[str, Any]]] = {}
-    current: list[dict[str, Any]] | None = None
-    for panel in board["panels"]:
-        if panel["type"] == "row":
-            current = rows.setdefault(panel["title"], list(panel.get("panels", [])))
-        elif current is not None:
-            current.append(panel)
-    return rows
-
-
-def expressions(board: dict[str, Any], datasource_type: str) -> list[str]:
-    found = []
-    for panel in content_panels(board):
-        for target in panel.get("targets", []):
-            if (target.get("datasource") or panel["datasource"])["type"] == datasource_type:
-                found.append(target["expr"])
-    return found
-
-
-def variable_queries(board: dict[str, Any], datasource_type: str) -> list[str]:
-    return [v["query"] for v in board["templating"]["list"]
-            if v["type"] == "query" and v["datasource"]["type"] == datasource_type]
-
-
 def substitute_variables(expr: str, board: dict[str, Any]) -> str:
     """An expression as Grafana would send it with every variable at its "All" value."""
     all_values = {v["name"]: v.get("allValue") or ".*" for v in board["templating"]["list"]}
@@ -93,7 +56,7 @@ def substitute_variables(expr: str, board: dict[str, Any]) -> str:
         name = next(group for group in match.groups() if group)
         return intervals.get(name) or all_values.get(name, "x")
 
-    return _VARIABLE.sub(replace, expr)
+    return VARIABLE.sub(replace, expr)
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +169,7 @@ def test_every_variable_is_used_and_no_undefined_one(boards) -> None:
         defined = {v["name"] for v in board["templating"]["list"]}
         texts = [t.get("expr", "") for p in content_panels(board) for t in p.get("targets", [])]
         texts += [v.get("query", "") for v in board["templating"]["list"] if isinstance(v.get("query"), str)]
-        referenced = {next(g for g in m.groups() if g) for text in texts for m in _VARIABLE.finditer(text)}
+        referenced = {next(g for g in m.groups() if g) for text in texts for m in VARIABLE.finditer(text)}
         assert defined <= referenced, f"{name}: unused variables {sorted(defined - referenced)}"
         assert referenced - GRAFANA_BUILTINS <= defined, f"{name}: undefined {referenced - defined}"
 
@@ -265,11 +228,11 @@ def test_log_monitor_has_a_row_per_source_and_the_summary(boards, label_schema: 
 
 def test_logql_parser_sees_what_it_must() -> None:
     selector, used, defined, values = logql_labels(
-        'topk(5, sum by (pattern, level) (count_over_time({source="gcs", prefix=~"$p"} |= "a" '
-        '| label_format pattern=`{{ .x }}` | doc_id="1" [5m])))')
+        'topk(5, sum by (template, level) (count_over_time({source="gcs", prefix=~"$p"} |= "a" '
+        '| label_format template=`{{ .x }}` | doc_id="1" [5m])))')
     assert selector == {"source", "prefix"}
-    assert used == {"pattern", "level", "doc_id"}
-    assert defined == {"pattern"}
+    assert used == {"template", "level", "doc_id"}
+    assert defined == {"template"}
     assert values == {"source": {"gcs"}}
 
 

@@ -1,6 +1,7 @@
 """Alert rules: Prometheus rules checked and unit-tested with Debian's promtool; Loki ruler rules
-checked structurally (parsed with the gateway's LogQL scanner, DESIGN.md labels only); the
-Alertmanager config checked with amtool."""
+checked structurally here (parsed with the gateway's LogQL scanner, DESIGN.md labels only) and run
+by the real Loki in test_loki_rules_real_loki.py and test_loki_ruler_e2e.py; the Alertmanager
+config checked with amtool."""
 
 from __future__ import annotations
 
