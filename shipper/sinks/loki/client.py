@@ -203,9 +203,10 @@ class LokiSink:
         for index in prepared.too_old:
             result.rejected.append(RejectedEntry(records[index], rejections.TOO_OLD))
             reporter.report(records[index], rejections.TOO_OLD, counter=metrics.RECORDS_SKIPPED)
-        for batch in self._batches(prepared.entries):
-            for stream_entries in group_streams(batch, in_ts_order=True).values():
-                self._push_batch(stream_entries, records, source, result, reporter)
+        # one stream per request (see the module docstring), each in time order
+        for stream_entries in group_streams(prepared.entries, in_ts_order=True).values():
+            for batch in self._batches(stream_entries):
+                self._push_batch(batch, records, source, result, reporter)
         reporter.finish()
         return result
 
