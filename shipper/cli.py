@@ -1,8 +1,10 @@
 """`shipper` command line: once | run | check | backfill.
 
 Exit codes: 0 success; 1 a pass or a check failed (Loki unavailable, source unreadable); 2 bad
-configuration or a corrupt/unreadable checkpoint (the message names the file); 3 a backfill
-finished but Loki refused some entries as too far behind (see shipper/sources/gcs.py)."""
+configuration or a corrupt/unreadable checkpoint (the message names the file); 3 the passes
+finished but some records could not be stored - refused by Loki (too old, too far behind, line or
+labels refused) or skipped by the source (unreadable, no timestamp) - counted by reason in
+shipper_entries_rejected_total / shipper_records_skipped_total and printed per source."""
 
 from __future__ import annotations
 
@@ -38,7 +40,11 @@ BACKFILL_SUFFIX = ".backfill"  # the checkpoint id of a source's backfill: <sour
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
-EXIT_BACKFILL_REFUSED = 3
+EXIT_PARTIAL = 3
+EXIT_BACKFILL_REFUSED = EXIT_PARTIAL
+EXIT_CODES = ("exit codes: 0 every record shipped; 1 a pass or check failed; 2 bad configuration or "
+              "checkpoint; 3 finished, but some records could not be stored (refused by Loki or skipped, "
+              "counted by reason)")
 _RELATIVE = re.compile(r"^(\d+)([smhdw])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -72,10 +78,11 @@ def access_problem(exc: Exception) -> str | None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shipper", description="Ship GCS, Firestore and pod logs to Loki.",
-                                     epilog=environment_help(ShipperSettings))
+                                     epilog=f"{EXIT_CODES} {environment_help(ShipperSettings)}")
     parser.add_argument("--version", action="version", version=f"%(prog)s {program_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
-    once = commands.add_parser("once", help="run one pass of every (or one) source and exit")
+    once = commands.add_parser("once", help="run one pass of every (or one) source and exit (3: some "
+                                "records not stored)", epilog=EXIT_CODES)
     once.add_argument("--source", help="source id (default: all configured sources)")
     commands.add_parser("run", help="run every source on its interval; serve /metrics")
     commands.add_parser("check", help="verify config, Loki reachability and source access")
@@ -118,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def cmd_once(args: argparse.Namespace, settings: ShipperSettings) -> int:
     configs = select_sources(settings, args.source)
     checkpointer = make_checkpointer(settings)
-    failed = False
+    failed = partial = False
     with loki_sink(settings) as sink:
         for config in configs:
             try:
@@ -138,7 +145,8 @@ def cmd_once(args: argparse.Namespace, settings: ShipperSettings) -> int:
                 continue
             print(describe(result))
             failed = failed or not result.ok
-    return EXIT_FAILED if failed else EXIT_OK
+            partial = partial or result.partial
+    return EXIT_FAILED if failed else EXIT_PARTIAL if partial else EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace, settings: ShipperSettings) -> int:
@@ -224,7 +232,7 @@ def cmd_backfill(args: argparse.Namespace, settings: ShipperSettings) -> int:
         raise ConfigProblem("backfill supports gcs sources only, and none is selected")
     checkpointer = make_checkpointer(settings)
     suffix = ".backfill-separate" if args.separate_stream else BACKFILL_SUFFIX
-    failed, refused = False, 0
+    failed, partial, refused = False, False, 0
     with loki_sink(settings) as sink, tqdm(unit=" lines", desc="backfill", file=sys.stderr) as bar:
         for config in configs:
             live = build_source(config, settings)
@@ -236,6 +244,7 @@ def cmd_backfill(args: argparse.Namespace, settings: ShipperSettings) -> int:
             result = pipeline.run_once()
             print(describe(result))
             failed = failed or not result.ok
+            partial = partial or result.partial
             refused += result.rejected.get("too_far_behind", 0)
     if failed:
         return EXIT_FAILED
@@ -243,8 +252,7 @@ def cmd_backfill(args: argparse.Namespace, settings: ShipperSettings) -> int:
         hint = "" if args.separate_stream else "; re-run with --separate-stream to ship them"
         print(f"backfill: Loki refused {refused} entries as too far behind newer entries of the same "
               f"stream (counted in shipper_entries_rejected{{reason=\"too_far_behind\"}}){hint}")
-        return EXIT_BACKFILL_REFUSED
-    return EXIT_OK
+    return EXIT_PARTIAL if partial else EXIT_OK
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -325,10 +333,16 @@ def describe(result: PassResult) -> str:
     rejected = ", ".join(f"{reason}={count}" for reason, count in sorted(result.rejected.items()))
     if result.stopped:
         status = "stopped: no longer the leader"
+    elif result.partial:
+        status = "PARTIAL (some records could not be stored)"
     else:
         status = "ok" if result.ok else f"FAILED {result.error}"
-    return f"{result.source}: {status}; shipped {result.accepted}, rejected {result.rejected_total}" + (
+    text = f"{result.source}: {status}; shipped {result.accepted}, rejected {result.rejected_total}" + (
         f" ({rejected})" if rejected else "")
+    if result.skipped:
+        skipped = ", ".join(f"{reason}={count}" for reason, count in sorted(result.skipped.items()))
+        text += f", skipped {sum(result.skipped.values())} ({skipped})"
+    return text
 
 
 def parse_since(text: str, *, now: Callable[[], float] = time.time) -> int:

@@ -24,6 +24,11 @@ from shipper.settings_errors import describe_settings_error, http_url
 DEFAULT_LOKI_URL = "http://127.0.0.1:3100"
 DEFAULT_GCS_PREFIXES = ("trades/", "reflections/", "strategies/")
 DEFAULT_FIRESTORE_COLLECTIONS = ("gpt_runner_trades", "gpt_runner_reflections")
+# A batch job, a retry or a reflection written after its trade lands minutes to half an hour
+# after its `timestamp`: an hour covers them, and is as far behind as Loki takes an entry into a
+# stream that already holds newer ones (max_chunk_age / 2). Cost: one digest per document of the
+# last hour per lane in the checkpoint, and re-reading those documents each pass.
+DEFAULT_FIRESTORE_LATE_WINDOW_SECONDS = 3600
 DEFAULT_KUBERNETES_NAMESPACE = "gpt"
 DEFAULT_STATE_DIR = "./state"
 DEFAULT_INTERVAL_SECONDS = 60
@@ -75,7 +80,7 @@ class FirestoreSourceConfig(BaseModel):
     """Documents read per query page."""
     # re-read this far below each lane's position for documents written late (0: off); see
     # shipper/sources/firestore.py for what it costs (cursor size, reads) and what it cannot catch
-    late_window_seconds: int = Field(default=300, ge=0)
+    late_window_seconds: int = Field(default=DEFAULT_FIRESTORE_LATE_WINDOW_SECONDS, ge=0)
     """Documents whose time lies this far behind what was already shipped are still picked up (0: off)."""
 
 

@@ -50,7 +50,9 @@ PUSH_DURATION = Histogram(
     registry=REGISTRY,
 )
 RUNS = Counter(
-    "shipper_runs", "Source passes, by outcome (success, failure).", ["source", "outcome"],
+    "shipper_runs",
+    "Source passes, by outcome (success; partial: finished, some records not stored; failure; stopped).",
+    ["source", "outcome"],
     registry=REGISTRY,
 )
 LAST_SUCCESS = Gauge(

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from operator import attrgetter
 
-from shipper import metrics
+from shipper import losses, metrics
 from shipper.checkpoint import Checkpointer, CheckpointError
 from shipper.models import Batch, Cursor, LogRecord
 from shipper.records import gc_paused
@@ -45,10 +45,16 @@ class PassResult:
     newest_ts_ns: int | None = None
     error: str | None = None
     stopped: bool = False  # no longer the leader: the pass ended early, nothing failed
+    skipped: Counter[str] = field(default_factory=Counter)  # records the source did not ship (losses.py)
 
     @property
     def rejected_total(self) -> int:
         return sum(self.rejected.values())
+
+    @property
+    def partial(self) -> bool:
+        """The pass finished, but some records could not be stored (refused or skipped)."""
+        return self.ok and not self.stopped and bool(self.rejected_total or sum(self.skipped.values()))
 
 
 class _LeadershipLost(Exception):
@@ -95,6 +101,7 @@ class Pipeline:
         result = PassResult(self.source.id)
         cursor = self.checkpointer.load(self.checkpoint_id)
         started = self._clock()
+        skipped_before = losses.skipped_so_far(self.source.id)
         try:
             self._ship(cursor, result)
         except _LeadershipLost:
@@ -105,6 +112,7 @@ class Pipeline:
             result.ok, result.error = False, f"{type(exc).__name__}: {exc}"
             self._finish(result, started)
             raise
+        result.skipped = losses.skipped_since(self.source.id, skipped_before, result.rejected)
         self._finish(result, started)
         return result
 
@@ -172,21 +180,27 @@ class Pipeline:
 
     def _finish(self, result: PassResult, started: float) -> None:
         source = self.source.id
-        outcome = "stopped" if result.stopped else "success" if result.ok else "failure"
+        outcome = ("stopped" if result.stopped else "partial" if result.partial
+                   else "success" if result.ok else "failure")
         metrics.RUNS.labels(source=source, outcome=outcome).inc()
-        if outcome == "success":
+        if outcome in ("success", "partial"):  # the pass finished
             metrics.LAST_SUCCESS.labels(source=source).set(self._wall_clock())
         if self._newest_committed_ns is not None:
             lag = self._wall_clock() - self._newest_committed_ns / 1e9
             metrics.CHECKPOINT_LAG.labels(source=source).set(max(0.0, lag))
         fields = {
             "event": "source_pass", "source": source, "checkpoint": self.checkpoint_id, "outcome": outcome,
-            "accepted": result.accepted, "rejected": dict(result.rejected), "pushes": result.pushes,
+            "accepted": result.accepted, "rejected": dict(result.rejected), "skipped": dict(result.skipped),
+            "pushes": result.pushes,
             "commits": result.commits, "duration_seconds": round(self._clock() - started, 3),
         }
         if result.stopped:
             log.warning("pass of %s stopped: this replica is no longer the leader (%d shipped)", source,
                         result.accepted, extra=fields)
+        elif result.partial:
+            log.warning("pass of %s partial: %d shipped, %d refused by Loki %s, %d skipped %s", source,
+                        result.accepted, result.rejected_total, dict(result.rejected),
+                        sum(result.skipped.values()), dict(result.skipped), extra=fields)
         elif result.ok:
             log.info("pass of %s done: %d shipped, %d rejected", source, result.accepted,
                      result.rejected_total, extra=fields)

@@ -24,7 +24,11 @@ and answers 400 in server mode; either way it is recorded in `violations`.
 Storage follows Loki's dedup rule: an entry whose stream (label set), timestamp and line equal an
 already stored one is dropped. Loki's validation can be switched on (`reject_older_than_ns`,
 `max_line_bytes`, `max_label_names`, `max_behind_ns` for "entry too far behind"); rejected entries
-answer 400 with Loki's own messages while the valid ones are stored, as Loki's partial success does.
+answer 400 with Loki's own messages while the valid ones are stored, as Loki's partial success does,
+in the formats recorded from Loki 3.7.6 (tests/fixtures/loki/push/, checked against these functions
+by tests/loki/test_recorded_push_answers.py): validation errors grouped (`N errors like: ...; ...`),
+label errors once per stream, and an ingester refusal only for the *last* stream of the push (a
+refusal in an earlier stream is answered 204, as Loki does), counting only what passed validation.
 Scripted replies (`mock.script(...)`) are consumed one per push before any of that: a status with
 optional headers/body (`Reply`), or a transport error (`Disconnect`).
 
@@ -47,6 +51,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import cramjam
 import httpx
@@ -376,7 +381,7 @@ def too_old_message(label_string: str, ts_ns: int, cutoff_ns: int) -> str:
 
 
 def line_too_long_message(label_string: str, line: str, limit: int) -> str:
-    return (f"Max entry size '{limit}' bytes exceeded for stream '{label_string}' while adding an "
+    return (f"max entry size '{limit}' bytes exceeded for stream '{label_string}' while adding an "
             f"entry with length '{len(line.encode())}' bytes")
 
 
@@ -394,7 +399,30 @@ def ingester_message(tenant: str, label_string: str, failed: list[tuple[int, str
     lines = [f"entry with timestamp {go_time_string(ts)} ignored, reason: '{reason}',"
              for ts, reason in failed[:MAX_RETURNED_ERRORS]]
     lines.append(f"user '{tenant}', total ignored: {len(failed)} out of {total} for stream: {label_string}")
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n"
+
+
+def grouped_errors(messages: list[str]) -> str:
+    """The distributor's validation answer (Loki's util.GroupedErrors): identical messages counted,
+    `N errors like: ` before each unless there is one message once; `; ` between them."""
+    counts: dict[str, int] = {}
+    for message in messages:
+        counts[message] = counts.get(message, 0) + 1
+    if len(counts) == 1 and len(messages) == 1:
+        return messages[0] + "\n"
+    return "; ".join(f"{n} errors like: {message}" for message, n in counts.items()) + "\n"
+
+
+def rate_limited_message(tenant: str, limit_bytes: int, lines: int, size: int) -> str:
+    """The distributor's 429 (tenant ingestion rate): nothing of the push is stored."""
+    return (f"ingestion rate limit exceeded for user {tenant} (limit: {limit_bytes} bytes/sec) while "
+            f"attempting to ingest '{lines}' lines totaling '{size}' bytes, reduce log volume or contact "
+            "your Loki administrator to see if the limit can be increased\n")
+
+
+def json_push_request(streams: list[dict[str, Any]]) -> httpx.Request:
+    """A JSON push of Loki's `{"streams": [{"stream": {...}, "values": [...]}]}`, for `handler()`."""
+    return httpx.Request("POST", "http://loki/loki/api/v1/push", json={"streams": streams})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -497,7 +525,7 @@ class LokiMock:
                 self._ingest(push)
             return httpx.Response(scripted.status, headers=dict(scripted.headers), text=scripted.body)
         status, message = self._ingest(push)
-        return httpx.Response(status, text=message + "\n" if message else "")
+        return httpx.Response(status, text=message)
 
     def _decode(self, request: httpx.Request, body: bytes) -> DecodedPush:
         headers = {k.lower(): v for k, v in request.headers.items()}
@@ -544,8 +572,6 @@ class LokiMock:
 
     def _validate(self, stream: DecodedStream, entry: DecodedEntry) -> str | None:
         """The distributor's per-entry validation message, or None."""
-        if self.max_label_names is not None and len(stream.labels) > self.max_label_names:
-            return too_many_labels_message(stream.label_string, len(stream.labels), self.max_label_names)
         if self.reject_older_than_ns is not None and entry.ts_ns < self.reject_older_than_ns:
             return too_old_message(stream.label_string, entry.ts_ns, self.reject_older_than_ns)
         if self.max_line_bytes is not None and len(entry.line.encode()) > self.max_line_bytes:
@@ -557,16 +583,24 @@ class LokiMock:
     def _ingest(self, push: DecodedPush) -> tuple[int, str]:
         """Store valid entries (dedup), answer like Loki: 204, or 400 naming what was refused."""
         validation_errors: list[str] = []
-        ingester_errors: list[str] = []
+        ingester_error: str | None = None
         with self._lock:
             for stream in push.streams:
                 key = frozenset(stream.labels.items())
+                if self.max_label_names is not None and len(stream.labels) > self.max_label_names:
+                    # a label error is reported once for the stream, and none of it is stored
+                    validation_errors.append(
+                        too_many_labels_message(stream.label_string, len(stream.labels), self.max_label_names)
+                    )
+                    continue
                 behind: list[tuple[int, str]] = []
+                reached = 0  # entries that passed validation: what the ingester's `out of M` counts
                 for entry in stream.entries:
                     message = self._validate(stream, entry)
                     if message is not None:
                         validation_errors.append(message)
                         continue
+                    reached += 1
                     newest = self._newest.get(key)
                     if self.max_behind_ns is not None and newest is not None:
                         cutoff = newest - self.max_behind_ns
@@ -575,16 +609,17 @@ class LokiMock:
                             continue
                     self._stored.setdefault((key, entry.ts_ns, entry.line), (stream.labels, entry.metadata))
                     self._newest[key] = max(newest or entry.ts_ns, entry.ts_ns)
-                if behind:
-                    tenant = self.tenant or "fake"  # Loki's tenant when auth is disabled
-                    ingester_errors.append(
-                        ingester_message(tenant, stream.label_string, behind, len(stream.entries))
-                    )
+                if not reached:
+                    continue  # nothing of this stream reaches the ingester
+                tenant = self.tenant or "fake"  # Loki's tenant when auth is disabled
+                # Loki's ingester keeps the error of the last stream only (instance.Push)
+                ingester_error = (ingester_message(tenant, stream.label_string, behind, reached)
+                                  if behind else None)
         # Loki answers with the ingester's error when there is one, else the validation errors.
-        if ingester_errors:
-            return 400, ingester_errors[-1]
+        if ingester_error is not None:
+            return 400, ingester_error
         if validation_errors:
-            return 400, "\n".join(validation_errors)
+            return 400, grouped_errors(validation_errors)
         return 204, ""
 
     # -- real server -----------------------------------------------------------------------------

@@ -36,7 +36,7 @@ Choices the Firestore query model forces on us (each one tested):
   can become visible after a pass has moved a lane past its value (a bot stamps `timestamp=now`
   and writes two seconds later). So each pass, before reading forward, a timestamp or number
   lane re-reads the documents whose field lies in the *late-arrival window*
-  [saved position - `late_window_seconds`, saved position] (default 300 s; 0 disables it) and
+  [saved position - `late_window_seconds`, saved position] (default 3600 s; 0 disables it) and
   ships those it has not shipped yet, with their own time from the field (so a resend after a
   crash is still dropped by Loki), counted as `shipper_records_adjusted{reason="late_arrival"}`
   and a `late_arrival` outcome. To know what it shipped, the lane's cursor keeps `shipped`:
@@ -63,8 +63,10 @@ Choices the Firestore query model forces on us (each one tested):
   timestamp (`SERVER_TIMESTAMP`); the window is read at the start of a pass, so a document that
   becomes visible during a pass that then moves the lane more than the window past it (a
   backlog) is not found either; a number lane is assumed to use one epoch unit
-  (its window is computed in the unit of the saved position). Keep the window well below what
-  Loki accepts out of order (max_chunk_age / 2, 1 h by default). A checkpoint written before
+  (its window is computed in the unit of the saved position). The default hour is what Loki
+  takes behind the newest entry of a stream (max_chunk_age / 2); a wider window needs Loki's
+  max_chunk_age raised to match, or the oldest late documents are refused as too far behind
+  (counted, and the pass is partial). A checkpoint written before
   the window existed, or a window made wider, has no digests for (part of) the window: the first
   pass after re-sends up to one window of documents - same timestamps and lines, which Loki
   drops - and counts them as late_arrival too.
@@ -304,7 +306,18 @@ class FirestoreSource:
                 parts.append(f"{collection}: error {type(exc).__name__}")
                 continue
             parts.append(f"{collection}: {'has documents' if found else 'empty'}")
-        return f"firestore project {self.config.project_id}: " + ", ".join(parts)
+        found_text = ", ".join(parts)
+        return f"firestore project {self.config.project_id}: {found_text}; {self.late_coverage()}"
+
+    def late_coverage(self) -> str:
+        """What the late-arrival window covers, for `shipper check`."""
+        seconds = self.config.late_window_seconds
+        if seconds <= 0:
+            return ("late documents: window off (late_window_seconds=0): a document whose timestamp "
+                    "is below what a pass already read is never shipped")
+        return (f"late documents: a document stamped up to {_duration(seconds)} before the newest one "
+                "already read is still shipped, once (remembered by digests for that long); an older "
+                "late one is not found")
 
     # -- one collection -----------------------------------------------------------------------
 
@@ -520,6 +533,14 @@ class FirestoreSource:
 
     def _outcome(self, reason: str, count: int, detail: str) -> None:
         self.outcomes.append(Outcome(source=self.id, reason=reason, count=count, detail=detail))
+
+
+def _duration(seconds: int) -> str:
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"
 
 
 def _mode_of(configured_field: str) -> str:

@@ -5,8 +5,12 @@
 - 429, 5xx and network errors are retried with exponential backoff and full jitter, honouring
   `Retry-After` (seconds or HTTP date), within `retry_max_total_seconds` per request; then
   SinkUnavailable is raised and shipper_push_failures counted.
+- One request per stream: Loki's answer to a push describes only the last stream of it (a push
+  whose first stream was refused and whose last was fine is answered 204), see rejections.py.
 - A 400 is a partial success: the body is read for the refused entries (rejections.py), those are
-  returned in PushResult.rejected and the rest is sent again (harmless: Loki drops exact
+  returned in PushResult.rejected. When the answer accounts for every entry (the ingester's
+  `total ignored: N out of M` for the whole stream, or validation messages matching their count)
+  the rest is acknowledged as stored; otherwise the rest is sent again (Loki drops exact
   duplicates). When nothing in the body can be matched the batch is bisected.
 - Other 4xx (auth, wrong URL) are configuration errors: SinkUnavailable at once.
 """
@@ -199,8 +203,10 @@ class LokiSink:
         for index in prepared.too_old:
             result.rejected.append(RejectedEntry(records[index], rejections.TOO_OLD))
             reporter.report(records[index], rejections.TOO_OLD, counter=metrics.RECORDS_SKIPPED)
-        for batch in self._batches(prepared.entries):
-            self._push_batch(batch, records, source, result, reporter)
+        # one stream per request (see the module docstring), each in time order
+        for stream_entries in group_streams(prepared.entries, in_ts_order=True).values():
+            for batch in self._batches(stream_entries):
+                self._push_batch(batch, records, source, result, reporter)
         reporter.finish()
         return result
 
@@ -251,19 +257,21 @@ class LokiSink:
             if answer.status < 300:
                 self._acknowledge(pending, source, result)
                 continue
-            refused: dict[int, str] = {}
+            verdict = _NOTHING_KNOWN
             if answer.status == 400:
                 if rejections.is_request_error(answer.body):
                     metrics.PUSH_FAILURES.inc()
                     raise SinkUnavailable(f"Loki could not read our push request: {_snippet(answer.body)}")
                 if partial_rounds < MAX_PARTIAL_ROUNDS:
-                    refused = rejections.match_rejections(answer.body, pending)
+                    verdict = rejections.read_refusal(answer.body, pending)
                     partial_rounds += 1
-            if refused:
-                rest = [entry for entry in pending if entry.index not in refused]
-                for index, reason in refused.items():
+            if verdict.refused:
+                rest = [entry for entry in pending if entry.index not in verdict.refused]
+                for index, reason in verdict.refused.items():
                     self._reject(records[index], reason, result, reporter)
-                if rest:
+                if verdict.settled:
+                    self._acknowledge(rest, source, result)  # stored by this very push
+                elif rest:
                     work.append(rest)
             elif len(pending) > 1:
                 middle = len(pending) // 2
@@ -388,4 +396,5 @@ def _snippet(text: str) -> str:
 
 
 _ts_of = attrgetter("ts_ns")
+_NOTHING_KNOWN = rejections.Verdict({}, False)
 _line_bytes_of = attrgetter("line_bytes")

@@ -1,25 +1,35 @@
-"""Reading Loki's 400 answer to a push: which entries it refused, and why.
+"""Reading Loki's 400 answer to a push: which entries it refused, why, and whether the rest is stored.
 
-A 400 from Loki is a partial success: valid streams/entries are stored, the body names what was
-refused, in these formats (Loki 2.x/3.x, pkg/validation/validate.go and pkg/ingester/stream.go):
+Formats as recorded from Loki 3.7.6 (tests/fixtures/loki/push/, re-recorded by
+tests/loki/test_recorded_push_answers.py). Two kinds of 400 exist, never both in one answer:
 
-    entry for stream '{a="b"}' has timestamp too old: 2024-01-01T00:00:00Z, oldest acceptable
-        timestamp is: 2024-01-02T00:00:00Z
-    entry for stream '{a="b"}' has timestamp too new: 2024-01-01T00:00:00Z
-    Max entry size '262144' bytes exceeded for stream '{a="b"}' while adding an entry with length
-        '300000' bytes
-    entry for stream '{a="b"}' has 16 label names; limit 15
-    stream '{a="b"}' has label name too long: '...'  (also: label value too long, duplicate label name)
-    Error parsing labels '...' with error: ...
-    stream '{a="b"}' includes structured metadata, but this feature is disallowed ...
-    entry with timestamp 2024-01-01 00:00:00.5 +0000 UTC ignored, reason: 'entry too far behind, entry
-        timestamp is: 2024-01-01T00:00:00Z, oldest acceptable timestamp is: 2024-01-01T01:00:00Z',
-    user 'fake', total ignored: 3 out of 5 for stream: {a="b"}
+* The distributor's validation errors (pkg/validation): every refused entry has a message, and
+  messages are grouped by text - one message alone, or `N errors like: <message>` joined by `; `:
+      entry for stream '{a="b"}' has timestamp too old: 2024-01-01T00:00:00Z, oldest acceptable
+          timestamp is: 2024-01-02T00:00:00Z          (times to the second, so entries group)
+      entry for stream '{a="b"}' has timestamp too new: 2024-01-01T00:00:00Z
+      max entry size '262144' bytes exceeded for stream '{a="b"}' while adding an entry with length
+          '300000' bytes
+      stream '{a="b"}' has structured metadata too large: '70003' bytes, limit: '65536' bytes. ...
+      entry for stream '{a="b"}' has 16 label names; limit 15   (once per stream: the whole stream)
+      couldn't parse labels: 1:5: parse error: ...   (names no stream)
+  When this is the answer, the ingester stored everything else of the push.
+* The ingester's refusal (pkg/ingester/stream.go), for entries more than 1 h behind the newest
+  one of their stream: at most 10 listed, in the order sent, then the total:
+      entry with timestamp 2024-01-01 00:00:00.5 +0000 UTC ignored, reason: 'entry too far behind, entry
+          timestamp is: 2024-01-01T00:00:00Z, oldest acceptable timestamp is: 2024-01-01T01:00:00Z',
+      user 'fake', total ignored: 12 out of 13 for stream: {a="b"}
+  It describes *only the last stream of the push*: a push whose first stream was refused and whose
+  last stream was fine is answered 204 (instance.Push keeps the last stream's error). It hides the
+  distributor's errors of the same push; then `out of M` counts only what reached the ingester.
 
-(older Loki puts ` for stream: {...}` on each ingester line and ends with `total ignored: N out of M`).
-The ingester lists at most 10 entries per stream, and timestamps are printed to the second in
-validation messages, so `match_rejections` names only entries it is sure about; the caller resends
-the rest and bisects when nothing could be matched.
+So the sink sends one stream per request, and `read_refusal` says which entries are refused and
+whether that settles the push (everything else is stored, nothing to resend): a stream sent in
+time order is refused a *prefix* (the cut-off only rises as entries are appended), so when
+`out of M` is the whole stream the first N are exactly the refused ones, more than the 10
+listed. Otherwise it names only what it is sure of and the caller resends the rest (Loki drops
+exact duplicates) or bisects when nothing matched. Older Loki put ` for stream: {...}` on each
+ingester line and ended with `total ignored: N out of M`; that form is read too (never settled).
 """
 
 from __future__ import annotations
@@ -47,28 +57,39 @@ _NS = 1_000_000_000
 _EPOCH_DATE = date(1970, 1, 1)
 _STREAM = r"(?P<stream>\{.*\})"
 _TOO_OLD = re.compile(
-    rf"entry for stream '{_STREAM}' has timestamp too old: (?P<ts>\S+?),? "
-    r"(?:oldest acceptable timestamp is: (?P<cutoff>\S+))?"
+    rf"entry for stream '{_STREAM}' has timestamp too old: (?P<ts>[^\s,]+),?"
+    r"(?: oldest acceptable timestamp is: (?P<cutoff>\S+))?$"
 )
-_TOO_OLD_BARE = re.compile(rf"entry for stream '{_STREAM}' has timestamp too old: (?P<ts>\S+)$")
-_TOO_NEW = re.compile(rf"entry for stream '{_STREAM}' has timestamp too new: (?P<ts>\S+)")
+_TOO_NEW = re.compile(rf"entry for stream '{_STREAM}' has timestamp too new: (?P<ts>\S+)$")
 _LINE_TOO_LONG = re.compile(
-    rf"Max entry size '\d+' bytes exceeded for stream '{_STREAM}' while adding an entry with length "
-    r"'(?P<length>\d+)' bytes"
+    rf"max entry size '\d+' bytes exceeded for stream '{_STREAM}' while adding an entry with length "
+    r"'(?P<length>\d+)' bytes",
+    re.IGNORECASE,  # "Max entry size" before Loki 3
+)
+_METADATA_TOO_LARGE = re.compile(
+    rf"stream '{_STREAM}' has structured metadata too large: '(?P<size>\d+)' bytes"
+)
+_METADATA_TOO_MANY = re.compile(
+    rf"stream '{_STREAM}' has too many structured metadata labels: '(?P<count>\d+)'"
 )
 _STREAM_WIDE = (
     (re.compile(rf"entry for stream '{_STREAM}' has \d+ label names; limit \d+"), INVALID_LABELS),
     (re.compile(rf"stream '{_STREAM}' has label (?:name|value) too long"), INVALID_LABELS),
     (re.compile(rf"stream '{_STREAM}' has duplicate label name"), INVALID_LABELS),
-    (re.compile(rf"Error parsing labels '{_STREAM}' with error"), INVALID_LABELS),
-    (re.compile(rf"stream '{_STREAM}' (?:includes|has) (?:too many )?structured metadata"),
-     STRUCTURED_METADATA),
+    (re.compile(rf"error parsing labels '{_STREAM}' with error", re.IGNORECASE), INVALID_LABELS),
+    (re.compile(rf"missing required labels '.*' for user '.*' for stream '{_STREAM}'"), INVALID_LABELS),
+    (re.compile(rf"stream '{_STREAM}' includes structured metadata"), STRUCTURED_METADATA),
 )
+# Labels Loki could not parse at all: the message does not name a stream we could resolve.
+_UNPARSED_LABELS = re.compile(r"couldn't parse labels|error parsing labels", re.IGNORECASE)
+_GROUPED = re.compile(r"(?:^|; )(\d+) errors like: ")
 _INGESTER_ENTRY = re.compile(
     r"entry with timestamp (?P<ts>.+?) ignored, reason: '(?P<reason>.*?)'"
     r"(?: for stream: (?P<stream>\{.*\}))?,?$"
 )
-_INGESTER_TRAILER = re.compile(r"total ignored: \d+ out of \d+(?: for stream: (?P<stream>\{.*\}))?\s*$")
+_INGESTER_TRAILER = re.compile(
+    r"total ignored: (?P<total>\d+) out of (?P<out_of>\d+)(?: for stream: (?P<stream>\{.*\}))?\s*$"
+)
 _CUTOFF = re.compile(r"oldest acceptable timestamp is: (?P<cutoff>\S+?)[',]*$")
 _GO_TIME = re.compile(
     r"(?P<date>\d{4}-\d{2}-\d{2}) (?P<h>\d{2}):(?P<m>\d{2}):(?P<s>\d{2})(?:\.(?P<frac>\d{1,9}))? "
@@ -166,65 +187,172 @@ def parse_labels(text: str) -> frozenset[tuple[str, str]] | None:
 
 
 @dataclass(frozen=True, slots=True)
-class _Rule:
-    reason: str
-    stream: str | None  # Loki's stream string; None = any stream
-    ts_ns: int | None = None  # exact timestamp
-    second: int | None = None  # timestamp's whole second (validation messages print seconds)
-    before_ns: int | None = None  # every entry older than this
-    line_bytes: int | None = None
+class Verdict:
+    """What a 400 answer says about the entries of the push."""
+
+    refused: dict[int, str]  # entry.index -> reason, for the entries surely refused
+    settled: bool  # every other entry of the push is stored: nothing to resend
 
 
-def _rules(body: str) -> list[_Rule]:
-    rules: list[_Rule] = []
-    waiting_for_stream: list[tuple[int, str]] = []  # (ts, reason text) of new-format ingester lines
-    for raw in body.splitlines():
-        line = raw.strip()
-        if not line:
-            continue
+_UNSURE = Verdict({}, False)
+
+
+def read_refusal(body: str, entries: Sequence[Entry]) -> Verdict:
+    """The refused entries of `entries` (as sent, in this order) named by Loki's 400 `body`."""
+    lines = [line.strip() for line in body.splitlines() if line.strip()]
+    if any(_INGESTER_ENTRY.match(line) or _INGESTER_TRAILER.search(line) for line in lines):
+        return _read_ingester(lines, entries)
+    return _read_validation(lines, entries)
+
+
+def match_rejections(body: str, entries: Sequence[Entry]) -> dict[int, str]:
+    """{entry.index: reason} for the entries of `entries` that the 400 body surely names."""
+    return read_refusal(body, entries).refused
+
+
+def _read_ingester(lines: list[str], entries: Sequence[Entry]) -> Verdict:
+    listed: list[tuple[int, str, str | None]] = []  # (ts, reason text, stream of the older form)
+    trailer: re.Match[str] | None = None
+    for line in lines:
         if match := _INGESTER_ENTRY.match(line):
             ts = parse_go_time(match["ts"])
-            if ts is None:
-                continue
-            if match["stream"]:
-                rules.extend(_ingester_rules(ts, match["reason"], match["stream"]))
-            else:
-                waiting_for_stream.append((ts, match["reason"]))
-        elif match := _INGESTER_TRAILER.search(line):
-            if match["stream"]:
-                for ts, reason in waiting_for_stream:
-                    rules.extend(_ingester_rules(ts, reason, match["stream"]))
-            waiting_for_stream.clear()
-        elif (match := _TOO_OLD.search(line)) or (match := _TOO_OLD_BARE.search(line)):
-            cutoff = parse_rfc3339(match["cutoff"]) if match.groupdict().get("cutoff") else None
-            ts = parse_rfc3339(match["ts"].rstrip(","))
-            if cutoff is not None:
-                rules.append(_Rule(TOO_OLD, None, before_ns=cutoff))  # the same cutoff for all streams
-            elif ts is not None:
-                rules.append(_Rule(TOO_OLD, match["stream"], second=ts // _NS))
-        elif match := _TOO_NEW.search(line):
-            ts = parse_rfc3339(match["ts"])
             if ts is not None:
-                rules.append(_Rule(TOO_NEW, match["stream"], second=ts // _NS))
-        elif match := _LINE_TOO_LONG.search(line):
-            rules.append(_Rule(LINE_TOO_LONG, match["stream"], line_bytes=int(match["length"])))
+                listed.append((ts, match["reason"], match["stream"]))
+        elif match := _INGESTER_TRAILER.search(line):
+            trailer = match
+    streams = _stream_index(entries)
+    cache: dict[str, StreamLabels | None] = {}
+    refused: dict[int, str] = {}
+    if trailer is None or trailer["stream"] is None:  # the older form: each line names its stream
+        for ts, text, stream_text in listed:
+            stream = _resolve(stream_text, streams, cache) if stream_text else None
+            if stream is None:
+                continue
+            for entry in entries:
+                if entry.stream.label_string == stream.label_string and entry.ts_ns == ts:
+                    refused.setdefault(entry.index, classify(text))
+        return Verdict(refused, False)
+    stream = _resolve(trailer["stream"], streams, cache)
+    if stream is None:
+        return _UNSURE
+    target = [entry for entry in entries if entry.stream.label_string == stream.label_string]
+    total, out_of = int(trailer["total"]), int(trailer["out_of"])
+    reasons = [classify(text) for _, text, _ in listed]
+    if (
+        listed
+        and out_of == len(target)
+        and total <= out_of
+        and [entry.ts_ns for entry in target[: len(listed)]] == [ts for ts, _, _ in listed]
+    ):
+        # Everything reached the ingester and was refused in order from the oldest: the first
+        # `total` entries, listed or not. The rest of this stream is stored.
+        for position, entry in enumerate(target[:total]):
+            refused[entry.index] = reasons[min(position, len(reasons) - 1)]
+        return Verdict(refused, settled=len(target) == len(entries))
+    # Some entries were refused by the distributor too (their errors are not in this answer), or
+    # the list does not line up: name what is certain, the caller resends the rest.
+    listed_ts = {ts: reason for (ts, _, _), reason in zip(listed, reasons, strict=True)}
+    cutoff = _cutoff_of(listed) if total > len(listed) else None
+    for entry in target:
+        if entry.ts_ns in listed_ts:
+            refused[entry.index] = listed_ts[entry.ts_ns]
+        elif cutoff is not None and entry.ts_ns < cutoff:
+            refused[entry.index] = TOO_FAR_BEHIND
+    return Verdict(refused, False)
+
+
+def _cutoff_of(listed: list[tuple[int, str, str | None]]) -> int | None:
+    """The printed cut-off of `entry too far behind` (to the second: older entries surely refused)."""
+    for _, text, _ in listed:
+        if classify(text) == TOO_FAR_BEHIND and (match := _CUTOFF.search(text)):
+            return parse_rfc3339(match["cutoff"])
+    return None
+
+
+def _messages(lines: list[str]) -> list[tuple[int, str]]:
+    """(count, message) of a validation answer: `N errors like: m1; M errors like: m2` or one message."""
+    out: list[tuple[int, str]] = []
+    for line in lines:
+        if _GROUPED.match(line):
+            parts = _GROUPED.split(line)
+            pairs = zip(parts[1::2], parts[2::2], strict=True)
+            out.extend((int(count), message.strip()) for count, message in pairs)
         else:
-            for pattern, reason in _STREAM_WIDE:
-                if match := pattern.search(line):
-                    rules.append(_Rule(reason, match["stream"]))
-                    break
-    return rules
+            out.append((1, line))
+    return out
 
 
-def _ingester_rules(ts: int, reason_text: str, stream: str) -> list[_Rule]:
-    reason = classify(reason_text)
-    rules = [_Rule(reason, stream, ts_ns=ts)]
-    if reason == TOO_FAR_BEHIND and (cutoff_match := _CUTOFF.search(reason_text)):
-        cutoff = parse_rfc3339(cutoff_match["cutoff"])
-        if cutoff is not None:
-            # printed to the second, so entries before the printed value are surely refused
-            rules.append(_Rule(reason, stream, before_ns=cutoff))
-    return rules
+def _read_validation(lines: list[str], entries: Sequence[Entry]) -> Verdict:
+    messages = _messages(lines)
+    streams = _stream_index(entries)
+    cache: dict[str, StreamLabels | None] = {}
+    refused: dict[int, str] = {}
+    settled = bool(messages)
+    for count, message in messages:
+        found = _match_message(message, entries, streams, cache)
+        if found is None:
+            settled = False
+            continue
+        hits, reason, per_entry = found
+        if not hits or (per_entry and len(hits) != count):
+            settled = False
+            if per_entry and len(hits) > count:
+                continue  # which of them is not certain: resend them all
+        for entry in hits:
+            refused.setdefault(entry.index, reason)
+    return Verdict(refused, settled)
+
+
+def _match_message(
+    message: str,
+    entries: Sequence[Entry],
+    streams: dict[frozenset[tuple[str, str]], StreamLabels],
+    cache: dict[str, StreamLabels | None],
+) -> tuple[list[Entry], str, bool] | None:
+    """(the entries `message` is about, its reason, whether it is one message per entry)."""
+
+    def of_stream(text: str) -> list[Entry]:
+        stream = _resolve(text, streams, cache)
+        return [] if stream is None else [e for e in entries if e.stream.label_string == stream.label_string]
+
+    if match := _TOO_OLD.search(message):
+        ts, cutoff = parse_rfc3339(match["ts"]), parse_rfc3339(match["cutoff"] or "")
+        if ts is None:
+            return None
+        second = ts // _NS
+        limit = cutoff + _NS if cutoff is not None else None  # printed to the second
+        return [e for e in of_stream(match["stream"]) if e.ts_ns // _NS == second
+                and (limit is None or e.ts_ns < limit)], TOO_OLD, True
+    if match := _TOO_NEW.search(message):
+        ts = parse_rfc3339(match["ts"])
+        if ts is None:
+            return None
+        return [e for e in of_stream(match["stream"]) if e.ts_ns // _NS == ts // _NS], TOO_NEW, True
+    if match := _LINE_TOO_LONG.search(message):
+        length = int(match["length"])
+        return [e for e in of_stream(match["stream"]) if e.line_bytes == length], LINE_TOO_LONG, True
+    if match := _METADATA_TOO_LARGE.search(message):
+        size = int(match["size"])
+        return [e for e in of_stream(match["stream"]) if _metadata_size(e) == size], STRUCTURED_METADATA, True
+    if match := _METADATA_TOO_MANY.search(message):
+        pairs = int(match["count"])
+        return [e for e in of_stream(match["stream"]) if len(_metadata_pairs(e)) == pairs], \
+            STRUCTURED_METADATA, True
+    for pattern, reason in _STREAM_WIDE:
+        if match := pattern.search(message):
+            return of_stream(match["stream"]), reason, False
+    if _UNPARSED_LABELS.search(message) and len({e.stream.label_string for e in entries}) == 1:
+        return list(entries), INVALID_LABELS, False
+    return None
+
+
+def _metadata_pairs(entry: Entry) -> dict[str, str]:
+    return {**dict(entry.stream.moved), **entry.metadata}
+
+
+def _metadata_size(entry: Entry) -> int:
+    """Loki's structured metadata size: the bytes of every name and value."""
+    return sum(len(name.encode()) + len(value.encode()) for name, value in _metadata_pairs(entry).items())
 
 
 def _stream_index(entries: Iterable[Entry]) -> dict[frozenset[tuple[str, str]], StreamLabels]:
@@ -246,39 +374,3 @@ def _resolve(
         found = candidates[0] if len(candidates) == 1 else None
     cache[stream_text] = found
     return found
-
-
-def match_rejections(body: str, entries: Sequence[Entry]) -> dict[int, str]:
-    """{entry.index: reason} for the entries of `entries` that the 400 body surely names."""
-    rules = _rules(body)
-    if not rules:
-        return {}
-    streams = _stream_index(entries)
-    cache: dict[str, StreamLabels | None] = {}
-    targeted: list[tuple[_Rule, StreamLabels | None]] = []
-    for rule in rules:
-        if rule.stream is None:
-            targeted.append((rule, None))
-        elif (stream := _resolve(rule.stream, streams, cache)) is not None:
-            targeted.append((rule, stream))
-    rejected: dict[int, str] = {}
-    for entry in entries:
-        for rule, stream in targeted:
-            if stream is not None and entry.stream.label_string != stream.label_string:
-                continue
-            if _applies(rule, entry):
-                rejected.setdefault(entry.index, rule.reason)
-                break
-    return rejected
-
-
-def _applies(rule: _Rule, entry: Entry) -> bool:
-    if rule.before_ns is not None:
-        return entry.ts_ns < rule.before_ns
-    if rule.ts_ns is not None:
-        return entry.ts_ns == rule.ts_ns
-    if rule.second is not None:
-        return entry.ts_ns // _NS == rule.second
-    if rule.line_bytes is not None:
-        return len(entry.line.encode("utf-8")) == rule.line_bytes
-    return True  # stream-wide

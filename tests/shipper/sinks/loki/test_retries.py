@@ -10,13 +10,13 @@ import pytest
 
 from shipper.sinks import SinkUnavailable
 from shipper.sinks.loki.client import parse_retry_after
-from tests.loki_mock import Disconnect, LokiMock, Reply
+from tests.loki_mock import Disconnect, LokiMock, Reply, rate_limited_message
 from tests.shipper.sinks.loki.conftest import NOW_NS, FakeTime, metric, record
 
 
 def test_429_waits_exactly_retry_after_then_ships(make_sink, fake_time: FakeTime) -> None:
     mock = LokiMock()
-    mock.script(Reply(429, {"Retry-After": "7"}, "Ingestion rate limit exceeded"))
+    mock.script(Reply(429, {"Retry-After": "7"}, rate_limited_message("fake", 4 << 20, 1, 10)))
     sink = make_sink(mock)
     retries_before = metric("shipper_push_retries_total", reason="429")
 
