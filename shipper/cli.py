@@ -30,7 +30,7 @@ from shipper.metrics import MetricsServerError
 from shipper.pipeline import PassResult, Pipeline
 from shipper.settings_errors import describe_settings_error, environment_help, program_version
 from shipper.sinks import Sink, SinkUnavailable
-from shipper.sinks.loki.client import LokiSink
+from shipper.sinks.loki.client import LokiSink, stoppable_sleep
 from shipper.sources.base import Source
 from shipper.sources.factory import build_source
 
@@ -162,15 +162,23 @@ def cmd_run(args: argparse.Namespace, settings: ShipperSettings) -> int:
     stop = threading.Event()
     if settings.shipper_leader_election:
         elector.renew_in_background(stop)
-    with loki_sink(settings) as sink:
+    with loki_sink(settings, stopping=stop) as sink:
         pipelines = [make_pipeline(build_source(config, settings), sink, checkpointer, settings,
                                    still_leading=elector.is_leader)
                      for config in configs]
         scheduler = build_scheduler(pipelines, interval_seconds=settings.shipper_interval_seconds,
                                     should_run=elector.is_leader)
         serve_metrics(settings.shipper_metrics_port, settings.shipper_metrics_host)
-        # wait=True: a pass in progress finishes (and commits) before the Lease is released below
-        signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=True))
+
+        def stop_passes(signal_name: str) -> None:
+            """A pass in progress ends at its next wait for Loki (a retry during an outage ends at
+            once) and commits what Loki acknowledged; then the Lease is released below."""
+            log.warning("%s: stopping; a pass waiting for Loki abandons its push, whose records are "
+                        "sent again on the next start", signal_name, extra={"event": "shipper_stopping"})
+            stop.set()
+            scheduler.shutdown(wait=True)
+
+        signal.signal(signal.SIGTERM, lambda *_: stop_passes("SIGTERM"))
         log.info("shipper running: %d sources every %ss, metrics on :%d", len(pipelines),
                  settings.shipper_interval_seconds, settings.shipper_metrics_port,
                  extra={"event": "shipper_started", "sources": [p.source.id for p in pipelines]})
@@ -179,8 +187,8 @@ def cmd_run(args: argparse.Namespace, settings: ShipperSettings) -> int:
         except (KeyboardInterrupt, SystemExit):
             pass
         finally:
-            if scheduler.running:  # Ctrl-C: let the pass in progress finish too
-                scheduler.shutdown(wait=True)
+            if scheduler.running:  # Ctrl-C
+                stop_passes("SIGINT")
             stop.set()
             elector.release()
     return EXIT_OK
@@ -277,10 +285,12 @@ def select_sources(settings: ShipperSettings, source_id: str | None) -> list[Sou
 
 
 @contextmanager
-def loki_sink(settings: ShipperSettings) -> Iterator[LokiSink]:
+def loki_sink(settings: ShipperSettings, stopping: threading.Event | None = None) -> Iterator[LokiSink]:
+    """The Loki sink; with `stopping`, setting it ends retries at once (see stoppable_sleep)."""
     with httpx.Client(timeout=settings.loki_timeout_seconds) as client:
         try:
-            sink = LokiSink.from_settings(settings, client=client)
+            sleep = stoppable_sleep(stopping) if stopping is not None else time.sleep
+            sink = LokiSink.from_settings(settings, client=client, sleep=sleep)
         except ValueError as exc:
             raise ConfigProblem(f"Loki settings: {exc}") from exc
         yield sink

@@ -309,6 +309,36 @@ def test_run_schedules_passes_serves_metrics_and_stops_on_sigterm(
     assert any(event.get("event") == "shipper_started" for event in events)
 
 
+def test_run_stops_within_10s_of_sigterm_while_loki_is_down_and_says_so(env: Path) -> None:
+    import os
+    import signal
+
+    child_env = {**os.environ, "SHIPPER_METRICS_PORT": str(free_port()), "SHIPPER_INTERVAL_SECONDS": "60",
+                 "LOKI_URL": f"http://127.0.0.1:{free_port()}",  # nothing listens: Loki is down
+                 "RETRY_MAX_TOTAL_SECONDS": "300", "RETRY_MIN_BACKOFF_SECONDS": "2"}
+    log_file = env.parent / "run-outage.log"
+    with log_file.open("w") as log_handle:
+        process = subprocess.Popen([sys.executable, "-m", "shipper", "run"], env=child_env,
+                                   stdout=subprocess.DEVNULL, stderr=log_handle)
+    try:
+        deadline = time.monotonic() + 30
+        while "loki_push_retry" not in log_file.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)  # the first pass is retrying its push: the outage is under way
+        assert "loki_push_retry" in log_file.read_text(), log_file.read_text()
+        process.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        process.wait(timeout=30)
+        took = time.monotonic() - signalled
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert took < 10, f"shipper run took {took:.1f}s to stop after SIGTERM"
+    events = [json.loads(line) for line in log_file.read_text().splitlines() if line.startswith("{")]
+    stopping = [event for event in events if event.get("event") == "shipper_stopping"]
+    assert stopping and "SIGTERM" in stopping[0]["message"]
+    assert any("abandoned" in event["message"] for event in events), "the abandoned push is not logged"
+
+
 def test_a_live_pass_takes_the_timestamp_base_of_objects_a_backfill_shipped_first(
     env: Path, emulator: GcsEmulator, loki: tuple[LokiMock, str]
 ) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -116,6 +117,18 @@ def redacted(url: str) -> str:
         return "<invalid Loki URL>"
 
 
+def stoppable_sleep(stopping: threading.Event) -> Callable[[float], None]:
+    """A sleep between retries that ends the push at once when `stopping` is set (SIGTERM): the
+    records stay unacknowledged, so the checkpoint stays and the next start sends them again."""
+
+    def sleep(seconds: float) -> None:
+        if stopping.wait(seconds):
+            raise SinkUnavailable("stopping: retries of the push to Loki abandoned; its records are "
+                                  "sent again on the next start")
+
+    return sleep
+
+
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or HTTP date); None if absent/bad."""
     if not value:
@@ -175,11 +188,14 @@ class LokiSink:
         self._preparer = Preparer(max_line_bytes=config.max_line_bytes, max_age_ns=max_age_ns)
 
     @classmethod
-    def from_settings(cls, settings: ShipperSettings, client: httpx.Client | None = None) -> LokiSink:
+    def from_settings(
+        cls, settings: ShipperSettings, client: httpx.Client | None = None, *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> LokiSink:
         config = LokiSinkConfig.from_settings(settings)
         if client is not None:
-            return cls(config, client)
-        sink = cls(config, httpx.Client(timeout=config.timeout_seconds))
+            return cls(config, client, sleep=sleep)
+        sink = cls(config, httpx.Client(timeout=config.timeout_seconds), sleep=sleep)
         sink._owns_client = True
         return sink
 
