@@ -5,7 +5,7 @@ Loki's message, 5xx or junk -> 502."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -25,6 +25,11 @@ PATTERNS_PATH = "/loki/api/v1/patterns"
 READY_PATH = "/ready"
 
 TENANT_HEADER = "X-Scope-OrgID"
+# Without it Loki merges each entry's structured metadata (and parsed labels) into its stream's
+# labels, so every line becomes a "stream" of its own; with it, an entry carries them as a third
+# element {"structuredMetadata": {...}, "parsed": {...}} and streams are real label sets.
+CATEGORIZE_LABELS_HEADERS = {"X-Loki-Response-Encoding-Flags": "categorize-labels"}
+METADATA_CATEGORIES = ("structuredMetadata", "parsed")
 # Headers that choose a tenant or a label policy inside Loki/its proxies: only we may set them.
 FORBIDDEN_FORWARD_HEADERS = frozenset({"x-scope-orgid", "x-prom-label-policy"})
 MAX_ERROR_MESSAGE_CHARS = 500
@@ -113,10 +118,16 @@ class LokiClient:
         chosen = tenant or self._default_tenant
         return {TENANT_HEADER: chosen} if chosen else {}
 
-    async def _get(self, path: str, params: Mapping[str, Any], tenant: str | None) -> Any:
+    async def _get(
+        self,
+        path: str,
+        params: Mapping[str, Any],
+        tenant: str | None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> Any:
         clean = {k: str(v) for k, v in params.items() if v is not None}
         try:
-            headers = self._headers(tenant)
+            headers = {**self._headers(tenant), **(extra_headers or {})}
             response = await request_within(
                 self._http, "GET", self._base + path, self._timeout, params=clean, headers=headers
             )
@@ -141,9 +152,24 @@ class LokiClient:
             UPSTREAM_ERRORS.labels(UPSTREAM, "invalid_response").inc()
             raise LokiUpstreamError("Loki answered with invalid JSON") from exc
 
-    async def _get_data(self, path: str, params: Mapping[str, Any], tenant: str | None) -> Any:
-        body = await self._get(path, params, tenant)
-        if not isinstance(body, dict) or body.get("status") != "success" or "data" not in body:
+    async def _get_data(
+        self,
+        path: str,
+        params: Mapping[str, Any],
+        tenant: str | None,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        may_omit_data: bool = False,
+    ) -> Any:
+        """The `data` of a successful answer. List endpoints (labels, label values) answer a bare
+        {"status": "success"} when nothing matches: `may_omit_data` makes that None."""
+        body = await self._get(path, params, tenant, extra_headers)
+        if not isinstance(body, dict) or body.get("status") != "success":
+            UPSTREAM_ERRORS.labels(UPSTREAM, "invalid_response").inc()
+            raise LokiUpstreamError("Loki answered without a successful `data` object")
+        if "data" not in body:
+            if may_omit_data:
+                return None
             UPSTREAM_ERRORS.labels(UPSTREAM, "invalid_response").inc()
             raise LokiUpstreamError("Loki answered without a successful `data` object")
         return body["data"]
@@ -168,7 +194,7 @@ class LokiClient:
             "direction": direction,
             "step": step,
         }
-        data = await self._get_data(QUERY_RANGE_PATH, params, tenant)
+        data = await self._get_data(QUERY_RANGE_PATH, params, tenant, extra_headers=CATEGORIZE_LABELS_HEADERS)
         if not isinstance(data, dict):
             raise LokiUpstreamError("Loki's query_range `data` is not an object")
         return data
@@ -183,7 +209,7 @@ class LokiClient:
         tenant: str | None = None,
     ) -> dict[str, Any]:
         params = {"query": query, "time": time_ns, "limit": limit, "direction": direction}
-        data = await self._get_data(QUERY_PATH, params, tenant)
+        data = await self._get_data(QUERY_PATH, params, tenant, extra_headers=CATEGORIZE_LABELS_HEADERS)
         if not isinstance(data, dict):
             raise LokiUpstreamError("Loki's query `data` is not an object")
         return data
@@ -213,7 +239,7 @@ class LokiClient:
 
     async def _get_names(self, path: str, params: dict[str, Any], tenant: str | None) -> list[str]:
         """Loki's list answers (label names or values): a list of strings, else a 502."""
-        data = await self._get_data(path, params, tenant) or []
+        data = await self._get_data(path, params, tenant, may_omit_data=True) or []
         if not isinstance(data, list) or not all(isinstance(item, str) for item in data):
             raise LokiUpstreamError(f"Loki's {path} `data` is not a list of strings")
         return data
@@ -236,7 +262,10 @@ class LokiClient:
         step: str | None = None,
     ) -> list[dict[str, Any]]:
         params = {"query": query, "start": start_ns, "end": end_ns, "step": step}
-        return list(await self._get_data(PATTERNS_PATH, params, tenant) or [])
+        found = await self._get_data(PATTERNS_PATH, params, tenant, may_omit_data=True) or []
+        if not isinstance(found, list):
+            raise LokiUpstreamError("Loki's patterns `data` is not a list")
+        return found
 
     async def ready(self) -> bool:
         try:
@@ -309,9 +338,9 @@ def sorted_entries(data: Mapping[str, Any], *, forward: bool) -> list[Entry]:
             label_key = "\x00".join(f"{k}={v}" for k, v in sorted(labels.items()))
             for value in stream.get("values") or []:
                 ts, line = int(value[0]), value[1]
-                meta = value[2] if len(value) > 2 and value[2] else None
-                if not isinstance(line, str) or not (meta is None or _is_str_map(meta)):
-                    raise TypeError("a log line must be a string, its metadata an object of strings")
+                meta = entry_metadata(value)
+                if not isinstance(line, str):
+                    raise TypeError("a log line must be a string")
                 # the running index keeps the native tuple sort away from comparing the entries
                 keyed.append((ts, label_key, line, len(keyed), (ts, labels, line, meta)))
     except (TypeError, ValueError, IndexError, KeyError, AttributeError) as exc:
@@ -319,6 +348,38 @@ def sorted_entries(data: Mapping[str, Any], *, forward: bool) -> list[Entry]:
         raise LokiUpstreamError(f"Loki answered with a malformed streams result: {exc}") from exc
     keyed.sort(reverse=not forward)
     return [k[4] for k in keyed]
+
+
+def count_entries(data: Mapping[str, Any]) -> int:
+    """How many entries a `streams` result holds (0 for anything malformed)."""
+    try:
+        return sum(len(stream.get("values") or ()) for stream in data.get("result") or ())
+    except (TypeError, AttributeError):
+        return 0
+
+
+def entry_metadata(value: Sequence[Any]) -> dict[str, str] | None:
+    """An entry's structured metadata and parsed labels as one flat object (None when it has
+    neither), from the third element of a categorized-labels answer. Loki already renames a
+    parsed label that collides with a stream label or a metadata name (`level_extracted`), so
+    the two never overwrite each other. TypeError when the element is not of that form."""
+    if len(value) < 3:
+        return None
+    categories = value[2]
+    if not isinstance(categories, dict):
+        raise TypeError("an entry's third element must be an object of label categories")
+    flat: dict[str, str] = {}
+    # known categories first; one a later Loki may add is kept too, never dropped
+    names = [*METADATA_CATEGORIES, *(name for name in categories if name not in METADATA_CATEGORIES)]
+    for name in names:
+        fields = categories.get(name)
+        if fields is None:
+            continue
+        if not _is_str_map(fields):
+            raise TypeError(f"an entry's {name!r} must be an object of strings")
+        for key, text in fields.items():
+            flat.setdefault(key, text)
+    return flat or None
 
 
 def _is_str_map(value: Any) -> bool:

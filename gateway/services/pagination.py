@@ -21,7 +21,7 @@ from typing import Any
 
 from gateway.errors import ApiError
 from gateway.services.logql import NS_PER_SECOND, format_second
-from gateway.services.loki import Entry, sorted_entries
+from gateway.services.loki import Entry, entry_metadata, sorted_entries
 from gateway.services.redact import redact_fields, redact_many
 
 CURSOR_VERSION = 1
@@ -74,7 +74,9 @@ class Cursor:
             )
             if body["v"] != CURSOR_VERSION or len(seen_raw) % ENTRY_DIGEST_BYTES:
                 raise ValueError("unsupported cursor")
-        except (ValueError, KeyError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError) as exc:
+        except (
+            ValueError, KeyError, TypeError, OverflowError, RecursionError, binascii.Error, UnicodeDecodeError
+        ) as exc:  # RecursionError: json.loads of deeply nested brackets ("[[[[...")
             raise ApiError(400, "invalid_cursor", "the cursor is malformed", BAD_CURSOR_HINT) from exc
         if cursor.query_digest != expected_query_digest:
             raise ApiError(400, "invalid_cursor", "the cursor belongs to a different query", BAD_CURSOR_HINT)
@@ -118,8 +120,11 @@ def cut_page(
     limit: int,
     direction: str,
     digest: str,
+    assume_more: bool = False,
 ) -> Page:
-    """`entries` (merged and ordered in `direction`) minus those already returned, cut to `limit`."""
+    """`entries` (merged and ordered in `direction`) minus those already returned, cut to `limit`.
+    `assume_more`: Loki may hold more than it sent (it was asked for fewer than the page needs),
+    so a page that is not full still gets a cursor past its last entry."""
     cursor = request.cursor
     fresh: list[Entry] = []
     for entry in entries:
@@ -132,7 +137,7 @@ def cut_page(
         fresh.append(entry)
         if len(fresh) > limit:
             break
-    truncated = len(fresh) > limit
+    truncated = len(fresh) > limit or assume_more
     page = fresh[:limit]
     if not truncated or not page:
         return Page(page, truncated, None)
@@ -204,15 +209,19 @@ def shape_page(
     direction: str,
     digest: str,
     redact_lines: bool,
+    assume_more: bool = False,
 ) -> ShapedPage:
     """Loki's `streams` answer as one page: exactly `sorted_entries` -> `cut_page` ->
     `render_streams`, but without per-entry tuples, merging or re-sorting when the answer has
     Loki's usual form (see `_shape_usual_page`). Anything else takes that general path."""
-    usual = _shape_usual_page(data, request, limit, direction, digest, redact_lines)
-    if usual is not None:
-        return usual
+    if not assume_more:
+        usual = _shape_usual_page(data, request, limit, direction, digest, redact_lines)
+        if usual is not None:
+            return usual
     entries = sorted_entries(data, forward=direction == "forward")
-    page = cut_page(entries, request=request, limit=limit, direction=direction, digest=digest)
+    page = cut_page(
+        entries, request=request, limit=limit, direction=direction, digest=digest, assume_more=assume_more
+    )
     streams = render_streams(page.entries, redact_lines=redact_lines)
     return ShapedPage(streams, page.truncated, page.next_cursor, len(page.entries))
 
@@ -401,7 +410,7 @@ def _render_runs(page_runs: list[_Run], redact_lines: bool) -> list[dict[str, An
             entries = []
             for value, stamp, text in zip(values, stamps, texts, strict=True):
                 entry: list[Any] = [f"{tens[stamp[:-10]]}{stamp[-10]}.{stamp[-9:]}Z", text]
-                meta = value[2] if len(value) > 2 and value[2] else None
+                meta = entry_metadata(value)
                 if meta:
                     entry.append(redact_fields(meta) if redact_lines else meta)
                 entries.append(entry)

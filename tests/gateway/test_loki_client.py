@@ -20,6 +20,7 @@ from gateway.services.loki import (
 )
 from tests.conftest import free_port
 from tests.gateway.conftest import make_settings
+from tests.gateway.loki_answers import recorded_response
 from tests.gateway.loki_query_mock import LokiQueryMock
 
 SELECTOR = '{source="gcs"}'
@@ -36,7 +37,7 @@ async def test_query_range_wire_format_and_default_tenant() -> None:
     loki, http = client_with(mock, loki_tenant_id="team-a")
     async with http:
         data = await loki.query_range(SELECTOR, start_ns=1_000, end_ns=2_000, limit=10, direction="forward")
-    assert data["result"] == [{"stream": {"source": "gcs"}, "values": [["1000", "hello"]]}]
+    assert data["result"] == [{"stream": {"source": "gcs"}, "values": [["1000", "hello", {}]]}]
     sent = mock.requests[0]
     assert sent.url.path == "/loki/api/v1/query_range"
     assert dict(sent.url.params) == {
@@ -47,6 +48,7 @@ async def test_query_range_wire_format_and_default_tenant() -> None:
         "direction": "forward",
     }
     assert sent.headers["X-Scope-OrgID"] == "team-a"
+    assert sent.headers["X-Loki-Response-Encoding-Flags"] == "categorize-labels"
 
 
 async def test_principal_tenant_wins_and_no_tenant_means_no_header() -> None:
@@ -119,18 +121,10 @@ async def test_loki_trickling_its_answer_is_504_after_the_timeout(trickling_serv
 @pytest.mark.parametrize(
     ("response", "error", "status", "message"),
     [
-        (
-            httpx.Response(400, text="parse error at line 1, col 2: syntax error: unexpected IDENTIFIER"),
-            LokiBadRequest,
-            400,
-            "unexpected IDENTIFIER",
-        ),
-        (
-            httpx.Response(400, json={"status": "error", "message": "max entries limit per query exceeded"}),
-            LokiBadRequest,
-            400,
-            "max entries limit",
-        ),
+        # Loki's refusals are text/plain (recorded from the binary)
+        (recorded_response("error_parse"), LokiBadRequest, 400, "syntax error: unexpected $end"),
+        (recorded_response("error_max_entries"), LokiBadRequest, 400, "max entries limit"),
+        (recorded_response("error_empty_matcher"), LokiBadRequest, 400, "empty-compatible value"),
         (httpx.Response(429, text="too many outstanding requests"), LokiBusy, 503, "outstanding"),
         (httpx.Response(500, text="rpc error: code = Internal"), LokiUpstreamError, 502, "500"),
         (httpx.Response(502, text="bad gateway"), LokiUpstreamError, 502, "502"),

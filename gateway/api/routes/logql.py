@@ -22,6 +22,7 @@ from gateway.api.routes.logs import (
     check_bytes,
     check_limit,
     check_step,
+    loki_limit_cap,
     metric_answer,
     prepare_for,
     reject_unknown_params,
@@ -128,14 +129,15 @@ async def instant_query(
         await check_bytes(ctx.loki, scanned, at_ns - reach_ns, at_ns, principal.tenant, max_bytes)
 
     async def compute() -> dict[str, Any]:
+        asked = min(chosen_limit + 1, loki_limit_cap(settings))  # see run_log_query
         data = await ctx.loki.query(
-            scanned.text, time_ns=at_ns, limit=chosen_limit + 1, direction=direction, tenant=principal.tenant
+            scanned.text, time_ns=at_ns, limit=asked, direction=direction, tenant=principal.tenant
         )
         if data.get("resultType") == "streams":
             entries = sorted_entries(data, forward=direction == "forward")
             return {
                 "streams": render_streams(entries[:chosen_limit], redact_lines=settings.redact_log_lines),
-                "truncated": len(entries) > chosen_limit,
+                "truncated": len(entries) > chosen_limit or len(entries) >= asked,
                 "next_cursor": None,
                 "stats": loki_stats(data, min(len(entries), chosen_limit)),
             }

@@ -30,10 +30,13 @@ from gateway.services.logql import (
     resolve_range,
     selector_text,
 )
-from gateway.services.loki import LokiClient
+from gateway.services.loki import LokiClient, count_entries, sorted_entries
 from gateway.services.pagination import (
     BAD_CURSOR_HINT,
     Cursor,
+    PageRequest,
+    ShapedPage,
+    cut_page,
     loki_stats,
     plan_page,
     query_digest,
@@ -235,11 +238,15 @@ async def run_log_query(
     plan = plan_page(start_ns=start_ns, end_ns=end_ns, limit=limit, direction=direction, cursor=cursor)
     # every page: a cursor is not signed, so a made-up one must not skip the check
     await check_bytes(loki, scanned, plan.start_ns, plan.end_ns, principal.tenant, settings.query_max_bytes)
+    # Loki refuses a limit over its max_entries_limit_per_query (5000 by default): never ask for
+    # more than the gateway's own advertised maximum, which that Loki setting must allow.
+    cap = loki_limit_cap(settings)
+    asked = min(plan.loki_limit, cap)
     data = await loki.query_range(
         scanned.text,
         start_ns=plan.start_ns,
         end_ns=plan.end_ns,
-        limit=plan.loki_limit,
+        limit=asked,
         direction=direction,
         step=step,
         tenant=principal.tenant,
@@ -254,12 +261,75 @@ async def run_log_query(
         digest=digest,
         redact_lines=settings.redact_log_lines,
     )
+    if asked < plan.loki_limit and not page.truncated and count_entries(data) >= asked:
+        page = await _page_cut_by_cap(
+            loki, scanned, data, plan, limit, direction, digest, principal, settings
+        )
     return {
         "streams": page.streams,
         "truncated": page.truncated,
         "next_cursor": page.next_cursor,
         "stats": loki_stats(data, page.returned),
     }
+
+
+def loki_limit_cap(settings: GatewaySettings) -> int:
+    """The most entries the gateway asks Loki for in one query: the largest limit it advertises."""
+    return max(settings.query_max_limit, settings.logs_max_limit)
+
+
+async def _page_cut_by_cap(
+    loki: LokiClient,
+    scanned: ScannedQuery,
+    data: dict[str, Any],
+    plan: PageRequest,
+    limit: int,
+    direction: str,
+    digest: str,
+    principal: Principal,
+    settings: GatewaySettings,
+) -> ShapedPage:
+    """Loki sent all `cap` entries it was asked for, fewer than the page needed to know whether
+    there is more. Cut the page there, then ask whether anything follows its last entry (a
+    request of limit 0 from its cursor, when that fits under the cap); if it cannot tell, the
+    page says truncated and the next one finds out."""
+    page = shape_page(
+        data,
+        request=plan,
+        limit=limit,
+        direction=direction,
+        digest=digest,
+        redact_lines=settings.redact_log_lines,
+        assume_more=True,
+    )
+    if page.next_cursor is None:  # nothing fresh: more than `cap` entries share the boundary
+        raise ApiError(
+            422,
+            "too_many_at_one_timestamp",
+            f"more than {loki_limit_cap(settings)} entries share one timestamp; Loki cannot return them all",
+            "narrow the query (more specific labels or q=) so fewer entries share that timestamp",
+        )
+    probe = plan_page(
+        start_ns=plan.start_ns,
+        end_ns=plan.end_ns,
+        limit=0,
+        direction=direction,
+        cursor=Cursor.decode(page.next_cursor, digest),
+    )
+    if probe.loki_limit > loki_limit_cap(settings):
+        return page
+    after = await loki.query_range(
+        scanned.text,
+        start_ns=probe.start_ns,
+        end_ns=probe.end_ns,
+        limit=probe.loki_limit,
+        direction=direction,
+        tenant=principal.tenant,
+    )
+    entries = sorted_entries(after, forward=direction == "forward")
+    if cut_page(entries, request=probe, limit=0, direction=direction, digest=digest).truncated:
+        return page
+    return ShapedPage(page.streams, False, None, page.returned)
 
 
 @dataclass(frozen=True)
