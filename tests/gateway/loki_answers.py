@@ -37,8 +37,9 @@ def _read(name: str) -> RecordedAnswer:
 def load_answer(name: str) -> RecordedAnswer:
     """The recording `name` (a fresh copy of its body, free to change)."""
     answer = _read(name)
-    return RecordedAnswer(answer.request, answer.status, answer.content_type, copy.deepcopy(answer.body),
-                          answer.loki_version)
+    return RecordedAnswer(
+        answer.request, answer.status, answer.content_type, copy.deepcopy(answer.body), answer.loki_version
+    )
 
 
 def recorded_response(name: str, body: Any = None) -> httpx.Response:

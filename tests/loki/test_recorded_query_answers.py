@@ -85,27 +85,32 @@ def plant(loki: RealLoki, rid: str, base_ns: int) -> None:
     """Lines of two levels, with and without structured metadata, some of them JSON."""
     labels = {"source": "gcs", "service_name": "trades", "bucket": "b", "prefix": "trades", "run_id": rid}
     info = [
-        [str(base_ns + i * 1_000_000), f'{{"msg":"order {i} filled","qty":{i}}}',
-         {"object": "trades/2024-01-01.jsonl", "generation": "17", "line_no": str(i)}]
+        [
+            str(base_ns + i * 1_000_000),
+            f'{{"msg":"order {i} filled","qty":{i}}}',
+            {"object": "trades/2024-01-01.jsonl", "generation": "17", "line_no": str(i)},
+        ]
         for i in range(1, 4)
     ]
     info.append([str(base_ns + 5_000_000), "plain line without metadata"])
     error = [[str(base_ns + 4_000_000), "order 4 failed: timeout", {"object": "trades/x.jsonl"}]]
     # the pattern ingester only reports a pattern seen often enough (5 lines are not, 50 are)
     repeated = [[str(base_ns + i * 1_000_000), f"user {i} logged in after {i * 3} ms"] for i in range(50)]
-    loki.push_raw({"streams": [
-        {"stream": {**labels, "level": "info"}, "values": info},
-        {"stream": {**labels, "level": "error"}, "values": error},
-        {"stream": {**labels, "run_id": f"{rid}-patterns", "level": "info"}, "values": repeated},
-    ]}).raise_for_status()
+    loki.push_raw(
+        {
+            "streams": [
+                {"stream": {**labels, "level": "info"}, "values": info},
+                {"stream": {**labels, "level": "error"}, "values": error},
+                {"stream": {**labels, "run_id": f"{rid}-patterns", "level": "info"}, "values": repeated},
+            ]
+        }
+    ).raise_for_status()
 
 
 def normalise(value: Any, rid: str, base_ns: int) -> Any:
     """Run ids and timestamps made stable, statistics zeroed: what is left is Loki's format."""
     if isinstance(value, dict):
-        return {
-            k: _zero_numbers(v) if k == "stats" else normalise(v, rid, base_ns) for k, v in value.items()
-        }
+        return {k: _zero_numbers(v) if k == "stats" else normalise(v, rid, base_ns) for k, v in value.items()}
     if isinstance(value, list):
         return [normalise(v, rid, base_ns) for v in value]
     if isinstance(value, str):

@@ -33,6 +33,7 @@ from gateway.services.logql import (
 from gateway.services.loki import LokiClient, count_entries, sorted_entries
 from gateway.services.pagination import (
     BAD_CURSOR_HINT,
+    ENTRY_DIGEST_BYTES,
     Cursor,
     PageRequest,
     ShapedPage,
@@ -265,12 +266,24 @@ async def run_log_query(
         page = await _page_cut_by_cap(
             loki, scanned, data, plan, limit, direction, digest, principal, settings
         )
+    if page.next_cursor is not None and len(page.next_cursor) > MAX_CURSOR_CHARS:
+        # it holds a digest per entry returned at its timestamp: too many to pass back in a URL
+        raise too_many_at_one_timestamp(MAX_CURSOR_CHARS * 3 // 4 // ENTRY_DIGEST_BYTES)
     return {
         "streams": page.streams,
         "truncated": page.truncated,
         "next_cursor": page.next_cursor,
         "stats": loki_stats(data, page.returned),
     }
+
+
+def too_many_at_one_timestamp(maximum: int) -> ApiError:
+    return ApiError(
+        422,
+        "too_many_at_one_timestamp",
+        f"more than about {maximum} entries share one timestamp: pages cannot walk past them",
+        "narrow the query (more specific labels, level or q=) so fewer entries share that timestamp",
+    )
 
 
 def loki_limit_cap(settings: GatewaySettings) -> int:
@@ -303,12 +316,7 @@ async def _page_cut_by_cap(
         assume_more=True,
     )
     if page.next_cursor is None:  # nothing fresh: more than `cap` entries share the boundary
-        raise ApiError(
-            422,
-            "too_many_at_one_timestamp",
-            f"more than {loki_limit_cap(settings)} entries share one timestamp; Loki cannot return them all",
-            "narrow the query (more specific labels or q=) so fewer entries share that timestamp",
-        )
+        raise too_many_at_one_timestamp(loki_limit_cap(settings))
     probe = plan_page(
         start_ns=plan.start_ns,
         end_ns=plan.end_ns,
