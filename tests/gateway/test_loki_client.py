@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ from gateway.services.loki import (
     LokiTimeout,
     LokiUnavailable,
     LokiUpstreamError,
+    entry_metadata,
     strip_forbidden_headers,
 )
 from tests.conftest import free_port
@@ -182,3 +184,34 @@ async def test_iter_lines_respects_max_lines() -> None:
             )
         ]
     assert got == [f"l{i}" for i in range(20)]
+
+
+@pytest.mark.parametrize(
+    ("third", "expected"),
+    [
+        ({}, None),
+        ({"structuredMetadata": {"object": "o"}}, {"object": "o"}),
+        ({"structuredMetadata": {"object": "o"}, "parsed": {"user": "ann"}}, {"object": "o", "user": "ann"}),
+        ({"parsed": {"level_extracted": "x"}}, {"level_extracted": "x"}),
+        ({"futureCategory": {"k": "v"}}, {"k": "v"}),  # kept, not dropped, if a later Loki adds one
+    ],
+)
+def test_entry_metadata_flattens_lokis_categories(
+    third: dict[str, Any], expected: dict[str, str] | None
+) -> None:
+    assert entry_metadata(["1", "line", third]) == expected
+    assert entry_metadata(["1", "line"]) is None
+
+
+@pytest.mark.parametrize("third", [{"object": "o"}, ["m"], "m", {"structuredMetadata": {"n": 1}}])
+def test_entry_metadata_refuses_what_loki_never_sends(third: object) -> None:
+    with pytest.raises(TypeError):
+        entry_metadata(["1", "line", third])
+
+
+async def test_empty_label_lists_from_loki_are_empty_lists() -> None:
+    """Loki 3.7.6 answers {"status": "success"} without `data` when no label matches."""
+    loki, http = client_with(lambda _request: recorded_response("label_values_empty"))
+    async with http:
+        assert await loki.label_values("level", query=SELECTOR) == []
+        assert await loki.labels(query=SELECTOR) == []

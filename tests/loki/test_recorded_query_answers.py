@@ -243,3 +243,18 @@ def test_recordings_show_what_the_gateway_relies_on() -> None:
 def _answers_exist() -> None:
     if not any(ANSWERS_DIR.glob("*.json")) and not os.environ.get(RECORD_ENV):
         pytest.fail(f"no recordings in {ANSWERS_DIR}: record them with {RECORD_ENV}=1")
+
+
+def test_differences_see_a_changed_format_and_ignore_changed_values() -> None:
+    recorded = load_answer("query_range_streams")
+    values_only = load_answer("query_range_streams")
+    values_only.body["data"]["result"][0]["values"][0][1] = "another line"
+    values_only.body["data"]["stats"]["summary"]["execTime"] = 0.25
+    assert differences(recorded, values_only) == []
+    flat = load_answer("query_range_streams")
+    value = flat.body["data"]["result"][0]["values"][0]
+    value[2] = value[2]["structuredMetadata"]  # the old mock's flat metadata
+    assert differences(recorded, flat) != []
+    refused = load_answer("error_parse")
+    reworded = RecordedAnswer(refused.request, refused.status, refused.content_type, "parse error!", "x")
+    assert differences(refused, reworded) != []
