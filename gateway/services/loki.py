@@ -89,6 +89,24 @@ class LokiUpstreamError(LokiError):
         super().__init__(502, "loki_error", message, "Loki failed to answer; retry later or narrow the query")
 
 
+class TooManyAtOneTimestamp(LokiError):
+    """More entries share one timestamp than Loki returns to one query: no page moves past them."""
+
+    def __init__(self, maximum: int) -> None:
+        super().__init__(
+            422,
+            "too_many_at_one_timestamp",
+            f"more than about {maximum} entries share one timestamp: pages cannot walk past them",
+            "narrow the query (more specific labels, level or q=) so fewer entries share that timestamp",
+        )
+
+
+def max_entries_per_query(settings: GatewaySettings) -> int:
+    """The most entries the gateway asks Loki for in one query: the largest limit it advertises.
+    Loki refuses more than its max_entries_limit_per_query (5000 by default), which must allow it."""
+    return max(settings.query_max_limit, settings.logs_max_limit)
+
+
 def strip_forbidden_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """Headers safe to pass on to Loki: never a client's tenant or label policy."""
     return {k: v for k, v in headers.items() if k.lower() not in FORBIDDEN_FORWARD_HEADERS}
@@ -113,6 +131,7 @@ class LokiClient:
         self._base = settings.loki_url.rstrip("/")
         self._default_tenant = settings.loki_tenant_id
         self._timeout = settings.loki_timeout_seconds
+        self._max_entries = max_entries_per_query(settings)
 
     def _headers(self, tenant: str | None) -> dict[str, str]:
         chosen = tenant or self._default_tenant
@@ -293,14 +312,16 @@ class LokiClient:
         seen_at_start: set[tuple[tuple[tuple[str, str], ...], str]] = set()
         yielded = 0
         while start < end_ns:
-            # ask for the duplicates we will skip on top of a full page, so every page moves on
-            limit = page_size + len(seen_at_start)
+            # ask for the duplicates we will skip on top of a full page, so every page moves on,
+            # but never for more than Loki's max_entries_limit_per_query allows
+            limit = min(page_size + len(seen_at_start), self._max_entries)
             data = await self.query_range(
                 query, start_ns=start, end_ns=end_ns, limit=limit, direction="forward", tenant=tenant
             )
             entries = sorted_entries(data, forward=True)
             fresh_boundary: set[tuple[tuple[tuple[str, str], ...], str]] = set()
             last_ts = start
+            fresh = 0
             for ts, labels, line, _meta in entries:
                 key = (tuple(sorted(labels.items())), line)
                 if ts == start and key in seen_at_start:
@@ -309,12 +330,15 @@ class LokiClient:
                     return
                 yield ts, labels, line
                 yielded += 1
+                fresh += 1
                 if ts != last_ts:
                     last_ts = ts
                     fresh_boundary = set()
                 fresh_boundary.add(key)
             if len(entries) < limit:
                 return
+            if not fresh:  # Loki sent only entries already yielded, all of one timestamp
+                raise TooManyAtOneTimestamp(self._max_entries)
             if last_ts == start:
                 seen_at_start |= fresh_boundary
             else:

@@ -20,7 +20,7 @@ import pytest
 from gateway.main import create_app
 from gateway.security import generate_key
 from gateway.services.logql import format_ns
-from gateway.services.loki import LokiClient
+from gateway.services.loki import LokiClient, TooManyAtOneTimestamp
 from tests.gateway.conftest import make_settings, running_client
 from tests.real_loki import RealLoki, run_id
 
@@ -394,3 +394,48 @@ async def test_iter_lines_reads_categorized_answers(real_loki: RealLoki) -> None
         ]
     assert sorted(line for _, _, line in got) == sorted(f"l{i}" for i in range(400))
     assert [ts for ts, _, _ in got] == sorted(ts for ts, _, _ in got)
+
+
+async def test_more_entries_at_one_timestamp_than_loki_returns_is_a_clear_422(real_loki: RealLoki) -> None:
+    """Loki returns at most max_entries_limit_per_query entries, always the same ones at a shared
+    timestamp: past that many at one instant no page can move on. Scaled down here (a gateway
+    that advertises 20): the walk stops with a hint instead of repeating a page or ending early."""
+    key = generate_key()
+    settings = make_settings(
+        ai_monitoring_api_key=key, loki_url=real_loki.url, query_max_limit=20, logs_max_limit=20
+    )
+    bucket = run_id("over")
+    ts = time.time_ns() - 30 * SECOND
+    push(real_loki, [(gcs_labels(bucket, "info"), [[ts, f"same {i:02d}"] for i in range(30)])])
+    params = {"bucket": bucket, "limit": 20, **window(ts, ts)}
+    async with running_client(create_app(settings)) as client:
+        first = await client.get("/logs/gcs", params=params, headers={"x-api-key": key})
+        assert first.status_code == 200, first.text
+        assert first.json()["truncated"] is True  # 20 of 30, and it cannot ask for a 21st
+        second = await client.get(
+            "/logs/gcs", params={**params, "cursor": first.json()["next_cursor"]}, headers={"x-api-key": key}
+        )
+    assert second.status_code == 422, second.text
+    assert second.json()["error"]["code"] == "too_many_at_one_timestamp"
+
+
+async def test_iter_lines_never_asks_loki_for_more_than_the_maximum(real_loki: RealLoki) -> None:
+    """The summary's reader asked for page_size plus every entry already read at the boundary,
+    past Loki's max_entries_limit_per_query when enough entries share a timestamp (a 400). Scaled
+    down: a gateway whose maximum is 20 reads the 20 Loki returns, then says why it stops."""
+    rid = run_id("itermax")
+    ts = time.time_ns() - 30 * SECOND
+    push(
+        real_loki,
+        [({"source": "pod", "service_name": "s", "run_id": rid}, [[ts, f"l{i:02d}"] for i in range(30)])],
+    )
+    got: list[str] = []
+    async with httpx.AsyncClient() as http:
+        loki = LokiClient(http, make_settings(loki_url=real_loki.url, query_max_limit=20, logs_max_limit=20))
+        with pytest.raises(TooManyAtOneTimestamp) as err:
+            async for _, _, line in loki.iter_lines(
+                f'{{run_id="{rid}"}}', start_ns=ts, end_ns=ts + 1, page_size=15
+            ):
+                got.append(line)
+    assert len(got) == len(set(got)) == 20
+    assert err.value.status == 422

@@ -22,7 +22,6 @@ from gateway.api.routes.logs import (
     check_bytes,
     check_limit,
     check_step,
-    loki_limit_cap,
     metric_answer,
     prepare_for,
     reject_unknown_params,
@@ -30,7 +29,7 @@ from gateway.api.routes.logs import (
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
 from gateway.services.logql import check_label_name, parse_time_ns, reach_back_ns, resolve_range
-from gateway.services.loki import sorted_entries
+from gateway.services.loki import max_entries_per_query, sorted_entries
 from gateway.services.pagination import loki_stats, render_streams
 
 router = APIRouter(
@@ -129,7 +128,7 @@ async def instant_query(
         await check_bytes(ctx.loki, scanned, at_ns - reach_ns, at_ns, principal.tenant, max_bytes)
 
     async def compute() -> dict[str, Any]:
-        asked = min(chosen_limit + 1, loki_limit_cap(settings))  # see run_log_query
+        asked = min(chosen_limit + 1, max_entries_per_query(settings))  # see run_log_query
         data = await ctx.loki.query(
             scanned.text, time_ns=at_ns, limit=asked, direction=direction, tenant=principal.tenant
         )

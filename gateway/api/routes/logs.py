@@ -30,7 +30,13 @@ from gateway.services.logql import (
     resolve_range,
     selector_text,
 )
-from gateway.services.loki import LokiClient, count_entries, sorted_entries
+from gateway.services.loki import (
+    LokiClient,
+    TooManyAtOneTimestamp,
+    count_entries,
+    max_entries_per_query,
+    sorted_entries,
+)
 from gateway.services.pagination import (
     BAD_CURSOR_HINT,
     ENTRY_DIGEST_BYTES,
@@ -239,10 +245,7 @@ async def run_log_query(
     plan = plan_page(start_ns=start_ns, end_ns=end_ns, limit=limit, direction=direction, cursor=cursor)
     # every page: a cursor is not signed, so a made-up one must not skip the check
     await check_bytes(loki, scanned, plan.start_ns, plan.end_ns, principal.tenant, settings.query_max_bytes)
-    # Loki refuses a limit over its max_entries_limit_per_query (5000 by default): never ask for
-    # more than the gateway's own advertised maximum, which that Loki setting must allow.
-    cap = loki_limit_cap(settings)
-    asked = min(plan.loki_limit, cap)
+    asked = min(plan.loki_limit, max_entries_per_query(settings))  # what Loki accepts
     data = await loki.query_range(
         scanned.text,
         start_ns=plan.start_ns,
@@ -268,27 +271,13 @@ async def run_log_query(
         )
     if page.next_cursor is not None and len(page.next_cursor) > MAX_CURSOR_CHARS:
         # it holds a digest per entry returned at its timestamp: too many to pass back in a URL
-        raise too_many_at_one_timestamp(MAX_CURSOR_CHARS * 3 // 4 // ENTRY_DIGEST_BYTES)
+        raise TooManyAtOneTimestamp(MAX_CURSOR_CHARS * 3 // 4 // ENTRY_DIGEST_BYTES)
     return {
         "streams": page.streams,
         "truncated": page.truncated,
         "next_cursor": page.next_cursor,
         "stats": loki_stats(data, page.returned),
     }
-
-
-def too_many_at_one_timestamp(maximum: int) -> ApiError:
-    return ApiError(
-        422,
-        "too_many_at_one_timestamp",
-        f"more than about {maximum} entries share one timestamp: pages cannot walk past them",
-        "narrow the query (more specific labels, level or q=) so fewer entries share that timestamp",
-    )
-
-
-def loki_limit_cap(settings: GatewaySettings) -> int:
-    """The most entries the gateway asks Loki for in one query: the largest limit it advertises."""
-    return max(settings.query_max_limit, settings.logs_max_limit)
 
 
 async def _page_cut_by_cap(
@@ -316,7 +305,7 @@ async def _page_cut_by_cap(
         assume_more=True,
     )
     if page.next_cursor is None:  # nothing fresh: more than `cap` entries share the boundary
-        raise too_many_at_one_timestamp(loki_limit_cap(settings))
+        raise TooManyAtOneTimestamp(max_entries_per_query(settings))
     probe = plan_page(
         start_ns=plan.start_ns,
         end_ns=plan.end_ns,
@@ -324,7 +313,7 @@ async def _page_cut_by_cap(
         direction=direction,
         cursor=Cursor.decode(page.next_cursor, digest),
     )
-    if probe.loki_limit > loki_limit_cap(settings):
+    if probe.loki_limit > max_entries_per_query(settings):
         return page
     after = await loki.query_range(
         scanned.text,
