@@ -20,6 +20,7 @@ from gateway.services.pagination import (
     render_streams,
     shape_page,
 )
+from tests.gateway.loki_answers import load_answer
 
 BASE_NS = 1_700_000_000 * 1_000_000_000
 DIGEST = query_digest('{source="gcs"}', "backward", None)
@@ -318,3 +319,27 @@ def test_fast_path_timestamps_equal_the_general_paths_across_boundaries(first: i
     page = _shape_usual_page(data, plan, 100, "forward", DIGEST, True)
     assert page is not None
     assert [e[0] for e in page.streams[0]["entries"]] == [format_ns(ts) for ts in stamps]
+
+
+@pytest.mark.parametrize("name", ["query_range_streams", "query_range_streams_parsed"])
+@pytest.mark.parametrize("limit", [1, 2, 10])
+def test_recorded_loki_answers_shape_alike_on_both_paths(name: str, limit: int) -> None:
+    """The real Loki's categorized answer (recorded): one stream per label set, metadata (and
+    parsed labels) as the third element, none where Loki sent {}; fast and general path agree."""
+    data = load_answer(name).body["data"]
+    plan = plan_page(start_ns=0, end_ns=2 * BASE_NS, limit=limit, direction="forward", cursor=None)
+    usual = _shape_usual_page(data, plan, limit, "forward", DIGEST, True)
+    assert usual is not None
+    assert (usual.streams, usual.truncated, usual.next_cursor, usual.returned) == reference(
+        data, plan, limit, "forward"
+    )
+    if limit == 10:
+        entries = {e[1]: e[2:] for s in usual.streams for e in s["entries"]}
+        assert all("object" not in s["labels"] for s in usual.streams)
+        if name == "query_range_streams":
+            assert entries["plain line without metadata"] == []
+            assert entries['{"msg":"order 1 filled","qty":1}'] == [
+                {"generation": "17", "line_no": "1", "object": "trades/2024-01-01.jsonl"}
+            ]
+        else:
+            assert entries['{"msg":"order 1 filled","qty":1}'][0]["msg"] == "order 1 filled"
