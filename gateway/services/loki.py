@@ -5,7 +5,7 @@ Loki's message, 5xx or junk -> 502."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -25,6 +25,11 @@ PATTERNS_PATH = "/loki/api/v1/patterns"
 READY_PATH = "/ready"
 
 TENANT_HEADER = "X-Scope-OrgID"
+# Without it Loki merges each entry's structured metadata (and parsed labels) into its stream's
+# labels, so every line becomes a "stream" of its own; with it, an entry carries them as a third
+# element {"structuredMetadata": {...}, "parsed": {...}} and streams are real label sets.
+CATEGORIZE_LABELS_HEADERS = {"X-Loki-Response-Encoding-Flags": "categorize-labels"}
+METADATA_CATEGORIES = ("structuredMetadata", "parsed")
 # Headers that choose a tenant or a label policy inside Loki/its proxies: only we may set them.
 FORBIDDEN_FORWARD_HEADERS = frozenset({"x-scope-orgid", "x-prom-label-policy"})
 MAX_ERROR_MESSAGE_CHARS = 500
@@ -84,6 +89,24 @@ class LokiUpstreamError(LokiError):
         super().__init__(502, "loki_error", message, "Loki failed to answer; retry later or narrow the query")
 
 
+class TooManyAtOneTimestamp(LokiError):
+    """More entries share one timestamp than Loki returns to one query: no page moves past them."""
+
+    def __init__(self, maximum: int) -> None:
+        super().__init__(
+            422,
+            "too_many_at_one_timestamp",
+            f"more than about {maximum} entries share one timestamp: pages cannot walk past them",
+            "narrow the query (more specific labels, level or q=) so fewer entries share that timestamp",
+        )
+
+
+def max_entries_per_query(settings: GatewaySettings) -> int:
+    """The most entries the gateway asks Loki for in one query: the largest limit it advertises.
+    Loki refuses more than its max_entries_limit_per_query (5000 by default), which must allow it."""
+    return max(settings.query_max_limit, settings.logs_max_limit)
+
+
 def strip_forbidden_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """Headers safe to pass on to Loki: never a client's tenant or label policy."""
     return {k: v for k, v in headers.items() if k.lower() not in FORBIDDEN_FORWARD_HEADERS}
@@ -108,15 +131,22 @@ class LokiClient:
         self._base = settings.loki_url.rstrip("/")
         self._default_tenant = settings.loki_tenant_id
         self._timeout = settings.loki_timeout_seconds
+        self._max_entries = max_entries_per_query(settings)
 
     def _headers(self, tenant: str | None) -> dict[str, str]:
         chosen = tenant or self._default_tenant
         return {TENANT_HEADER: chosen} if chosen else {}
 
-    async def _get(self, path: str, params: Mapping[str, Any], tenant: str | None) -> Any:
+    async def _get(
+        self,
+        path: str,
+        params: Mapping[str, Any],
+        tenant: str | None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> Any:
         clean = {k: str(v) for k, v in params.items() if v is not None}
         try:
-            headers = self._headers(tenant)
+            headers = {**self._headers(tenant), **(extra_headers or {})}
             response = await request_within(
                 self._http, "GET", self._base + path, self._timeout, params=clean, headers=headers
             )
@@ -141,9 +171,24 @@ class LokiClient:
             UPSTREAM_ERRORS.labels(UPSTREAM, "invalid_response").inc()
             raise LokiUpstreamError("Loki answered with invalid JSON") from exc
 
-    async def _get_data(self, path: str, params: Mapping[str, Any], tenant: str | None) -> Any:
-        body = await self._get(path, params, tenant)
-        if not isinstance(body, dict) or body.get("status") != "success" or "data" not in body:
+    async def _get_data(
+        self,
+        path: str,
+        params: Mapping[str, Any],
+        tenant: str | None,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        may_omit_data: bool = False,
+    ) -> Any:
+        """The `data` of a successful answer. List endpoints (labels, label values) answer a bare
+        {"status": "success"} when nothing matches: `may_omit_data` makes that None."""
+        body = await self._get(path, params, tenant, extra_headers)
+        if not isinstance(body, dict) or body.get("status") != "success":
+            UPSTREAM_ERRORS.labels(UPSTREAM, "invalid_response").inc()
+            raise LokiUpstreamError("Loki answered without a successful `data` object")
+        if "data" not in body:
+            if may_omit_data:
+                return None
             UPSTREAM_ERRORS.labels(UPSTREAM, "invalid_response").inc()
             raise LokiUpstreamError("Loki answered without a successful `data` object")
         return body["data"]
@@ -168,7 +213,7 @@ class LokiClient:
             "direction": direction,
             "step": step,
         }
-        data = await self._get_data(QUERY_RANGE_PATH, params, tenant)
+        data = await self._get_data(QUERY_RANGE_PATH, params, tenant, extra_headers=CATEGORIZE_LABELS_HEADERS)
         if not isinstance(data, dict):
             raise LokiUpstreamError("Loki's query_range `data` is not an object")
         return data
@@ -183,7 +228,7 @@ class LokiClient:
         tenant: str | None = None,
     ) -> dict[str, Any]:
         params = {"query": query, "time": time_ns, "limit": limit, "direction": direction}
-        data = await self._get_data(QUERY_PATH, params, tenant)
+        data = await self._get_data(QUERY_PATH, params, tenant, extra_headers=CATEGORIZE_LABELS_HEADERS)
         if not isinstance(data, dict):
             raise LokiUpstreamError("Loki's query `data` is not an object")
         return data
@@ -213,7 +258,7 @@ class LokiClient:
 
     async def _get_names(self, path: str, params: dict[str, Any], tenant: str | None) -> list[str]:
         """Loki's list answers (label names or values): a list of strings, else a 502."""
-        data = await self._get_data(path, params, tenant) or []
+        data = await self._get_data(path, params, tenant, may_omit_data=True) or []
         if not isinstance(data, list) or not all(isinstance(item, str) for item in data):
             raise LokiUpstreamError(f"Loki's {path} `data` is not a list of strings")
         return data
@@ -236,7 +281,10 @@ class LokiClient:
         step: str | None = None,
     ) -> list[dict[str, Any]]:
         params = {"query": query, "start": start_ns, "end": end_ns, "step": step}
-        return list(await self._get_data(PATTERNS_PATH, params, tenant) or [])
+        found = await self._get_data(PATTERNS_PATH, params, tenant, may_omit_data=True) or []
+        if not isinstance(found, list):
+            raise LokiUpstreamError("Loki's patterns `data` is not a list")
+        return found
 
     async def ready(self) -> bool:
         try:
@@ -264,14 +312,16 @@ class LokiClient:
         seen_at_start: set[tuple[tuple[tuple[str, str], ...], str]] = set()
         yielded = 0
         while start < end_ns:
-            # ask for the duplicates we will skip on top of a full page, so every page moves on
-            limit = page_size + len(seen_at_start)
+            # ask for the duplicates we will skip on top of a full page, so every page moves on,
+            # but never for more than Loki's max_entries_limit_per_query allows
+            limit = min(page_size + len(seen_at_start), self._max_entries)
             data = await self.query_range(
                 query, start_ns=start, end_ns=end_ns, limit=limit, direction="forward", tenant=tenant
             )
             entries = sorted_entries(data, forward=True)
             fresh_boundary: set[tuple[tuple[tuple[str, str], ...], str]] = set()
             last_ts = start
+            fresh = 0
             for ts, labels, line, _meta in entries:
                 key = (tuple(sorted(labels.items())), line)
                 if ts == start and key in seen_at_start:
@@ -280,12 +330,15 @@ class LokiClient:
                     return
                 yield ts, labels, line
                 yielded += 1
+                fresh += 1
                 if ts != last_ts:
                     last_ts = ts
                     fresh_boundary = set()
                 fresh_boundary.add(key)
             if len(entries) < limit:
                 return
+            if not fresh:  # Loki sent only entries already yielded, all of one timestamp
+                raise TooManyAtOneTimestamp(self._max_entries)
             if last_ts == start:
                 seen_at_start |= fresh_boundary
             else:
@@ -309,9 +362,9 @@ def sorted_entries(data: Mapping[str, Any], *, forward: bool) -> list[Entry]:
             label_key = "\x00".join(f"{k}={v}" for k, v in sorted(labels.items()))
             for value in stream.get("values") or []:
                 ts, line = int(value[0]), value[1]
-                meta = value[2] if len(value) > 2 and value[2] else None
-                if not isinstance(line, str) or not (meta is None or _is_str_map(meta)):
-                    raise TypeError("a log line must be a string, its metadata an object of strings")
+                meta = entry_metadata(value)
+                if not isinstance(line, str):
+                    raise TypeError("a log line must be a string")
                 # the running index keeps the native tuple sort away from comparing the entries
                 keyed.append((ts, label_key, line, len(keyed), (ts, labels, line, meta)))
     except (TypeError, ValueError, IndexError, KeyError, AttributeError) as exc:
@@ -319,6 +372,38 @@ def sorted_entries(data: Mapping[str, Any], *, forward: bool) -> list[Entry]:
         raise LokiUpstreamError(f"Loki answered with a malformed streams result: {exc}") from exc
     keyed.sort(reverse=not forward)
     return [k[4] for k in keyed]
+
+
+def count_entries(data: Mapping[str, Any]) -> int:
+    """How many entries a `streams` result holds (0 for anything malformed)."""
+    try:
+        return sum(len(stream.get("values") or ()) for stream in data.get("result") or ())
+    except (TypeError, AttributeError):
+        return 0
+
+
+def entry_metadata(value: Sequence[Any]) -> dict[str, str] | None:
+    """An entry's structured metadata and parsed labels as one flat object (None when it has
+    neither), from the third element of a categorized-labels answer. Loki already renames a
+    parsed label that collides with a stream label or a metadata name (`level_extracted`), so
+    the two never overwrite each other. TypeError when the element is not of that form."""
+    if len(value) < 3:
+        return None
+    categories = value[2]
+    if not isinstance(categories, dict):
+        raise TypeError("an entry's third element must be an object of label categories")
+    flat: dict[str, str] = {}
+    # known categories first; one a later Loki may add is kept too, never dropped
+    names = [*METADATA_CATEGORIES, *(name for name in categories if name not in METADATA_CATEGORIES)]
+    for name in names:
+        fields = categories.get(name)
+        if fields is None:
+            continue
+        if not _is_str_map(fields):
+            raise TypeError(f"an entry's {name!r} must be an object of strings")
+        for key, text in fields.items():
+            flat.setdefault(key, text)
+    return flat or None
 
 
 def _is_str_map(value: Any) -> bool:

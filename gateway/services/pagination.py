@@ -21,10 +21,10 @@ from typing import Any
 
 from gateway.errors import ApiError
 from gateway.services.logql import NS_PER_SECOND, format_second
-from gateway.services.loki import Entry, sorted_entries
+from gateway.services.loki import Entry, entry_metadata, sorted_entries
 from gateway.services.redact import redact_fields, redact_many
 
-CURSOR_VERSION = 1
+CURSOR_VERSION = 2
 ENTRY_DIGEST_BYTES = 5  # collisions among entries sharing one timestamp: ~n^2 / 2^41
 QUERY_DIGEST_CHARS = 16
 BAD_CURSOR_HINT = "pass next_cursor unchanged, with the same query and direction that produced it"
@@ -48,22 +48,20 @@ class Cursor:
     seen: frozenset[bytes] = field(default_factory=frozenset)  # digests returned at boundary_ns
 
     def encode(self) -> str:
-        body = {
-            "v": CURSOR_VERSION,
-            "q": self.query_digest,
-            "b": str(self.boundary_ns),
-            "f": str(self.far_ns),
-            "s": base64.b64encode(b"".join(sorted(self.seen))).decode(),
-        }
-        raw = json.dumps(body, separators=(",", ":")).encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        """`<header>.<seen>`, each base64url once: the digests are most of a cursor when many
+        entries share its boundary, and base64 inside base64 made 2,000 of them over 16 KiB."""
+        header = {"v": CURSOR_VERSION, "q": self.query_digest, "b": str(self.boundary_ns)}
+        raw = json.dumps({**header, "f": str(self.far_ns)}, separators=(",", ":")).encode()
+        return f"{_b64(raw)}.{_b64(b''.join(sorted(self.seen)))}"
 
     @classmethod
     def decode(cls, text: str, expected_query_digest: str) -> Cursor:
         try:
-            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-            body = json.loads(raw)
-            seen_raw = base64.b64decode(body["s"], validate=True)
+            head, dot, tail = text.partition(".")
+            if not dot:
+                raise ValueError("no digests part")
+            body = json.loads(_unb64(head))
+            seen_raw = _unb64(tail)
             cursor = cls(
                 query_digest=str(body["q"]),
                 boundary_ns=int(body["b"]),
@@ -74,11 +72,21 @@ class Cursor:
             )
             if body["v"] != CURSOR_VERSION or len(seen_raw) % ENTRY_DIGEST_BYTES:
                 raise ValueError("unsupported cursor")
-        except (ValueError, KeyError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError) as exc:
+        except (
+            ValueError, KeyError, TypeError, OverflowError, RecursionError, binascii.Error, UnicodeDecodeError
+        ) as exc:  # RecursionError: json.loads of deeply nested brackets ("[[[[...")
             raise ApiError(400, "invalid_cursor", "the cursor is malformed", BAD_CURSOR_HINT) from exc
         if cursor.query_digest != expected_query_digest:
             raise ApiError(400, "invalid_cursor", "the cursor belongs to a different query", BAD_CURSOR_HINT)
         return cursor
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
 
 
 @dataclass(frozen=True)
@@ -118,8 +126,11 @@ def cut_page(
     limit: int,
     direction: str,
     digest: str,
+    assume_more: bool = False,
 ) -> Page:
-    """`entries` (merged and ordered in `direction`) minus those already returned, cut to `limit`."""
+    """`entries` (merged and ordered in `direction`) minus those already returned, cut to `limit`.
+    `assume_more`: Loki may hold more than it sent (it was asked for fewer than the page needs),
+    so a page that is not full still gets a cursor past its last entry."""
     cursor = request.cursor
     fresh: list[Entry] = []
     for entry in entries:
@@ -132,7 +143,7 @@ def cut_page(
         fresh.append(entry)
         if len(fresh) > limit:
             break
-    truncated = len(fresh) > limit
+    truncated = len(fresh) > limit or assume_more
     page = fresh[:limit]
     if not truncated or not page:
         return Page(page, truncated, None)
@@ -159,6 +170,19 @@ def loki_stats(data: Mapping[str, Any], returned: int) -> dict[str, Any]:
     return stats
 
 
+class MetadataRedactor(dict[tuple[str, str], str]):
+    """`redact_fields` for the metadata of one page, once per distinct name and value: entries of
+    one object repeat most of theirs (`object`, `generation`), and a 1,000-entry page took 39 ms."""
+
+    def __call__(self, meta: Mapping[str, str]) -> dict[str, str]:
+        return {name: self[name, text] for name, text in meta.items()}
+
+    def __missing__(self, field_: tuple[str, str]) -> str:
+        name, text = field_
+        shown = self[field_] = redact_fields({name: text})[name]
+        return shown
+
+
 def render_streams(entries: Sequence[Entry], *, redact_lines: bool) -> list[dict[str, Any]]:
     """Entries grouped by stream (labels once), in the order streams first appear; lines and
     metadata values redacted when asked."""
@@ -167,6 +191,7 @@ def render_streams(entries: Sequence[Entry], *, redact_lines: bool) -> list[dict
         lines = redact_many(lines)
     streams: dict[int, dict[str, Any]] = {}  # entries of one Loki stream share its labels dict
     seconds_text: dict[int, str] = {}
+    redact_meta = MetadataRedactor()
     for (ts, labels, _, meta), text in zip(entries, lines, strict=True):
         seconds, fraction = divmod(ts, NS_PER_SECOND)
         prefix = seconds_text.get(seconds)
@@ -179,7 +204,7 @@ def render_streams(entries: Sequence[Entry], *, redact_lines: bool) -> list[dict
             stream = streams[id(labels)] = {"labels": shown, "entries": []}
         if meta:
             if redact_lines:
-                meta = redact_fields(meta)
+                meta = redact_meta(meta)
             stream["entries"].append([stamp, text, meta])
         else:
             stream["entries"].append([stamp, text])
@@ -204,15 +229,19 @@ def shape_page(
     direction: str,
     digest: str,
     redact_lines: bool,
+    assume_more: bool = False,
 ) -> ShapedPage:
     """Loki's `streams` answer as one page: exactly `sorted_entries` -> `cut_page` ->
     `render_streams`, but without per-entry tuples, merging or re-sorting when the answer has
     Loki's usual form (see `_shape_usual_page`). Anything else takes that general path."""
-    usual = _shape_usual_page(data, request, limit, direction, digest, redact_lines)
-    if usual is not None:
-        return usual
+    if not assume_more:
+        usual = _shape_usual_page(data, request, limit, direction, digest, redact_lines)
+        if usual is not None:
+            return usual
     entries = sorted_entries(data, forward=direction == "forward")
-    page = cut_page(entries, request=request, limit=limit, direction=direction, digest=digest)
+    page = cut_page(
+        entries, request=request, limit=limit, direction=direction, digest=digest, assume_more=assume_more
+    )
     streams = render_streams(page.entries, redact_lines=redact_lines)
     return ShapedPage(streams, page.truncated, page.next_cursor, len(page.entries))
 
@@ -386,6 +415,7 @@ def _render_runs(page_runs: list[_Run], redact_lines: bool) -> list[dict[str, An
     if redact_lines:
         lines = redact_many(lines)
     tens = _TenSecondTexts()
+    redact_meta = MetadataRedactor()
     streams: list[dict[str, Any]] = []
     offset = 0
     for run, values in zip(page_runs, slices, strict=True):
@@ -401,9 +431,9 @@ def _render_runs(page_runs: list[_Run], redact_lines: bool) -> list[dict[str, An
             entries = []
             for value, stamp, text in zip(values, stamps, texts, strict=True):
                 entry: list[Any] = [f"{tens[stamp[:-10]]}{stamp[-10]}.{stamp[-9:]}Z", text]
-                meta = value[2] if len(value) > 2 and value[2] else None
+                meta = entry_metadata(value)
                 if meta:
-                    entry.append(redact_fields(meta) if redact_lines else meta)
+                    entry.append(redact_meta(meta) if redact_lines else meta)
                 entries.append(entry)
         labels = redact_fields(run.labels) if redact_lines else dict(run.labels)
         streams.append({"labels": labels, "entries": entries})

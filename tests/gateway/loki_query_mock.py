@@ -4,9 +4,13 @@ httpx.MockTransport). It honours what pagination depends on exactly as Loki docu
 `direction` (forward: oldest first, backward: newest first). Entries sharing a timestamp come
 back in a shuffled order on every request, because Loki promises no order among them.
 
-Answers use Loki's documented JSON:
-  {"status": "success", "data": {"resultType": "streams",
-   "result": [{"stream": {...}, "values": [["<ns>", "line"], ...]}], "stats": {...}}}
+Answers are in the formats recorded from the real Loki 3.7.6 (tests/fixtures/loki/query/, kept
+honest by tests/loki/test_recorded_query_answers.py): with `X-Loki-Response-Encoding-Flags:
+categorize-labels` every entry is `[ts, line, {"structuredMetadata": {...}}]` (`{}` without
+metadata) and `data.encodingFlags` says so; without it metadata is merged into the stream's
+labels, one stream per label-and-metadata set, as Loki does. Empty label lists are a bare
+{"status": "success"}; refusals are Loki's text/plain 400s, including a limit over
+`max_entries_limit_per_query` (10000 in ops-stack/loki/loki.yaml).
 
 Supported LogQL: one stream selector with =, !=, =~, !~ matchers, followed by `|= "text"` and
 `!= "text"` line filters. Anything else answers 400 like Loki's parse errors, so a test that
@@ -24,6 +28,11 @@ from typing import Any
 
 import httpx
 import respx
+
+from tests.gateway.loki_answers import load_answer, loki_message, recorded_response
+
+CATEGORIZE_HEADER = "X-Loki-Response-Encoding-Flags"
+PROJECT_MAX_ENTRIES_LIMIT = 10000  # ops-stack/loki/loki.yaml max_entries_limit_per_query
 
 _MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*("(?:[^"\\]|\\.)*")\s*(,|$)')
 _LINE_FILTER = re.compile(r'\s*(\|=|!=)\s*("(?:[^"\\]|\\.)*")')
@@ -100,6 +109,7 @@ class LokiQueryMock:
     requests: list[httpx.Request] = field(default_factory=list)
     seed: int = 7
     fail_with: Callable[[httpx.Request], httpx.Response] | None = None
+    max_entries_limit: int = PROJECT_MAX_ENTRIES_LIMIT
 
     def add(
         self, labels: dict[str, str], ts_ns: int, line: str, metadata: dict[str, str] | None = None
@@ -116,7 +126,10 @@ class LokiQueryMock:
         params = request.url.params
         try:
             if path == "/loki/api/v1/query_range":
-                return self._query_range(params)
+                return self._query_range(params, categorize=CATEGORIZE_HEADER in request.headers)
+            if path == "/loki/api/v1/query":
+                parse_simple_query(params["query"])  # a metric query is a parse error here
+                return recorded_response("error_instant_log_query")
             if path == "/loki/api/v1/index/stats":
                 return self._index_stats(params)
             if path == "/loki/api/v1/labels":
@@ -126,12 +139,12 @@ class LokiQueryMock:
             if path == "/loki/api/v1/patterns":
                 chosen = self._selected(params["query"], int(params["start"]), int(params["end"]))
                 samples = [[e.ts_ns // 1_000_000_000, 1] for e in chosen]
-                patterns = [{"pattern": "<_>", "samples": samples}] if chosen else []
-                return httpx.Response(200, json={"status": "success", "data": patterns})
+                patterns = [{"pattern": "<_>", "level": "unknown", "samples": samples}] if chosen else []
+                return recorded_response("patterns", {"status": "success", "data": patterns})
             if path == "/ready":
                 return httpx.Response(200, text="ready")
         except ValueError as exc:
-            return httpx.Response(400, text=str(exc))
+            return httpx.Response(400, text=str(exc), headers={"content-type": "text/plain; charset=utf-8"})
         return httpx.Response(404, text="404 page not found")
 
     def _selected(self, query: str, start: int, end: int) -> list[MockEntry]:
@@ -140,10 +153,7 @@ class LokiQueryMock:
             (op == "=" and v != "") or (op == "=~" and not re.fullmatch(v, "")) for _, op, v in matchers
         ]
         if not any(narrowing):
-            raise ValueError(
-                "parse error : queries require at least one regexp or equality matcher that does not "
-                "have an empty-compatible value."
-            )
+            raise ValueError(loki_message("error_empty_matcher"))
         chosen = []
         for entry in self.entries:
             if not start <= entry.ts_ns < end or not _matches(dict(entry.labels), matchers):
@@ -152,9 +162,14 @@ class LokiQueryMock:
                 chosen.append(entry)
         return chosen
 
-    def _query_range(self, params: httpx.QueryParams) -> httpx.Response:
+    def _query_range(self, params: httpx.QueryParams, *, categorize: bool) -> httpx.Response:
         start, end = int(params["start"]), int(params["end"])
         limit = int(params.get("limit", "100"))
+        if limit > self.max_entries_limit:
+            text = re.sub(
+                r"\(\d+ > \d+\)", f"({limit} > {self.max_entries_limit})", loki_message("error_max_entries")
+            )
+            return recorded_response("error_max_entries", text)
         direction = params.get("direction", "backward")
         if direction not in ("forward", "backward"):
             raise ValueError(f"invalid direction {direction!r}")
@@ -166,38 +181,29 @@ class LokiQueryMock:
         streams: dict[tuple[tuple[str, str], ...], list[list[Any]]] = {}
         for entry in page:
             value: list[Any] = [str(entry.ts_ns), entry.line]
-            if entry.metadata:
-                value.append(dict(entry.metadata))
-            streams.setdefault(entry.labels, []).append(value)
-        total_bytes = sum(len(e.line) for e in chosen)
-        body = {
-            "status": "success",
-            "data": {
-                "resultType": "streams",
-                "result": [{"stream": dict(labels), "values": values} for labels, values in streams.items()],
-                "stats": {
-                    "summary": {
-                        "bytesProcessedPerSecond": 1000,
-                        "linesProcessedPerSecond": 100,
-                        "totalBytesProcessed": total_bytes,
-                        "totalLinesProcessed": len(chosen),
-                        "execTime": 0.001,
-                    }
-                },
-            },
-        }
-        return httpx.Response(200, json=body)
+            labels = entry.labels
+            if categorize:
+                value.append({"structuredMetadata": dict(entry.metadata)} if entry.metadata else {})
+            else:  # Loki merges structured metadata into the labels
+                labels = tuple(sorted({**dict(entry.metadata), **dict(entry.labels)}.items()))
+            streams.setdefault(labels, []).append(value)
+        body = load_answer("query_range_streams" if categorize else "query_range_streams_uncategorized").body
+        data = body["data"]
+        data["result"] = [{"stream": dict(labels), "values": values} for labels, values in streams.items()]
+        summary = data["stats"]["summary"]
+        summary["totalBytesProcessed"] = sum(len(e.line) for e in chosen)
+        summary["totalLinesProcessed"] = len(chosen)
+        summary["totalEntriesReturned"] = len(page)
+        summary["execTime"] = 0.001
+        return recorded_response("query_range_streams", body)
 
     def _index_stats(self, params: httpx.QueryParams) -> httpx.Response:
         chosen = self._selected(params["query"], int(params["start"]), int(params["end"]))
         streams = {e.labels for e in chosen}
-        body = {
-            "streams": len(streams),
-            "chunks": len(streams),
-            "entries": len(chosen),
-            "bytes": sum(len(e.line) for e in chosen),
-        }
-        return httpx.Response(200, json=body)
+        body = load_answer("index_stats").body  # its keys, in Loki's order
+        size = sum(len(e.line) for e in chosen)
+        body.update(streams=len(streams), chunks=len(streams), entries=len(chosen), bytes=size)
+        return recorded_response("index_stats", body)
 
     def _labels(self, params: httpx.QueryParams, name: str | None) -> httpx.Response:
         query = params.get("query")
@@ -207,7 +213,9 @@ class LokiQueryMock:
             labels = dict(entry.labels)
             if _matches(labels, matchers):
                 found |= set(labels) if name is None else ({labels[name]} if name in labels else set())
-        return httpx.Response(200, json={"status": "success", "data": sorted(found)})
+        if not found:  # Loki leaves `data` out of an empty list
+            return recorded_response("labels_empty")
+        return recorded_response("labels", {"status": "success", "data": sorted(found)})
 
 
 @contextmanager

@@ -28,6 +28,7 @@ from gateway.services.alerts import (
 from tests import redis_server as redis_fixtures
 from tests.conftest import free_port
 from tests.gateway.conftest import LOKI_TEST_URL, make_settings
+from tests.gateway.loki_answers import recorded_streams
 
 redis_server = redis_fixtures.redis_server
 redis_url = redis_fixtures.redis_url
@@ -78,11 +79,9 @@ def payload(*alerts: dict[str, Any]) -> dict[str, Any]:
 
 def streams(request: httpx.Request) -> httpx.Response:
     start = int(request.url.params["start"])
-    values = [[str(start + i * 1_000_000_000), f"panic: nil map write in handler {i}"] for i in range(25)]
+    values = [[str(start + i * 1_000_000_000), f"panic: nil map write in handler {i}", {}] for i in range(25)]
     result = [{"stream": {"source": "pod", "service_name": "payments", "level": "error"}, "values": values}]
-    return httpx.Response(
-        200, json={"status": "success", "data": {"resultType": "streams", "result": result}}
-    )
+    return recorded_streams(result)
 
 
 @pytest.fixture

@@ -47,7 +47,10 @@ HOSTILE_VALUES = [
     '{source="\\U00110000"}',  # an escape beyond Unicode
     '{source=~"\\ud800"}',  # a lone surrogate for RE2
     # a cursor whose JSON holds Infinity (json.loads takes it)
-    base64.urlsafe_b64encode(b'{"v": 1, "q": "x", "b": Infinity, "f": "0", "s": ""}').decode().rstrip("="),
+    base64.urlsafe_b64encode(b'{"v": 2, "q": "x", "b": Infinity, "f": "0"}').decode().rstrip("=") + ".",
+    # nested deeper than json.loads can recurse (a RecursionError, once a 500)
+    base64.urlsafe_b64encode(b"[" * 3000).decode(),
+    base64.urlsafe_b64encode(b"[" * 3000).decode() + ".",
 ]
 VALID_SELECTOR = '{source="gcs"}'
 PATH_VALUES = {"service": "nope", "name": "level", "path": "x"}

@@ -15,6 +15,7 @@ from gateway.services.logql import format_ns, reach_back_ns, scan_query
 from gateway.services.pagination import Cursor, query_digest
 from tests.conftest import free_port
 from tests.gateway.conftest import LOKI_TEST_URL, KeysFile, make_settings
+from tests.gateway.loki_answers import recorded_response, recorded_streams, recorded_vector
 from tests.gateway.loki_query_mock import LokiQueryMock, answering_at, parse_simple_query
 
 BASE_NS = 1_700_000_000 * 1_000_000_000
@@ -217,7 +218,7 @@ async def test_instant_metric_query_passes_the_result_through(
     vector = {"resultType": "vector", "result": [{"metric": {"source": "gcs"}, "value": [1700000000, "3"]}]}
     with respx.mock() as router:
         route = router.get(f"{LOKI_TEST_URL}/loki/api/v1/query").mock(
-            return_value=httpx.Response(200, json={"status": "success", "data": vector})
+            return_value=recorded_vector(vector["result"])
         )
         answer = await proxy.get(
             "/api/monitoring/logs/query",
@@ -234,12 +235,7 @@ async def test_instant_metric_query_passes_the_result_through(
 @pytest.mark.parametrize(
     ("response", "status", "code", "message"),
     [
-        (
-            httpx.Response(400, text="parse error at line 1, col 9: syntax error"),
-            400,
-            "loki_bad_request",
-            "syntax error",
-        ),
+        (recorded_response("error_parse"), 400, "loki_bad_request", "syntax error"),
         (httpx.Response(500, text="internal"), 502, "loki_error", "500"),
         (httpx.Response(503, text="too many unhealthy instances in the ring"), 502, "loki_error", "ring"),
         (httpx.Response(429, text="too many outstanding requests"), 503, "loki_busy", "outstanding"),
@@ -298,11 +294,12 @@ async def test_logs_read_scope_is_required(
 
 
 async def test_instant_log_query_reports_truncation(proxy: httpx.AsyncClient, keys: dict[str, str]) -> None:
-    values = [[str(BASE_NS + i), f"line {i}"] for i in (3, 2, 1)]
-    streams = {"resultType": "streams", "result": [{"stream": {"source": "gcs"}, "values": values}]}
+    """Loki 3.7.6 refuses log queries at /query (tests/loki/test_gateway_real_loki.py); an older or
+    other Loki that answers them gets them shaped like query_range pages, in Loki's streams format."""
+    values = [[str(BASE_NS + i), f"line {i}", {}] for i in (3, 2, 1)]
     with respx.mock() as router:
         route = router.get(f"{LOKI_TEST_URL}/loki/api/v1/query").mock(
-            return_value=httpx.Response(200, json={"status": "success", "data": streams})
+            return_value=recorded_streams([{"stream": {"source": "gcs"}, "values": values}])
         )
         answer = await proxy.get(
             "/api/monitoring/logs/query",
@@ -334,3 +331,59 @@ async def test_loki_start_end_names_are_accepted_not_dropped(
     # authentication comes before parameter checks
     anonymous = await proxy.get(QUERY_RANGE, params={"query": "{}", "since": "bogus"})
     assert anonymous.status_code == 401
+
+
+@pytest.mark.parametrize(("entries", "truncated"), [(5000, False), (5001, True), (7000, True)])
+async def test_the_advertised_maximum_limit_fits_lokis_default_maximum(
+    keys: dict[str, str], keys_file: KeysFile, client_for: Callable[..., Any], entries: int, truncated: bool
+) -> None:
+    """limit=5000 (query_max_limit) against a Loki with its default max_entries_limit_per_query
+    of 5000: the gateway asked for 5,001 and always got a 400. It asks for 5,000 now and finds out
+    exactly whether there is more (tests/loki/test_gateway_real_loki.py does this on the real Loki)."""
+    mock = LokiQueryMock(max_entries_limit=5000)
+    for i in range(entries):
+        mock.add({"source": "gcs", "level": "info"}, BASE_NS + i, f"line {i}")
+    app = create_app(make_settings(gateway_api_keys_file=keys_file.path, cache_ttl_seconds=0.0))
+    params = {"query": '{source="gcs"}', "limit": 5000, "direction": "forward", **WINDOW}
+    with answering_at(LOKI_TEST_URL, mock):
+        async with client_for(app) as client:
+            answer = await client.get(QUERY_RANGE, params=params, headers={"x-api-key": keys["open"]})
+            assert answer.status_code == 200, answer.text
+            body = answer.json()
+            assert sum(len(s["entries"]) for s in body["streams"]) == 5000
+            assert body["truncated"] is truncated and (body["next_cursor"] is not None) is truncated
+            assert max(int(r.url.params["limit"]) for r in mock.requests) <= 5000
+            if truncated:
+                following = {**params, "cursor": body["next_cursor"]}
+                rest = await client.get(QUERY_RANGE, params=following, headers={"x-api-key": keys["open"]})
+                assert rest.status_code == 200, rest.text
+                got = [e[1] for s in rest.json()["streams"] for e in s["entries"]]
+                assert got == [f"line {i}" for i in range(5000, entries)]
+                assert rest.json()["truncated"] is False
+
+
+async def test_a_cursor_too_long_for_a_url_is_refused_with_a_hint(
+    keys: dict[str, str], keys_file: KeysFile, client_for: Callable[..., Any]
+) -> None:
+    """Each entry returned at a page's last timestamp costs the cursor 5 bytes: past ~2,450 of
+    them it would not fit the 16 KiB the gateway (and uvicorn's request line) accept."""
+    mock = LokiQueryMock()
+    for i in range(4000):
+        mock.add({"source": "gcs", "level": "info"}, BASE_NS, f"same instant {i}")
+    app = create_app(make_settings(gateway_api_keys_file=keys_file.path, cache_ttl_seconds=0.0))
+    params = {"query": '{source="gcs"}', "limit": 1000, **WINDOW}
+    cursor, statuses = None, []
+    with answering_at(LOKI_TEST_URL, mock):
+        async with client_for(app) as client:
+            for _ in range(4):
+                answer = await client.get(
+                    QUERY_RANGE, params={**params, **({"cursor": cursor} if cursor else {})},
+                    headers={"x-api-key": keys["open"]},
+                )
+                statuses.append(answer.status_code)
+                if answer.status_code != 200:
+                    break
+                cursor = answer.json()["next_cursor"]
+    assert statuses == [200, 200, 422]
+    assert answer.json()["error"]["code"] == "too_many_at_one_timestamp"
+    assert "narrow the query" in answer.json()["error"]["hint"]

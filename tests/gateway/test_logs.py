@@ -225,9 +225,10 @@ async def test_cursor_cannot_be_replayed_against_another_query(
     )
     assert other.status_code == 400 and other.json()["error"]["code"] == "invalid_cursor"
     # a tampered cursor (same digest, garbage boundary) is refused too
-    raw = json.loads(base64.urlsafe_b64decode(first["next_cursor"] + "=" * (-len(first["next_cursor"]) % 4)))
+    head, _, seen = first["next_cursor"].partition(".")
+    raw = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
     raw["b"] = "not-a-number"
-    tampered = base64.urlsafe_b64encode(json.dumps(raw).encode()).decode()
+    tampered = base64.urlsafe_b64encode(json.dumps(raw).encode()).decode() + "." + seen
     answer = await client.get(
         "/logs/gcs", params={**WINDOW, "bucket": "a", "limit": 2, "cursor": tampered}, headers=auth_headers
     )
@@ -261,9 +262,10 @@ async def test_a_forged_cursor_cannot_widen_the_window(
         await client.get("/logs/gcs", params={**WINDOW, "bucket": "a", "limit": 2}, headers=auth_headers)
     ).json()
     # the cursor is not signed: same query digest, far end pushed back a year
-    raw = json.loads(base64.urlsafe_b64decode(first["next_cursor"] + "=" * (-len(first["next_cursor"]) % 4)))
+    head, _, seen = first["next_cursor"].partition(".")
+    raw = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
     raw["f"] = str(int(raw["b"]) - 365 * 24 * 3_600 * 1_000_000_000)
-    forged = base64.urlsafe_b64encode(json.dumps(raw).encode()).decode()
+    forged = base64.urlsafe_b64encode(json.dumps(raw).encode()).decode() + "." + seen
     sent = len(loki.requests)
     answer = await client.get(
         "/logs/gcs", params={**WINDOW, "bucket": "a", "limit": 2, "cursor": forged}, headers=auth_headers

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -16,10 +17,12 @@ from gateway.services.loki import (
     LokiTimeout,
     LokiUnavailable,
     LokiUpstreamError,
+    entry_metadata,
     strip_forbidden_headers,
 )
 from tests.conftest import free_port
 from tests.gateway.conftest import make_settings
+from tests.gateway.loki_answers import recorded_response
 from tests.gateway.loki_query_mock import LokiQueryMock
 
 SELECTOR = '{source="gcs"}'
@@ -36,7 +39,7 @@ async def test_query_range_wire_format_and_default_tenant() -> None:
     loki, http = client_with(mock, loki_tenant_id="team-a")
     async with http:
         data = await loki.query_range(SELECTOR, start_ns=1_000, end_ns=2_000, limit=10, direction="forward")
-    assert data["result"] == [{"stream": {"source": "gcs"}, "values": [["1000", "hello"]]}]
+    assert data["result"] == [{"stream": {"source": "gcs"}, "values": [["1000", "hello", {}]]}]
     sent = mock.requests[0]
     assert sent.url.path == "/loki/api/v1/query_range"
     assert dict(sent.url.params) == {
@@ -47,6 +50,7 @@ async def test_query_range_wire_format_and_default_tenant() -> None:
         "direction": "forward",
     }
     assert sent.headers["X-Scope-OrgID"] == "team-a"
+    assert sent.headers["X-Loki-Response-Encoding-Flags"] == "categorize-labels"
 
 
 async def test_principal_tenant_wins_and_no_tenant_means_no_header() -> None:
@@ -119,18 +123,10 @@ async def test_loki_trickling_its_answer_is_504_after_the_timeout(trickling_serv
 @pytest.mark.parametrize(
     ("response", "error", "status", "message"),
     [
-        (
-            httpx.Response(400, text="parse error at line 1, col 2: syntax error: unexpected IDENTIFIER"),
-            LokiBadRequest,
-            400,
-            "unexpected IDENTIFIER",
-        ),
-        (
-            httpx.Response(400, json={"status": "error", "message": "max entries limit per query exceeded"}),
-            LokiBadRequest,
-            400,
-            "max entries limit",
-        ),
+        # Loki's refusals are text/plain (recorded from the binary)
+        (recorded_response("error_parse"), LokiBadRequest, 400, "syntax error: unexpected $end"),
+        (recorded_response("error_max_entries"), LokiBadRequest, 400, "max entries limit"),
+        (recorded_response("error_empty_matcher"), LokiBadRequest, 400, "empty-compatible value"),
         (httpx.Response(429, text="too many outstanding requests"), LokiBusy, 503, "outstanding"),
         (httpx.Response(500, text="rpc error: code = Internal"), LokiUpstreamError, 502, "500"),
         (httpx.Response(502, text="bad gateway"), LokiUpstreamError, 502, "502"),
@@ -188,3 +184,34 @@ async def test_iter_lines_respects_max_lines() -> None:
             )
         ]
     assert got == [f"l{i}" for i in range(20)]
+
+
+@pytest.mark.parametrize(
+    ("third", "expected"),
+    [
+        ({}, None),
+        ({"structuredMetadata": {"object": "o"}}, {"object": "o"}),
+        ({"structuredMetadata": {"object": "o"}, "parsed": {"user": "ann"}}, {"object": "o", "user": "ann"}),
+        ({"parsed": {"level_extracted": "x"}}, {"level_extracted": "x"}),
+        ({"futureCategory": {"k": "v"}}, {"k": "v"}),  # kept, not dropped, if a later Loki adds one
+    ],
+)
+def test_entry_metadata_flattens_lokis_categories(
+    third: dict[str, Any], expected: dict[str, str] | None
+) -> None:
+    assert entry_metadata(["1", "line", third]) == expected
+    assert entry_metadata(["1", "line"]) is None
+
+
+@pytest.mark.parametrize("third", [{"object": "o"}, ["m"], "m", {"structuredMetadata": {"n": 1}}])
+def test_entry_metadata_refuses_what_loki_never_sends(third: object) -> None:
+    with pytest.raises(TypeError):
+        entry_metadata(["1", "line", third])
+
+
+async def test_empty_label_lists_from_loki_are_empty_lists() -> None:
+    """Loki 3.7.6 answers {"status": "success"} without `data` when no label matches."""
+    loki, http = client_with(lambda _request: recorded_response("label_values_empty"))
+    async with http:
+        assert await loki.label_values("level", query=SELECTOR) == []
+        assert await loki.labels(query=SELECTOR) == []

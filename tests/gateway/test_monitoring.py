@@ -30,6 +30,7 @@ from gateway.services.cache import MemoryCache, build_cache, cached
 from gateway.services.upstreams import load_services, probe, proxy_url
 from tests.conftest import free_port
 from tests.gateway.conftest import LOKI_TEST_URL, KeysFile, make_settings
+from tests.gateway.loki_answers import recorded_vector
 from tests.real_loki import RealLoki
 
 SERVICE_TOKEN = "svc-token-not-the-gateway-key"
@@ -175,19 +176,11 @@ def loki() -> Iterator[respx.MockRouter]:
         mock.route(host="127.0.0.1").pass_through()
         mock.get(f"{LOKI_TEST_URL}/ready").mock(return_value=httpx.Response(200, text="ready"))
         mock.get(f"{LOKI_TEST_URL}/loki/api/v1/query", name="query").mock(
-            return_value=httpx.Response(
-                200,
-                json={
-                    "status": "success",
-                    "data": {
-                        "resultType": "vector",
-                        "result": [
-                            {"metric": {"source": "gcs"}, "value": [1767225600, "3"]},
-                            {"metric": {"source": "pod"}, "value": [1767225600, "1"]},
-                        ],
-                        "stats": {},
-                    },
-                },
+            return_value=recorded_vector(
+                [
+                    {"metric": {"source": "gcs"}, "value": [1767225600, "3"]},
+                    {"metric": {"source": "pod"}, "value": [1767225600, "1"]},
+                ]
             )
         )
         yield mock

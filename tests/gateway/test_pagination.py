@@ -20,6 +20,7 @@ from gateway.services.pagination import (
     render_streams,
     shape_page,
 )
+from tests.gateway.loki_answers import load_answer
 
 BASE_NS = 1_700_000_000 * 1_000_000_000
 DIGEST = query_digest('{source="gcs"}', "backward", None)
@@ -49,7 +50,8 @@ def loki_answer(pool: Pool, start: int, end: int, limit: int, direction: str, rn
     keyed.sort(key=lambda k: k[:2], reverse=direction == "backward")
     streams: dict[tuple[tuple[str, str], ...], list[list[Any]]] = {}
     for _, _, (labels, ts, line, meta) in keyed[:limit]:
-        value: list[Any] = [str(ts), line] + ([meta] if meta else [])
+        # Loki's categorized-labels form: every entry has a third element, {} when it has no metadata
+        value: list[Any] = [str(ts), line, {"structuredMetadata": meta} if meta else {}]
         streams.setdefault(tuple(sorted(labels.items())), []).append(value)
     result = []
     for labels, values in streams.items():
@@ -184,7 +186,11 @@ def test_redaction_and_metadata_on_the_fast_path() -> None:
             {
                 "stream": {"source": "pod"},
                 "values": [
-                    [str(BASE_NS + 2), "Authorization: Bearer abcdefghijklmnop", {"doc_id": "password=x1"}],
+                    [
+                        str(BASE_NS + 2),
+                        "Authorization: Bearer abcdefghijklmnop",
+                        {"structuredMetadata": {"doc_id": "password=x1"}, "parsed": {"user": "bob"}},
+                    ],
                     [str(BASE_NS + 1), "plain", {}],
                 ],
             }
@@ -200,7 +206,7 @@ def test_redaction_and_metadata_on_the_fast_path() -> None:
                 [
                     "2023-11-14T22:13:20.000000002Z",
                     "Authorization: Bearer [REDACTED]",
-                    {"doc_id": "password=[REDACTED]"},
+                    {"doc_id": "password=[REDACTED]", "user": "bob"},
                 ],
                 ["2023-11-14T22:13:20.000000001Z", "plain"],
             ],
@@ -210,7 +216,7 @@ def test_redaction_and_metadata_on_the_fast_path() -> None:
     assert plain is not None
     assert plain.streams[0]["entries"][0][1:] == [
         "Authorization: Bearer abcdefghijklmnop",
-        {"doc_id": "password=x1"},
+        {"doc_id": "password=x1", "user": "bob"},
     ]
 
 
@@ -245,13 +251,25 @@ def test_parsed_labels_and_metadata_are_redacted_on_both_paths(limit: int) -> No
     data = {
         "resultType": "streams",
         "result": [
-            {"stream": labels, "values": [[str(BASE_NS), "a", {"password": "pw1"}], [str(BASE_NS), "b"]]},
+            {
+                "stream": labels,
+                "values": [
+                    [
+                        str(BASE_NS),
+                        "a",
+                        {"structuredMetadata": {"password": "pw1"}, "parsed": {"token": "t0k3n"}},
+                    ],
+                    [str(BASE_NS), "b", {}],
+                ],
+            },
         ],
     }
     plan = plan_page(start_ns=WINDOW[0], end_ns=WINDOW[1], limit=limit, direction="backward", cursor=None)
     page = shape_page(data, request=plan, limit=limit, direction="backward", digest=DIGEST, redact_lines=True)
     text = repr(page.streams)
-    assert "abc123" not in text and "hunter2" not in text and "pw1" not in text
+    assert "abc123" not in text and "hunter2" not in text and "pw1" not in text and "t0k3n" not in text
+    metadata = [entry[2:] for stream in page.streams for entry in stream["entries"] if entry[1] == "a"]
+    assert metadata == ([[{"password": "[REDACTED]", "token": "[REDACTED]"}]] if limit > 1 else [])
     assert page.streams[0]["labels"]["source"] == "gcs"
 
 
@@ -261,6 +279,12 @@ def test_parsed_labels_and_metadata_are_redacted_on_both_paths(limit: int) -> No
         {"resultType": "streams", "result": [{"stream": {}, "values": [[str(BASE_NS), 5]]}]},
         {"resultType": "streams", "result": [{"stream": {"a": 1}, "values": [[str(BASE_NS), "x"]]}]},
         {"resultType": "streams", "result": [{"stream": {}, "values": [[str(BASE_NS), "x", ["m"]]]}]},
+        # metadata flat instead of categorized: real Loki never sends it
+        {"resultType": "streams", "result": [{"stream": {}, "values": [[str(BASE_NS), "x", {"a": "b"}]]}]},
+        {
+            "resultType": "streams",
+            "result": [{"stream": {}, "values": [[str(BASE_NS), "x", {"structuredMetadata": {"a": 1}}]]}],
+        },
         {"resultType": "streams", "result": ["not a stream"]},
         {"resultType": "streams", "result": [{"stream": {}, "values": [["abc", "x"]]}]},
     ],
@@ -295,3 +319,27 @@ def test_fast_path_timestamps_equal_the_general_paths_across_boundaries(first: i
     page = _shape_usual_page(data, plan, 100, "forward", DIGEST, True)
     assert page is not None
     assert [e[0] for e in page.streams[0]["entries"]] == [format_ns(ts) for ts in stamps]
+
+
+@pytest.mark.parametrize("name", ["query_range_streams", "query_range_streams_parsed"])
+@pytest.mark.parametrize("limit", [1, 2, 10])
+def test_recorded_loki_answers_shape_alike_on_both_paths(name: str, limit: int) -> None:
+    """The real Loki's categorized answer (recorded): one stream per label set, metadata (and
+    parsed labels) as the third element, none where Loki sent {}; fast and general path agree."""
+    data = load_answer(name).body["data"]
+    plan = plan_page(start_ns=0, end_ns=2 * BASE_NS, limit=limit, direction="forward", cursor=None)
+    usual = _shape_usual_page(data, plan, limit, "forward", DIGEST, True)
+    assert usual is not None
+    assert (usual.streams, usual.truncated, usual.next_cursor, usual.returned) == reference(
+        data, plan, limit, "forward"
+    )
+    if limit == 10:
+        entries = {e[1]: e[2:] for s in usual.streams for e in s["entries"]}
+        assert all("object" not in s["labels"] for s in usual.streams)
+        if name == "query_range_streams":
+            assert entries["plain line without metadata"] == []
+            assert entries['{"msg":"order 1 filled","qty":1}'] == [
+                {"generation": "17", "line_no": "1", "object": "trades/2024-01-01.jsonl"}
+            ]
+        else:
+            assert entries['{"msg":"order 1 filled","qty":1}'][0]["msg"] == "order 1 filled"

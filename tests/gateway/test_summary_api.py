@@ -16,6 +16,7 @@ from gateway.errors import ApiError
 from gateway.main import create_app
 from gateway.security import Principal
 from tests.gateway.conftest import LOKI_TEST_URL, make_settings
+from tests.gateway.loki_answers import recorded_streams
 from tests.openai_mock import OpenAIMock
 
 QUERY_RANGE = f"{LOKI_TEST_URL}/loki/api/v1/query_range"
@@ -30,18 +31,9 @@ def loki_answer(request: httpx.Request, lines: list[str]) -> httpx.Response:
     current = end - start == 3600 * NS and start > (time.time_ns() - 2 * 3600 * NS)
     chosen = lines if current else ["cache warmed in 3 ms"]
     step = (end - start) // (len(chosen) + 1)
-    values = [[str(start + (i + 1) * step), line] for i, line in enumerate(chosen)]
-    body: dict[str, Any] = {
-        "status": "success",
-        "data": {
-            "resultType": "streams",
-            "result": [
-                {"stream": {"source": "pod", "service_name": "api", "level": "error"}, "values": values}
-            ],
-            "stats": {},
-        },
-    }
-    return httpx.Response(200, json=body)
+    values = [[str(start + (i + 1) * step), line, {}] for i, line in enumerate(chosen)]
+    labels = {"source": "pod", "service_name": "api", "level": "error"}
+    return recorded_streams([{"stream": labels, "values": values}])
 
 
 INCIDENT = [f"disk full on volume vol-{i} after write of {i * 7} bytes" for i in range(30)]

@@ -29,7 +29,7 @@ from gateway.api.routes.logs import (
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
 from gateway.services.logql import check_label_name, parse_time_ns, reach_back_ns, resolve_range
-from gateway.services.loki import sorted_entries
+from gateway.services.loki import max_entries_per_query, sorted_entries
 from gateway.services.pagination import loki_stats, render_streams
 
 router = APIRouter(
@@ -128,14 +128,15 @@ async def instant_query(
         await check_bytes(ctx.loki, scanned, at_ns - reach_ns, at_ns, principal.tenant, max_bytes)
 
     async def compute() -> dict[str, Any]:
+        asked = min(chosen_limit + 1, max_entries_per_query(settings))  # see run_log_query
         data = await ctx.loki.query(
-            scanned.text, time_ns=at_ns, limit=chosen_limit + 1, direction=direction, tenant=principal.tenant
+            scanned.text, time_ns=at_ns, limit=asked, direction=direction, tenant=principal.tenant
         )
         if data.get("resultType") == "streams":
             entries = sorted_entries(data, forward=direction == "forward")
             return {
                 "streams": render_streams(entries[:chosen_limit], redact_lines=settings.redact_log_lines),
-                "truncated": len(entries) > chosen_limit,
+                "truncated": len(entries) > chosen_limit or len(entries) >= asked,
                 "next_cursor": None,
                 "stats": loki_stats(data, min(len(entries), chosen_limit)),
             }

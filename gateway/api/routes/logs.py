@@ -30,10 +30,20 @@ from gateway.services.logql import (
     resolve_range,
     selector_text,
 )
-from gateway.services.loki import LokiClient
+from gateway.services.loki import (
+    LokiClient,
+    TooManyAtOneTimestamp,
+    count_entries,
+    max_entries_per_query,
+    sorted_entries,
+)
 from gateway.services.pagination import (
     BAD_CURSOR_HINT,
+    ENTRY_DIGEST_BYTES,
     Cursor,
+    PageRequest,
+    ShapedPage,
+    cut_page,
     loki_stats,
     plan_page,
     query_digest,
@@ -235,11 +245,12 @@ async def run_log_query(
     plan = plan_page(start_ns=start_ns, end_ns=end_ns, limit=limit, direction=direction, cursor=cursor)
     # every page: a cursor is not signed, so a made-up one must not skip the check
     await check_bytes(loki, scanned, plan.start_ns, plan.end_ns, principal.tenant, settings.query_max_bytes)
+    asked = min(plan.loki_limit, max_entries_per_query(settings))  # what Loki accepts
     data = await loki.query_range(
         scanned.text,
         start_ns=plan.start_ns,
         end_ns=plan.end_ns,
-        limit=plan.loki_limit,
+        limit=asked,
         direction=direction,
         step=step,
         tenant=principal.tenant,
@@ -254,12 +265,68 @@ async def run_log_query(
         digest=digest,
         redact_lines=settings.redact_log_lines,
     )
+    if asked < plan.loki_limit and not page.truncated and count_entries(data) >= asked:
+        page = await _page_cut_by_cap(
+            loki, scanned, data, plan, limit, direction, digest, principal, settings
+        )
+    if page.next_cursor is not None and len(page.next_cursor) > MAX_CURSOR_CHARS:
+        # it holds a digest per entry returned at its timestamp: too many to pass back in a URL
+        raise TooManyAtOneTimestamp(MAX_CURSOR_CHARS * 3 // 4 // ENTRY_DIGEST_BYTES)
     return {
         "streams": page.streams,
         "truncated": page.truncated,
         "next_cursor": page.next_cursor,
         "stats": loki_stats(data, page.returned),
     }
+
+
+async def _page_cut_by_cap(
+    loki: LokiClient,
+    scanned: ScannedQuery,
+    data: dict[str, Any],
+    plan: PageRequest,
+    limit: int,
+    direction: str,
+    digest: str,
+    principal: Principal,
+    settings: GatewaySettings,
+) -> ShapedPage:
+    """Loki sent all `cap` entries it was asked for, fewer than the page needed to know whether
+    there is more. Cut the page there, then ask whether anything follows its last entry (a
+    request of limit 0 from its cursor, when that fits under the cap); if it cannot tell, the
+    page says truncated and the next one finds out."""
+    page = shape_page(
+        data,
+        request=plan,
+        limit=limit,
+        direction=direction,
+        digest=digest,
+        redact_lines=settings.redact_log_lines,
+        assume_more=True,
+    )
+    if page.next_cursor is None:  # nothing fresh: more than `cap` entries share the boundary
+        raise TooManyAtOneTimestamp(max_entries_per_query(settings))
+    probe = plan_page(
+        start_ns=plan.start_ns,
+        end_ns=plan.end_ns,
+        limit=0,
+        direction=direction,
+        cursor=Cursor.decode(page.next_cursor, digest),
+    )
+    if probe.loki_limit > max_entries_per_query(settings):
+        return page
+    after = await loki.query_range(
+        scanned.text,
+        start_ns=probe.start_ns,
+        end_ns=probe.end_ns,
+        limit=probe.loki_limit,
+        direction=direction,
+        tenant=principal.tenant,
+    )
+    entries = sorted_entries(after, forward=direction == "forward")
+    if cut_page(entries, request=probe, limit=0, direction=direction, digest=digest).truncated:
+        return page
+    return ShapedPage(page.streams, False, None, page.returned)
 
 
 @dataclass(frozen=True)
