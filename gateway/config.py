@@ -136,10 +136,7 @@ class GatewaySettings(BaseSettings):
     log_to_loki: bool = False
     """Also send the gateway's own logs to Loki as {source="gateway"} (bounded queue, never blocks)."""
 
-    @field_validator("loki_url")
-    @classmethod
-    def _loki_http_url(cls, url: str) -> str:
-        return http_url(url)
+    _loki_http_url = field_validator("loki_url")(http_url)
 
     @field_validator("rate_limit")
     @classmethod

@@ -182,10 +182,7 @@ class ShipperSettings(BaseSettings):
 
     _split = field_validator("gcs_prefixes", "firestore_collections", mode="before")(split_csv)
 
-    @field_validator("loki_url")
-    @classmethod
-    def _loki_http_url(cls, url: str) -> str:
-        return http_url(url)
+    _loki_http_url = field_validator("loki_url")(http_url)
 
     @field_validator("log_level")
     @classmethod
