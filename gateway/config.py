@@ -16,6 +16,7 @@ DEFAULT_LOKI_URL = "http://127.0.0.1:3100"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 DEFAULT_PROXY_MAX_RESPONSE_BYTES = 5 * 1024 * 1024
+MIB = 1024 * 1024
 
 
 class UpstreamService(BaseModel):
@@ -62,12 +63,17 @@ class GatewaySettings(BaseSettings):
     loki_url: str = DEFAULT_LOKI_URL
     loki_tenant_id: str | None = None
     loki_timeout_seconds: float = 15.0
+    # Loki calls in flight at once (the pool has a few connections more, for the health probes);
+    # a call waits at most LOKI_QUEUE_TIMEOUT_SECONDS for a slot, then answers 503 + Retry-After
+    loki_max_concurrent_requests: int = Field(default=50, ge=1, le=1000)
+    loki_queue_timeout_seconds: float = Field(default=5.0, gt=0)
     query_max_range_hours: float = 24.0
     query_max_limit: int = 5000
     query_default_limit: int = 100
     logs_max_limit: int = 1000
     query_max_bytes: int | None = None  # checked against index/stats when set
     cache_ttl_seconds: float = 10.0
+    cache_max_bytes: int = Field(default=64 * MIB, ge=0)  # the answer cache's JSON bytes; 0: none
     redact_log_lines: bool = True
 
     # monitored services and the ops stack (optional)
@@ -90,6 +96,10 @@ class GatewaySettings(BaseSettings):
 
     # alerts
     alerts_max_stored: int = 1000
+    alerts_max_bytes: int = Field(default=64 * MIB, ge=64 * 1024)  # all stored alerts, as JSON
+    # one stored alert: longer label/annotation values are cut with a marker, extra keys dropped
+    alerts_entry_max_bytes: int = Field(default=64 * 1024, ge=4096)
+    alerts_webhook_max_bytes: int = Field(default=4 * MIB, ge=64 * 1024)  # one notification's body
     alert_slack_webhook_url: SecretStr | None = None
     alert_forward_webhook_url: SecretStr | None = None
 
