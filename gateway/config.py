@@ -96,10 +96,10 @@ class GatewaySettings(BaseSettings):
 
     # alerts
     alerts_max_stored: int = 1000
-    alerts_max_bytes: int = Field(default=64 * MIB, ge=64 * 1024)  # all stored alerts, as JSON
+    alerts_max_bytes: int = Field(default=64 * MIB, ge=4096)  # all stored alerts, as JSON
     # one stored alert: longer label/annotation values are cut with a marker, extra keys dropped
     alerts_entry_max_bytes: int = Field(default=64 * 1024, ge=4096)
-    alerts_webhook_max_bytes: int = Field(default=4 * MIB, ge=64 * 1024)  # one notification's body
+    alerts_webhook_max_bytes: int = Field(default=4 * MIB, ge=1024)  # one notification's body
     alert_slack_webhook_url: SecretStr | None = None
     alert_forward_webhook_url: SecretStr | None = None
 

@@ -123,7 +123,7 @@ def create_app(
     app.state.services = services
     app.state.http_transport = http_transport
     app.state.authenticator = Authenticator(keys, KeyRateLimiter(settings.rate_limit))
-    app.state.cache = MemoryCache()
+    app.state.cache = MemoryCache(max_bytes=settings.cache_max_bytes)
     app.state.loki = None
     install_error_handlers(app)
     app.add_middleware(RequestMetricsMiddleware)
