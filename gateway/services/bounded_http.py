@@ -65,11 +65,6 @@ class ConcurrencyGate:
         self.limit = limit
         self._queue_timeout = queue_timeout
         self._slots = asyncio.Semaphore(limit)
-        self._held = 0
-
-    @property
-    def in_use(self) -> int:
-        return self._held
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
@@ -78,9 +73,7 @@ class ConcurrencyGate:
                 await self._slots.acquire()
         except TimeoutError as exc:
             raise GateTimeout(self.limit, self._queue_timeout) from exc
-        self._held += 1
         try:
             yield
         finally:
-            self._held -= 1
             self._slots.release()

@@ -12,10 +12,12 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 from fastapi import FastAPI
 
 from gateway.config import GatewaySettings
@@ -209,3 +211,28 @@ async def test_liveness_does_not_depend_on_loki_being_up(api_key: str) -> None:
         ready = await client.get("/health/ready")
     assert live.status_code == 200
     assert ready.status_code == 503
+
+
+async def test_a_burst_of_proxied_calls_to_a_slow_service_leaves_the_shared_pool_working(
+    delaying_loki: tuple[DelayingLoki, str], api_key: str, tmp_path: Path
+) -> None:
+    """The same leak on the shared pool (proxies, probes, forwards, events): the monitoring proxy
+    cancelled its whole exchange at the service's timeout. Here the service is the real Loki's
+    API, answering 3 s late to a 1 s timeout."""
+    stand_in, loki_url = delaying_loki
+    services = tmp_path / "services.yaml"
+    services.write_text(yaml.safe_dump([
+        {"name": "slow", "base_url": loki_url, "monitoring_prefix": "/loki/api/v1", "timeout_seconds": 1},
+    ]))
+    app = create_app(gateway_settings(api_key, loki_url, gateway_services_file=services))
+    headers = {"x-api-key": api_key}
+    with ThreadedUvicorn(app) as gateway:
+        stand_in.delay = 3.0
+        statuses = await burst(gateway.url, "/api/monitoring/slow/labels", headers, 400)
+        assert statuses == {504: 400}, statuses
+        await assert_no_slot_leaked(gateway, app)
+        stand_in.delay = 0.0
+        async with httpx.AsyncClient(base_url=gateway.url, timeout=RECOVERY_SECONDS) as client:
+            response = await client.get("/api/monitoring/slow/labels", headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "success"
