@@ -18,6 +18,7 @@ from gateway.config import GatewaySettings, get_settings
 from gateway.errors import install_error_handlers
 from gateway.metrics import REQUEST_DURATION, REQUESTS, UNMATCHED_ROUTE, route_template
 from gateway.security import Authenticator, KeyRateLimiter, KeyStore, build_rate_limiter
+from gateway.services.bounded_http import PoolGatedTransport
 from gateway.services.cache import MemoryCache, build_cache
 from gateway.services.loki import LokiClient
 from gateway.services.loki_health import LokiHealth
@@ -67,7 +68,11 @@ class RequestMetricsMiddleware:
 def _client(
     transport: httpx.AsyncBaseTransport | None, limits: httpx.Limits, timeout: float
 ) -> httpx.AsyncClient:
-    http = httpx.AsyncClient(transport=transport, limits=limits, timeout=timeout, follow_redirects=False)
+    # every request waits for a connection in the gate, never inside httpcore's pool
+    assert limits.max_connections is not None
+    inner = transport or httpx.AsyncHTTPTransport(limits=limits)
+    gated = PoolGatedTransport(inner, limits.max_connections)
+    http = httpx.AsyncClient(transport=gated, timeout=timeout, follow_redirects=False)
     # shared by every caller: an upstream's Set-Cookie must never ride along on another
     # caller's proxied request, so the jar accepts no cookie at all
     http.cookies.jar.set_policy(DefaultCookiePolicy(allowed_domains=[]))

@@ -8,7 +8,8 @@ healthy Loki through its pool (issue 21: a pool full of leaked connections answe
 while Loki answered /ready in under a millisecond). When no Loki answer came through the pool for
 LIVENESS_RECENT_SECONDS, a background check asks Loki's /ready through the pool; when that fails,
 it asks again over a fresh connection. Only "the pool fails where a fresh connection gets an
-answer" marks the process stuck. /health itself never waits on Loki: it answers from the latest
+answer", in STUCK_CHECKS_IN_A_ROW checks in a row (one can be an overloaded Loki's bad luck),
+marks the process stuck. /health itself never waits on Loki: it answers from the latest
 finished check and starts the next one when that is stale."""
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 READY_REUSE_SECONDS = 1.0
 LIVENESS_RECENT_SECONDS = 10.0
 LIVENESS_CHECK_EVERY_SECONDS = 5.0
+STUCK_CHECKS_IN_A_ROW = 2
 
 T = TypeVar("T")
 
@@ -88,6 +90,7 @@ class LokiHealth:
         self._timeout = probe_timeout_seconds
         self._ready = SharedResult(self._probe_ready, READY_REUSE_SECONDS)
         self._stuck = SharedResult(self._pool_stuck_now, LIVENESS_CHECK_EVERY_SECONDS)
+        self._stuck_in_a_row = 0
 
     async def ready(self) -> ProbeResult:
         return await self._ready.get()
@@ -118,23 +121,25 @@ class LokiHealth:
 
     async def _pool_stuck_now(self) -> bool:
         try:
-            return await self._pool_fails_where_fresh_answers()
+            failed = await self._pool_fails_where_fresh_answers()
         except Exception as exc:  # a check that could not run is no verdict
             log.warning("the Loki liveness check failed to run: %s", type(exc).__name__)
-            return False
-
-    async def _pool_fails_where_fresh_answers(self) -> bool:
-        if await _answers(self._loki.http, self._loki.ready_url, self._timeout):
-            self._loki.last_answer_at = time.monotonic()
-            return False
-        async with httpx.AsyncClient(follow_redirects=False) as fresh:
-            stuck = await _answers(fresh, self._loki.ready_url, self._timeout)
+            failed = False
+        self._stuck_in_a_row = self._stuck_in_a_row + 1 if failed else 0
+        stuck = self._stuck_in_a_row >= STUCK_CHECKS_IN_A_ROW
         if stuck:
             log.error(
                 "Loki answers over a fresh connection but not through the gateway's connection pool; "
                 "liveness (/health) now fails so that the process is restarted"
             )
         return stuck
+
+    async def _pool_fails_where_fresh_answers(self) -> bool:
+        if await _answers(self._loki.http, self._loki.ready_url, self._timeout):
+            self._loki.last_answer_at = time.monotonic()
+            return False
+        async with httpx.AsyncClient(follow_redirects=False) as fresh:
+            return await _answers(fresh, self._loki.ready_url, self._timeout)
 
 
 async def _answers(http: httpx.AsyncClient, url: str, timeout: float) -> bool:

@@ -85,7 +85,8 @@ def leaked_slots(app: FastAPI) -> int:
     leaked = 0
     clients = {id(c): c for c in (app.state.http, app.state.loki.http)}
     for client in clients.values():
-        pool = client._transport._pool  # httpx.AsyncHTTPTransport -> httpcore.AsyncConnectionPool
+        transport = getattr(client._transport, "inner", client._transport)  # PoolGatedTransport
+        pool = transport._pool  # httpx.AsyncHTTPTransport -> httpcore.AsyncConnectionPool
         owned = {id(request.connection) for request in pool._requests}
         leaked += sum(1 for c in pool.connections if c.info() == "CONNECTING" and id(c) not in owned)
     return leaked
@@ -193,7 +194,7 @@ async def test_liveness_fails_while_the_pool_cannot_reach_a_healthy_loki(
             for _ in range(6)  # the bound (2) plus the probes' connections (4): the whole pool
         ]
         try:
-            stuck = await wait_for_liveness(client, 503, 15)
+            stuck = await wait_for_liveness(client, 503, 25)  # two checks in a row, 5 s apart
             assert stuck.status_code == 503, stuck.text
             assert stuck.json()["error"]["code"] == "loki_pool_stuck"
             assert "restart" in stuck.json()["error"]["hint"]
