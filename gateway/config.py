@@ -19,6 +19,7 @@ DEFAULT_LOKI_URL = "http://127.0.0.1:3100"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 DEFAULT_PROXY_MAX_RESPONSE_BYTES = 5 * 1024 * 1024
+MIB = 1024 * 1024
 
 
 class UpstreamService(BaseModel):
@@ -76,6 +77,10 @@ class GatewaySettings(BaseSettings):
     """Default X-Scope-OrgID of queries (a key's own tenant wins)."""
     loki_timeout_seconds: float = 15.0
     """Timeout of one Loki query, in seconds."""
+    loki_max_concurrent_requests: int = Field(default=50, ge=1, le=1000)
+    """Loki calls in flight at once (the pool has a few connections more, for the health probes)."""
+    loki_queue_timeout_seconds: float = Field(default=5.0, gt=0)
+    """How long a call waits for one of those slots before it answers 503 with Retry-After, in seconds."""
     query_max_range_hours: float = 24.0
     """Longest time range a query may cover, in hours."""
     query_max_limit: int = 5000
@@ -88,6 +93,8 @@ class GatewaySettings(BaseSettings):
     """Refuse queries whose index/stats estimate exceeds this many bytes; unset: no check."""
     cache_ttl_seconds: float = 10.0
     """How long identical query answers are served from the cache, in seconds."""
+    cache_max_bytes: int = Field(default=64 * MIB, ge=0)
+    """Size of the answer cache as JSON, in bytes (0: no cache); expired answers are dropped at once."""
     redact_log_lines: bool = True
     """Mask secrets (passwords, tokens, keys) in returned lines, labels and summaries."""
 
@@ -126,6 +133,12 @@ class GatewaySettings(BaseSettings):
     # alerts
     alerts_max_stored: int = 1000
     """Most alerts kept in the alert store."""
+    alerts_max_bytes: int = Field(default=64 * MIB, ge=4096)
+    """Size of all stored alerts as JSON, in bytes; the oldest go first."""
+    alerts_entry_max_bytes: int = Field(default=64 * 1024, ge=4096)
+    """Size of one stored alert, in bytes: longer values are cut with a marker, extra keys dropped."""
+    alerts_webhook_max_bytes: int = Field(default=4 * MIB, ge=1024)
+    """Largest Alertmanager notification body accepted (413 beyond), in bytes."""
     alert_slack_webhook_url: SecretStr | None = None
     """Slack incoming-webhook URL that receives alert notifications."""
     alert_forward_webhook_url: SecretStr | None = None

@@ -19,11 +19,22 @@ from gateway.config import GatewaySettings, get_settings
 from gateway.errors import install_error_handlers
 from gateway.metrics import REQUEST_DURATION, REQUESTS, UNMATCHED_ROUTE, route_template
 from gateway.security import Authenticator, KeyRateLimiter, KeyStore, build_rate_limiter
+from gateway.services.bounded_http import PoolGatedTransport
 from gateway.services.cache import MemoryCache, build_cache
 from gateway.services.loki import LokiClient
+from gateway.services.loki_health import LokiHealth
 from gateway.services.upstreams import load_services
 
 HTTP_POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+# connections in the Loki pool beyond LOKI_MAX_CONCURRENT_REQUESTS: readiness and liveness probes
+LOKI_PROBE_CONNECTIONS = 4
+
+
+def loki_pool_limits(settings: GatewaySettings) -> httpx.Limits:
+    """Room for every call the gate lets through plus the probes, so no Loki call ever queues
+    inside httpcore's pool (see gateway.services.bounded_http)."""
+    size = settings.loki_max_concurrent_requests + LOKI_PROBE_CONNECTIONS
+    return httpx.Limits(max_connections=size, max_keepalive_connections=size)
 
 
 class RequestMetricsMiddleware:
@@ -55,20 +66,33 @@ class RequestMetricsMiddleware:
             REQUEST_DURATION.labels(route=route).observe(time.perf_counter() - started)
 
 
+def _client(
+    transport: httpx.AsyncBaseTransport | None, limits: httpx.Limits, timeout: float
+) -> httpx.AsyncClient:
+    # every request waits for a connection in the gate, never inside httpcore's pool
+    assert limits.max_connections is not None
+    inner = transport or httpx.AsyncHTTPTransport(limits=limits)
+    gated = PoolGatedTransport(inner, limits.max_connections)
+    http = httpx.AsyncClient(transport=gated, timeout=timeout, follow_redirects=False)
+    # shared by every caller: an upstream's Set-Cookie must never ride along on another
+    # caller's proxied request, so the jar accepts no cookie at all
+    http.cookies.jar.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+    return http
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: GatewaySettings = app.state.settings
-    async with httpx.AsyncClient(
-        transport=app.state.http_transport,
-        limits=HTTP_POOL_LIMITS,
-        timeout=settings.loki_timeout_seconds,
-        follow_redirects=False,
-    ) as http:
-        # shared by every caller: an upstream's Set-Cookie must never ride along on another
-        # caller's proxied request, so the jar accepts no cookie at all
-        http.cookies.jar.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+    transport = app.state.http_transport
+    # Loki's queries get a pool of their own, sized to their concurrency bound: proxies, probes
+    # and forwards on the shared pool can then never make a Loki call wait for a connection
+    async with (
+        _client(transport, HTTP_POOL_LIMITS, settings.loki_timeout_seconds) as http,
+        _client(transport, loki_pool_limits(settings), settings.loki_timeout_seconds) as loki_http,
+    ):
         app.state.http = http
-        app.state.loki = LokiClient(http, settings)
+        app.state.loki = LokiClient(loki_http, settings)
+        app.state.loki_health = LokiHealth(app.state.loki, settings.probe_timeout_seconds)
         app.state.cache = await build_cache(settings)
         if settings.redis_url:
             app.state.authenticator = Authenticator(
@@ -81,6 +105,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
             yield
         finally:
+            await app.state.loki_health.close()
             await app.state.cache.close()
 
 
@@ -105,7 +130,7 @@ def create_app(
     app.state.services = services
     app.state.http_transport = http_transport
     app.state.authenticator = Authenticator(keys, KeyRateLimiter(settings.rate_limit))
-    app.state.cache = MemoryCache()
+    app.state.cache = MemoryCache(max_bytes=settings.cache_max_bytes)
     app.state.loki = None
     install_error_handlers(app)
     app.add_middleware(RequestMetricsMiddleware)

@@ -39,6 +39,12 @@ UPSTREAM_ERRORS = Counter(
     registry=REGISTRY,
 )
 
+ALERT_FIELDS_TRUNCATED = Counter(
+    "gateway_alert_fields_truncated",
+    "Strings cut and label/annotation keys dropped from stored alerts to fit ALERTS_ENTRY_MAX_BYTES.",
+    registry=REGISTRY,
+)
+
 
 def route_template(scope: MutableMapping[str, Any]) -> str | None:
     """The matched route's path template including router prefixes, or None before routing.

@@ -1,10 +1,13 @@
 """The alert store in Redis (REDIS_URL), so every gateway replica sees the same notifications and
 they survive a restart. Same behaviour as MemoryAlertStore: one entry per fingerprint, most
-recently received first, the least recently received dropped beyond `max_entries`.
+recently received first, the least recently received dropped beyond `max_entries` or beyond
+`max_bytes` of entry JSON in all (the newest always stays).
 
-Layout: one key per fingerprint holding the entry JSON, and a sorted set fingerprint -> receive
-order. Updates are read-modify-write under WATCH of that one key (retried with a short random
-pause on conflict), so two replicas updating one alert never lose a change.
+Layout: one key per fingerprint holding the entry JSON, a sorted set fingerprint -> receive
+order, and a counter of the entries' bytes. Updates are read-modify-write under WATCH of that one
+key (retried with a short random pause on conflict), and move the counter by the entry's change in
+size in the same transaction, so two replicas updating one alert never lose a change or a byte.
+Trimming is one Lua script, so replicas trimming at once never count an entry twice.
 
 Redis failures are translated here into AlertStoreUnavailable (503 with a hint), so the webhook
 answers with the error envelope and Alertmanager retries, instead of a bare 500."""
@@ -25,6 +28,25 @@ from gateway.errors import ApiError
 from gateway.services.alerts import WebhookAlert, WebhookPayload, new_entry
 
 KEY_PREFIX = "gateway:alerts:"
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+# KEYS: order, bytes counter; ARGV: max entries, max bytes, entry key prefix. Drops the oldest
+# entries (never the last one) until both bounds hold; answers how many it dropped.
+TRIM_SCRIPT = """
+local dropped = 0
+while true do
+  local count = redis.call('ZCARD', KEYS[1])
+  local total = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if count <= 1 or (count <= tonumber(ARGV[1]) and total <= tonumber(ARGV[2])) then
+    return dropped
+  end
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
+  local key = ARGV[3] .. oldest
+  redis.call('DECRBY', KEYS[2], redis.call('STRLEN', key))
+  redis.call('DEL', key)
+  redis.call('ZREM', KEYS[1], oldest)
+  dropped = dropped + 1
+end
+"""
 MAX_WATCH_RETRIES = 50
 CONFLICT_PAUSE_SECONDS = 0.005
 
@@ -48,11 +70,20 @@ def _redis_errors_translated() -> Iterator[None]:
 
 
 class RedisAlertStore:
-    def __init__(self, client: Any, max_entries: int, *, prefix: str = KEY_PREFIX) -> None:  # redis.asyncio
+    def __init__(
+        self, client: Any, max_entries: int, *, max_bytes: int = DEFAULT_MAX_BYTES, prefix: str = KEY_PREFIX
+    ) -> None:  # redis.asyncio
         self._client = client
         self._max = max(1, max_entries)
+        self._max_bytes = max_bytes
         self._entry_prefix = prefix + "entry:"
         self._order = prefix + "order"
+        self._bytes = prefix + "bytes"
+        self._trim_script = client.register_script(TRIM_SCRIPT)
+
+    async def size_bytes(self) -> int:
+        with _redis_errors_translated():
+            return int(await self._client.get(self._bytes) or 0)
 
     def _key(self, fingerprint: str) -> str:
         return self._entry_prefix + fingerprint
@@ -109,8 +140,10 @@ class RedisAlertStore:
                     if entry is None:
                         await pipe.reset()
                         return None
+                    encoded = json.dumps(entry).encode()
                     pipe.multi()
-                    pipe.set(key, json.dumps(entry))
+                    pipe.set(key, encoded)
+                    pipe.incrby(self._bytes, len(encoded) - len(raw or b""))
                     if reorder:
                         pipe.zadd(self._order, {fingerprint: time.time()})
                     await pipe.execute()
@@ -120,9 +153,6 @@ class RedisAlertStore:
         raise AlertStoreUnavailable(f"alert {fingerprint} kept changing under {MAX_WATCH_RETRIES} attempts")
 
     async def _trim(self) -> None:
-        excess = await self._client.zrange(self._order, 0, -(self._max + 1))
-        if excess:
-            async with self._client.pipeline(transaction=True) as pipe:
-                pipe.zrem(self._order, *excess)
-                pipe.delete(*(self._key(fp.decode()) for fp in excess))
-                await pipe.execute()
+        await self._trim_script(
+            keys=[self._order, self._bytes], args=[self._max, self._max_bytes, self._entry_prefix]
+        )

@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.services.alert_bounds import entry_bytes
 from gateway.services.bounded_http import request_within
 from gateway.services.events import EventWriter
 from gateway.services.logql import SupportedDatetime, inject_policy, parse_policy, scan_query
@@ -34,6 +35,7 @@ FORWARD_TIMEOUT_SECONDS = 5.0
 # model call: a storm of a thousand alerts in one notification must not become thousands of them.
 CONTEXT_ALERTS_PER_NOTIFICATION = 20
 CONTEXT_READS_AT_ONCE = 2
+DEFAULT_ALERTS_MAX_BYTES = 64 * 1024 * 1024
 HIDDEN_CONTEXT = "read under another key's label policy or tenant"
 _TOO_MANY_FOR_CONTEXT = f"not read: over {CONTEXT_ALERTS_PER_NOTIFICATION} firing alerts in one notification"
 
@@ -110,19 +112,31 @@ def new_entry(
 
 
 class MemoryAlertStore:
-    """Most recently updated first; the least recently updated entry goes when full."""
+    """Most recently updated first; the least recently updated entries go when there are more
+    than `max_entries` or their JSON takes more than `max_bytes` (the newest always stays)."""
 
-    def __init__(self, max_entries: int) -> None:
+    def __init__(self, max_entries: int, *, max_bytes: int = DEFAULT_ALERTS_MAX_BYTES) -> None:
         self._entries: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._sizes: dict[str, int] = {}
+        self._bytes = 0
         self._max = max(1, max_entries)
+        self._max_bytes = max_bytes
         self._lock = asyncio.Lock()
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
 
     async def upsert(self, alert: WebhookAlert, payload: WebhookPayload) -> dict[str, Any]:
         async with self._lock:
             entry = new_entry(alert, payload, self._entries.pop(alert.fingerprint, None))
             self._entries[alert.fingerprint] = entry
-            while len(self._entries) > self._max:
-                self._entries.popitem(last=False)
+            self._resize(alert.fingerprint)
+            while len(self._entries) > 1 and (
+                len(self._entries) > self._max or self._bytes > self._max_bytes
+            ):
+                oldest, _ = self._entries.popitem(last=False)
+                self._bytes -= self._sizes.pop(oldest)
             return dict(entry)
 
     async def update(self, fingerprint: str, fields: dict[str, Any]) -> None:
@@ -130,6 +144,12 @@ class MemoryAlertStore:
             entry = self._entries.get(fingerprint)
             if entry is not None:
                 entry.update(fields)
+                self._resize(fingerprint)
+
+    def _resize(self, fingerprint: str) -> None:
+        size = entry_bytes(self._entries[fingerprint])
+        self._bytes += size - self._sizes.get(fingerprint, 0)
+        self._sizes[fingerprint] = size
 
     async def list(self, status: str = "all", limit: int = 100) -> list[dict[str, Any]]:
         async with self._lock:
@@ -139,6 +159,8 @@ class MemoryAlertStore:
 
     async def close(self) -> None:
         self._entries.clear()
+        self._sizes.clear()
+        self._bytes = 0
 
 
 def context_selector(labels: dict[str, str]) -> str | None:

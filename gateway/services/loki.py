@@ -1,10 +1,15 @@
 """Loki's HTTP query API behind one small client. Every failure is translated here, at the
 boundary, into a LokiError (an ApiError), so routes never see httpx exceptions:
-connect error -> 503, timeout -> 504, Loki 429 -> 503 with Retry-After, other Loki 4xx -> 400 with
-Loki's message, 5xx or junk -> 502."""
+connect error -> 503, timeout -> 504, Loki 429 or no free slot -> 503 with Retry-After, other Loki
+4xx -> 400 with Loki's message, 5xx or junk -> 502.
+
+At most LOKI_MAX_CONCURRENT_REQUESTS calls are in flight at once; the app gives this client a pool
+of its own with a few connections more than that, so a call never queues inside httpcore's pool
+(where a cancelled wait can leak a connection) and the health probes always find a connection."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
@@ -14,7 +19,7 @@ import orjson
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
 from gateway.metrics import UPSTREAM_ERRORS
-from gateway.services.bounded_http import request_within
+from gateway.services.bounded_http import ConcurrencyGate, GateTimeout, request_within
 
 QUERY_PATH = "/loki/api/v1/query"
 QUERY_RANGE_PATH = "/loki/api/v1/query_range"
@@ -84,6 +89,19 @@ class LokiBusy(LokiError):
         )
 
 
+class LokiQueueFull(LokiError):
+    """The gateway's own bound on Loki calls in flight (LOKI_MAX_CONCURRENT_REQUESTS) stayed full."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            503,
+            "loki_busy",
+            f"too many Loki queries in flight: {detail}",
+            "retry after the Retry-After seconds; fewer concurrent or narrower queries get through sooner",
+            headers={"Retry-After": str(LOKI_BUSY_RETRY_AFTER_SECONDS)},
+        )
+
+
 class LokiUpstreamError(LokiError):
     def __init__(self, message: str) -> None:
         super().__init__(502, "loki_error", message, "Loki failed to answer; retry later or narrow the query")
@@ -132,6 +150,10 @@ class LokiClient:
         self._default_tenant = settings.loki_tenant_id
         self._timeout = settings.loki_timeout_seconds
         self._max_entries = max_entries_per_query(settings)
+        self._gate = ConcurrencyGate(
+            settings.loki_max_concurrent_requests, settings.loki_queue_timeout_seconds
+        )
+        self.last_answer_at: float | None = None  # time.monotonic() of Loki's latest answer via the pool
 
     def _headers(self, tenant: str | None) -> dict[str, str]:
         chosen = tenant or self._default_tenant
@@ -147,9 +169,14 @@ class LokiClient:
         clean = {k: str(v) for k, v in params.items() if v is not None}
         try:
             headers = {**self._headers(tenant), **(extra_headers or {})}
-            response = await request_within(
-                self._http, "GET", self._base + path, self._timeout, params=clean, headers=headers
-            )
+            async with self._gate.slot():
+                response = await request_within(
+                    self._http, "GET", self._base + path, self._timeout, params=clean, headers=headers
+                )
+            self.last_answer_at = time.monotonic()
+        except GateTimeout as exc:
+            UPSTREAM_ERRORS.labels(UPSTREAM, "busy").inc()
+            raise LokiQueueFull(str(exc)) from exc
         except httpx.TimeoutException as exc:
             UPSTREAM_ERRORS.labels(UPSTREAM, "timeout").inc()
             raise LokiTimeout(self._timeout) from exc
@@ -286,11 +313,22 @@ class LokiClient:
             raise LokiUpstreamError("Loki's patterns `data` is not a list")
         return found
 
-    async def ready(self) -> bool:
+    @property
+    def http(self) -> httpx.AsyncClient:
+        return self._http
+
+    @property
+    def ready_url(self) -> str:
+        return self._base + READY_PATH
+
+    async def ready(self, timeout: float = READY_TIMEOUT_SECONDS) -> bool:
+        """Loki answers /ready with 200 through this client's pool (outside the gate: a probe
+        must not wait behind the queries it checks on)."""
         try:
-            response = await request_within(self._http, "GET", self._base + READY_PATH, READY_TIMEOUT_SECONDS)
+            response = await request_within(self._http, "GET", self.ready_url, timeout)
         except httpx.HTTPError:
             return False
+        self.last_answer_at = time.monotonic()
         return response.status_code == 200
 
     async def iter_lines(

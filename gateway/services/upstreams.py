@@ -214,12 +214,11 @@ async def proxy_get(
     """GET below the service's monitoring prefix. Redirects are followed only while they stay
     below the same prefix on the same origin; upstream 5xx → 502, timeout → 504. The service's
     timeout_seconds bounds the whole exchange (redirects and body included), so an upstream that
-    drips its answer cannot hold a request longer than that."""
-    try:
-        async with asyncio.timeout(service.timeout_seconds):
-            return await _proxy_exchange(http, service, path, query, max_bytes)
-    except TimeoutError as exc:
-        raise _timeout_error(service) from exc
+    drips its answer cannot hold a request longer than that. Only body reads are cancelled at
+    the deadline; each send is bounded by httpx's own timeouts, because cancelling a request that
+    waits in the shared pool can leak its connection for good (see gateway.services.bounded_http)."""
+    deadline = asyncio.get_running_loop().time() + service.timeout_seconds
+    return await _proxy_exchange(http, service, path, query, max_bytes, deadline)
 
 
 def _timeout_error(service: UpstreamService) -> ApiError:
@@ -234,15 +233,24 @@ def _timeout_error(service: UpstreamService) -> ApiError:
 
 
 async def _proxy_exchange(
-    http: httpx.AsyncClient, service: UpstreamService, path: str, query: bytes, max_bytes: int
+    http: httpx.AsyncClient,
+    service: UpstreamService,
+    path: str,
+    query: bytes,
+    max_bytes: int,
+    deadline: float,
 ) -> ProxiedResponse:
     root = proxy_root(service)
     url = proxy_url(service, path, query)
     headers = service_headers(service)
+    loop = asyncio.get_running_loop()
     for _ in range(MAX_REDIRECTS + 1):
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise _timeout_error(service)
         try:
             async with http.stream(
-                "GET", url, headers=headers, timeout=service.timeout_seconds, follow_redirects=False
+                "GET", url, headers=headers, timeout=remaining, follow_redirects=False
             ) as response:
                 if response.is_redirect:
                     location = url.join(response.headers.get("location", ""))
@@ -266,7 +274,11 @@ async def _proxy_exchange(
                         f"{service.name} answered HTTP {response.status_code}",
                         "the service is failing; check its health with /api/monitoring/health/<service>",
                     )
-                body = await _read_bounded(response, service.name, max_bytes)
+                try:
+                    async with asyncio.timeout(deadline - loop.time()):
+                        body = await _read_bounded(response, service.name, max_bytes)
+                except TimeoutError as exc:
+                    raise _timeout_error(service) from exc
                 kept = {k: v for k, v in response.headers.items() if k.lower() in PROXIED_RESPONSE_HEADERS}
                 return ProxiedResponse(response.status_code, kept, body)
         except httpx.TimeoutException as exc:

@@ -348,15 +348,14 @@ async def test_processing_goes_on_when_one_step_fails() -> None:
 
 
 async def test_an_oversized_webhook_body_is_a_413_envelope(
-    client: httpx.AsyncClient, auth_headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    api_key: str, auth_headers: dict[str, str], client_for: Any
 ) -> None:
-    from gateway.api.routes import alerts as alerts_route
-
-    monkeypatch.setattr(alerts_route, "MAX_WEBHOOK_BODY_BYTES", 1000)
+    app = create_app(make_settings(ai_monitoring_api_key=api_key, alerts_webhook_max_bytes=1024))
     body = json.dumps(payload(*(alert(fingerprint=f"fp{n}") for n in range(10))))
-    assert len(body) > 1000
+    assert len(body) > 1024
     headers = {**auth_headers, "content-type": "application/json"}
-    response = await client.post(WEBHOOK, content=body, headers=headers)
+    async with client_for(app) as client:
+        response = await client.post(WEBHOOK, content=body, headers=headers)
     assert response.status_code == 413
     error = response.json()["error"]
     assert error["code"] == "payload_too_large" and "max_alerts" in error["hint"]

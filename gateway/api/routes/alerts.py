@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
@@ -14,7 +15,9 @@ from gateway.api.deps import Principal, SettingsDep, require_scope
 from gateway.api.routes.summary import chat_model_for
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
+from gateway.metrics import ALERT_FIELDS_TRUNCATED
 from gateway.services import redis_client
+from gateway.services.alert_bounds import bounded_payload
 from gateway.services.alert_store_redis import RedisAlertStore
 from gateway.services.alerts import (
     AlertProcessor,
@@ -32,13 +35,13 @@ from gateway.services.events import LokiEventWriter
 from gateway.services.redact import redact
 from gateway.services.summarize import Summarizer, SummaryQuery
 
+log = logging.getLogger(__name__)
+
 ALERT_CONTEXT_MAX_LINES = 2_000
 ALERT_CONTEXT_PROMPT_BYTES = 4_000
 ALERT_CONTEXT_COMPLETION_TOKENS = 300
 MAX_LIST_LIMIT = 1000
 MAX_ERRORS_SHOWN = 5
-# Alertmanager sends at most `max_alerts` (the payload allows 1000) of a few KB each
-MAX_WEBHOOK_BODY_BYTES = 4 * 1024 * 1024
 
 
 async def build_store(settings: GatewaySettings) -> AlertStore:
@@ -46,8 +49,8 @@ async def build_store(settings: GatewaySettings) -> AlertStore:
     yet or not: see redis_client), else memory."""
     client = await redis_client.connect(settings, "alert store")  # None without REDIS_URL
     if client is not None:
-        return RedisAlertStore(client, settings.alerts_max_stored)
-    return MemoryAlertStore(settings.alerts_max_stored)
+        return RedisAlertStore(client, settings.alerts_max_stored, max_bytes=settings.alerts_max_bytes)
+    return MemoryAlertStore(settings.alerts_max_stored, max_bytes=settings.alerts_max_bytes)
 
 
 def build_processor(app: FastAPI, store: AlertStore) -> AlertProcessor:
@@ -133,8 +136,9 @@ async def alertmanager_webhook(
     """Stores the notification (one entry per fingerprint) and answers at once; log context (read
     with this key's label policy and tenant), the Loki event and forwarding run after the answer
     and never turn it into an error."""
+    # Alertmanager sends at most `max_alerts` (the payload allows 1000) of a few KB each
     body = await read_bounded(
-        request, MAX_WEBHOOK_BODY_BYTES,
+        request, settings.alerts_webhook_max_bytes,
         "set max_alerts in Alertmanager's webhook_config to send fewer alerts per notification",
     )
     try:
@@ -145,6 +149,11 @@ async def alertmanager_webhook(
             "send Alertmanager's webhook body (version 4) as JSON; see "
             "https://prometheus.io/docs/alerting/latest/configuration/#webhook_config",
         ) from exc
+    payload, truncated = bounded_payload(payload, settings.alerts_entry_max_bytes)
+    if truncated:
+        ALERT_FIELDS_TRUNCATED.inc(truncated)
+        log.warning("cut %d oversized strings or keys from a notification (ALERTS_ENTRY_MAX_BYTES)",
+                    truncated)
     entries = await processor.store_payload(payload)
     scope = ContextScope(principal.label_policy, principal.tenant or settings.loki_tenant_id)
     background.add_task(processor.process, payload, entries, scope)

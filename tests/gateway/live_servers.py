@@ -1,0 +1,116 @@
+"""Real servers on 127.0.0.1 for tests where concurrency must be real (sockets, pools, uvicorn):
+
+- `ThreadedUvicorn(app)`: an ASGI app served by uvicorn on its own event loop in a thread;
+  `.url`, `.call(coro_fn)` runs a coroutine on the server's loop (to reach the app's own clients),
+  stopped on exit.
+- `DelayingLoki(upstream)`: an ASGI app standing in for Loki where a real Loki cannot be made slow
+  on demand: every request waits `delay` seconds, then is answered with what the real Loki at
+  `upstream` answers to it (status, content type and body), so every answer is in Loki's own format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+import uvicorn
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from tests.conftest import free_port
+
+T = TypeVar("T")
+START_TIMEOUT_SECONDS = 20.0
+
+
+class ThreadedUvicorn:
+    def __init__(self, app: ASGIApp, *, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on",
+            backlog=4096, timeout_keep_alive=30,
+        )
+        self._server = uvicorn.Server(config)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=self._run, name=f"uvicorn-{self.port}", daemon=True)
+
+    def _run(self) -> None:
+        async def serve() -> None:
+            self._loop = asyncio.get_running_loop()
+            await self._server.serve()
+
+        asyncio.run(serve())
+
+    def __enter__(self) -> ThreadedUvicorn:
+        self._thread.start()
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"uvicorn on port {self.port} did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=30)
+
+    async def call(self, make: Callable[[], Awaitable[T]], timeout: float = 30.0) -> T:
+        """Await `make()` on the server's own event loop (where the app's clients live)."""
+        assert self._loop is not None
+
+        async def run() -> T:
+            return await make()
+
+        future = asyncio.run_coroutine_threadsafe(run(), self._loop)
+        return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+
+
+class DelayingLoki:
+    """ASGI: wait `delay` seconds, then pass the request on to the real Loki and its answer back."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.delay = 0.0
+        self.requests = 0
+        self._http: httpx.AsyncClient | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        assert scope["type"] == "http"
+        self.requests += 1
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        assert self._http is not None
+        query = scope.get("query_string", b"").decode()
+        url = self.upstream + scope["path"] + (f"?{query}" if query else "")
+        headers = [(k.decode(), v.decode()) for k, v in scope["headers"] if k.lower() != b"host"]
+        answer = await self._http.request(scope["method"], url, headers=headers)
+        await send({
+            "type": "http.response.start",
+            "status": answer.status_code,
+            "headers": [(b"content-type", answer.headers.get("content-type", "text/plain").encode())],
+        })
+        await send({"type": "http.response.body", "body": answer.content})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message: dict[str, Any] = dict(await receive())
+            if message["type"] == "lifespan.startup":
+                self._http = httpx.AsyncClient(
+                    timeout=60, limits=httpx.Limits(max_connections=500, max_keepalive_connections=500)
+                )
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self._http is not None:
+                    await self._http.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
