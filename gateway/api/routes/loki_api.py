@@ -72,6 +72,7 @@ TAIL_MAX_LINES = 10_000  # lines relayed by one tail session
 TAIL_MAX_DELAY_FOR = 5  # Loki's own maximum of delay_for, in seconds
 # Paths of Loki's API that write, delete or administer: refused whatever the key.
 REFUSED_PATHS = ("push", "delete", "cache", "rules", "alerts", "prom", "admin", "ingester", "flush")
+SINGLE_TENANT_ID = "fake"  # the tenant of a Loki with auth_enabled: false
 HTTP_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 audit_log = logging.getLogger("gateway.audit")
@@ -193,9 +194,10 @@ class LokiCall:
     ) -> FastJSONResponse:
         """Loki's {"status": "success", "data": ...} answer, `data` redacted."""
         body = await self.get(path, params, **kw)
-        if not isinstance(body, dict) or body.get("status") != "success" or "data" not in body:
-            raise LokiUpstreamError(f"Loki's {path} answer has no successful `data`")
-        if redact is not None and self.redacting():
+        if not isinstance(body, dict) or body.get("status") != "success":
+            raise LokiUpstreamError(f"Loki's {path} answer is not a success")
+        # Loki leaves `data` out of an empty label listing ({"status": "success"})
+        if redact is not None and self.redacting() and "data" in body:
             try:
                 body = {**body, "data": redact(body["data"])}
             except MalformedAnswer as exc:
@@ -408,7 +410,9 @@ async def buildinfo(call: CallDep) -> FastJSONResponse:
 
 @router.get("/drilldown-limits", summary="Limits Grafana's Logs Drilldown adapts to (the key's tenant)")
 async def drilldown_limits(call: CallDep) -> FastJSONResponse:
-    return FastJSONResponse(await call.get(f"{PREFIX}/drilldown-limits", []))
+    # limits only; a single-tenant Loki (auth disabled) still wants a tenant here, and calls it "fake"
+    tenant = call.principal.tenant or call.settings.loki_tenant_id or SINGLE_TENANT_ID
+    return FastJSONResponse(await call.upstream.get(f"{PREFIX}/drilldown-limits", [], tenant))
 
 
 @router.get("/format_query", summary="LogQL pretty-printed (reads no logs)")
