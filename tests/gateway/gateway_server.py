@@ -21,7 +21,8 @@ def serving(app: FastAPI) -> Iterator[str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="websockets")
+    # ws="auto", as `gateway serve`: the websockets package's sans-I/O implementation
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="auto")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"gateway-{port}", daemon=True)
     thread.start()
