@@ -104,6 +104,17 @@ class LokiRoute(APIRoute):
         return handle
 
 
+def loki_params(names: str) -> dict[str, Any]:
+    """OpenAPI entries for Loki's query parameters, which the routes read themselves (Loki's
+    rules: the first value counts, match and match[] are one, unknown ones are ignored)."""
+    return {
+        "parameters": [
+            {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+            for name in names.split()
+        ]
+    }
+
+
 router = APIRouter(prefix=PREFIX, tags=["loki-compatible"], route_class=LokiRoute)
 LokiReader = Annotated[Principal, Depends(require_scope(READ_SCOPE))]
 
@@ -248,7 +259,11 @@ def _query_options(call: LokiCall) -> list[tuple[str, str]]:
     ]
 
 
-@router.get("/query_range", summary="LogQL range query (Loki's format)")
+@router.get(
+    "/query_range",
+    openapi_extra=loki_params("query start end since limit direction step interval"),
+    summary="LogQL range query (Loki's format)",
+)
 async def query_range(call: CallDep) -> FastJSONResponse:
     window = call.window()
     query = await _scoped_log_query(call, call.query() or "", window.start_ns, window.end_ns)
@@ -263,7 +278,11 @@ async def query_range(call: CallDep) -> FastJSONResponse:
     return await call.get_data(f"{PREFIX}/query_range", params, redact_query_data, flags=flags)
 
 
-@router.get("/query", summary="LogQL instant query (Loki's format)")
+@router.get(
+    "/query",
+    openapi_extra=loki_params("query time limit direction"),
+    summary="LogQL instant query (Loki's format)",
+)
 async def instant_query(call: CallDep) -> FastJSONResponse:
     text = call.param("time")
     at_ns = loki_time_ns("time", text, time.time_ns()) if text else time.time_ns()
@@ -278,21 +297,33 @@ def _selector_params(call: LokiCall, name: str = "query") -> list[tuple[str, str
     return [(name, selector)] if selector else []
 
 
-@router.get("/labels", summary="Label names (within the key's label policy)")
+@router.get(
+    "/labels",
+    openapi_extra=loki_params("query start end since"),
+    summary="Label names (within the key's label policy)",
+)
 @router.get("/label", include_in_schema=False)  # Loki's older spelling, same handler there
 async def labels(call: CallDep) -> FastJSONResponse:
     params = [*_window_params(call.window()), *_selector_params(call)]
     return await call.get_data(f"{PREFIX}/labels", params, None)
 
 
-@router.get("/label/{name}/values", summary="Values of one label (within the key's label policy)")
+@router.get(
+    "/label/{name}/values",
+    openapi_extra=loki_params("query start end since"),
+    summary="Values of one label (within the key's label policy)",
+)
 async def label_values(name: str, call: CallDep) -> FastJSONResponse:
     check_label_name(name)
     params = [*_window_params(call.window()), *_selector_params(call)]
     return await call.get_data(f"{PREFIX}/label/{name}/values", params, lambda d: redact_values(name, d))
 
 
-@router.get("/series", summary="Streams (label sets) matching selectors, within the key's label policy")
+@router.get(
+    "/series",
+    openapi_extra=loki_params("match[] match start end since"),
+    summary="Streams (label sets) matching selectors, within the key's label policy",
+)
 async def series(call: CallDep) -> FastJSONResponse:
     given = [*call.request.query_params.getlist("match[]"), *call.request.query_params.getlist("match")]
     if len(given) > MAX_MATCHERS:
@@ -306,9 +337,13 @@ async def series(call: CallDep) -> FastJSONResponse:
     return await call.get_data(f"{PREFIX}/series", params, redact_label_sets)
 
 
-@router.get("/index/stats", summary="Index statistics of a selector, within the key's label policy")
+@router.get(
+    "/index/stats",
+    openapi_extra=loki_params("query start end since"),
+    summary="Index statistics of a selector, within the key's label policy",
+)
 async def index_stats(call: CallDep) -> FastJSONResponse:
-    params = [*_window_params(call.window()), *_selector_params(call)]
+    params = [*_window_params(call.window()), ("query", call.scoped_selector(call.query()) or "")]
     body = await call.get(f"{PREFIX}/index/stats", params)
     if not isinstance(body, dict):
         raise LokiUpstreamError("Loki's index/stats answer is not an object")
@@ -331,18 +366,30 @@ def _bad(name: str, value: str) -> None:
     raise ApiError(400, "invalid_parameter", f"invalid {name} {value[:64]!r}", "see Loki's API documentation")
 
 
-@router.get("/index/volume", summary="Log volume by label, within the key's label policy")
+@router.get(
+    "/index/volume",
+    openapi_extra=loki_params("query start end since limit targetLabels aggregateBy"),
+    summary="Log volume by label, within the key's label policy",
+)
 async def index_volume(call: CallDep) -> FastJSONResponse:
     return await call.get_data(f"{PREFIX}/index/volume", _volume_params(call), redact_query_data)
 
 
-@router.get("/index/volume_range", summary="Log volume over time, within the key's label policy")
+@router.get(
+    "/index/volume_range",
+    openapi_extra=loki_params("query start end since limit targetLabels aggregateBy step"),
+    summary="Log volume over time, within the key's label policy",
+)
 async def index_volume_range(call: CallDep) -> FastJSONResponse:
     params = [*_volume_params(call), *_optional(call, "step", lambda v: loki_duration("step", v))]
     return await call.get_data(f"{PREFIX}/index/volume_range", params, redact_query_data)
 
 
-@router.get("/patterns", summary="Detected line patterns of a query, within the key's label policy")
+@router.get(
+    "/patterns",
+    openapi_extra=loki_params("query start end since step"),
+    summary="Detected line patterns of a query, within the key's label policy",
+)
 async def patterns(call: CallDep) -> FastJSONResponse:
     window = call.window()
     query = await _scoped_log_query(call, call.query() or "", window.start_ns, window.end_ns)
@@ -368,7 +415,11 @@ def _detected_params(call: LokiCall, query: str, window: Window) -> list[tuple[s
     ]
 
 
-@router.get("/detected_fields", summary="Fields detected in the lines of a query")
+@router.get(
+    "/detected_fields",
+    openapi_extra=loki_params("query start end since step limit line_limit field_limit"),
+    summary="Fields detected in the lines of a query",
+)
 async def detected_fields(call: CallDep) -> FastJSONResponse:
     window = call.window()
     query = await _scoped_log_query(call, call.query() or "", window.start_ns, window.end_ns)
@@ -378,7 +429,11 @@ async def detected_fields(call: CallDep) -> FastJSONResponse:
     return FastJSONResponse(body)  # field names, types and counts: no line content
 
 
-@router.get("/detected_field/{name}/values", summary="Values of one detected field")
+@router.get(
+    "/detected_field/{name}/values",
+    openapi_extra=loki_params("query start end since step limit line_limit field_limit"),
+    summary="Values of one detected field",
+)
 async def detected_field_values(name: str, call: CallDep) -> FastJSONResponse:
     check_label_name(name)
     window = call.window()
@@ -394,7 +449,11 @@ async def detected_field_values(name: str, call: CallDep) -> FastJSONResponse:
     return FastJSONResponse(body)
 
 
-@router.get("/detected_labels", summary="Labels of the streams of a selector, with cardinality")
+@router.get(
+    "/detected_labels",
+    openapi_extra=loki_params("query start end since"),
+    summary="Labels of the streams of a selector, with cardinality",
+)
 async def detected_labels(call: CallDep) -> FastJSONResponse:
     params = [*_window_params(call.window()), *_selector_params(call)]
     body = await call.get(f"{PREFIX}/detected_labels", params)
@@ -415,7 +474,9 @@ async def drilldown_limits(call: CallDep) -> FastJSONResponse:
     return FastJSONResponse(await call.upstream.get(f"{PREFIX}/drilldown-limits", [], tenant))
 
 
-@router.get("/format_query", summary="LogQL pretty-printed (reads no logs)")
+@router.get(
+    "/format_query", openapi_extra=loki_params("query"), summary="LogQL pretty-printed (reads no logs)"
+)
 async def format_query(call: CallDep) -> FastJSONResponse:
     return await call.get_data(f"{PREFIX}/format_query", [("query", call.query() or "")], None)
 
