@@ -17,6 +17,7 @@ LINES_PER_SOURCE = 12
 # Text only firestore and pod streams hold: in any answer to the GCS-scoped key it is a leak.
 FORBIDDEN = ("fs-hidden-svc", "pod-hidden-svc", "FSLINE", "PODLINE", "fs-owner-", "hidden-ns")
 GCS_POLICY = '{source="gcs"}'
+SM_SECRET = "sm-secret-4f2a9c"  # a structured-metadata value under a secret's name
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,13 @@ def plant(loki: RealLoki) -> Planted:
                 ]
                 for i in range(LINES_PER_SOURCE - 1)
             ]
-            + [[str(base + 30 * SECOND), "gcs login password=hunter2 ok", {"object": "trades/x.json"}]],
+            + [
+                [
+                    str(base + 30 * SECOND),
+                    "gcs login password=hunter2 ok",
+                    {"object": "trades/x.json", "api_key": SM_SECRET},
+                ]
+            ],
         },
         {
             "stream": {

@@ -15,9 +15,9 @@ import pytest
 import respx
 
 from gateway.main import create_app
-from gateway.services.redact import MASK
+from gateway.services.redact import MASK, redact_fields
 from tests.gateway.conftest import LOKI_TEST_URL, KeysFile, make_settings
-from tests.gateway.loki_api_data import Keys, Planted, keys_for, leaks, plant
+from tests.gateway.loki_api_data import SM_SECRET, Keys, Planted, keys_for, leaks, plant
 from tests.real_loki import RealLoki
 
 API = "/loki/api/v1"
@@ -120,7 +120,7 @@ async def test_the_scoped_key_reads_its_own_streams_as_loki_returns_them(
     ours = through.json()["data"]
     assert ours["resultType"] == "streams" and ours["result"]
     assert {json.dumps(s["stream"], sort_keys=True) for s in ours["result"]} == {
-        json.dumps(s["stream"], sort_keys=True) for s in direct["result"]
+        json.dumps(redact_fields(s["stream"]), sort_keys=True) for s in direct["result"]
     }
     lines = [v[1] for s in ours["result"] for v in s["values"]]
     assert len(lines) == sum(len(s["values"]) for s in direct["result"])
@@ -155,6 +155,27 @@ async def test_a_full_access_key_gets_what_loki_answers(
         "gcs",
         "pod",
     ]
+
+
+async def test_structured_metadata_and_labels_are_redacted_in_both_encodings(
+    gateway: httpx.AsyncClient, keys: Keys, planted: Planted
+) -> None:
+    params = {"query": f'{{run="{planted.run}"}} |= "password"', "limit": 10, **planted.window()}
+    categorized = await gateway.get(
+        f"{API}/query_range", params=params, headers={"x-api-key": keys.gcs, **CATEGORIZE}
+    )
+    data = categorized.json()["data"]
+    assert data["encodingFlags"] == ["categorize-labels"]
+    [[_, line, extra]] = [v for s in data["result"] for v in s["values"]]
+    assert line == f"gcs login password={MASK} ok"
+    assert extra["structuredMetadata"] == {"object": "trades/x.json", "api_key": MASK}
+    flat = await get(gateway, keys.gcs, "/query_range", **params)  # Loki merges metadata into labels
+    [stream] = flat.json()["data"]["result"]
+    assert stream["stream"]["api_key"] == MASK and stream["stream"]["object"] == "trades/x.json"
+    values = await get(gateway, keys.gcs, "/detected_field/api_key/values", **params)
+    assert values.json()["values"] == [MASK]
+    for response in (categorized, flat, values):
+        assert SM_SECRET not in response.text and "hunter2" not in response.text
 
 
 def canonical(items: list[Any]) -> list[str]:

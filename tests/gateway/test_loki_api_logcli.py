@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from gateway.main import create_app
+from gateway.services.redact import redact, redact_fields
 from tests.conftest import stop_process
 from tests.gateway.gateway_server import serving
 from tests.gateway.loki_api_data import LINES_PER_SOURCE, SECOND, Keys, Planted, keys_for, leaks, plant
@@ -221,7 +222,9 @@ def test_tail_replays_and_follows_like_loki_and_stays_contained(setup: Setup) ->
         first_direct, first_full = direct.collect(everything), full.collect(everything)
         first_scoped = scoped.collect(LINES_PER_SOURCE)
         assert len(first_direct) == everything
-        redacted = [{**e, "line": e["line"].replace("hunter2", "[REDACTED]")} for e in first_direct]
+        redacted = [
+            {**e, "line": redact(e["line"]), "labels": redact_fields(e["labels"])} for e in first_direct
+        ]
         assert sorted(map(str, first_full)) == sorted(map(str, redacted))
         assert len(first_scoped) == LINES_PER_SOURCE and {e["labels"]["source"] for e in first_scoped} == {
             "gcs"
