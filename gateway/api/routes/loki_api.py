@@ -35,7 +35,7 @@ from websockets.exceptions import ConnectionClosed
 from gateway.api.deps import LokiDep, Principal, SettingsDep, require_scope
 from gateway.api.routes.logs import FastJSONResponse, check_bytes, prepare_for
 from gateway.config import GatewaySettings
-from gateway.errors import ApiError, envelope
+from gateway.errors import DEFAULT_RETRY_AFTER_SECONDS, ApiError, envelope
 from gateway.security import Authenticator
 from gateway.services.logql import (
     Matcher,
@@ -83,7 +83,10 @@ def loki_error_response(exc: ApiError) -> JSONResponse:
     Loki's `status`."""
     text = f"{exc.message} ({exc.hint})" if exc.hint else exc.message
     body = {**envelope(exc.code, exc.message, exc.hint), "status": "error", "message": text}
-    return JSONResponse(body, status_code=exc.status, headers=exc.headers or None)
+    headers = dict(exc.headers)
+    if exc.status == 503 and not any(name.lower() == "retry-after" for name in headers):
+        headers["Retry-After"] = str(DEFAULT_RETRY_AFTER_SECONDS)  # as the app's own handler
+    return JSONResponse(body, status_code=exc.status, headers=headers)
 
 
 class LokiRoute(APIRoute):
