@@ -78,6 +78,8 @@ def test_a_tail_session_ends_at_its_time_limit(served: Served, monkeypatch: pyte
         ("full", '{run=~".*"}', {}, 400, "query_too_broad"),
         ("full", '{source="gcs"} |= ', {}, 400, "loki_bad_request"),  # Loki refuses it: its words pass on
         ("full", '{source="gcs"}', {"delay_for": "60"}, 400, "invalid_parameter"),
+        ("full", '{source="gcs"}', {"delay_for": "\u00b2"}, 400, "invalid_parameter"),  # isdigit, not int
+        ("full", '{source="gcs"}', {"start": "yesterday"}, 400, "invalid_time"),
         ("full", '{source="gcs"}', {"limit": "999999"}, 400, "limit_too_large"),
         ("no_logs", '{source="gcs"}', {}, 403, "insufficient_scope"),
         ("wrong", '{source="gcs"}', {}, 401, "invalid_api_key"),

@@ -70,6 +70,8 @@ MAX_MATCHERS = 32  # match[] parameters of one series request
 TAIL_MAX_SECONDS = 300.0  # one tail session; logcli reconnects on its own after that
 TAIL_MAX_LINES = 10_000  # lines relayed by one tail session
 TAIL_MAX_DELAY_FOR = 5  # Loki's own maximum of delay_for, in seconds
+WS_NORMAL_CLOSURE, WS_INTERNAL_ERROR = 1000, 1011
+WS_MAX_REASON_BYTES = 120  # a close frame's reason must stay under 123 bytes
 # Paths of Loki's API that write, delete or administer: refused whatever the key.
 REFUSED_PATHS = ("push", "delete", "cache", "rules", "alerts", "prom", "admin", "ingester", "flush")
 SINGLE_TENANT_ID = "fake"  # the tenant of a Loki with auth_enabled: false
@@ -497,7 +499,11 @@ class TailPlan:
 def tail_plan(query_params: Any, principal: Principal, settings: GatewaySettings) -> TailPlan:
     """Loki's tail parameters, checked: the query prepared like any other, delay_for within Loki's
     maximum, start within the gateway's range limit, limit within its maximum."""
-    query = query_params.get("query")
+    def first(name: str) -> str | None:  # as Loki reads a repeated parameter
+        values = query_params.getlist(name)
+        return values[0] if values else None
+
+    query = first("query")
     if not query or not query.strip():
         raise ApiError(400, "missing_parameter", "the query parameter is required", "add query=...")
     if len(query) > MAX_QUERY_CHARS:
@@ -505,18 +511,18 @@ def tail_plan(query_params: Any, principal: Principal, settings: GatewaySettings
     scanned = prepare_for(principal, query, settings)
     now_ns = time.time_ns()
     params = {"query": scanned.text}
-    start = query_params.get("start")
+    start = first("start")
     if start:
         window = loki_window(
             start=start, end=None, since=None, now_ns=now_ns, max_hours=settings.query_max_range_hours
         )
         params["start"] = str(window.start_ns)
-    limit = loki_limit(query_params.get("limit"), settings.query_max_limit)
+    limit = loki_limit(first("limit"), settings.query_max_limit)
     if limit is not None:
         params["limit"] = str(limit)
-    delay = query_params.get("delay_for")
+    delay = first("delay_for")
     if delay is not None:
-        if not (delay.isdigit() and int(delay) <= TAIL_MAX_DELAY_FOR):
+        if not (delay.isascii() and delay.isdigit() and int(delay) <= TAIL_MAX_DELAY_FOR):
             raise ApiError(400, "invalid_parameter", "delay_for must be 0 to 5 seconds", "e.g. delay_for=2")
         params["delay_for"] = delay
     return TailPlan(params, TAIL_MAX_LINES)
@@ -614,7 +620,8 @@ async def tail(websocket: WebSocket) -> None:
         reason, lines = await _relay(websocket, upstream, plan, settings.redact_log_lines)
     if websocket.client_state == WebSocketState.CONNECTED:
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-            await websocket.close(code=1000, reason=f"gateway: {reason}")
+            code = WS_INTERNAL_ERROR if reason.startswith("error") else WS_NORMAL_CLOSURE
+            await websocket.close(code=code, reason=f"gateway: {reason}"[:WS_MAX_REASON_BYTES])
     audit_log.info(
         json.dumps(
             {
