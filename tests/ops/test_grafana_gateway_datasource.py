@@ -52,6 +52,7 @@ def test_the_data_source_is_loki_on_the_gateway_with_the_key_as_a_secure_header(
     assert source["url"] == f"http://gateway:{GATEWAY_PORT}"
     assert source["uid"] != "loki"  # dashboards keep using the direct data source by uid
     assert source["jsonData"]["httpHeaderName1"] == "x-api-key"
+    assert source["jsonData"]["manageAlerts"] is False  # the gateway refuses Loki's ruler API
     # a reference Grafana expands from its environment, never a literal key in the repository
     assert source["secureJsonData"] == {"httpHeaderValue1": "$GRAFANA_GATEWAY_KEY"}
     assert "httpHeaderValue1" not in source["jsonData"]
