@@ -6,6 +6,7 @@ admin endpoints are refused."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -367,10 +368,23 @@ async def test_writes_deletes_and_admin_are_refused(
     path: str,
     status: int,
     code: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     body = {"streams": [{"stream": {"source": "gcs", "run": planted.run}, "values": [["1", "injected"]]}]}
-    response = await gateway.request(method, API + path, json=body, headers={"x-api-key": keys.full})
+    with caplog.at_level(logging.INFO, logger="gateway.audit"):
+        response = await gateway.request(method, API + path, json=body, headers={"x-api-key": keys.full})
     assert response.status_code == status and response.json()["error"]["code"] == code, response.text
+    refusals = [json.loads(r.getMessage()) for r in caplog.records if "loki_refused" in r.getMessage()]
+    if status == 403:  # who tried to write or administer is on record
+        assert refusals == [
+            {
+                "event": "loki_refused",
+                "key": "full",
+                "method": method,
+                "endpoint": path.split("/")[1],
+                "kind": "audit",
+            }
+        ]
     assert (await gateway.request(method, API + path, json=body)).status_code == 401
 
 

@@ -80,6 +80,11 @@ HTTP_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 audit_log = logging.getLogger("gateway.audit")
 
 
+def _audit(event: dict[str, Any]) -> None:
+    """One JSON line on the audit logger, as gateway.security writes its auth events."""
+    audit_log.info(json.dumps({**event, "kind": "audit"}, separators=(",", ":")))
+
+
 def loki_error_response(exc: ApiError) -> JSONResponse:
     """The gateway's envelope, plus `message` (what Grafana's Loki data source displays) and
     Loki's `status`."""
@@ -499,6 +504,7 @@ class TailPlan:
 def tail_plan(query_params: Any, principal: Principal, settings: GatewaySettings) -> TailPlan:
     """Loki's tail parameters, checked: the query prepared like any other, delay_for within Loki's
     maximum, start within the gateway's range limit, limit within its maximum."""
+
     def first(name: str) -> str | None:  # as Loki reads a repeated parameter
         values = query_params.getlist(name)
         return values[0] if values else None
@@ -622,19 +628,16 @@ async def tail(websocket: WebSocket) -> None:
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):
             code = WS_INTERNAL_ERROR if reason.startswith("error") else WS_NORMAL_CLOSURE
             await websocket.close(code=code, reason=f"gateway: {reason}"[:WS_MAX_REASON_BYTES])
-    audit_log.info(
-        json.dumps(
-            {
-                "event": "loki_tail",
-                "kind": "audit",
-                "key": principal.name,
-                "client": client,
-                "lines": lines,
-                "seconds": round(time.monotonic() - started, 3),
-                "ended": reason,
-            },
-            separators=(",", ":"),
-        )
+    seconds = round(time.monotonic() - started, 3)
+    _audit(
+        {
+            "event": "loki_tail",
+            "key": principal.name,
+            "client": client,
+            "lines": lines,
+            "seconds": seconds,
+            "ended": reason,
+        }
     )
 
 
@@ -646,6 +649,7 @@ async def tail(websocket: WebSocket) -> None:
 async def not_offered(path: str, request: Request, principal: LokiReader) -> Response:
     first = path.strip("/").split("/", 1)[0]
     if first in REFUSED_PATHS:
+        _audit({"event": "loki_refused", "key": principal.name, "method": request.method, "endpoint": first})
         raise ApiError(
             403,
             "loki_endpoint_refused",
