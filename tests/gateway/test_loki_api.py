@@ -145,6 +145,7 @@ async def test_a_full_access_key_gets_what_loki_answers(
     assert through.json()["data"]["result"] == direct["data"]["result"]
     for path, extra in (
         ("/labels", {}),
+        ("/label", {}),  # Loki's older spelling of /labels
         ("/label/source/values", {}),
         ("/series", {"match[]": f'{{run="{planted.run}"}}'}),
     ):

@@ -65,7 +65,7 @@ def test_a_tail_session_ends_at_its_line_budget(served: Served, monkeypatch: pyt
 
 
 def test_a_tail_session_ends_at_its_time_limit(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(loki_api, "TAIL_MAX_SECONDS", 2.0)
+    monkeypatch.setattr(loki_api, "TAIL_MAX_SECONDS", 4.0)
     with open_tail(served, served.keys.gcs, f'{{run="{served.planted.run}"}}', limit="1000") as ws:
         frames, closed = frames_until_closed(ws)
     assert len(lines(frames)) == LINES_PER_SOURCE and not leaks(json.dumps(frames))
