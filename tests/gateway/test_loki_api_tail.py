@@ -5,6 +5,7 @@ any connection to Loki is opened."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -94,3 +95,26 @@ def test_a_refused_tail_is_an_http_error_at_the_handshake(
     response = refused.value.response
     assert response.status_code == status
     assert json.loads(response.body or b"{}")["error"]["code"] == code
+
+
+def test_a_key_holds_a_bounded_number_of_tails(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each tail holds one of Loki's per-tenant tail slots: a key gets a few, then a 429, and a
+    closed session gives its slot back."""
+    monkeypatch.setattr(loki_api, "TAIL_MAX_SESSIONS_PER_KEY", 2)
+    query = f'{{run="{served.planted.run}"}}'
+    with open_tail(served, served.keys.gcs, query):
+        with open_tail(served, served.keys.gcs, query):
+            with pytest.raises(InvalidStatus) as refused:
+                open_tail(served, served.keys.gcs, query)
+            assert refused.value.response.status_code == 429
+            assert int(refused.value.response.headers["Retry-After"]) > 0
+            with open_tail(served, served.keys.full, query):
+                pass  # another key is not affected
+        deadline = time.monotonic() + RECEIVE_TIMEOUT_SECONDS
+        while True:  # the server notices the close and frees the slot
+            try:
+                with open_tail(served, served.keys.gcs, query):
+                    break
+            except InvalidStatus:
+                assert time.monotonic() < deadline, "the closed session's slot was not given back"
+                time.sleep(0.1)

@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -70,6 +71,8 @@ MAX_MATCHERS = 32  # match[] parameters of one series request
 TAIL_MAX_SECONDS = 300.0  # one tail session; a client opens a new one to go on
 TAIL_MAX_LINES = 10_000  # lines relayed by one tail session
 TAIL_MAX_DELAY_FOR = 5  # Loki's own maximum of delay_for, in seconds
+TAIL_MAX_SESSIONS_PER_KEY = 3  # per replica; Loki allows 10 tails per tenant by default
+TAIL_RETRY_AFTER_SECONDS = 10
 WS_NORMAL_CLOSURE, WS_INTERNAL_ERROR = 1000, 1011
 WS_MAX_REASON_BYTES = 120  # a close frame's reason must stay under 123 bytes
 # Paths of Loki's API that write, delete or administer: refused whatever the key.
@@ -599,6 +602,37 @@ async def _relay(
     return finished.result(), sent
 
 
+class TailSessions:
+    """Open tail sessions per key on this replica: each holds one of Loki's tail slots
+    (max_concurrent_tail_requests, per tenant), so one key must not take them all."""
+
+    def __init__(self) -> None:
+        self.open: Counter[str] = Counter()
+
+    def claim(self, key_id: str, per_key: int) -> None:
+        if self.open[key_id] >= per_key:
+            raise ApiError(
+                429,
+                "too_many_tails",
+                f"this key already has {self.open[key_id]} tail sessions open",
+                f"close one first; a key may hold {per_key} at once",
+                headers={"Retry-After": str(TAIL_RETRY_AFTER_SECONDS)},
+            )
+        self.open[key_id] += 1
+
+    def release(self, key_id: str) -> None:
+        self.open[key_id] -= 1
+        if self.open[key_id] <= 0:
+            del self.open[key_id]
+
+
+def _tail_sessions(app: Any) -> TailSessions:
+    sessions = getattr(app.state, "loki_tail_sessions", None)
+    if sessions is None:
+        sessions = app.state.loki_tail_sessions = TailSessions()
+    return sessions
+
+
 @router.websocket("/tail")
 async def tail(websocket: WebSocket) -> None:
     """Loki's live tail, with the key's policy injected, redacted, bounded in time and lines."""
@@ -606,6 +640,7 @@ async def tail(websocket: WebSocket) -> None:
     settings: GatewaySettings = app.state.settings
     authenticator: Authenticator = app.state.authenticator
     client = websocket.client.host if websocket.client else "-"
+    sessions = _tail_sessions(app)
     try:
         principal = await authenticator.authenticate(
             websocket.headers, READ_SCOPE, client=client, method="GET", path=f"{PREFIX}/tail"
@@ -616,14 +651,23 @@ async def tail(websocket: WebSocket) -> None:
             raise ApiError(
                 503, "loki_unavailable", "the Loki client is not set up", "start the app's lifespan"
             )
-        upstream = await LokiPassthrough(http, settings).open_tail(plan.params, principal.tenant)
+        sessions.claim(principal.key_id, TAIL_MAX_SESSIONS_PER_KEY)
     except ApiError as exc:
         await _deny(websocket, exc)
         return
     started = time.monotonic()
-    async with upstream:
-        await websocket.accept()
-        reason, lines = await _relay(websocket, upstream, plan, settings.redact_log_lines)
+    try:
+        upstream = await LokiPassthrough(http, settings).open_tail(plan.params, principal.tenant)
+    except ApiError as exc:
+        sessions.release(principal.key_id)
+        await _deny(websocket, exc)
+        return
+    try:
+        async with upstream:
+            await websocket.accept()
+            reason, lines = await _relay(websocket, upstream, plan, settings.redact_log_lines)
+    finally:
+        sessions.release(principal.key_id)
     if websocket.client_state == WebSocketState.CONNECTED:
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):
             code = WS_INTERNAL_ERROR if reason.startswith("error") else WS_NORMAL_CLOSURE
