@@ -144,3 +144,16 @@ def test_values_series_patterns_and_tail_frames() -> None:
 def test_malformed_answers_are_named_not_passed_on(data: Any) -> None:
     with pytest.raises(MalformedAnswer):
         redact_query_data(data)
+
+
+def test_a_tail_frame_is_cut_at_the_line_budget() -> None:
+    from gateway.services.loki_tail import take_lines
+
+    streams = [
+        {"stream": {"a": "1"}, "values": [["1", "x"], ["2", "y"]]},
+        {"stream": {"a": "2"}, "values": [["3", "z"]]},
+    ]
+    assert take_lines(streams, 3) == streams
+    assert take_lines(streams, 2) == [streams[0]]
+    assert take_lines(streams, 1) == [{"stream": {"a": "1"}, "values": [["1", "x"]]}]
+    assert take_lines(streams, 0) == []

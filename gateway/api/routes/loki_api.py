@@ -14,24 +14,19 @@ Errors carry the gateway's envelope plus a top-level `message`, which Grafana sh
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from starlette.websockets import WebSocketDisconnect, WebSocketState
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
 
 from gateway.api.deps import LokiDep, Principal, SettingsDep, require_scope
 from gateway.api.routes.logs import FastJSONResponse, check_bytes, prepare_for
@@ -50,7 +45,6 @@ from gateway.services.loki import LokiClient, LokiUpstreamError
 from gateway.services.loki_compat import (
     MalformedAnswer,
     Window,
-    count_lines,
     loki_direction,
     loki_duration,
     loki_limit,
@@ -59,10 +53,10 @@ from gateway.services.loki_compat import (
     redact_label_sets,
     redact_patterns,
     redact_query_data,
-    redact_tail_message,
     redact_values,
 )
 from gateway.services.loki_passthrough import LokiPassthrough, encoding_flags
+from gateway.services.loki_tail import TailSessions, relay
 
 PREFIX = "/loki/api/v1"
 READ_SCOPE = "logs:read"
@@ -546,90 +540,10 @@ async def _deny(websocket: WebSocket, exc: ApiError) -> None:
         await websocket.close(code=1008, reason=exc.message[:120])
 
 
-def _take(streams: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
-    """The first `budget` entries of a tail frame."""
-    kept: list[dict[str, Any]] = []
-    for stream in streams:
-        if budget <= 0:
-            break
-        values = stream.get("values") or []
-        kept.append({**stream, "values": values[:budget]})
-        budget -= len(values[:budget])
-    return kept
-
-
-async def _relay(
-    websocket: WebSocket, upstream: ClientConnection, plan: TailPlan, redacting: bool
-) -> tuple[str, int]:
-    """Loki's frames to the client (redacted, counted) until a side closes, the line budget is
-    spent or the session's time is up. Returns (why it ended, lines relayed)."""
-    sent = 0
-
-    async def pump() -> str:
-        nonlocal sent
-        try:
-            async for raw in upstream:
-                message = orjson.loads(raw)
-                if redacting:
-                    message = redact_tail_message(message)
-                streams = message.get("streams") or []
-                if sent + count_lines(streams) > plan.max_lines:
-                    message = {**message, "streams": _take(streams, plan.max_lines - sent)}
-                sent += count_lines(message.get("streams") or [])
-                await websocket.send_text(orjson.dumps(message).decode())
-                if sent >= plan.max_lines:
-                    return "line limit"
-        except ConnectionClosed:
-            pass
-        return "loki closed"
-
-    async def watch_client() -> str:
-        while (await websocket.receive())["type"] != "websocket.disconnect":
-            pass
-        return "client closed"
-
-    tasks = [asyncio.ensure_future(pump()), asyncio.ensure_future(watch_client())]
-    done, pending = await asyncio.wait(tasks, timeout=TAIL_MAX_SECONDS, return_when=asyncio.FIRST_COMPLETED)
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
-    if not done:
-        return "time limit", sent
-    finished = done.pop()
-    error = finished.exception()
-    if error is not None:
-        return f"error: {type(error).__name__}", sent
-    return finished.result(), sent
-
-
-class TailSessions:
-    """Open tail sessions per key on this replica: each holds one of Loki's tail slots
-    (max_concurrent_tail_requests, per tenant), so one key must not take them all."""
-
-    def __init__(self) -> None:
-        self.open: Counter[str] = Counter()
-
-    def claim(self, key_id: str, per_key: int) -> None:
-        if self.open[key_id] >= per_key:
-            raise ApiError(
-                429,
-                "too_many_tails",
-                f"this key already has {self.open[key_id]} tail sessions open",
-                f"close one first; a key may hold {per_key} at once",
-                headers={"Retry-After": str(TAIL_RETRY_AFTER_SECONDS)},
-            )
-        self.open[key_id] += 1
-
-    def release(self, key_id: str) -> None:
-        self.open[key_id] -= 1
-        if self.open[key_id] <= 0:
-            del self.open[key_id]
-
-
 def _tail_sessions(app: Any) -> TailSessions:
     sessions = getattr(app.state, "loki_tail_sessions", None)
     if sessions is None:
-        sessions = app.state.loki_tail_sessions = TailSessions()
+        sessions = app.state.loki_tail_sessions = TailSessions(TAIL_RETRY_AFTER_SECONDS)
     return sessions
 
 
@@ -665,7 +579,13 @@ async def tail(websocket: WebSocket) -> None:
     try:
         async with upstream:
             await websocket.accept()
-            reason, lines = await _relay(websocket, upstream, plan, settings.redact_log_lines)
+            reason, lines = await relay(
+                websocket,
+                upstream,
+                max_lines=plan.max_lines,
+                max_seconds=TAIL_MAX_SECONDS,
+                redacting=settings.redact_log_lines,
+            )
     finally:
         sessions.release(principal.key_id)
     if websocket.client_state == WebSocketState.CONNECTED:
