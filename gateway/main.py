@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.api.routes import alerts, health, logql, logs, monitoring, summary
+from gateway.api.routes import alerts, health, logql, logs, loki_api, monitoring, summary
 from gateway.config import GatewaySettings, get_settings
 from gateway.errors import install_error_handlers
 from gateway.metrics import REQUEST_DURATION, REQUESTS, UNMATCHED_ROUTE, route_template
@@ -140,6 +140,7 @@ def create_app(
     app.include_router(monitoring.router)
     app.include_router(logs.router)
     app.include_router(logql.router)
+    app.include_router(loki_api.router)  # Loki's own read API for Grafana and logcli
 
     app.include_router(summary.router)
     app.include_router(alerts.router)

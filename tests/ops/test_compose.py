@@ -42,7 +42,8 @@ STATEFUL_SERVICES = {"loki", "prometheus", "alertmanager", "grafana", "shipper",
 PROJECT_IMAGE_SERVICES = {"gateway", "shipper", "demo-seed"}
 # Variables read by libraries or by the demo job rather than by our settings classes.
 FOREIGN_ENV = {"STORAGE_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT"}
-START_SCRIPT_ENV = {"ALERTMANAGER_GATEWAY_KEY"}  # read (and unset) by the gateway's start script
+# read (and the keys unset) by the gateway's start script
+START_SCRIPT_ENV = {"ALERTMANAGER_GATEWAY_KEY", "GRAFANA_GATEWAY_KEY", "GRAFANA_GATEWAY_LABEL_POLICY"}
 SECRET_NAME = re.compile(r"KEY|PASSWORD|TOKEN|SECRET", re.IGNORECASE)
 WHEEL_TIMEOUT_SECONDS = 120
 REFERENCE = re.compile(r"^\$\{(?P<name>\w+)(?P<op>:?[-?])?(?P<default>[^}]*)\}$")
