@@ -159,19 +159,13 @@ class LokiClient:
         chosen = tenant or self._default_tenant
         return {TENANT_HEADER: chosen} if chosen else {}
 
-    async def _get(
-        self,
-        path: str,
-        params: Mapping[str, Any],
-        tenant: str | None,
-        extra_headers: Mapping[str, str] | None = None,
-    ) -> Any:
-        clean = {k: str(v) for k, v in params.items() if v is not None}
+    async def send_get(self, path: str, params: Any, headers: Mapping[str, str]) -> httpx.Response:
+        """One GET on Loki through this client's pool and concurrency gate, whatever its status
+        (the Loki-compatible routes pass answers on); busy, timeout and transport errors raised."""
         try:
-            headers = {**self._headers(tenant), **(extra_headers or {})}
             async with self._gate.slot():
                 response = await request_within(
-                    self._http, "GET", self._base + path, self._timeout, params=clean, headers=headers
+                    self._http, "GET", self._base + path, self._timeout, params=params, headers=headers
                 )
             self.last_answer_at = time.monotonic()
         except GateTimeout as exc:
@@ -183,6 +177,17 @@ class LokiClient:
         except httpx.TransportError as exc:
             UPSTREAM_ERRORS.labels(UPSTREAM, "connect").inc()
             raise LokiUnavailable(type(exc).__name__) from exc
+        return response
+
+    async def _get(
+        self,
+        path: str,
+        params: Mapping[str, Any],
+        tenant: str | None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        clean = {k: str(v) for k, v in params.items() if v is not None}
+        response = await self.send_get(path, clean, {**self._headers(tenant), **(extra_headers or {})})
         if response.status_code >= 500:
             UPSTREAM_ERRORS.labels(UPSTREAM, "status").inc()
             raise LokiUpstreamError(f"Loki answered {response.status_code}: {_error_message(response)}")

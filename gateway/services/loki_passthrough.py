@@ -17,11 +17,11 @@ from websockets.exceptions import InvalidHandshake, InvalidStatus
 
 from gateway.config import GatewaySettings
 from gateway.metrics import UPSTREAM_ERRORS
-from gateway.services.bounded_http import request_within
 from gateway.services.loki import (
     TENANT_HEADER,
     LokiBadRequest,
     LokiBusy,
+    LokiClient,
     LokiTimeout,
     LokiUnavailable,
     LokiUpstreamError,
@@ -52,8 +52,8 @@ def _message(response: httpx.Response) -> str:
 class LokiPassthrough:
     """GETs on Loki's read API for the Loki-compatible routes; `http` is the app's shared client."""
 
-    def __init__(self, http: httpx.AsyncClient, settings: GatewaySettings) -> None:
-        self._http = http
+    def __init__(self, loki: LokiClient, settings: GatewaySettings) -> None:
+        self._loki = loki
         self._base = settings.loki_url.rstrip("/")
         self._default_tenant = settings.loki_tenant_id
         self._timeout = settings.loki_timeout_seconds
@@ -69,22 +69,9 @@ class LokiPassthrough:
         return headers
 
     async def get(self, path: str, params: Params, tenant: str | None, *, flags: str | None = None) -> Any:
-        """Loki's JSON answer to GET `path`; a LokiError for anything but a 2xx JSON answer."""
-        try:
-            response = await request_within(
-                self._http,
-                "GET",
-                self._base + path,
-                self._timeout,
-                params=list(params),
-                headers=self.headers(tenant, flags),
-            )
-        except httpx.TimeoutException as exc:
-            UPSTREAM_ERRORS.labels(UPSTREAM, "timeout").inc()
-            raise LokiTimeout(self._timeout) from exc
-        except httpx.TransportError as exc:
-            UPSTREAM_ERRORS.labels(UPSTREAM, "connect").inc()
-            raise LokiUnavailable(type(exc).__name__) from exc
+        """Loki's JSON answer to GET `path` (through the Loki client's pool and concurrency gate);
+        a LokiError for anything but a 2xx JSON answer."""
+        response = await self._loki.send_get(path, list(params), self.headers(tenant, flags))
         if response.status_code >= 400:
             UPSTREAM_ERRORS.labels(UPSTREAM, "status").inc()
             raise translate_status(response.status_code, _message(response))

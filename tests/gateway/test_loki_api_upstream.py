@@ -70,3 +70,18 @@ def test_only_encoding_flags_we_can_redact_pass() -> None:
     assert encoding_flags("categorize-labels") == "categorize-labels"
     assert encoding_flags(" categorize-labels , something-new") == "categorize-labels"
     assert encoding_flags("something-new") is None and encoding_flags(None) is None
+
+
+async def test_loki_api_calls_share_the_loki_concurrency_gate(api_key: str) -> None:
+    """Grafana's and logcli's calls count against LOKI_MAX_CONCURRENT_REQUESTS like every other
+    Loki call: with every slot held they get 503 loki_busy, not a connection of their own."""
+    from gateway.services.loki import LokiClient, LokiQueueFull
+    from gateway.services.loki_passthrough import LokiPassthrough
+
+    settings = make_settings(ai_monitoring_api_key=api_key, loki_max_concurrent_requests=1,
+                             loki_queue_timeout_seconds=0.1)
+    async with httpx.AsyncClient() as http:
+        loki = LokiClient(http, settings)
+        async with loki._gate.slot():
+            with pytest.raises(LokiQueueFull):
+                await LokiPassthrough(loki, settings).get("/loki/api/v1/labels", [], None)

@@ -126,11 +126,8 @@ router = APIRouter(prefix=PREFIX, tags=["loki-compatible"], route_class=LokiRout
 LokiReader = Annotated[Principal, Depends(require_scope(READ_SCOPE))]
 
 
-async def get_passthrough(request: Request) -> LokiPassthrough:
-    http = getattr(request.app.state, "http", None)
-    if http is None:
-        raise ApiError(503, "loki_unavailable", "the Loki client is not set up", "start the app's lifespan")
-    return LokiPassthrough(http, request.app.state.settings)
+async def get_passthrough(request: Request, loki: LokiDep) -> LokiPassthrough:
+    return LokiPassthrough(loki, request.app.state.settings)
 
 
 PassthroughDep = Annotated[LokiPassthrough, Depends(get_passthrough)]
@@ -560,8 +557,8 @@ async def tail(websocket: WebSocket) -> None:
             websocket.headers, READ_SCOPE, client=client, method="GET", path=f"{PREFIX}/tail"
         )
         plan = tail_plan(websocket.query_params, principal, settings)
-        http = getattr(app.state, "http", None)
-        if http is None:
+        loki = getattr(app.state, "loki", None)
+        if loki is None:
             raise ApiError(
                 503, "loki_unavailable", "the Loki client is not set up", "start the app's lifespan"
             )
@@ -571,7 +568,7 @@ async def tail(websocket: WebSocket) -> None:
         return
     started = time.monotonic()
     try:
-        upstream = await LokiPassthrough(http, settings).open_tail(plan.params, principal.tenant)
+        upstream = await LokiPassthrough(loki, settings).open_tail(plan.params, principal.tenant)
     except ApiError as exc:
         sessions.release(principal.key_id)
         await _deny(websocket, exc)
