@@ -704,10 +704,34 @@ _UNDECIDED_TAIL_CHARS = 64  # a parse error this close to the end of the sniff m
 def _mode_of(name: str, sniff: bytes) -> str:
     base = name.removesuffix(".gz").lower()
     if base.endswith(DOCUMENT_SUFFIXES):
-        return "document"
+        # JSON Lines is often stored as `.json`: read as one document, only its first line would
+        # ship (the rest is "malformed") - content decides
+        return "lines" if _starts_json_lines(sniff) else "document"
     if base.endswith(LINE_SUFFIXES):
         return "lines"
     return "document" if _starts_json_array(sniff, whole=len(sniff) < BINARY_SNIFF_BYTES) else "lines"
+
+
+def _starts_json_lines(sniff: bytes) -> bool:
+    """Content whose first non-blank line is a whole JSON object or array, followed by another
+    line that opens one: JSON Lines. A pretty-printed document's first line (`{` or `[`) does not
+    parse alone; a document on one line has no second line (and reads the same either way)."""
+    lines = iter(sniff.split(b"\n"))
+    for line in lines:
+        if line.strip():
+            break
+    else:
+        return False
+    try:
+        first = _loads(line)
+    except ValueError:
+        return False
+    if not isinstance(first, dict | list):
+        return False
+    for following in lines:
+        if following.strip():
+            return following.lstrip()[:1] in (b"{", b"[")
+    return False
 
 
 def _starts_json_array(sniff: bytes, *, whole: bool) -> bool:
