@@ -101,6 +101,7 @@ BINARY_INVALID_MIN = 8  # undecodable bytes tolerated in the sniffed start of a 
 TAIL_BYTES = 32
 HEAD_BYTES = 4096
 SKIP_CHUNK_BYTES = 1 << 20
+FIRST_RECORD_PEEK_BYTES = 4096  # ranged read of a new object's start, for its first timestamp
 GZIP_MAGIC = b"\x1f\x8b"
 DOCUMENT_SUFFIXES = (".json",)
 LINE_SUFFIXES = (".jsonl", ".ndjson", ".log", ".txt")
@@ -275,14 +276,15 @@ class GcsSource:
         objects = self._list_objects()
         state = {name: entry for name, entry in previous.items() if name in objects}
         dirty = len(state) != len(previous)  # state not yet handed out in a batch
-        work = [info for info in sorted(objects.values(), key=lambda info: (info.updated_ns, info.name))
-                if self.since_ns is None or info.updated_ns >= self.since_ns]
+        since = self.since_ns
+        work = [info for info in objects.values() if since is None or info.updated_ns >= since]
         if self.borrow_base_ns is not None:  # a backfill may have shipped objects first seen here
             self.known_base_ns = self.borrow_base_ns()
         # A new object's base_ns is committed before any of its lines is pushed: were a push to
         # reach Loki and the pass fail before its checkpoint, the next pass would otherwise take
         # the base from a newer generation and send the same lines again at other timestamps.
-        new = {info.name: self._first_entry(info) for info in work if info.name not in state}
+        new = {info.name: self._first_entry(info, peek=True) for info in work if info.name not in state}
+        work.sort(key=lambda info: (_order_ns(info, state.get(info.name) or new.get(info.name)), info.name))
         if new:
             state.update(new)
             yield Batch([], {"objects": dict(state)})
@@ -329,11 +331,47 @@ class GcsSource:
 
     # -- reading one object -------------------------------------------------------------------
 
-    def _first_entry(self, info: ObjectInfo) -> dict[str, Any]:
-        """The entry of an object seen for the first time, before anything of it is read."""
+    def _first_entry(self, info: ObjectInfo, *, peek: bool = False) -> dict[str, Any]:
+        """The entry of an object seen for the first time, before anything of it is read; with
+        `peek`, also the timestamp of its first record (`first_ns`, see _peek_first_ns)."""
         base_ns = self.known_base_ns.get(info.name, first_base_ns(info.name, info.updated_ns))
-        return {"generation": info.generation, "size": info.size, "offset": 0, "line_no": 0,
-                "done": False, "base_ns": base_ns}
+        entry = {"generation": info.generation, "size": info.size, "offset": 0, "line_no": 0,
+                 "done": False, "base_ns": base_ns}
+        if peek:
+            entry["first_ns"] = self._peek_first_ns(info, base_ns)
+        return entry
+
+    def _peek_first_ns(self, info: ObjectInfo, base_ns: int) -> int:
+        """The timestamp of an object's first line, from a ranged read of its first
+        FIRST_RECORD_PEEK_BYTES (inflated if gzip): new objects are read in the order of their
+        first record, so history enters each stream oldest first whatever order it was uploaded
+        in. A line without a timestamp of its own (or an unreadable start) gives its fallback
+        timestamp. Only the order depends on it: a wrong guess costs late streams, never data."""
+        fallback = base_ns + 1
+        if info.size <= 0:
+            return fallback
+        blob = self.client.bucket(self.config.bucket).blob(info.name, generation=info.generation)
+        try:
+            head = blob.download_as_bytes(start=0, end=min(info.size, FIRST_RECORD_PEEK_BYTES) - 1,
+                                          raw_download=True, checksum=None)
+        except (gexc.NotFound, *_ACCESS_ERRORS):
+            return fallback  # reading the object will tell
+        if head[:2] == GZIP_MAGIC:
+            try:
+                head = zlib.decompressobj(wbits=31).decompress(head, FIRST_RECORD_PEEK_BYTES)
+            except zlib.error:
+                return fallback
+        for line in head.split(b"\n"):
+            if line.strip():
+                try:
+                    fields = _loads(line)
+                except ValueError:
+                    return fallback
+                if not isinstance(fields, dict):
+                    return fallback
+                found = timestamp_from_fields(fields, self._timestamp_fields)
+                return fallback if found is None else found
+        return fallback
 
     def _read_object(
         self, info: ObjectInfo, entry: dict[str, Any] | None
@@ -341,6 +379,8 @@ class GcsSource:
         start = self._first_entry(info)
         if entry and "base_ns" in entry:
             start["base_ns"] = int(entry["base_ns"])  # kept across generations
+        if entry and "first_ns" in entry and int(entry["generation"]) == info.generation:
+            start["first_ns"] = int(entry["first_ns"])
         blob = self.client.bucket(self.config.bucket).blob(info.name, generation=info.generation)
         try:  # the append check downloads too: its errors are translated like the read's
             if entry and not entry.get("gzip") and entry.get("mode", "lines") == "lines":
@@ -671,6 +711,14 @@ def base_ns_of(cursor: Cursor | None) -> dict[str, int]:
     """Object name -> base_ns, from a GCS cursor."""
     objects = (cursor or {}).get("objects", {})
     return {name: int(entry["base_ns"]) for name, entry in objects.items() if "base_ns" in entry}
+
+
+def _order_ns(info: ObjectInfo, entry: dict[str, Any] | None) -> int:
+    """When an object's unread content begins: a new object's first record, else (an append, a
+    new generation, a read to resume) the time it was last written."""
+    if entry is not None and "first_ns" in entry and not entry.get("offset"):
+        return int(entry["first_ns"])
+    return info.updated_ns
 
 
 def _unchanged(entry: dict[str, Any] | None, info: ObjectInfo) -> bool:

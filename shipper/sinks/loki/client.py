@@ -30,7 +30,7 @@ from shipper.config import DEFAULT_LOKI_URL, ShipperSettings
 from shipper.models import LogRecord
 from shipper.records import gc_paused
 from shipper.sinks import PushResult, RejectedEntry, SinkUnavailable
-from shipper.sinks.loki import limits, rejections
+from shipper.sinks.loki import late, limits, rejections
 from shipper.sinks.loki.encode import Encoder, Entry, PushFormat, group_streams
 from shipper.sinks.loki.late import LATE_STREAM, LateRouter
 from shipper.sinks.loki.prepare import Preparer
@@ -208,8 +208,9 @@ class LokiSink:
         for index in prepared.too_old:
             result.rejected.append(RejectedEntry(records[index], rejections.TOO_OLD))
             reporter.report(records[index], rejections.TOO_OLD, counter=metrics.RECORDS_SKIPPED)
-        for batch in self._batches(prepared.entries):
-            self._push_batch(batch, records, source, result, reporter)
+        for group in self._late.requests(prepared.entries):
+            for batch in self._batches(group):
+                self._push_batch(batch, records, source, result, reporter)
         reporter.finish()
         return result
 
@@ -323,13 +324,17 @@ class LokiSink:
                     partial_rounds += 1
             if refused:
                 rest = [entry for entry in pending if entry.index not in refused]
-                rest += self._late_again(pending, refused, source)
+                moved = self._late_again(pending, refused, source)
                 for index, reason in refused.items():
                     self._reject(records[index], reason, result, reporter)
-                if rest:
-                    rest.sort(key=_ts_of)
-                    self._late.route(rest)
-                    work.append(rest)
+                if moved and not refused and late.all_refusals_named(answer.body, len(moved)):
+                    # Loki named every entry it refused (a request holds one live stream): the
+                    # rest is stored, and a resend would only store it again in another chunk
+                    self._acknowledge(rest, source, result)
+                    rest = []
+                self._late.route(rest)  # entries the answer showed to be too far behind too
+                for group in self._late.requests([*rest, *moved]):
+                    work.append(group)
             elif len(pending) > 1:
                 middle = len(pending) // 2
                 work.append(pending[middle:])

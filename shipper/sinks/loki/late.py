@@ -21,6 +21,7 @@ first (see LokiSink.drop_present), so an entry that moved between streams is not
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -31,6 +32,14 @@ LATE_STREAM = "late_stream"  # shipper_records_adjusted{reason}: entries sent to
 OUT_OF_ORDER_WINDOW_NS = 3600 * 1_000_000_000  # Loki's max_chunk_age (2 h) / 2
 _HOUR_NS = 3600 * 1_000_000_000
 _MAX_STREAMS = 50_000  # streams remembered; forgetting one only costs a refused push
+_IGNORED = re.compile(r"total ignored: (\d+) out of \d+")
+
+
+def all_refusals_named(body: str, named: int) -> bool:
+    """Loki's 400 for one live stream says how many entries it refused (`total ignored: N out
+    of M`); True when `named` accounts for all of them."""
+    totals = [int(found) for found in _IGNORED.findall(body)]
+    return len(totals) == 1 and totals[0] == named
 
 
 def hour_value(ts_ns: int) -> str:
@@ -52,6 +61,24 @@ class LateRouter:
 
     def live_of(self, stream: StreamLabels) -> StreamLabels:
         return self._live_of.get(stream.label_string, stream)
+
+    def requests(self, entries: Iterable[Entry]) -> list[list[Entry]]:
+        """Entries grouped into what may share a push request: each live stream alone, all late
+        streams together. Loki 3.7 answers a push with the outcome of the *last* stream it
+        stored (the ingester's error of an earlier stream is overwritten): a request holding
+        several live streams can answer 204 while entries of one of them were refused as too
+        far behind, and they would be lost unseen. A late stream is never refused for that, so
+        late streams can share a request. Order inside each group is kept."""
+        groups: dict[str, list[Entry]] = {}
+        for entry in entries:
+            name = entry.stream.label_string
+            key = "" if name in self._live_of else name
+            group = groups.get(key)
+            if group is None:
+                groups[key] = [entry]
+            else:
+                group.append(entry)
+        return list(groups.values())
 
     def route(self, entries: Iterable[Entry]) -> int:
         """Moves entries the live stream would refuse to their late stream; returns how many."""
