@@ -1,6 +1,13 @@
-"""GCS source: objects under `prefixes` of one bucket, shipped oldest `updated` first.
+"""GCS source: objects under `prefixes` of one bucket. New objects are read in the order of their
+first record's timestamp (`first_ns`, from a ranged read of their first FIRST_RECORD_PEEK_BYTES,
+inflated if gzip; the fallback timestamp for a line without one), objects seen before (appended,
+rewritten, a read to resume) by their `updated` time: history enters each stream oldest first
+whatever order it was uploaded in, so Loki's per-stream window ("entry too far behind") is met
+as rarely as possible; the Loki sink gives what still would be refused a late stream.
 
-Formats: JSON Lines, plain text, a single JSON document (`.json`, or, without a telling suffix,
+Formats: JSON Lines (whatever the suffix: a `.json` object whose first line is a whole JSON
+value followed by another line is JSON Lines), plain text, a single JSON document (`.json`, or,
+without a telling suffix,
 content that opens a JSON array - `[` and a first element that parses, so that log lines such as
 "[2026-12-05 10:00:00] INFO ..." stay lines: an array gives one entry per element, streamed with
 ijson; an object gives one entry and is
@@ -30,6 +37,7 @@ mutated) when it moves:
                        committed (with offset 0) before any line of a new object is pushed
     tail               hex of the last bytes before `offset`, to recognise an append
     head               "length:digest" of the first bytes (up to 4 KiB), to recognise an append
+    first_ns           the timestamp of the first record, peeked when the object was first seen
 
 Unchanged objects (same generation and size, `done`) are not read again. The same generation with
 a larger size (appendable objects) resumes at `offset`. A new generation ships from the start
@@ -47,21 +55,21 @@ result is the same on every resend, so Loki dedups a resend after a crash.
 
 Backfill (`shipper backfill --since T`) and Loki's "entry too far behind" (an entry more than ~1 h
 older than the newest one already in its stream is refused):
-- the live pass ships oldest `updated` first, so history enters each stream in time order;
+- the live pass ships new objects in the order of their first record, so history enters each
+  stream in time order; what is still behind goes to a `late_hour` stream (sinks/loki/late.py);
 - a backfill reads objects updated at or after T with its own cursor namespace
   (`<source id>.backfill`), so it resumes after a crash and never moves the live cursor; it takes
   each object's base_ns from the live cursor where the live pass has one, so lines without a
   timestamp of their own get the same timestamps as when the live pass shipped them; the other
   way round, a live pass that first sees an object the backfill shipped takes the backfill's;
 - by default it ships into the *same* streams as the live pass: entries the live pass already
-  shipped are dropped by Loki as exact duplicates, so history is never doubled in queries. This
-  succeeds whenever the stream holds nothing newer than about an hour after the backfilled
-  entries (e.g. re-filling an emptied Loki before the live shipper catches up);
-- entries Loki refuses as too far behind are counted (shipper_entries_rejected{reason=
-  "too_far_behind"}) and reported by the command with a hint; `--separate-stream` then ships into
-  streams with an extra `backfill="true"` label, which Loki's per-stream ordering window does not
-  compare with the live streams. The price: those entries are not deduplicated against live
-  entries, so queries should select `backfill="true"` or exclude it.
+  shipped are dropped by Loki as exact duplicates, or, when they are more than an hour behind the
+  live stream's newest entry, found by the sink's question to Loki before they would go to a
+  late stream (sinks/loki/client.py, `_not_held`), so history is not doubled; history Loki does
+  not hold lands in `late_hour` streams;
+- `--separate-stream` ships into streams with an extra `backfill="true"` label instead. The
+  price: those entries are not deduplicated against live entries, so queries should select
+  `backfill="true"` or exclude it.
 """
 
 from __future__ import annotations

@@ -209,6 +209,8 @@ class LokiSink:
             result.rejected.append(RejectedEntry(records[index], rejections.TOO_OLD))
             reporter.report(records[index], rejections.TOO_OLD, counter=metrics.RECORDS_SKIPPED)
         for group in self._late.requests(prepared.entries):
+            if self._late.is_late(group[0].stream):
+                group = self._not_held(group, source, result)
             for batch in self._batches(group):
                 self._push_batch(batch, records, source, result, reporter)
         reporter.finish()
@@ -242,6 +244,37 @@ class LokiSink:
                      len(present), len(records),
                      extra={"event": "loki_resend_checked", "source": source, "present": len(present)})
         return [record for index, record in enumerate(records) if index not in present], len(present)
+
+    def _not_held(self, entries: list[Entry], source: str, result: PushResult) -> list[Entry]:
+        """The late entries Loki does not hold yet. An entry goes late because its live stream
+        holds something more than an hour newer; often it is history shipped before - a
+        backfill, an object rewritten and read again, a resend - which the live stream already
+        holds, and sending it to its late stream would store it twice. So Loki is asked first,
+        per live stream (its selector also matches the late streams) and hour; what it holds is
+        acknowledged without sending. Same visibility limit as drop_present; when Loki cannot
+        answer, everything is sent."""
+        if not entries:
+            return entries
+        groups: dict[tuple[str, int], list[Entry]] = {}
+        for entry in entries:
+            key = (self._late.live_of(entry.stream).label_string, entry.ts_ns // _NS_PER_HOUR)
+            groups.setdefault(key, []).append(entry)
+        missing: list[Entry] = []
+        held_entries: list[Entry] = []
+        for (selector, _), group in groups.items():
+            try:
+                held = self._held(selector, min(map(_ts_of, group)), max(map(_ts_of, group)))
+            except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+                log.warning("could not ask Loki whether late entries are held already (%s); sending them",
+                            _snippet(str(exc)), extra={"event": "loki_late_check_failed", "source": source})
+                return entries
+            for entry in group:
+                (held_entries if (entry.ts_ns, entry.line) in held else missing).append(entry)
+        if held_entries:
+            self._acknowledge(held_entries, source, result)
+            log.info("%d of %d late entries already in Loki, not sent again", len(held_entries), len(entries),
+                     extra={"event": "loki_late_held", "source": source, "held": len(held_entries)})
+        return missing
 
     def _held(self, selector: str, start_ns: int, end_ns: int) -> set[tuple[int, str]]:
         """(ts, line) of every entry Loki returns for `selector` in [start, end], paging forward."""
@@ -333,7 +366,9 @@ class LokiSink:
                     self._acknowledge(rest, source, result)
                     rest = []
                 self._late.route(rest)  # entries the answer showed to be too far behind too
-                for group in self._late.requests([*rest, *moved]):
+                rest, now_late = self._late.split(rest)
+                now_late = self._not_held([*now_late, *moved], source, result)
+                for group in self._late.requests([*rest, *now_late]):
                     work.append(group)
             elif len(pending) > 1:
                 middle = len(pending) // 2

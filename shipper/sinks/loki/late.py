@@ -80,6 +80,14 @@ class LateRouter:
                 group.append(entry)
         return list(groups.values())
 
+    def split(self, entries: Iterable[Entry]) -> tuple[list[Entry], list[Entry]]:
+        """(entries of live streams, entries of late streams)."""
+        live: list[Entry] = []
+        late: list[Entry] = []
+        for entry in entries:
+            (late if entry.stream.label_string in self._live_of else live).append(entry)
+        return live, late
+
     def route(self, entries: Iterable[Entry]) -> int:
         """Moves entries the live stream would refuse to their late stream; returns how many."""
         moved = 0

@@ -53,3 +53,21 @@ def test_entries_behind_several_live_streams_all_land_once(real_loki: RealLoki) 
                                end_ns=now + HOUR)
     assert len(late) == len(history)
     assert real_loki.count(selector, start_ns=now - 40 * HOUR, end_ns=now + HOUR) == len(lines)
+
+
+def test_history_shipped_before_is_not_stored_again_in_a_late_stream(real_loki: RealLoki) -> None:
+    """A backfill, or an object rewritten and read again, sends entries the live stream already
+    holds; an hour behind its newest, they would go to a late stream and be stored twice. Loki is
+    asked first (within its ingester query window of ~3 h, which is what this covers)."""
+    run, now = run_id("again"), time.time_ns()
+    labels = {"source": "gcs", "service_name": "trades", "run": run, "level": "info"}
+    history = [LogRecord(now - 150 * 60 * 1_000_000_000 + k * 60 * 1_000_000_000, f"shipped {k}", labels)
+               for k in range(150)]  # 2.5 h up to now, in order: all accepted by the live stream
+    with httpx.Client() as client:
+        first = LokiSink(LokiSinkConfig(url=real_loki.url), client).push(history, source="again-test")
+        again = LokiSink(LokiSinkConfig(url=real_loki.url), client).push(history, source="again-test")
+    assert first.accepted == again.accepted == len(history) and again.rejected == []
+    selector = f'{{run="{run}"}}'
+    start, end = now - 3 * HOUR, now + HOUR
+    assert real_loki.all_lines(f'{{run="{run}", late_hour=~".+"}}', start_ns=start, end_ns=end) == []
+    assert real_loki.count(selector, start_ns=start, end_ns=end) == len(history)
