@@ -35,7 +35,7 @@ from typing import Protocol, runtime_checkable
 
 from shipper import metrics
 from shipper.checkpoint import Checkpointer, CheckpointError
-from shipper.models import Batch, Cursor, LogRecord
+from shipper.models import MAX_UNCOMMITTED_SPAN_NS, Batch, Cursor, LogRecord
 from shipper.records import gc_paused
 from shipper.sinks import Sink, SinkUnavailable
 from shipper.sources.base import Source, SourceError
@@ -165,15 +165,23 @@ class Pipeline:
         buffered_bytes = 0
         pending: Cursor | None = None
         first_buffered_at = 0.0
+        oldest = newest = 0
         for batch in batches:
             if not batch.records and not buffer:
                 # a checkpoint alone (e.g. GCS registers new objects before reading them): it
                 # must be committed before what follows is pushed, not merged into that push
                 self._push_and_commit([], batch.cursor, result)
                 continue
+            records = batch.records
+            if records:
+                low, high = min(map(_ts_of, records)), max(map(_ts_of, records))
+                spans = max(high, newest) - min(low, oldest)
+                if buffer and pending is not None and spans >= MAX_UNCOMMITTED_SPAN_NS:
+                    self._push_and_commit(buffer, pending, result)  # see MAX_UNCOMMITTED_SPAN_NS
+                    buffer, buffered_bytes = [], 0
+                oldest, newest = (min(low, oldest), max(high, newest)) if buffer else (low, high)
             if not buffer:
                 first_buffered_at = self._clock()
-            records = batch.records
             buffer += records
             buffered_bytes += sum(map(len, map(_line_of, records))) + _RECORD_OVERHEAD_BYTES * len(records)
             pending = batch.cursor

@@ -95,7 +95,7 @@ from orjson import loads as _loads  # 3-5x faster than json's per line; raises a
 
 from shipper import metrics
 from shipper.config import GcsSourceConfig
-from shipper.models import LEVELS, Batch, Cursor, LogRecord
+from shipper.models import LEVELS, MAX_UNCOMMITTED_SPAN_NS, Batch, Cursor, LogRecord
 from shipper.records import level_from_fields, level_from_text, level_of, timestamp_from_fields
 from shipper.sources.base import SourceError
 
@@ -110,6 +110,8 @@ TAIL_BYTES = 32
 HEAD_BYTES = 4096
 SKIP_CHUNK_BYTES = 1 << 20
 FIRST_RECORD_PEEK_BYTES = 4096  # ranged read of a new object's start, for its first timestamp
+# A batch's records span less than this (models.MAX_UNCOMMITTED_SPAN_NS says why).
+MAX_BATCH_SPAN_NS = MAX_UNCOMMITTED_SPAN_NS
 GZIP_MAGIC = b"\x1f\x8b"
 DOCUMENT_SUFFIXES = (".json",)
 LINE_SUFFIXES = (".jsonl", ".ndjson", ".log", ".txt")
@@ -303,7 +305,8 @@ class GcsSource:
             if _unchanged(entry, info):
                 continue
             for new_records, new_entry in self._read_object(info, entry):
-                if records and len(records) + len(new_records) > self.batch_records:
+                if records and (len(records) + len(new_records) > self.batch_records
+                                or _spans(records, *(record.ts_ns for record in new_records))):
                     yield Batch(records, {"objects": dict(state)})  # the state covering `records`
                     self._flush_counts()
                     records, dirty = [], False
@@ -488,6 +491,7 @@ class GcsSource:
         head = _HeadDigest(start.get("head", ""), reading_from_start=offset == 0)
         records: list[LogRecord] = []
         readline, make, batch_records = stream.readline, self._line_record, self.batch_records
+        span, low, high = MAX_BATCH_SPAN_NS, 0, 0
         labels_for = self._labels_by_level(info.prefix)
         name, generation, base_ns = info.name, str(info.generation), int(start["base_ns"])
         while True:
@@ -502,13 +506,24 @@ class GcsSource:
             offset += size
             line_no += 1
             head.add(raw)
+            record = make(name, generation, labels_for, raw, line_no, base_ns)
+            if record is not None:
+                ts = record.ts_ns
+                if not records:
+                    low = high = ts
+                elif ts - low >= span or high - ts >= span:  # see MAX_BATCH_SPAN_NS
+                    yield records, {**start, **resume.entry(), "head": head.text()}  # before this line
+                    records, low, high = [], ts, ts
+                elif ts < low:
+                    low = ts
+                elif ts > high:
+                    high = ts
             if size == MAX_LINE_READ_BYTES and not raw.endswith(b"\n"):
                 offset += _discard_rest_of_line(stream)
                 self._count("adjusted", "truncated")
                 resume.after_cut_line(offset, line_no)
             else:
                 resume.after(raw, offset, line_no)
-            record = make(name, generation, labels_for, raw, line_no, base_ns)
             if record is not None:
                 records.append(record)
                 if len(records) >= batch_records:
@@ -558,7 +573,7 @@ class GcsSource:
         self, info: ObjectInfo, stream: io.BufferedIOBase, start: dict[str, Any]
     ) -> Iterator[tuple[list[LogRecord], dict[str, Any]]]:
         done_elements = int(start["offset"])
-        element_no = 0
+        element_no = low = high = 0
         records: list[LogRecord] = []
         first = _peek(stream, 64).lstrip()[:1]
         if first == b"{":
@@ -579,7 +594,13 @@ class GcsSource:
                 element_no += 1
                 if element_no <= done_elements:
                     continue
-                records.append(self._element_record(info, element, element_no, start["base_ns"]))
+                record = self._element_record(info, element, element_no, start["base_ns"])
+                ts = record.ts_ns
+                if records and (ts - low >= MAX_BATCH_SPAN_NS or high - ts >= MAX_BATCH_SPAN_NS):
+                    yield records, {**start, "offset": element_no - 1, "line_no": element_no - 1}
+                    records = []
+                low, high = (min(low, ts), max(high, ts)) if records else (ts, ts)
+                records.append(record)
                 if len(records) >= self.batch_records:
                     yield records, {**start, "offset": element_no, "line_no": element_no}
                     records = []
@@ -719,6 +740,13 @@ def base_ns_of(cursor: Cursor | None) -> dict[str, int]:
     """Object name -> base_ns, from a GCS cursor."""
     objects = (cursor or {}).get("objects", {})
     return {name: int(entry["base_ns"]) for name, entry in objects.items() if "base_ns" in entry}
+
+
+def _spans(records: list[LogRecord], *more: int) -> bool:
+    """Whether `records` plus timestamps `more` span MAX_BATCH_SPAN_NS or more."""
+    stamps = [record.ts_ns for record in records]
+    stamps.extend(more)
+    return max(stamps) - min(stamps) >= MAX_BATCH_SPAN_NS
 
 
 def _order_ns(info: ObjectInfo, entry: dict[str, Any] | None) -> int:

@@ -44,7 +44,7 @@ NS = 1_000_000_000
 DAY = 86_400
 PREFIXES = ("trades/", "reflections/", "strategies/")
 # Loki's defaults are 4 MB/s, burst 6 MB: this ~3 MB bucket meets a limit scaled down to its size
-LIMIT_FLAGS = ("-distributor.ingestion-rate-limit-mb=1", "-distributor.ingestion-burst-size-mb=1")
+LIMIT_FLAGS = ("-distributor.ingestion-rate-limit-mb=0.5", "-distributor.ingestion-burst-size-mb=0.5")
 SHIPPER_ENV = {"BATCH_MAX_BYTES": str(256 << 10), "RETRY_MAX_BACKOFF_SECONDS": "2",
                "RETRY_MIN_BACKOFF_SECONDS": "0.2"}
 
@@ -153,14 +153,16 @@ def test_seven_days_scrambled_then_an_older_object_land_exactly_once(
     settings = settings_for(limited_loki, bucket_name, tmp_path)
     retries_before = retries_429()
 
-    upload(bucket, [*objects[: len(objects) // 2], too_old])
+    # 3,000 records in 20 minutes: pushed in quick succession, over Loki's (lowered) burst
+    burst = _dated("trades/burst.jsonl", now_s - 1800, 1200, 3000)
+    upload(bucket, [*objects[: len(objects) // 2], burst, too_old])
     first = one_pass(settings)
     upload(bucket, objects[len(objects) // 2 :])
     second = one_pass(settings)
     upload(bucket, [older])
     third = one_pass(settings)
 
-    everything = [*objects, older, too_old]
+    everything = [*objects, burst, older, too_old]
     sent = sum(len(obj.lines) for obj in everything)
     assert first.outcome == "partial" and dict(first.rejected) == {"too_old": 10}  # never "ok"
     assert second.outcome == third.outcome == "success"
@@ -179,6 +181,10 @@ def test_seven_days_scrambled_then_an_older_object_land_exactly_once(
           f"429 retries {retries_429() - retries_before:.0f}")
 
 
+def _mtime(path: Path) -> int:
+    return path.stat().st_mtime_ns if path.exists() else 0
+
+
 def _shipper(env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "shipper", "once"], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -190,7 +196,7 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
     now_s = time.time()
     bucket_name = run_id("kill")
     bucket = emulator.bucket(bucket_name)
-    objects, older, _ = history(now_s, per_object=300)
+    objects, older, _ = history(now_s, per_object=200)
     random.Random(21).shuffle(objects)
     rng = random.Random(6)
     env = {**os.environ, **SHIPPER_ENV, "LOKI_URL": limited_loki.url, "GCS_BUCKET_NAME": bucket_name,
@@ -198,11 +204,16 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
            "STORAGE_EMULATOR_HOST": emulator.url, "GOOGLE_CLOUD_PROJECT": "test-project"}
     kills = 0
     phases = [objects[: len(objects) // 2], objects[len(objects) // 2 :], [older]]
+    checkpoint = FileCheckpointer(tmp_path).path_for("gcs")
     for number, phase in enumerate(phases, 1):
         upload(bucket, phase)
-        for _ in range(6):  # two kills per phase; a pass that finished first is not one
+        for _ in range(8):  # two kills per phase; a pass that finished first is not one
+            before = _mtime(checkpoint)
             process = _shipper(env)
-            time.sleep(rng.uniform(1.0, 3.0))  # the interpreter starts in ~1 s: kills land mid-pass
+            # once the pass has committed something, at a random moment of what follows
+            while process.poll() is None and _mtime(checkpoint) == before:
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0.0, 0.6))
             if process.poll() is None:
                 process.send_signal(signal.SIGKILL)
                 kills += 1
