@@ -15,6 +15,10 @@ Outcome of a pass: "success"; "partial" when it finished but some records could 
 (counted by reason in PassResult.rejected - e.g. older than Loki accepts, a line Loki refuses):
 the pass must not read as ok; "failure"; "stopped".
 
+What is pushed between two commits spans less than MAX_UNCOMMITTED_SPAN_NS of timestamps (a
+batch that would widen the buffer past it is pushed after the buffer is committed): a resend then
+takes the same Loki streams as the first send (see models.py).
+
 Resends after an unclean stop. A pass that pushed marks `<checkpoint id>.inflight` unclean
 before its first push and clean when it ends without failing. When the previous pass did not end
 cleanly (killed, or a push whose answer never came), what it pushed after its last commit may
