@@ -294,7 +294,7 @@ class GcsSource:
         # reach Loki and the pass fail before its checkpoint, the next pass would otherwise take
         # the base from a newer generation and send the same lines again at other timestamps.
         new = {info.name: self._first_entry(info, peek=True) for info in work if info.name not in state}
-        work.sort(key=lambda info: (_order_ns(info, state.get(info.name) or new.get(info.name)), info.name))
+        work.sort(key=lambda info: (*_order(info, state.get(info.name) or new.get(info.name)), info.name))
         if new:
             state.update(new)
             yield Batch([], {"objects": dict(state)})
@@ -749,12 +749,20 @@ def _spans(records: list[LogRecord], *more: int) -> bool:
     return max(stamps) - min(stamps) >= MAX_BATCH_SPAN_NS
 
 
-def _order_ns(info: ObjectInfo, entry: dict[str, Any] | None) -> int:
-    """When an object's unread content begins: a new object's first record, else (an append, a
-    new generation, a read to resume) the time it was last written."""
-    if entry is not None and "first_ns" in entry and not entry.get("offset"):
-        return int(entry["first_ns"])
-    return info.updated_ns
+def _order(info: ObjectInfo, entry: dict[str, Any] | None) -> tuple[int, int]:
+    """Reading order. First an object whose read stopped midway (a crash, a failed push): the
+    resend then follows what the stopped pass pushed, in the same order, so it takes the same
+    Loki streams (models.MAX_UNCOMMITTED_SPAN_NS). Then by when the unread content begins: a new
+    object's (or one not started) first record, else (an append, a new generation) the time it
+    was last written."""
+    if entry is None:
+        return 1, info.updated_ns
+    same = int(entry.get("generation", -1)) == info.generation
+    if same and entry.get("offset") and not entry.get("done"):
+        return 0, int(entry.get("first_ns", info.updated_ns))
+    if "first_ns" in entry and not entry.get("offset"):
+        return 1, int(entry["first_ns"])
+    return 1, info.updated_ns
 
 
 def _unchanged(entry: dict[str, Any] | None, info: ObjectInfo) -> bool:
