@@ -10,6 +10,13 @@ Cursor = dict[str, Any]
 
 LEVELS = ("debug", "info", "warn", "error", "critical", "unknown")
 
+# What is pushed between two commits spans less than Loki's out-of-order window (1 h): a resend
+# after a crash then takes the same streams as the first send. An entry Loki stored in its live
+# stream is sent there again (a duplicate Loki drops) - not refused as too far behind because of
+# newer entries of the same lost push, and sent to a late stream besides. Sources cut their
+# batches at this span, the pipeline its pushes.
+MAX_UNCOMMITTED_SPAN_NS = 50 * 60 * 1_000_000_000
+
 
 @dataclass(slots=True)
 class LogRecord:

@@ -9,7 +9,23 @@ not a run failure but a startup error and propagates to the caller.
 
 `still_leading` (leader election) is asked before every push and every commit: a replica whose
 Lease lapsed in the middle of a pass stops there (outcome "stopped"), so it neither ships beside
-the new leader nor moves the shared checkpoint under it."""
+the new leader nor moves the shared checkpoint under it.
+
+Outcome of a pass: "success"; "partial" when it finished but some records could not be stored
+(counted by reason in PassResult.rejected - e.g. older than Loki accepts, a line Loki refuses):
+the pass must not read as ok; "failure"; "stopped".
+
+What is pushed between two commits spans less than MAX_UNCOMMITTED_SPAN_NS of timestamps (a
+batch that would widen the buffer past it is pushed after the buffer is committed): a resend then
+takes the same Loki streams as the first send (see models.py).
+
+Resends after an unclean stop. A pass that pushed marks `<checkpoint id>.inflight` unclean
+before its first push and clean when it ends without failing. When the previous pass did not end
+cleanly (killed, or a push whose answer never came), what it pushed after its last commit may
+already be in Loki: a resend that lands in another chunk is dropped by log queries but counted
+twice by metric queries (count_over_time, alert rules). So the first pushes of the next pass ask
+the sink which of their records Loki already holds (a bounded query per stream and time range,
+`drop_present`) and send only the rest, until a push finds nothing already there."""
 
 from __future__ import annotations
 
@@ -19,10 +35,11 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from operator import attrgetter
+from typing import Protocol, runtime_checkable
 
 from shipper import losses, metrics
 from shipper.checkpoint import Checkpointer, CheckpointError
-from shipper.models import Batch, Cursor, LogRecord
+from shipper.models import MAX_UNCOMMITTED_SPAN_NS, Batch, Cursor, LogRecord
 from shipper.records import gc_paused
 from shipper.sinks import Sink, SinkUnavailable
 from shipper.sources.base import Source, SourceError
@@ -30,6 +47,7 @@ from shipper.sources.base import Source, SourceError
 log = logging.getLogger(__name__)
 
 _RECORD_OVERHEAD_BYTES = 64  # labels + metadata + framing, for buffer sizing only
+INFLIGHT_SUFFIX = ".inflight"  # checkpoint id of the marker "a pass pushed and did not end cleanly"
 _line_of = attrgetter("line")
 _ts_of = attrgetter("ts_ns")
 
@@ -52,9 +70,27 @@ class PassResult:
         return sum(self.rejected.values())
 
     @property
+    def outcome(self) -> str:
+        """success | partial (finished, but records could not be stored: refused or skipped) |
+        failure | stopped."""
+        if self.stopped:
+            return "stopped"
+        if not self.ok:
+            return "failure"
+        return "partial" if self.rejected_total or sum(self.skipped.values()) else "success"
+
+    @property
     def partial(self) -> bool:
-        """The pass finished, but some records could not be stored (refused or skipped)."""
-        return self.ok and not self.stopped and bool(self.rejected_total or sum(self.skipped.values()))
+        return self.outcome == "partial"
+
+
+@runtime_checkable
+class ResendChecker(Protocol):
+    """A sink that can tell which records its backend already holds (LokiSink)."""
+
+    def drop_present(self, records: list[LogRecord], *, source: str) -> tuple[list[LogRecord], int]:
+        """The records not yet held, and how many were held already."""
+        ...
 
 
 class _LeadershipLost(Exception):
@@ -93,6 +129,9 @@ class Pipeline:
         self._clock = clock
         self._wall_clock = wall_clock
         self._newest_committed_ns: int | None = None  # for the lag gauge across passes
+        self._marker_id = self.checkpoint_id + INFLIGHT_SUFFIX
+        self._marked_unclean = False  # this pass wrote the unclean marker
+        self._checking_resends = False
 
     def run_once(self) -> PassResult:
         """One pass. Raises CheckpointError for an unreadable checkpoint (the pass never started);
@@ -100,12 +139,17 @@ class Pipeline:
         PassResult and counted once."""
         result = PassResult(self.source.id)
         cursor = self.checkpointer.load(self.checkpoint_id)
+        marker = self.checkpointer.load(self._marker_id)
+        self._marked_unclean = marker is not None and marker.get("clean") is False
+        self._checking_resends = self._marked_unclean and isinstance(self.sink, ResendChecker)
         started = self._clock()
         skipped_before = losses.skipped_so_far(self.source.id)
         try:
             self._ship(cursor, result)
+            self._mark_clean()
         except _LeadershipLost:
             result.stopped = True
+            self._mark_clean()  # stopped at a commit boundary: nothing pushed after the last commit
         except (SinkUnavailable, SourceError, CheckpointError) as exc:
             result.ok, result.error = False, f"{type(exc).__name__}: {exc}"
         except Exception as exc:
@@ -133,15 +177,23 @@ class Pipeline:
         buffered_bytes = 0
         pending: Cursor | None = None
         first_buffered_at = 0.0
+        oldest = newest = 0
         for batch in batches:
             if not batch.records and not buffer:
                 # a checkpoint alone (e.g. GCS registers new objects before reading them): it
                 # must be committed before what follows is pushed, not merged into that push
                 self._push_and_commit([], batch.cursor, result)
                 continue
+            records = batch.records
+            if records:
+                low, high = min(map(_ts_of, records)), max(map(_ts_of, records))
+                spans = max(high, newest) - min(low, oldest)
+                if buffer and pending is not None and spans >= MAX_UNCOMMITTED_SPAN_NS:
+                    self._push_and_commit(buffer, pending, result)  # see MAX_UNCOMMITTED_SPAN_NS
+                    buffer, buffered_bytes = [], 0
+                oldest, newest = (min(low, oldest), max(high, newest)) if buffer else (low, high)
             if not buffer:
                 first_buffered_at = self._clock()
-            records = batch.records
             buffer += records
             buffered_bytes += sum(map(len, map(_line_of, records))) + _RECORD_OVERHEAD_BYTES * len(records)
             pending = batch.cursor
@@ -160,10 +212,23 @@ class Pipeline:
         if not self.still_leading():
             raise _LeadershipLost
 
+    def _mark_clean(self) -> None:
+        if self._marked_unclean:
+            self.checkpointer.commit(self._marker_id, {"clean": True})
+            self._marked_unclean = False
+
     def _push_and_commit(self, records: list[LogRecord], cursor: Cursor, result: PassResult) -> None:
         self._check_leadership()
         if records:
-            pushed = self.sink.push(records, source=self.source.id)
+            if not self._marked_unclean:
+                self.checkpointer.commit(self._marker_id, {"clean": False})
+                self._marked_unclean = True
+            sent = records
+            if self._checking_resends and isinstance(self.sink, ResendChecker):
+                sent, present = self.sink.drop_present(records, source=self.source.id)
+                result.accepted += present
+                self._checking_resends = present > 0
+            pushed = self.sink.push(sent, source=self.source.id)
             result.pushes += 1
             result.accepted += pushed.accepted
             for rejected in pushed.rejected:
@@ -180,10 +245,9 @@ class Pipeline:
 
     def _finish(self, result: PassResult, started: float) -> None:
         source = self.source.id
-        outcome = ("stopped" if result.stopped else "partial" if result.partial
-                   else "success" if result.ok else "failure")
+        outcome = result.outcome
         metrics.RUNS.labels(source=source, outcome=outcome).inc()
-        if outcome in ("success", "partial"):  # the pass finished
+        if outcome in ("success", "partial"):  # partial passes advance too; RUNS tells them apart
             metrics.LAST_SUCCESS.labels(source=source).set(self._wall_clock())
         if self._newest_committed_ns is not None:
             lag = self._wall_clock() - self._newest_committed_ns / 1e9
@@ -197,7 +261,7 @@ class Pipeline:
         if result.stopped:
             log.warning("pass of %s stopped: this replica is no longer the leader (%d shipped)", source,
                         result.accepted, extra=fields)
-        elif result.partial:
+        elif outcome == "partial":
             log.warning("pass of %s partial: %d shipped, %d refused by Loki %s, %d skipped %s", source,
                         result.accepted, result.rejected_total, dict(result.rejected),
                         sum(result.skipped.values()), dict(result.skipped), extra=fields)

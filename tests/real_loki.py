@@ -186,3 +186,24 @@ def start_loki(binary: str, workdir: Path, *, alertmanager_url: str | None = Non
         time.sleep(0.25)
     loki.stop()
     raise RuntimeError(f"Loki was not ready within {READY_TIMEOUT_SECONDS:g}s:\n{loki.log_tail()}")
+
+
+def flush_and_wait(loki: RealLoki, *, timeout: float = 60.0) -> None:
+    """`POST /flush`, then wait until the ingester's flush queue is empty and its count of flushed
+    chunks has stopped moving: a query made while chunks are still being written would miss them
+    (and Loki's results cache could keep that answer)."""
+    loki.flush()
+    deadline = time.monotonic() + timeout
+    last: float | None = None
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        queued, flushed = 0.0, 0.0
+        for line in loki.http.get("/metrics").text.splitlines():
+            if line.startswith("loki_ingester_flush_queue_length"):
+                queued += float(line.rsplit(" ", 1)[1])
+            elif line.startswith("loki_ingester_chunks_flushed_total"):
+                flushed += float(line.rsplit(" ", 1)[1])
+        if queued == 0 and flushed == last:
+            return
+        last = flushed
+    raise AssertionError(f"Loki did not finish flushing within {timeout:g}s")

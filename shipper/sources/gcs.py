@@ -1,6 +1,13 @@
-"""GCS source: objects under `prefixes` of one bucket, shipped oldest `updated` first.
+"""GCS source: objects under `prefixes` of one bucket. New objects are read in the order of their
+first record's timestamp (`first_ns`, from a ranged read of their first FIRST_RECORD_PEEK_BYTES,
+inflated if gzip; the fallback timestamp for a line without one), objects seen before (appended,
+rewritten, a read to resume) by their `updated` time: history enters each stream oldest first
+whatever order it was uploaded in, so Loki's per-stream window ("entry too far behind") is met
+as rarely as possible; the Loki sink gives what still would be refused a late stream.
 
-Formats: JSON Lines, plain text, a single JSON document (`.json`, or, without a telling suffix,
+Formats: JSON Lines (whatever the suffix: a `.json` object whose first line is a whole JSON
+value followed by another line is JSON Lines), plain text, a single JSON document (`.json`, or,
+without a telling suffix,
 content that opens a JSON array - `[` and a first element that parses, so that log lines such as
 "[2026-12-05 10:00:00] INFO ..." stay lines: an array gives one entry per element, streamed with
 ijson; an object gives one entry and is
@@ -30,6 +37,7 @@ mutated) when it moves:
                        committed (with offset 0) before any line of a new object is pushed
     tail               hex of the last bytes before `offset`, to recognise an append
     head               "length:digest" of the first bytes (up to 4 KiB), to recognise an append
+    first_ns           the timestamp of the first record, peeked when the object was first seen
 
 Unchanged objects (same generation and size, `done`) are not read again. The same generation with
 a larger size (appendable objects) resumes at `offset`. A new generation ships from the start
@@ -47,21 +55,21 @@ result is the same on every resend, so Loki dedups a resend after a crash.
 
 Backfill (`shipper backfill --since T`) and Loki's "entry too far behind" (an entry more than ~1 h
 older than the newest one already in its stream is refused):
-- the live pass ships oldest `updated` first, so history enters each stream in time order;
+- the live pass ships new objects in the order of their first record, so history enters each
+  stream in time order; what is still behind goes to a `late_hour` stream (sinks/loki/late.py);
 - a backfill reads objects updated at or after T with its own cursor namespace
   (`<source id>.backfill`), so it resumes after a crash and never moves the live cursor; it takes
   each object's base_ns from the live cursor where the live pass has one, so lines without a
   timestamp of their own get the same timestamps as when the live pass shipped them; the other
   way round, a live pass that first sees an object the backfill shipped takes the backfill's;
 - by default it ships into the *same* streams as the live pass: entries the live pass already
-  shipped are dropped by Loki as exact duplicates, so history is never doubled in queries. This
-  succeeds whenever the stream holds nothing newer than about an hour after the backfilled
-  entries (e.g. re-filling an emptied Loki before the live shipper catches up);
-- entries Loki refuses as too far behind are counted (shipper_entries_rejected{reason=
-  "too_far_behind"}) and reported by the command with a hint; `--separate-stream` then ships into
-  streams with an extra `backfill="true"` label, which Loki's per-stream ordering window does not
-  compare with the live streams. The price: those entries are not deduplicated against live
-  entries, so queries should select `backfill="true"` or exclude it.
+  shipped are dropped by Loki as exact duplicates, or, when they are more than an hour behind the
+  live stream's newest entry, found by the sink's question to Loki before they would go to a
+  late stream (sinks/loki/client.py, `_not_held`), so history is not doubled; history Loki does
+  not hold lands in `late_hour` streams;
+- `--separate-stream` ships into streams with an extra `backfill="true"` label instead. The
+  price: those entries are not deduplicated against live entries, so queries should select
+  `backfill="true"` or exclude it.
 """
 
 from __future__ import annotations
@@ -87,7 +95,7 @@ from orjson import loads as _loads  # 3-5x faster than json's per line; raises a
 
 from shipper import metrics
 from shipper.config import GcsSourceConfig
-from shipper.models import LEVELS, Batch, Cursor, LogRecord
+from shipper.models import LEVELS, MAX_UNCOMMITTED_SPAN_NS, Batch, Cursor, LogRecord
 from shipper.records import level_from_fields, level_from_text, level_of, timestamp_from_fields
 from shipper.sources.base import SourceError
 
@@ -101,6 +109,9 @@ BINARY_INVALID_MIN = 8  # undecodable bytes tolerated in the sniffed start of a 
 TAIL_BYTES = 32
 HEAD_BYTES = 4096
 SKIP_CHUNK_BYTES = 1 << 20
+FIRST_RECORD_PEEK_BYTES = 4096  # ranged read of a new object's start, for its first timestamp
+# A batch's records span less than this (models.MAX_UNCOMMITTED_SPAN_NS says why).
+MAX_BATCH_SPAN_NS = MAX_UNCOMMITTED_SPAN_NS
 GZIP_MAGIC = b"\x1f\x8b"
 DOCUMENT_SUFFIXES = (".json",)
 LINE_SUFFIXES = (".jsonl", ".ndjson", ".log", ".txt")
@@ -275,14 +286,15 @@ class GcsSource:
         objects = self._list_objects()
         state = {name: entry for name, entry in previous.items() if name in objects}
         dirty = len(state) != len(previous)  # state not yet handed out in a batch
-        work = [info for info in sorted(objects.values(), key=lambda info: (info.updated_ns, info.name))
-                if self.since_ns is None or info.updated_ns >= self.since_ns]
+        since = self.since_ns
+        work = [info for info in objects.values() if since is None or info.updated_ns >= since]
         if self.borrow_base_ns is not None:  # a backfill may have shipped objects first seen here
             self.known_base_ns = self.borrow_base_ns()
         # A new object's base_ns is committed before any of its lines is pushed: were a push to
         # reach Loki and the pass fail before its checkpoint, the next pass would otherwise take
         # the base from a newer generation and send the same lines again at other timestamps.
-        new = {info.name: self._first_entry(info) for info in work if info.name not in state}
+        new = {info.name: self._first_entry(info, peek=True) for info in work if info.name not in state}
+        work.sort(key=lambda info: (*_order(info, state.get(info.name) or new.get(info.name)), info.name))
         if new:
             state.update(new)
             yield Batch([], {"objects": dict(state)})
@@ -293,7 +305,8 @@ class GcsSource:
             if _unchanged(entry, info):
                 continue
             for new_records, new_entry in self._read_object(info, entry):
-                if records and len(records) + len(new_records) > self.batch_records:
+                if records and (len(records) + len(new_records) > self.batch_records
+                                or _spans(records, *(record.ts_ns for record in new_records))):
                     yield Batch(records, {"objects": dict(state)})  # the state covering `records`
                     self._flush_counts()
                     records, dirty = [], False
@@ -329,11 +342,47 @@ class GcsSource:
 
     # -- reading one object -------------------------------------------------------------------
 
-    def _first_entry(self, info: ObjectInfo) -> dict[str, Any]:
-        """The entry of an object seen for the first time, before anything of it is read."""
+    def _first_entry(self, info: ObjectInfo, *, peek: bool = False) -> dict[str, Any]:
+        """The entry of an object seen for the first time, before anything of it is read; with
+        `peek`, also the timestamp of its first record (`first_ns`, see _peek_first_ns)."""
         base_ns = self.known_base_ns.get(info.name, first_base_ns(info.name, info.updated_ns))
-        return {"generation": info.generation, "size": info.size, "offset": 0, "line_no": 0,
-                "done": False, "base_ns": base_ns}
+        entry = {"generation": info.generation, "size": info.size, "offset": 0, "line_no": 0,
+                 "done": False, "base_ns": base_ns}
+        if peek:
+            entry["first_ns"] = self._peek_first_ns(info, base_ns)
+        return entry
+
+    def _peek_first_ns(self, info: ObjectInfo, base_ns: int) -> int:
+        """The timestamp of an object's first line, from a ranged read of its first
+        FIRST_RECORD_PEEK_BYTES (inflated if gzip): new objects are read in the order of their
+        first record, so history enters each stream oldest first whatever order it was uploaded
+        in. A line without a timestamp of its own (or an unreadable start) gives its fallback
+        timestamp. Only the order depends on it: a wrong guess costs late streams, never data."""
+        fallback = base_ns + 1
+        if info.size <= 0:
+            return fallback
+        blob = self.client.bucket(self.config.bucket).blob(info.name, generation=info.generation)
+        try:
+            head = blob.download_as_bytes(start=0, end=min(info.size, FIRST_RECORD_PEEK_BYTES) - 1,
+                                          raw_download=True, checksum=None)
+        except (gexc.NotFound, *_ACCESS_ERRORS):
+            return fallback  # reading the object will tell
+        if head[:2] == GZIP_MAGIC:
+            try:
+                head = zlib.decompressobj(wbits=31).decompress(head, FIRST_RECORD_PEEK_BYTES)
+            except zlib.error:
+                return fallback
+        for line in head.split(b"\n"):
+            if line.strip():
+                try:
+                    fields = _loads(line)
+                except ValueError:
+                    return fallback
+                if not isinstance(fields, dict):
+                    return fallback
+                found = timestamp_from_fields(fields, self._timestamp_fields)
+                return fallback if found is None else found
+        return fallback
 
     def _read_object(
         self, info: ObjectInfo, entry: dict[str, Any] | None
@@ -341,6 +390,8 @@ class GcsSource:
         start = self._first_entry(info)
         if entry and "base_ns" in entry:
             start["base_ns"] = int(entry["base_ns"])  # kept across generations
+        if entry and "first_ns" in entry and int(entry["generation"]) == info.generation:
+            start["first_ns"] = int(entry["first_ns"])
         blob = self.client.bucket(self.config.bucket).blob(info.name, generation=info.generation)
         try:  # the append check downloads too: its errors are translated like the read's
             if entry and not entry.get("gzip") and entry.get("mode", "lines") == "lines":
@@ -440,6 +491,7 @@ class GcsSource:
         head = _HeadDigest(start.get("head", ""), reading_from_start=offset == 0)
         records: list[LogRecord] = []
         readline, make, batch_records = stream.readline, self._line_record, self.batch_records
+        span, low, high = MAX_BATCH_SPAN_NS, 0, 0
         labels_for = self._labels_by_level(info.prefix)
         name, generation, base_ns = info.name, str(info.generation), int(start["base_ns"])
         while True:
@@ -454,13 +506,24 @@ class GcsSource:
             offset += size
             line_no += 1
             head.add(raw)
+            record = make(name, generation, labels_for, raw, line_no, base_ns)
+            if record is not None:
+                ts = record.ts_ns
+                if not records:
+                    low = high = ts
+                elif ts - low >= span or high - ts >= span:  # see MAX_BATCH_SPAN_NS
+                    yield records, {**start, **resume.entry(), "head": head.text()}  # before this line
+                    records, low, high = [], ts, ts
+                elif ts < low:
+                    low = ts
+                elif ts > high:
+                    high = ts
             if size == MAX_LINE_READ_BYTES and not raw.endswith(b"\n"):
                 offset += _discard_rest_of_line(stream)
                 self._count("adjusted", "truncated")
                 resume.after_cut_line(offset, line_no)
             else:
                 resume.after(raw, offset, line_no)
-            record = make(name, generation, labels_for, raw, line_no, base_ns)
             if record is not None:
                 records.append(record)
                 if len(records) >= batch_records:
@@ -510,7 +573,7 @@ class GcsSource:
         self, info: ObjectInfo, stream: io.BufferedIOBase, start: dict[str, Any]
     ) -> Iterator[tuple[list[LogRecord], dict[str, Any]]]:
         done_elements = int(start["offset"])
-        element_no = 0
+        element_no = low = high = 0
         records: list[LogRecord] = []
         first = _peek(stream, 64).lstrip()[:1]
         if first == b"{":
@@ -531,7 +594,13 @@ class GcsSource:
                 element_no += 1
                 if element_no <= done_elements:
                     continue
-                records.append(self._element_record(info, element, element_no, start["base_ns"]))
+                record = self._element_record(info, element, element_no, start["base_ns"])
+                ts = record.ts_ns
+                if records and (ts - low >= MAX_BATCH_SPAN_NS or high - ts >= MAX_BATCH_SPAN_NS):
+                    yield records, {**start, "offset": element_no - 1, "line_no": element_no - 1}
+                    records = []
+                low, high = (min(low, ts), max(high, ts)) if records else (ts, ts)
+                records.append(record)
                 if len(records) >= self.batch_records:
                     yield records, {**start, "offset": element_no, "line_no": element_no}
                     records = []
@@ -673,6 +742,29 @@ def base_ns_of(cursor: Cursor | None) -> dict[str, int]:
     return {name: int(entry["base_ns"]) for name, entry in objects.items() if "base_ns" in entry}
 
 
+def _spans(records: list[LogRecord], *more: int) -> bool:
+    """Whether `records` plus timestamps `more` span MAX_BATCH_SPAN_NS or more."""
+    stamps = [record.ts_ns for record in records]
+    stamps.extend(more)
+    return max(stamps) - min(stamps) >= MAX_BATCH_SPAN_NS
+
+
+def _order(info: ObjectInfo, entry: dict[str, Any] | None) -> tuple[int, int]:
+    """Reading order. First an object whose read stopped midway (a crash, a failed push): the
+    resend then follows what the stopped pass pushed, in the same order, so it takes the same
+    Loki streams (models.MAX_UNCOMMITTED_SPAN_NS). Then by when the unread content begins: a new
+    object's (or one not started) first record, else (an append, a new generation) the time it
+    was last written."""
+    if entry is None:
+        return 1, info.updated_ns
+    same = int(entry.get("generation", -1)) == info.generation
+    if same and entry.get("offset") and not entry.get("done"):
+        return 0, int(entry.get("first_ns", info.updated_ns))
+    if "first_ns" in entry and not entry.get("offset"):
+        return 1, int(entry["first_ns"])
+    return 1, info.updated_ns
+
+
 def _unchanged(entry: dict[str, Any] | None, info: ObjectInfo) -> bool:
     return (
         entry is not None
@@ -704,10 +796,34 @@ _UNDECIDED_TAIL_CHARS = 64  # a parse error this close to the end of the sniff m
 def _mode_of(name: str, sniff: bytes) -> str:
     base = name.removesuffix(".gz").lower()
     if base.endswith(DOCUMENT_SUFFIXES):
-        return "document"
+        # JSON Lines is often stored as `.json`: read as one document, only its first line would
+        # ship (the rest is "malformed") - content decides
+        return "lines" if _starts_json_lines(sniff) else "document"
     if base.endswith(LINE_SUFFIXES):
         return "lines"
     return "document" if _starts_json_array(sniff, whole=len(sniff) < BINARY_SNIFF_BYTES) else "lines"
+
+
+def _starts_json_lines(sniff: bytes) -> bool:
+    """Content whose first non-blank line is a whole JSON object or array, followed by another
+    line that opens one: JSON Lines. A pretty-printed document's first line (`{` or `[`) does not
+    parse alone; a document on one line has no second line (and reads the same either way)."""
+    lines = iter(sniff.split(b"\n"))
+    for line in lines:
+        if line.strip():
+            break
+    else:
+        return False
+    try:
+        first = _loads(line)
+    except ValueError:
+        return False
+    if not isinstance(first, dict | list):
+        return False
+    for following in lines:
+        if following.strip():
+            return following.lstrip()[:1] in (b"{", b"[")
+    return False
 
 
 def _starts_json_array(sniff: bytes, *, whole: bool) -> bool:

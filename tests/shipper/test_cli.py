@@ -183,9 +183,12 @@ def test_backfill_gives_untimed_lines_the_timestamps_the_live_pass_gave_them(
     assert len(mock.distinct()) == 5  # the four old lines were resent with their first timestamps
 
 
-def test_backfill_too_far_behind_is_counted_and_separate_stream_succeeds(
+def test_backfill_behind_the_live_stream_lands_in_late_streams_and_separate_stream_succeeds(
     env: Path, emulator: GcsEmulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """History more than an hour behind what the live pass shipped used to be refused as too far
+    behind (exit 3, lost unless re-run with --separate-stream): it now lands in the live labels
+    plus late_hour=<hour>, so the default backfill succeeds and nothing is refused."""
     bucket = emulator.bucket("cli-backfill")
     bucket.blob("trades/live.jsonl").upload_from_string(b'{"msg": "live", "level": "info"}\n')
     mock = LokiMock(max_behind_ns=3600 * 1_000_000_000)  # Loki's "entry too far behind" window
@@ -199,11 +202,13 @@ def test_backfill_too_far_behind_is_counted_and_separate_stream_succeeds(
             json.dumps({"ts": history_ts + i, "level": "info", "n": i}) + "\n" for i in range(5)).encode())
         before = metrics.REGISTRY.get_sample_value(
             "shipper_entries_rejected_total", {"source": "gcs", "reason": "too_far_behind"}) or 0
-        assert main(["backfill", "--since", "1h"]) == 3
+        assert main(["backfill", "--since", "1h"]) == 0
         out = capsys.readouterr().out
-        assert "refused 5 entries as too far behind" in out and "--separate-stream" in out
-        assert metrics.REGISTRY.get_sample_value(
-            "shipper_entries_rejected_total", {"source": "gcs", "reason": "too_far_behind"}) == before + 5
+        assert "shipped 6, rejected 0" in out
+        assert (metrics.REGISTRY.get_sample_value(
+            "shipper_entries_rejected_total", {"source": "gcs", "reason": "too_far_behind"}) or 0) == before
+        late = {ts for labels, ts, line in mock.distinct() if any(name == "late_hour" for name, _ in labels)}
+        assert late == {(history_ts + i) * 1_000_000_000 for i in range(5)}
         assert main(["backfill", "--since", "1h", "--separate-stream"]) == 0
     backfilled = {(ts, line) for labels, ts, line in mock.distinct() if ("backfill", "true") in labels}
     assert {ts for ts, _ in backfilled} >= {(history_ts + i) * 1_000_000_000 for i in range(5)}

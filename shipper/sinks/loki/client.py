@@ -5,8 +5,10 @@
 - 429, 5xx and network errors are retried with exponential backoff and full jitter, honouring
   `Retry-After` (seconds or HTTP date), within `retry_max_total_seconds` per request; then
   SinkUnavailable is raised and shipper_push_failures counted.
-- One request per stream: Loki's answer to a push describes only the last stream of it (a push
-  whose first stream was refused and whose last was fine is answered 204), see rejections.py.
+- One request per live stream: Loki's answer to a push describes only the last stream of it (a
+  push whose first stream was refused and whose last was fine is answered 204), see late.py.
+  Entries Loki would refuse as too far behind go to their `late_hour` stream (late.py); late
+  streams, which cannot be refused for that, share requests.
 - A 400 is a partial success: the body is read for the refused entries (rejections.py), those are
   returned in PushResult.rejected. When the answer accounts for every entry (the ingester's
   `total ignored: N out of M` for the whole stream, or validation messages matching their count)
@@ -35,14 +37,18 @@ from shipper.config import DEFAULT_LOKI_URL, ShipperSettings
 from shipper.models import LogRecord
 from shipper.records import gc_paused
 from shipper.sinks import PushResult, RejectedEntry, SinkUnavailable
-from shipper.sinks.loki import limits, rejections
+from shipper.sinks.loki import late, limits, rejections
 from shipper.sinks.loki.encode import Encoder, Entry, PushFormat, group_streams
+from shipper.sinks.loki.late import LATE_STREAM, LateRouter
 from shipper.sinks.loki.prepare import Preparer
 
 log = logging.getLogger(__name__)
 
 PUSH_PATH = "/loki/api/v1/push"
 READY_PATH = "/ready"
+QUERY_RANGE_PATH = "/loki/api/v1/query_range"
+PRESENT_QUERY_LIMIT = 5000  # entries per query of drop_present (Loki's default max_entries_limit_per_query)
+MAX_PRESENT_QUERIES = 100  # per drop_present call: bounded by the push size in practice
 MAX_PARTIAL_ROUNDS = 20  # 400 answers read per batch before falling back to bisection only
 MAX_REJECTION_LOG_LINES = 100  # per push() call; the rest is summarised in one line
 _BODY_SNIPPET_CHARS = 300
@@ -176,6 +182,7 @@ class LokiSink:
         root = base_url(config.url)
         self._push_url = root + PUSH_PATH
         self._ready_url = root + READY_PATH
+        self._query_range_url = root + QUERY_RANGE_PATH
         self._shown_root = redacted(root)
         self._encoder = Encoder(config.push_format)
         self._headers = self._encoder.headers
@@ -186,6 +193,7 @@ class LokiSink:
         self._auth = httpx.BasicAuth(config.username, config.password or "") if config.username else None
         max_age_ns = int(config.max_age_hours * _NS_PER_HOUR) if config.max_age_hours else None
         self._preparer = Preparer(max_line_bytes=config.max_line_bytes, max_age_ns=max_age_ns)
+        self._late = LateRouter()
 
     @classmethod
     def from_settings(
@@ -213,18 +221,106 @@ class LokiSink:
         with gc_paused():
             prepared = self._preparer.prepare(records, now_ns=self._now_ns())
             prepared.entries.sort(key=_ts_of)  # oldest first: no batch lands "too far behind" a later one
+            late = self._late.route(prepared.entries)
+        if late:
+            metrics.RECORDS_ADJUSTED.labels(source=source, reason=LATE_STREAM).inc(late)
         for reason, count in prepared.adjusted.items():
             metrics.RECORDS_ADJUSTED.labels(source=source, reason=reason).inc(count)
         reporter = _RejectionReporter(source)
         for index in prepared.too_old:
             result.rejected.append(RejectedEntry(records[index], rejections.TOO_OLD))
             reporter.report(records[index], rejections.TOO_OLD, counter=metrics.RECORDS_SKIPPED)
-        # one stream per request (see the module docstring), each in time order
-        for stream_entries in group_streams(prepared.entries, in_ts_order=True).values():
-            for batch in self._batches(stream_entries):
+        for group in self._late.requests(prepared.entries):
+            if self._late.is_late(group[0].stream):
+                group = self._not_held(group, source, result)
+            for batch in self._batches(group):
                 self._push_batch(batch, records, source, result, reporter)
         reporter.finish()
         return result
+
+    def drop_present(self, records: list[LogRecord], *, source: str) -> tuple[list[LogRecord], int]:
+        """The records Loki does not hold yet, and how many it holds already (same labels -
+        including their late streams -, timestamp and line), found with bounded queries: one
+        stream and the time range of its records at a time. Used for the first resend after an
+        unclean stop (pipeline.py). Loki answers for old time ranges from its store only, so
+        entries older than its ingester query window (about 3 h) that were pushed moments ago
+        are not seen until their chunks are flushed: those are sent again, as before. When Loki
+        cannot answer, everything is sent (a duplicate at worst, never a loss)."""
+        if not records:
+            return records, 0
+        prepared = self._preparer.prepare(records, now_ns=self._now_ns())
+        by_stream: dict[str, list[Entry]] = {}
+        for entry in prepared.entries:
+            by_stream.setdefault(entry.stream.label_string, []).append(entry)
+        present: set[int] = set()
+        for selector, entries in by_stream.items():
+            try:
+                held = self._held(selector, min(map(_ts_of, entries)), max(map(_ts_of, entries)))
+            except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+                log.warning("could not ask Loki what it holds before a resend (%s); sending all",
+                            _snippet(str(exc)), extra={"event": "loki_resend_check_failed", "source": source})
+                return records, 0
+            present.update(entry.index for entry in entries if (entry.ts_ns, entry.line) in held)
+        if present:
+            log.info("resend after an unclean stop: %d of %d records already in Loki, not sent again",
+                     len(present), len(records),
+                     extra={"event": "loki_resend_checked", "source": source, "present": len(present)})
+        return [record for index, record in enumerate(records) if index not in present], len(present)
+
+    def _not_held(self, entries: list[Entry], source: str, result: PushResult) -> list[Entry]:
+        """The late entries Loki does not hold yet. An entry goes late because its live stream
+        holds something more than an hour newer; often it is history shipped before - a
+        backfill, an object rewritten and read again, a resend - which the live stream already
+        holds, and sending it to its late stream would store it twice. So Loki is asked first,
+        per live stream (its selector also matches the late streams) and hour; what it holds is
+        acknowledged without sending. Same visibility limit as drop_present; when Loki cannot
+        answer, everything is sent."""
+        if not entries:
+            return entries
+        groups: dict[tuple[str, int], list[Entry]] = {}
+        for entry in entries:
+            key = (self._late.live_of(entry.stream).label_string, entry.ts_ns // _NS_PER_HOUR)
+            groups.setdefault(key, []).append(entry)
+        missing: list[Entry] = []
+        held_entries: list[Entry] = []
+        for (selector, _), group in groups.items():
+            try:
+                held = self._held(selector, min(map(_ts_of, group)), max(map(_ts_of, group)))
+            except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+                log.warning("could not ask Loki whether late entries are held already (%s); sending them",
+                            _snippet(str(exc)), extra={"event": "loki_late_check_failed", "source": source})
+                return entries
+            for entry in group:
+                (held_entries if (entry.ts_ns, entry.line) in held else missing).append(entry)
+        if held_entries:
+            self._acknowledge(held_entries, source, result)
+            log.info("%d of %d late entries already in Loki, not sent again", len(held_entries), len(entries),
+                     extra={"event": "loki_late_held", "source": source, "held": len(held_entries)})
+        return missing
+
+    def _held(self, selector: str, start_ns: int, end_ns: int) -> set[tuple[int, str]]:
+        """(ts, line) of every entry Loki returns for `selector` in [start, end], paging forward."""
+        held: set[tuple[int, str]] = set()
+        cursor = start_ns
+        for _ in range(MAX_PRESENT_QUERIES):
+            response = self._client.get(
+                self._query_range_url, headers=self._auth_headers(),
+                auth=self._auth or httpx.USE_CLIENT_DEFAULT, timeout=self.config.timeout_seconds,
+                params={"query": selector, "start": cursor, "end": end_ns + 1, "limit": PRESENT_QUERY_LIMIT,
+                        "direction": "forward"},
+            )
+            if response.status_code != 200:
+                raise ValueError(f"HTTP {response.status_code} {response.text}")
+            found = [(int(value[0]), str(value[1]))
+                     for stream in response.json()["data"]["result"] for value in stream["values"]]
+            held.update(found)
+            if len(found) < PRESENT_QUERY_LIMIT:
+                return held
+            last = max(ts for ts, _ in found)
+            if last == cursor:
+                raise ValueError(f"more than {PRESENT_QUERY_LIMIT} entries share timestamp {cursor}")
+            cursor = last  # entries at `last` come again: the set absorbs them
+        raise ValueError(f"more than {MAX_PRESENT_QUERIES} pages of entries to compare")
 
     def ready(self) -> str:
         """Describe Loki's readiness (GET /ready) or raise SinkUnavailable."""
@@ -282,13 +378,22 @@ class LokiSink:
                     verdict = rejections.read_refusal(answer.body, pending)
                     partial_rounds += 1
             if verdict.refused:
-                rest = [entry for entry in pending if entry.index not in verdict.refused]
-                for index, reason in verdict.refused.items():
+                refused = dict(verdict.refused)
+                rest = [entry for entry in pending if entry.index not in refused]
+                moved = self._late_again(pending, refused, source)  # too far behind: to the late stream
+                for index, reason in refused.items():
                     self._reject(records[index], reason, result, reporter)
-                if verdict.settled:
-                    self._acknowledge(rest, source, result)  # stored by this very push
-                elif rest:
-                    work.append(rest)
+                all_named = bool(moved) and not refused and late.all_refusals_named(answer.body, len(moved))
+                if verdict.settled or all_named:
+                    # Loki's answer accounts for every entry it refused: the rest is stored, and a
+                    # resend would only store it again in another chunk
+                    self._acknowledge(rest, source, result)
+                    rest = []
+                self._late.route(rest)  # entries the answer showed to be too far behind too
+                rest, now_late = self._late.split(rest)
+                now_late = self._not_held([*now_late, *moved], source, result)
+                for group in self._late.requests([*rest, *now_late]):
+                    work.append(group)
             elif len(pending) > 1:
                 middle = len(pending) // 2
                 work.append(pending[middle:])
@@ -298,7 +403,21 @@ class LokiSink:
                 reason = rejections.LINE_TOO_LONG if too_large else rejections.classify(answer.body)
                 self._reject(records[pending[0].index], reason, result, reporter)
 
+    def _late_again(self, pending: list[Entry], refused: dict[int, str], source: str) -> list[Entry]:
+        """Entries of a live stream refused as too far behind, moved to their late stream (and
+        taken out of `refused`): they are sent again, not lost."""
+        moved = []
+        for entry in pending:
+            if refused.get(entry.index) == rejections.TOO_FAR_BEHIND and not self._late.is_late(entry.stream):
+                del refused[entry.index]
+                self._late.refused_too_far_behind(entry)
+                moved.append(entry)
+        if moved:
+            metrics.RECORDS_ADJUSTED.labels(source=source, reason=LATE_STREAM).inc(len(moved))
+        return moved
+
     def _acknowledge(self, entries: list[Entry], source: str, result: PushResult) -> None:
+        self._late.acknowledged(entries)
         line_bytes = sum(map(_line_bytes_of, entries))
         result.accepted += len(entries)
         result.accepted_bytes += line_bytes

@@ -34,7 +34,7 @@ def test_streams_labels_timestamps_and_metadata_arrive_exactly(make_sink, push_f
 
     assert (result.accepted, result.rejected) == (4, [])
     assert result.accepted_bytes == sum(len(r.line) for r in _records())
-    # one request per stream: Loki's answer describes only the last stream of a push
+    # one request per live stream: Loki 3.7 reports a refusal of only the last stream of a push
     assert [len(push.streams) for push in mock.requests] == [1, 1]
     for push in mock.requests:
         assert push.format == push_format

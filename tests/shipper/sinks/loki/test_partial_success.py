@@ -18,31 +18,43 @@ def _meta(i: int) -> dict[str, str]:
     return {"object": "trades/2026/01/01.jsonl", "line_no": str(i)}
 
 
-def test_too_far_behind_entries_are_rejected_and_the_rest_stored(make_sink, caplog) -> None:
+@pytest.mark.parametrize("knows_newest", [False, True], ids=["refused-then-late", "routed-late-at-once"])
+def test_too_far_behind_entries_go_to_their_late_stream(make_sink, caplog, knows_newest: bool) -> None:
+    """Entries an hour behind the stream's newest are not lost (they used to be rejected): they go
+    to the same labels plus late_hour=<their hour>, which Loki's per-stream window does not
+    compare with the live stream. A sink that pushed the newest entry itself routes them at once;
+    one that did not (another process, an earlier run) learns it from Loki's 400."""
     mock = LokiMock(max_behind_ns=1 * HOUR)  # Loki's default: half of max_chunk_age (2h)
-    sink = make_sink(mock)
-    assert sink.push([record(60, "newest", GCS, **_meta(0))], source="src-behind").accepted == 1
+    first = make_sink(mock)
+    assert first.push([record(60, "newest", GCS, **_meta(0))], source="src-behind").accepted == 1
+    sink = first if knows_newest else make_sink(mock)
 
     late = [LogRecord(NOW_NS - (3 * HOUR) - i * SECOND, f"secret payload {i}", dict(GCS), _meta(100 + i))
             for i in range(15)]  # more than the 10 entries Loki names per stream
     fresh = [LogRecord(NOW_NS - 30 * SECOND + i, f"fresh {i}", dict(GCS), _meta(200 + i)) for i in range(5)]
-    rejected_before = metric("shipper_entries_rejected_total", source="src-behind", reason="too_far_behind")
+    late_before = metric("shipper_records_adjusted_total", source="src-behind", reason="late_stream")
+    pushes_before = len(mock.requests)
 
     with caplog.at_level(logging.WARNING, logger="shipper.sinks.loki.client"):
         result = sink.push(late + fresh, source="src-behind")
 
-    assert result.accepted == 5
-    assert sorted(r.record.line for r in result.rejected) == sorted(r.line for r in late)
-    assert {r.reason for r in result.rejected} == {"too_far_behind"}
-    assert result.accepted + len(result.rejected) == 20  # nothing lost
-    stored = {line for _, _, line, _ in mock.entries()}
-    assert stored == {"newest"} | {f"fresh {i}" for i in range(5)}
-    assert metric("shipper_entries_rejected_total", source="src-behind", reason="too_far_behind") \
-        - rejected_before == 15
-    rejection_logs = [r.getMessage() for r in caplog.records if "not shipped" in r.getMessage()]
-    assert len(rejection_logs) == 15
-    assert all("src-behind" in m and "line_no=1" in m and "object=trades/2026/01/01.jsonl" in m
-               for m in rejection_logs)
+    assert result.accepted == 20 and result.rejected == []
+    streams = mock.streams()
+    live = frozenset(GCS.items())
+    assert {line for _, line in streams[live]} == {"newest"} | {f"fresh {i}" for i in range(5)}
+    late_streams = {labels: entries for labels, entries in streams.items() if labels != live}
+    assert {dict(labels)["late_hour"] for labels in late_streams} == {"2025-12-31T20", "2025-12-31T21"}
+    assert all(labels - {("late_hour", dict(labels)["late_hour"])} == live for labels in late_streams)
+    assert sorted(line for entries in late_streams.values() for _, line in entries) == sorted(
+        r.line for r in late)
+    assert metric("shipper_records_adjusted_total", source="src-behind", reason="late_stream") \
+        - late_before == 15
+    # late streams share a request, the live stream has its own; Loki's 400 named all it refused
+    # (`total ignored: 15`), so the live entries it stored were not sent again
+    assert len(mock.requests) - pushes_before == 2
+    sent_fresh = [e.line for push in mock.requests for s in push.streams for e in s.entries
+                  if "fresh" in e.line]
+    assert len(sent_fresh) == 5
     assert not any("secret payload" in r.getMessage() for r in caplog.records)  # never the content
 
 

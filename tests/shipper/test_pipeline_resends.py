@@ -1,0 +1,88 @@
+"""Pipeline: pushes between commits span less than Loki's 1 h window; the unclean-stop marker
+decides whether the first pushes ask the sink what Loki already holds; the pass outcome."""
+
+from __future__ import annotations
+
+from shipper import metrics
+from shipper.checkpoint import MemoryCheckpointer
+from shipper.models import MAX_UNCOMMITTED_SPAN_NS, LogRecord
+from shipper.pipeline import INFLIGHT_SUFFIX, Pipeline
+from shipper.sources.memory import MemorySource
+from tests.shipper.test_pipeline import LABELS, RecordingSink
+
+MINUTE = 60 * 1_000_000_000
+T0 = 1_700_000_000_000_000_000
+
+
+def spread(count: int, step_ns: int) -> list[LogRecord]:
+    return [LogRecord(T0 + i * step_ns, f"line {i}", LABELS) for i in range(count)]
+
+
+def test_pushes_between_commits_span_less_than_lokis_window() -> None:
+    sink = RecordingSink()
+    checkpoints = MemoryCheckpointer()
+    source = MemorySource("span", spread(30, 10 * MINUTE), batch_size=1)  # 5 h, one record a batch
+    result = Pipeline(source, sink, checkpoints, max_wait_seconds=3600).run_once()
+    assert result.ok and result.accepted == 30
+    spans = [max(r.ts_ns for r in push) - min(r.ts_ns for r in push) for push in sink.pushes]
+    assert len(sink.pushes) == 6 and max(spans) < MAX_UNCOMMITTED_SPAN_NS
+    assert result.commits == len(sink.pushes)  # a commit after each push
+
+
+class CheckingSink(RecordingSink):
+    """Says the first `held` records of what it is asked about are in Loki already."""
+
+    def __init__(self, held: int = 0, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.held = held
+        self.asked: list[int] = []
+
+    def drop_present(self, records: list[LogRecord], *, source: str) -> tuple[list[LogRecord], int]:
+        self.asked.append(len(records))
+        held = min(self.held, len(records))
+        self.held -= held
+        return records[held:], held
+
+
+def test_after_an_unclean_stop_the_first_pushes_drop_what_loki_holds() -> None:
+    checkpoints = MemoryCheckpointer()
+    source = MemorySource("unclean", spread(30, 1), batch_size=10)
+    failing = CheckingSink(fail_on=[2])
+    first = Pipeline(source, failing, checkpoints, max_entries=10).run_once()
+    assert not first.ok and failing.asked == []  # nothing to check on a clean start
+    assert checkpoints.load("unclean" + INFLIGHT_SUFFIX) == {"clean": False}
+
+    sink = CheckingSink(held=13)  # the failed push (10) reached Loki, and 3 of the next
+    second = Pipeline(source, sink, checkpoints, max_entries=10).run_once()
+    assert second.outcome == "success" and second.accepted == 20
+    assert sink.asked == [10, 10]
+    assert sum(len(push) for push in sink.pushes) == 20 - 13
+
+    sink = CheckingSink(held=0)
+    checkpoints.commit("unclean" + INFLIGHT_SUFFIX, {"clean": False})
+    checkpoints.commit("unclean", {"offset": 0})
+    Pipeline(source, sink, checkpoints, max_entries=10).run_once()
+    assert sink.asked == [10]  # the first push found nothing held: no more questions
+    assert checkpoints.load("unclean" + INFLIGHT_SUFFIX) == {"clean": True}
+
+    again = CheckingSink()
+    Pipeline(MemorySource("unclean", spread(40, 1), batch_size=10), again, checkpoints).run_once()
+    assert again.asked == []  # the previous pass ended cleanly
+
+
+def test_a_pass_with_rejected_records_is_partial_and_counted() -> None:
+    before = metrics.REGISTRY.get_sample_value(
+        "shipper_runs_total", {"source": "partial-src", "outcome": "partial"}) or 0
+    sink = RecordingSink(reject_lines=["line 3"])
+    result = Pipeline(MemorySource("partial-src", spread(5, 1)), sink, MemoryCheckpointer()).run_once()
+    assert result.ok and result.outcome == "partial" and dict(result.rejected) == {"too_far_behind": 1}
+    assert metrics.REGISTRY.get_sample_value(
+        "shipper_runs_total", {"source": "partial-src", "outcome": "partial"}) == before + 1
+
+
+def test_sinks_without_the_check_still_work() -> None:
+    checkpoints = MemoryCheckpointer()
+    checkpoints.commit("plain" + INFLIGHT_SUFFIX, {"clean": False})
+    sink = RecordingSink()
+    assert Pipeline(MemorySource("plain", spread(3, 1)), sink, checkpoints).run_once().accepted == 3
+    assert checkpoints.load("plain" + INFLIGHT_SUFFIX) == {"clean": True}
