@@ -37,7 +37,7 @@ from shipper.config import DEFAULT_LOKI_URL, ShipperSettings
 from shipper.models import LogRecord
 from shipper.records import gc_paused
 from shipper.sinks import PushResult, RejectedEntry, SinkUnavailable
-from shipper.sinks.loki import late, limits, rejections
+from shipper.sinks.loki import limits, rejections
 from shipper.sinks.loki.encode import Encoder, Entry, PushFormat, group_streams
 from shipper.sinks.loki.late import LATE_STREAM, LateRouter
 from shipper.sinks.loki.prepare import Preparer
@@ -383,10 +383,11 @@ class LokiSink:
                 moved = self._late_again(pending, refused, source)  # too far behind: to the late stream
                 for index, reason in refused.items():
                     self._reject(records[index], reason, result, reporter)
-                all_named = bool(moved) and not refused and late.all_refusals_named(answer.body, len(moved))
-                if verdict.settled or all_named:
-                    # Loki's answer accounts for every entry it refused: the rest is stored, and a
-                    # resend would only store it again in another chunk
+                if verdict.settled:
+                    # Loki's answer accounts for every entry of the push (`total ignored: N out of
+                    # M` with M all we sent): the rest is stored, and a resend would only store it
+                    # again in another chunk. A count that is only N can hide what the distributor
+                    # dropped before the ingester (structured metadata too large, say).
                     self._acknowledge(rest, source, result)
                     rest = []
                 self._late.route(rest)  # entries the answer showed to be too far behind too

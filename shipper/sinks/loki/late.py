@@ -21,7 +21,6 @@ first (see LokiSink.drop_present), so an entry that moved between streams is not
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -32,14 +31,6 @@ LATE_STREAM = "late_stream"  # shipper_records_adjusted{reason}: entries sent to
 OUT_OF_ORDER_WINDOW_NS = 3600 * 1_000_000_000  # Loki's max_chunk_age (2 h) / 2
 _HOUR_NS = 3600 * 1_000_000_000
 _MAX_STREAMS = 50_000  # streams remembered; forgetting one only costs a refused push
-_IGNORED = re.compile(r"total ignored: (\d+) out of \d+")
-
-
-def all_refusals_named(body: str, named: int) -> bool:
-    """Loki's 400 for one live stream says how many entries it refused (`total ignored: N out
-    of M`); True when `named` accounts for all of them."""
-    totals = [int(found) for found in _IGNORED.findall(body)]
-    return len(totals) == 1 and totals[0] == named
 
 
 def hour_value(ts_ns: int) -> str:
