@@ -384,3 +384,24 @@ def redact_fields(fields: Mapping[str, str]) -> dict[str, str]:
     """Label or structured-metadata values redacted: wholly when the name says it holds a secret
     (parsed labels such as `| json` turn a line's `db_password` field into a label), else as text."""
     return {k: MASK if sensitive_name(_plain_key(k)) else redact(v) for k, v in fields.items()}
+
+
+def redact_patterns(patterns: list[Any]) -> list[Any]:
+    """Loki's detected patterns (`{"pattern": "...", "samples": [...]}`, plus labels in newer
+    versions) with pattern text and label values redacted like lines."""
+    texts: list[str] = [
+        p["pattern"] if isinstance(p, dict) and isinstance(p.get("pattern"), str) else "" for p in patterns
+    ]
+    masked = redact_many(texts)
+    out: list[Any] = []
+    for item, text in zip(patterns, masked, strict=True):
+        if not isinstance(item, dict):
+            out.append(item)
+            continue
+        item = {**item, "pattern": text} if isinstance(item.get("pattern"), str) else dict(item)
+        for name in ("labels", "stream", "metric"):
+            value = item.get(name)
+            if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
+                item[name] = redact_fields(value)
+        out.append(item)
+    return out
