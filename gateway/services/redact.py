@@ -380,10 +380,22 @@ def sensitive_name(name: str) -> bool:
     )
 
 
+# Loki's parsers write `_` for each character a label name cannot hold: `| json` turns a field
+# named `password` in fullwidth letters into `________`, a name nobody can judge any more (Loki's
+# own names, __error__ and __error_details__, have no run of three)
+_UNREADABLE_NAME_RE = re.compile(r"___")
+
+
+def field_needs_mask(name: str) -> bool:
+    """A label or field name whose value is masked whole: it names a secret, or it was made
+    unreadable by Loki's label-name sanitising."""
+    return sensitive_name(_plain_key(name)) or _UNREADABLE_NAME_RE.search(name) is not None
+
+
 def redact_fields(fields: Mapping[str, str]) -> dict[str, str]:
     """Label or structured-metadata values redacted: wholly when the name says it holds a secret
     (parsed labels such as `| json` turn a line's `db_password` field into a label), else as text."""
-    return {k: MASK if sensitive_name(_plain_key(k)) else redact(v) for k, v in fields.items()}
+    return {k: MASK if field_needs_mask(k) else redact(v) for k, v in fields.items()}
 
 
 def redact_patterns(patterns: list[Any]) -> list[Any]:
