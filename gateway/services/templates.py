@@ -28,11 +28,12 @@ _UUID = r"\b[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\b"
 _IP = r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?\b"
 _HEX = r"\b0x[0-9a-fA-F]+\b|\b[0-9a-fA-F]{8,}\b"  # the long form needs a letter and a digit
 _ID = r"\b[\w-]{8,}\b"  # letters and digits mixed, e.g. ord_8f3k2x9
-_NUM = r"([A-Za-z]?)([-+]?\d+(?:\.\d+)?)"  # a number not right after a letter (group 1)
+# a number, not where a letter comes right before it: the letter and the next character are
+# matched and kept, so the search goes on after them (as `(?<![A-Za-z])` went on with the next one)
+_NUM = r"[A-Za-z][-+\d]|[-+]?\d+(?:\.\d+)?"
 _HAS_DIGIT = re.compile(r"\d").search
 _HAS_HEX_LETTER = re.compile(r"[a-fA-F]").search
 _HAS_LETTER = re.compile(r"[A-Za-z]").search
-_NUM_TAIL = re2.compile(r"[-+]?\d+(?:\.\d+)?")
 
 
 def _hex(match: Any) -> str:
@@ -48,13 +49,8 @@ def _id(match: Any) -> str:
 
 
 def _num(match: Any) -> str:
-    letter: str = match.group(1)
-    number: str = match.group(2)
-    if not letter:
-        return "<NUM>"
-    # as `(?<![A-Za-z])` would: the number's first character stays, the rest may be one
-    tail: str = _NUM_TAIL.sub("<NUM>", number[1:])
-    return letter + number[0] + tail
+    text: str = match.group(0)
+    return text if text[0].isalpha() else "<NUM>"
 
 
 # Order matters: the most specific shapes first, plain numbers last.
