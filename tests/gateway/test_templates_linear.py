@@ -44,6 +44,17 @@ def test_the_re2_masker_masks_what_the_old_patterns_masked() -> None:
         assert mask_variables(line) == old_mask(line), line
 
 
+def test_the_shape_key_is_what_the_unanchored_pattern_gave() -> None:
+    from gateway.services.templates import _SHAPE
+
+    old_shape = re.compile(r"\w*\d[\w.:-]*")
+    rng = random.Random(7)
+    for _ in range(5_000):
+        seps = ["", " ", "=", "/", ",", "-", ".", ":"]
+        line = "".join(rng.choice(TOKENS) + rng.choice(seps) for _ in range(8))
+        assert _SHAPE.sub("0", line) == old_shape.sub("0", line), line
+
+
 @pytest.mark.parametrize(
     "line",
     ["x" * 60_000, "x-" * 30_000, "://" + "a." * 40_000, "1" * 60_000, "a1" * 30_000, "0x" + "f" * 60_000,
