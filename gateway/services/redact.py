@@ -417,3 +417,20 @@ def redact_patterns(patterns: list[Any]) -> list[Any]:
                 item[name] = redact_fields(value)
         out.append(item)
     return out
+
+
+def redact_nested(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """`redact_fields` for metadata of any depth, such as Loki's categorized labels
+    (`{"structuredMetadata": {...}, "parsed": {...}}`): a string under a sensitive or unreadable
+    name is masked whole, other strings are redacted as text, mappings and lists are walked."""
+    return {name: _redact_value(name, value) for name, value in fields.items()}
+
+
+def _redact_value(name: str, value: Any) -> Any:
+    if isinstance(value, str):
+        return MASK if field_needs_mask(name) else redact(value)
+    if isinstance(value, Mapping):
+        return redact_nested(value)
+    if isinstance(value, list):
+        return [_redact_value(name, item) for item in value]
+    return value

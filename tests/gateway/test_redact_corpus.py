@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from gateway.services.redact import redact, redact_fields, redact_many
+from gateway.services.redact import redact, redact_fields, redact_many, redact_nested
 
 S = "S3cr3tV4lu3x"
 ZWSP, ZWJ, SOFT_HYPHEN, BOM = "\u200b", "\u200d", "\u00ad", "\ufeff"
@@ -148,3 +148,16 @@ CLEAN = [
 @pytest.mark.parametrize("line", CLEAN)
 def test_ordinary_text_is_left_alone(line: str) -> None:
     assert redact(line) == line
+
+
+def test_nested_metadata_is_redacted_at_any_depth() -> None:
+    """Categorized labels put structured metadata and parsed labels one level down."""
+    meta = {
+        "structuredMetadata": {"trace_id": "abc", "db_password": S},
+        "parsed": {"msg": f"login password={S}", "________": S, "tokens": ["a", f"token={S}"]},
+        "count": 3,
+    }
+    masked = redact_nested(meta)
+    assert S not in json.dumps(masked, ensure_ascii=False)
+    assert masked["structuredMetadata"] == {"trace_id": "abc", "db_password": "[REDACTED]"}
+    assert masked["parsed"]["msg"] == "login password=[REDACTED]" and masked["count"] == 3
