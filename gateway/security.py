@@ -36,6 +36,7 @@ ADMIN_SCOPE = "admin"  # implies every other scope
 KNOWN_SCOPES = frozenset(
     {
         "logs:read",
+        "logs:transform",  # LogQL stages that rewrite lines or labels (see services/logql.py)
         "summary",
         "proxy",
         "monitoring:read",

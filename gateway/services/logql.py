@@ -436,9 +436,54 @@ def check_query_ranges(scanned: ScannedQuery, max_range_hours: float) -> None:
                 )
 
 
-def prepare_query(query: str, policy: str | None, *, max_range_hours: float) -> ScannedQuery:
-    """Scan a client's LogQL, inject the key's policy, and apply the guardrails."""
+# Stages that write line text or label values the redactor cannot recognise any more: a template
+# can urlencode, replace or slice a secret (`line_format "{{.password | urlencode}}"`), rename the
+# label that named it (`label_format v=password`), and an extraction (`regexp`, `pattern`, `json
+# v="password"`, `label_replace`) can put it under a harmless name. Redaction works on names and
+# shapes, so these need the transform scope (or redaction switched off).
+TRANSFORM_SCOPE = "logs:transform"
+_REWRITING_STAGE_RE = re.compile(
+    r"\|\s*(line_format|label_format|regexp|pattern)\b(?!\s*(?:=|!=|=~|!~|>|<))"  # not a label filter
+)
+_EXTRACTING_PARSER_RE = re.compile(r"\|\s*(json|logfmt)\b(?:\s+--[a-z-]+)*\s*(?=[A-Za-z_])")
+_LABEL_REPLACE_RE = re.compile(r"\b(label_replace)\s*\(")
+TRANSFORM_HINT = (
+    "line_format, label_format, regexp, pattern, json/logfmt with extraction parameters and "
+    "label_replace can rewrite a secret past redaction; filter with |= / |~, parse with a plain "
+    "| json or | logfmt, or use a key with the 'logs:transform' (or 'admin') scope"
+)
+
+
+def rewriting_stage(scanned: ScannedQuery) -> str | None:
+    """The first stage of the query that rewrites lines or labels, or None."""
+    for segment in scanned.code:
+        for pattern in (_REWRITING_STAGE_RE, _EXTRACTING_PARSER_RE, _LABEL_REPLACE_RE):
+            found = pattern.search(segment)
+            if found:
+                extracting = pattern is _EXTRACTING_PARSER_RE
+                return found.group(1) + (" with extraction parameters" if extracting else "")
+    return None
+
+
+def check_transforms(scanned: ScannedQuery) -> None:
+    stage = rewriting_stage(scanned)
+    if stage is not None:
+        raise LogQLError(
+            f"this key may not run {stage}: it rewrites log text out of the redactor's reach",
+            TRANSFORM_HINT,
+            "transform_not_allowed",
+            403,
+        )
+
+
+def prepare_query(
+    query: str, policy: str | None, *, max_range_hours: float, allow_transforms: bool = True
+) -> ScannedQuery:
+    """Scan a client's LogQL, inject the key's policy, and apply the guardrails (without
+    `allow_transforms`: refuse stages that rewrite lines or labels)."""
     scanned = scan_query(query)
+    if not allow_transforms:
+        check_transforms(scanned)
     if policy:
         scanned = inject_policy(scanned, parse_policy(policy))
     check_selectors_narrow(scanned)

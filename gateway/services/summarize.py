@@ -15,7 +15,10 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal, Protocol
+
+from anyio import to_thread
 
 from gateway.services.evidence import build_evidence, disappeared, plain_digest, rfc3339
 from gateway.services.llm import ChatModel, ModelError
@@ -27,12 +30,15 @@ log = logging.getLogger(__name__)
 
 Focus = Literal["errors", "all"]
 Redactor = Callable[[str], str]
+Line = tuple[int, dict[str, str], str]
 
 WINDOW_STEP_SECONDS = 60  # windows are rounded to this step so near-identical requests share a cache entry
 ERROR_FILTER = ' | level=~"error|critical"'
 MAX_EVIDENCE_ROWS = 50
 SUMMARY_COMPLETION_TOKENS = 800
 CACHE_KEY_PREFIX = "summary:"
+MINE_BATCH_LINES = 1000  # lines mined per worker-thread hop (a hop costs ~0.1 ms, a line ~10 us)
+MINE_BATCH_CHARS = 1 << 20
 _NS = 1_000_000_000
 _SPACES = re.compile(r"\s+")
 _AROUND_PUNCTUATION = re.compile(r"\s*([{},]|=~|!~|!=|=)\s*")
@@ -133,20 +139,27 @@ class Summarizer:
     async def _read(
         self, miner: TemplateMiner, q: SummaryQuery, query: str, start_ns: int, end_ns: int, current: bool
     ) -> tuple[int, bool]:
-        """Feeds one window into the miner; returns (lines read, cut at the limit)."""
-        read = 0
+        """Feeds one window into the miner; returns (lines read, cut at the limit). Mining runs in
+        a worker thread, a batch at a time, so no line (however long) stalls the event loop."""
+        read, cut = 0, False
+        batch: list[Line] = []
+        batch_chars = 0
         lines = self._reader.iter_lines(
             query, start_ns=start_ns, end_ns=end_ns, tenant=q.tenant, max_lines=q.max_lines + 1
         )
-        async for ts_ns, labels, line in lines:
+        async for entry in lines:
             if read >= q.max_lines:
-                return read, True
+                cut = True
+                break
             read += 1
-            if current:
-                miner.add_current(ts_ns, labels, line)
-            else:
-                miner.add_previous(line)
-        return read, False
+            batch.append(entry)
+            batch_chars += len(entry[2])
+            if len(batch) >= MINE_BATCH_LINES or batch_chars >= MINE_BATCH_CHARS:
+                await to_thread.run_sync(miner.add_lines, batch, current)
+                batch, batch_chars = [], 0
+        if batch:
+            await to_thread.run_sync(miner.add_lines, batch, current)
+        return read, cut
 
     async def _summarize(self, q: SummaryQuery) -> dict[str, Any]:
         started = time.perf_counter()
@@ -157,8 +170,9 @@ class Summarizer:
             miner, q, query, q.start_ns - length, q.start_ns, current=False
         )
         lines, truncated = await self._read(miner, q, query, q.start_ns, q.end_ns, current=True)
-        rows = build_evidence(
-            miner, lines=lines, previous_lines=previous_lines, comparable=not (truncated or previous_cut)
+        rows = await to_thread.run_sync(
+            partial(build_evidence, miner, lines=lines, previous_lines=previous_lines,
+                    comparable=not (truncated or previous_cut))
         )
         gone = disappeared(miner)
         prompt = build_prompt(
@@ -177,7 +191,8 @@ class Summarizer:
                 answer = await self._model.complete(
                     prompt.system, prompt.user, max_tokens=q.completion_tokens
                 )
-                summary, model_name, usage = answer.text, answer.model, answer.usage()
+                # the model saw redacted evidence only; its answer is masked like a line all the same
+                summary, model_name, usage = self._redact(answer.text), answer.model, answer.usage()
             except ModelError as exc:
                 model_error = str(exc)
                 log.warning("summary model call failed, answering with the plain digest: %s", exc)

@@ -15,20 +15,51 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+import re2
 from drain3.drain import Drain
-from drain3.masking import LogMasker, MaskingInstruction
+
+# Every pattern that sees log text is RE2 (linear time): with Python's `re`, `\w*\d[\w.:-]*` took
+# 23 s on one 60 KB line of `x` (each start position rescans the rest of the line), and the
+# lookaheads of the ID and HEX shapes did the same on `x-x-x-...`. RE2 has no lookaround, so the
+# conditions those expressed are checked on each match instead.
+_UUID = r"\b[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\b"
+_IP = r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?\b"
+_HEX = r"\b0x[0-9a-fA-F]+\b|\b[0-9a-fA-F]{8,}\b"  # the long form needs a letter and a digit
+_ID = r"\b[\w-]{8,}\b"  # letters and digits mixed, e.g. ord_8f3k2x9
+# a number, not where a letter comes right before it: the letter and the next character are
+# matched and kept, so the search goes on after them (as `(?<![A-Za-z])` went on with the next one)
+_NUM = r"[A-Za-z][-+\d]|[-+]?\d+(?:\.\d+)?"
+_HAS_DIGIT = re.compile(r"\d").search
+_HAS_HEX_LETTER = re.compile(r"[a-fA-F]").search
+_HAS_LETTER = re.compile(r"[A-Za-z]").search
+
+
+def _hex(match: Any) -> str:
+    text: str = match.group(0)
+    if text.startswith("0x") or (_HAS_HEX_LETTER(text) and _HAS_DIGIT(text)):
+        return "<HEX>"
+    return text
+
+
+def _id(match: Any) -> str:
+    text: str = match.group(0)
+    return "<ID>" if _HAS_DIGIT(text) and _HAS_LETTER(text) else text
+
+
+def _num(match: Any) -> str:
+    text: str = match.group(0)
+    return text if text[0].isalpha() else "<NUM>"
+
 
 # Order matters: the most specific shapes first, plain numbers last.
-_UUID = r"\b[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\b"
-_HEX = r"\b0x[0-9a-fA-F]+\b|\b(?=[0-9a-fA-F]*[a-fA-F])(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{8,}\b"
-_ID = r"\b(?=[\w-]*\d)(?=[\w-]*[A-Za-z])[\w-]{8,}\b"  # letters and digits mixed, e.g. ord_8f3k2x9
-MASKING_INSTRUCTIONS = (
-    MaskingInstruction(_UUID, "UUID"),
-    MaskingInstruction(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?\b", "IP"),
-    MaskingInstruction(_HEX, "HEX"),
-    MaskingInstruction(_ID, "ID"),
-    MaskingInstruction(r"(?<![A-Za-z])[-+]?\d+(?:\.\d+)?", "NUM"),
+MASKING_INSTRUCTIONS: tuple[tuple[Any, str | Callable[[Any], str]], ...] = (
+    (re2.compile(_UUID), "<UUID>"),
+    (re2.compile(_IP), "<IP>"),
+    (re2.compile(_HEX), _hex),
+    (re2.compile(_ID), _id),
+    (re2.compile(_NUM), _num),
 )
 DRAIN_SIMILARITY = 0.4
 DRAIN_DEPTH = 4
@@ -36,10 +67,26 @@ MAX_TEMPLATES = 2000
 MAX_SAMPLES = 3
 MAX_SAMPLE_CHARS = 400
 MAX_SHAPE_CACHE = 50_000
+# Templates are mined from a line's first characters: a 256 KB line makes no better template than
+# its start, and 2,000 templates of whole lines could hold half a gigabyte.
+MAX_MINED_CHARS = 2048
 # A cheap coarse key: every word that holds a digit becomes "0". Lines with the same shape differ
 # only in tokens the masker and drain turn into parameters anyway, so they share a cluster and the
-# full masking + tree search runs once per shape instead of once per line.
-_SHAPE = re.compile(r"\w*\d[\w.:-]*")
+# full masking + tree search runs once per shape instead of once per line. It runs on every line,
+# so it stays Python's `re` (one C call; RE2's binding costs microseconds per match), made linear
+# by the `\b`: a match can only start where a word starts, so no start position rescans the line
+# (without it, 60 KB of `x` took 23 s). Same matches as without it: a word holding a digit is
+# matched from its start anyway, and a word without one fails from any of its positions.
+_SHAPE = re.compile(r"\b\w*\d[\w.:-]*")
+
+
+def mask_variables(text: str) -> str:
+    """`text` with variable tokens (ids, numbers, addresses) replaced by <KIND> placeholders."""
+    for pattern, replacement in MASKING_INSTRUCTIONS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
 LEVELS = ("critical", "error", "warn", "info", "debug", "unknown")
 _WHITESPACE = re.compile(r"\s+")
 
@@ -84,7 +131,6 @@ class TemplateMiner:
 
     def __init__(self, redactor: Callable[[str], str], max_templates: int = MAX_TEMPLATES) -> None:
         self._redact = redactor
-        self._masker = LogMasker(MASKING_INSTRUCTIONS, "<", ">")
         self._drain = Drain(
             sim_th=DRAIN_SIMILARITY, depth=DRAIN_DEPTH, max_clusters=max_templates, param_str="<*>"
         )
@@ -92,10 +138,12 @@ class TemplateMiner:
         self._stats: dict[int, TemplateStats] = {}
 
     def _cluster_of(self, line: str) -> int:
-        shape = _SHAPE.sub("0", line)
+        shape = _SHAPE.sub("0", line[:MAX_MINED_CHARS])
         cluster_id = self._by_shape.get(shape)
         if cluster_id is None or cluster_id not in self._drain.id_to_cluster:
-            masked = self._masker.mask(_WHITESPACE.sub(" ", self._redact(line).strip()))
+            # redacted whole, then cut: a cut could leave a secret its redactor no longer recognises
+            redacted = self._redact(line)[:MAX_MINED_CHARS]
+            masked = mask_variables(_WHITESPACE.sub(" ", redacted.strip()))
             cluster, _ = self._drain.add_log_message(masked)
             cluster_id = cluster.cluster_id
             if len(self._by_shape) < MAX_SHAPE_CACHE:
@@ -115,6 +163,15 @@ class TemplateMiner:
         stats = self._stats_for(self._cluster_of(line))
         level = normalise_level(labels.get("level"))
         stats.add_current(ts_ns, level, labels.get("service_name"), line, self._redact)
+
+    def add_lines(self, lines: list[tuple[int, dict[str, str], str]], current: bool) -> None:
+        """Many lines of one window (the unit a worker thread mines)."""
+        if current:
+            for ts_ns, labels, line in lines:
+                self.add_current(ts_ns, labels, line)
+        else:
+            for _, _, line in lines:
+                self.add_previous(line)
 
     def template_text(self, cluster_id: int) -> str:
         cluster = self._drain.id_to_cluster.get(cluster_id)

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+from anyio import to_thread
 from fastapi import APIRouter, Depends, Query
 
 from gateway.api.deps import LokiDep, Principal, SettingsDep
@@ -30,7 +31,9 @@ from gateway.config import GatewaySettings
 from gateway.errors import ApiError
 from gateway.services.logql import check_label_name, parse_time_ns, reach_back_ns, resolve_range
 from gateway.services.loki import max_entries_per_query, sorted_entries
+from gateway.services.offload import shape_loki_answer
 from gateway.services.pagination import loki_stats, render_streams
+from gateway.services.redact import redact_patterns
 
 router = APIRouter(
     prefix="/api/monitoring/logs", tags=["logql"], dependencies=[Depends(reject_unknown_params)]
@@ -132,15 +135,18 @@ async def instant_query(
         data = await ctx.loki.query(
             scanned.text, time_ns=at_ns, limit=asked, direction=direction, tenant=principal.tenant
         )
-        if data.get("resultType") == "streams":
-            entries = sorted_entries(data, forward=direction == "forward")
-            return {
-                "streams": render_streams(entries[:chosen_limit], redact_lines=settings.redact_log_lines),
-                "truncated": len(entries) > chosen_limit or len(entries) >= asked,
-                "next_cursor": None,
-                "stats": loki_stats(data, min(len(entries), chosen_limit)),
-            }
-        return metric_answer(data, settings.redact_log_lines)
+        def shape() -> dict[str, Any]:
+            if data.get("resultType") == "streams":
+                entries = sorted_entries(data, forward=direction == "forward")
+                return {
+                    "streams": render_streams(entries[:chosen_limit], redact_lines=settings.redact_log_lines),
+                    "truncated": len(entries) > chosen_limit or len(entries) >= asked,
+                    "next_cursor": None,
+                    "stats": loki_stats(data, min(len(entries), chosen_limit)),
+                }
+            return metric_answer(data, settings.redact_log_lines)
+
+        return await shape_loki_answer(shape, data)
 
     return await ctx.answer(compute)
 
@@ -214,4 +220,6 @@ async def patterns(
     scanned = prepare_for(principal, query, settings)
     await check_bytes(loki, scanned, start_ns, end_ns, principal.tenant, settings.query_max_bytes)
     found = await loki.patterns(scanned.text, start_ns, end_ns, principal.tenant, step=check_step(step))
+    if settings.redact_log_lines:  # a pattern is line text: password=<_> or password=hunter2
+        found = await to_thread.run_sync(redact_patterns, found)
     return FastJSONResponse({"query": scanned.text, "patterns": found})

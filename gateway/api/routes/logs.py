@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -21,6 +22,7 @@ from gateway.errors import ApiError
 from gateway.services.cache import Cache, cached
 from gateway.services.logql import (
     NS_PER_HOUR,
+    TRANSFORM_SCOPE,
     ScannedQuery,
     build_log_query,
     parse_duration_ns,
@@ -37,6 +39,7 @@ from gateway.services.loki import (
     max_entries_per_query,
     sorted_entries,
 )
+from gateway.services.offload import shape_loki_answer
 from gateway.services.pagination import (
     BAD_CURSOR_HINT,
     ENTRY_DIGEST_BYTES,
@@ -161,7 +164,12 @@ def prepare_for(principal: Principal, query: str, settings: GatewaySettings) -> 
                 "this key's label policy is not a valid selector",
                 "ask an administrator to fix the key's label_policy",
             ) from exc
-    return prepare_query(query, principal.label_policy, max_range_hours=settings.query_max_range_hours)
+    return prepare_query(
+        query,
+        principal.label_policy,
+        max_range_hours=settings.query_max_range_hours,
+        allow_transforms=principal.allows(TRANSFORM_SCOPE) or not settings.redact_log_lines,
+    )
 
 
 def cache_key(request: Request, principal: Principal) -> str:
@@ -256,14 +264,18 @@ async def run_log_query(
         tenant=principal.tenant,
     )
     if data.get("resultType") != "streams":
-        return metric_answer(data, settings.redact_log_lines)
-    page = shape_page(
+        return await shape_loki_answer(partial(metric_answer, data, settings.redact_log_lines), data)
+    page = await shape_loki_answer(
+        partial(
+            shape_page,
+            data,
+            request=plan,
+            limit=limit,
+            direction=direction,
+            digest=digest,
+            redact_lines=settings.redact_log_lines,
+        ),
         data,
-        request=plan,
-        limit=limit,
-        direction=direction,
-        digest=digest,
-        redact_lines=settings.redact_log_lines,
     )
     if asked < plan.loki_limit and not page.truncated and count_entries(data) >= asked:
         page = await _page_cut_by_cap(
