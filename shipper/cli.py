@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import httpx
 from pydantic import ValidationError
@@ -33,6 +33,9 @@ from shipper.sinks import Sink, SinkUnavailable
 from shipper.sinks.loki.client import LokiSink, stoppable_sleep
 from shipper.sources.base import Source
 from shipper.sources.factory import build_source
+
+if TYPE_CHECKING:
+    from shipper.sources.gcs import GcsSource
 
 log = logging.getLogger("shipper")
 
@@ -241,15 +244,14 @@ def cmd_backfill(args: argparse.Namespace, settings: ShipperSettings) -> int:
     checkpointer = make_checkpointer(settings)
     suffix = ".backfill-separate" if args.separate_stream else BACKFILL_SUFFIX
     failed, partial, refused = False, False, 0
-    with loki_sink(settings) as sink, tqdm(unit=" lines", desc="backfill", file=sys.stderr) as bar:
+    with loki_sink(settings) as sink:
         for config in configs:
             live = build_source(config, settings)
             assert isinstance(live, GcsSource)
             source = live.for_backfill(since_ns, separate_stream=args.separate_stream,
                                        live_cursor=checkpointer.load(config.id))
-            pipeline = make_pipeline(source, sink, checkpointer, settings,
-                                     checkpoint_id=config.id + suffix, on_progress=bar.update)
-            result = pipeline.run_once()
+            result = _backfill_with_progress(source, make_pipeline(
+                source, sink, checkpointer, settings, checkpoint_id=config.id + suffix))
             print(describe(result))
             failed = failed or not result.ok
             partial = partial or result.partial
@@ -264,6 +266,24 @@ def cmd_backfill(args: argparse.Namespace, settings: ShipperSettings) -> int:
 
 
 # -- helpers --------------------------------------------------------------------------------------
+
+
+def _backfill_with_progress(source: GcsSource, pipeline: Pipeline) -> PassResult:
+    """One backfill pass under a progress bar in bytes of the objects to read (a total and an ETA,
+    which a count of lines cannot give), with the lines shipped beside it."""
+    planned = source.pending_objects()
+    with tqdm(total=sum(info.size for info in planned), unit="B", unit_scale=True,
+              desc=f"backfill {source.id} ({len(planned)} objects)", file=sys.stderr) as bar:
+        lines = 0
+
+        def shipped(count: int) -> None:
+            nonlocal lines
+            lines += count
+            bar.set_postfix(lines=lines, refresh=False)
+
+        source.on_object_done = lambda info: bar.update(info.size)
+        pipeline.on_progress = shipped
+        return pipeline.run_once()
 
 
 def select_sources(settings: ShipperSettings, source_id: str | None) -> list[SourceConfig]:

@@ -243,6 +243,8 @@ class GcsSource:
         self.extra_labels = dict(extra_labels or {})
         self.known_base_ns = dict(known_base_ns or {})
         self.borrow_base_ns: Callable[[], dict[str, int]] | None = None
+        # called with each object of a pass once it is read (or found unchanged): a progress bar
+        self.on_object_done: Callable[[ObjectInfo], None] | None = None
         self._timestamp_fields = tuple(config.timestamp_fields)
         self._label_sets: dict[tuple[str, str], dict[str, str]] = {}
         self._counts: Counter[tuple[str, str]] = Counter()  # (counter name, reason) -> n
@@ -303,6 +305,7 @@ class GcsSource:
         for info in work:
             entry = state.get(info.name)
             if _unchanged(entry, info):
+                self._object_done(info)
                 continue
             for new_records, new_entry in self._read_object(info, entry):
                 if records and (len(records) + len(new_records) > self.batch_records
@@ -317,9 +320,20 @@ class GcsSource:
                     yield Batch(records, {"objects": dict(state)})
                     self._flush_counts()
                     records, dirty = [], False
+            self._object_done(info)
         if records or dirty or cursor is None:
             yield Batch(records, {"objects": dict(state)})
         self._flush_counts()
+
+    def pending_objects(self) -> list[ObjectInfo]:
+        """The objects a pass would consider (updated since `since_ns` for a backfill): what a
+        progress bar counts its total in."""
+        since = self.since_ns
+        return [info for info in self._list_objects().values() if since is None or info.updated_ns >= since]
+
+    def _object_done(self, info: ObjectInfo) -> None:
+        if self.on_object_done is not None:
+            self.on_object_done(info)
 
     # -- listing ------------------------------------------------------------------------------
 

@@ -161,7 +161,10 @@ def test_backfill_same_streams_then_separate_stream(
     assert main(["backfill", "--since", "1h", "--separate-stream"]) == 0
     separate = mock.distinct() - live
     assert len(separate) == LINES and all(("backfill", "true") in labels for labels, _, _ in separate)
-    assert "backfill" in capsys.readouterr().err  # the tqdm bar
+    bar = capsys.readouterr().err.replace("\r", "\n").splitlines()[-1]  # tqdm's last refresh
+    # a total in bytes of the objects to read, reached, with an ETA (elapsed<left) and the lines shipped
+    assert "backfill gcs (1 objects)" in bar and "100%" in bar and "<00:00" in bar, bar
+    assert f"lines={LINES}" in bar, bar
 
 
 def test_backfill_gives_untimed_lines_the_timestamps_the_live_pass_gave_them(
