@@ -19,6 +19,12 @@ DEFAULT_LOKI_URL = "http://127.0.0.1:3100"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 DEFAULT_PROXY_MAX_RESPONSE_BYTES = 5 * 1024 * 1024
+DEFAULT_MCP_ALLOWED_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost")
+DEFAULT_ANSWER_MAX_BYTES = 64 * 1024  # about 16k tokens: room for an agent's other context
+DEFAULT_ANSWER_MAX_BYTES_LIMIT = 4 * 1024 * 1024
+DEFAULT_ANSWER_MAX_LINE_BYTES = 4096
+MIN_ANSWER_BYTES = 1024
+MIN_LINE_BYTES = 64
 
 
 class UpstreamService(BaseModel):
@@ -135,6 +141,24 @@ class GatewaySettings(BaseSettings):
     """debug, info, warning (or warn), error or critical."""
     log_to_loki: bool = False
     """Also send the gateway's own logs to Loki as {source="gateway"} (bounded queue, never blocks)."""
+
+    # agents: the MCP endpoint and answers sized for a context window
+    mcp_enabled: bool = True
+    """Serve the MCP endpoint at /mcp (streamable HTTP, stateless: any replica answers any request)."""
+    mcp_allowed_hosts: list[str] = Field(default_factory=lambda: list(DEFAULT_MCP_ALLOWED_HOSTS))
+    """Host header values /mcp accepts (DNS rebinding), JSON list; `name:*`: any port, `*`: any host."""
+    answer_max_bytes: int = Field(default=DEFAULT_ANSWER_MAX_BYTES, ge=MIN_ANSWER_BYTES)
+    """Byte budget of a log answer when the request sets no `max_bytes`; the page ends where it is spent."""
+    answer_max_bytes_limit: int = Field(default=DEFAULT_ANSWER_MAX_BYTES_LIMIT, ge=MIN_ANSWER_BYTES)
+    """Largest `max_bytes` a request may ask for."""
+    answer_budget_on_rest: bool = False
+    """Give REST log answers without `max_bytes` the ANSWER_MAX_BYTES budget too (MCP always has one)."""
+    answer_max_line_bytes: int = Field(default=DEFAULT_ANSWER_MAX_LINE_BYTES, ge=MIN_LINE_BYTES)
+    """Longer log lines are clipped to this many bytes, with a marker saying how much was cut."""
+    grafana_url: str | None = None
+    """Grafana base URL; log answers then carry a link opening the same query in Explore."""
+    grafana_loki_datasource_uid: str = "loki"
+    """UID of the Loki datasource in Grafana, used by the Explore links."""
 
     @field_validator("loki_url")
     @classmethod

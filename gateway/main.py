@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.api.routes import alerts, health, logql, logs, monitoring, summary
 from gateway.config import GatewaySettings, get_settings
 from gateway.errors import install_error_handlers
+from gateway.mcp import server as mcp_server
 from gateway.metrics import REQUEST_DURATION, REQUESTS, UNMATCHED_ROUTE, route_template
 from gateway.security import Authenticator, KeyRateLimiter, KeyStore, build_rate_limiter
 from gateway.services.cache import MemoryCache, build_cache
@@ -118,6 +119,7 @@ def create_app(
 
     app.include_router(summary.router)
     app.include_router(alerts.router)
+    app.include_router(mcp_server.router)  # /mcp; its session manager runs in the router's lifespan
 
     # keep last: catch-all proxy /api/monitoring/{service}/{path:path}
     app.include_router(monitoring.proxy_router)

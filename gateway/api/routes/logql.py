@@ -18,6 +18,7 @@ from gateway.api.routes.logs import (
     Direction,
     FastJSONResponse,
     LogReader,
+    MaxBytes,
     QueryContextDep,
     check_bytes,
     check_limit,
@@ -28,8 +29,14 @@ from gateway.api.routes.logs import (
 )
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
-from gateway.services.logql import check_label_name, parse_time_ns, reach_back_ns, resolve_range
-from gateway.services.loki import max_entries_per_query, sorted_entries
+from gateway.services.logql import (
+    ScannedQuery,
+    check_label_name,
+    parse_time_ns,
+    reach_back_ns,
+    resolve_range,
+)
+from gateway.services.loki import LokiClient, max_entries_per_query, sorted_entries
 from gateway.services.pagination import loki_stats, render_streams
 
 router = APIRouter(
@@ -97,6 +104,7 @@ async def query_range(
     direction: Direction = "backward",
     step: Step = None,
     cursor: Annotated[str | None, Query(max_length=MAX_CURSOR_CHARS)] = None,
+    max_bytes: MaxBytes = None,
 ) -> FastJSONResponse:
     chosen_limit = check_limit(limit, ctx.settings.query_default_limit, ctx.settings.query_max_limit)
     return await ctx.answer_page(
@@ -107,6 +115,7 @@ async def query_range(
         direction=direction,
         cursor_text=cursor,
         step=step,
+        max_bytes=max_bytes,
     )
 
 
@@ -192,13 +201,20 @@ async def index_stats(
     query: QueryText,
     window: WindowDep,
 ) -> FastJSONResponse:
-    start_ns, end_ns = window.start_ns, window.end_ns
     scanned = prepare_for(principal, query, settings)
+    totals = await index_totals(loki, scanned, window.start_ns, window.end_ns, principal.tenant)
+    return FastJSONResponse({"query": scanned.text, **totals})
+
+
+async def index_totals(
+    loki: LokiClient, scanned: ScannedQuery, start_ns: int, end_ns: int, tenant: str | None
+) -> dict[str, int]:
+    """Loki's index statistics summed over the query's stream selectors."""
     totals = {"streams": 0, "chunks": 0, "entries": 0, "bytes": 0}
     for sel in scanned.selectors:
-        stats = await loki.index_stats(scanned.text[sel.start : sel.end], start_ns, end_ns, principal.tenant)
+        stats = await loki.index_stats(scanned.text[sel.start : sel.end], start_ns, end_ns, tenant)
         totals = {k: totals[k] + stats[k] for k in totals}
-    return FastJSONResponse({"query": scanned.text, **totals})
+    return totals
 
 
 @router.get("/patterns", summary="Detected log line patterns of a query")

@@ -18,10 +18,12 @@ from gateway.api.routes.logs import check_bytes, prepare_for
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
 from gateway.services import redis_client
+from gateway.services.cache import Cache
 from gateway.services.digest import DigestScheduler, claim_always, redis_claim
 from gateway.services.events import LokiEventWriter
 from gateway.services.llm import ChatModel, build_chat_model
 from gateway.services.logql import SupportedDatetime, build_log_query, scan_query
+from gateway.services.loki import LokiClient
 from gateway.services.redact import redact
 from gateway.services.summarize import (
     Summarizer,
@@ -176,12 +178,25 @@ async def summarize_logs(
     """Templates with counts and samples (the evidence), compared with the previous window of
     equal length, and a summary citing them. `"model": null` means the plain digest."""
     raw = await read_bounded(request, MAX_SUMMARY_BODY_BYTES, "send only the fields of SummaryRequest")
-    query = summary_query(parse_body(SummaryRequest, raw), settings, principal)
+    body = parse_body(SummaryRequest, raw)
+    return await run_summary(body, principal, settings, loki, cache, chat_model_for(request.app))
+
+
+async def run_summary(
+    body: SummaryRequest,
+    principal: Principal,
+    settings: GatewaySettings,
+    loki: LokiClient,
+    cache: Cache,
+    model: ChatModel | None,
+) -> dict[str, Any]:
+    """The summary of `body` as this key may see it (REST route and MCP tool alike)."""
+    query = summary_query(body, settings, principal)
     read_from_ns = query.start_ns - (query.end_ns - query.start_ns)  # the previous window is read too
     scanned = scan_query(query.query)
     await check_bytes(loki, scanned, read_from_ns, query.end_ns, principal.tenant, settings.query_max_bytes)
     summarizer = Summarizer(
-        loki, redact, chat_model_for(request.app), cache=cache,
+        loki, redact, model, cache=cache,
         cache_ttl_seconds=settings.summary_cache_ttl_seconds,
     )
     return await summarizer.summarize(query)
