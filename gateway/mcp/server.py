@@ -8,6 +8,7 @@ tool's scope (audited), and every failure is a tool error carrying the ApiError 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -171,12 +172,31 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     manager = StreamableHTTPSessionManager(
         build_server(), json_response=True, stateless=True, security_settings=transport_security(settings)
     )
-    async with manager.run():
-        app.state.mcp_manager = manager
-        try:
-            yield
-        finally:
-            app.state.mcp_manager = None
+    running = asyncio.Event()
+    stop = asyncio.Event()
+
+    async def serve() -> None:
+        # the manager's task group is entered and left in this one task: a lifespan may be entered
+        # and left in different tasks (pytest fixtures do), which a task group does not allow
+        async with manager.run():
+            app.state.mcp_manager = manager
+            running.set()
+            try:
+                await stop.wait()
+            finally:
+                app.state.mcp_manager = None
+
+    task = asyncio.create_task(serve(), name="mcp-session-manager")
+    started = asyncio.create_task(running.wait())
+    await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        started.cancel()
+        task.result()  # raises what stopped it
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
 
 
 router = APIRouter(lifespan=_lifespan)

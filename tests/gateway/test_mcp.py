@@ -3,11 +3,14 @@ on 127.0.0.1 and the real Loki: keys, scopes, label policy, every tool, budgets 
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +138,7 @@ def gateway(real_loki: RealLoki, tmp_path_factory: pytest.TempPathFactory) -> It
             "gcs-only", ["logs:read", "summary", "monitoring:read"], label_policy='{source="gcs"}'
         ),
         "alerts": keys_file.add("alerts", ["alerts:read"]),
+        "expired": keys_file.add("expired", ["admin"], expires_at=datetime.now(UTC) - timedelta(minutes=1)),
     }
     settings = make_settings(
         gateway_api_keys_file=keys_file.path, loki_url=real_loki.url, cache_ttl_seconds=0.0
@@ -191,24 +195,51 @@ async def test_initialize_and_tools_per_scope(gateway: Gateway) -> None:
         assert {tool.name for tool in (await client.list_tools()).tools} == {"list_alerts"}
 
 
-async def test_a_bad_or_missing_key_is_refused_before_mcp(gateway: Gateway) -> None:
-    for headers in ({"x-api-key": "gwk_not-a-key-at-all-000000000000"}, {}):
+async def test_a_bad_missing_or_expired_key_is_refused_before_mcp(
+    gateway: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="gateway.audit")
+    bad_key = "gwk_not-a-key-at-all-000000000000"
+    refusals = {
+        "invalid_api_key": {"x-api-key": bad_key},
+        "missing_api_key": {},
+        "expired_api_key": {"authorization": f"Bearer {gateway.keys['expired']}"},
+    }
+    for code, headers in refusals.items():
         answer = httpx.post(
             gateway.url,
             headers={**headers, "accept": "application/json, text/event-stream"},
             json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
         )
-        assert answer.status_code == 401
-        assert answer.json()["error"]["code"] in {"invalid_api_key", "missing_api_key"}
-    with pytest.raises(Exception):
-        async with session(gateway, "gwk_not-a-key-at-all-000000000000"):
+        assert answer.status_code == 401 and answer.json()["error"]["code"] == code
+        assert answer.json()["error"]["hint"] and bad_key not in answer.text
+    with pytest.raises(Exception):  # the SDK's client raises on the 401
+        async with session(gateway, bad_key):
             pass
+    events = [json.loads(r.getMessage()) for r in caplog.records if r.name == "gateway.audit"]
+    assert {(e["outcome"], e["path"], e["scope"]) for e in events} >= {
+        ("invalid", "/mcp", "mcp"),
+        ("missing", "/mcp", "mcp"),
+        ("expired", "/mcp", "mcp"),
+    }
+    assert bad_key not in caplog.text
 
 
-async def test_a_tool_outside_the_keys_scopes_is_a_tool_error(gateway: Gateway) -> None:
+async def test_a_tool_outside_the_keys_scopes_is_a_tool_error(
+    gateway: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="gateway.audit")
     async with session(gateway, gateway.keys["alerts"]) as client:
         error = error_of(await client.call_tool("query_logs", {"query": f'{{run_id="{gateway.rid}"}}'}))
-    assert error["code"] == "insufficient_scope"
+        allowed = structured(await client.call_tool("list_alerts", {}))
+    assert error["code"] == "insufficient_scope" and allowed["status"] == "all"
+    events = [json.loads(r.getMessage()) for r in caplog.records if r.name == "gateway.audit"]
+    assert ("forbidden", "/mcp/tools/query_logs", "logs:read", "alerts") in {
+        (e["outcome"], e["path"], e["scope"], e["key"]) for e in events
+    }
+    assert ("ok", "/mcp/tools/list_alerts", "alerts:read", "alerts") in {
+        (e["outcome"], e["path"], e["scope"], e["key"]) for e in events
+    }
 
 
 async def test_query_and_source_logs_find_errors_and_page_through_them(gateway: Gateway) -> None:
