@@ -412,3 +412,33 @@ def test_the_allowed_hosts_setting_guards_against_dns_rebinding(real_loki: RealL
     assert refused.status_code == 421 or refused.status_code == 400
     assert allowed.status_code == 200, allowed.text
     assert {tool["name"] for tool in allowed.json()["result"]["tools"]} == ALL_TOOLS
+
+
+async def test_an_empty_page_says_why(gateway: Gateway) -> None:
+    rid = gateway.rid
+    async with session(gateway, gateway.keys["admin"]) as admin:
+        typo = structured(
+            await admin.call_tool(
+                "query_logs", {"query": f'{{run_id="{rid}", service_name="tradse"}}', **window(gateway)}
+            )
+        )
+        filtered = structured(
+            await admin.call_tool(
+                "query_logs", {"query": f'{{run_id="{rid}"}} |= "no-such-text"', **window(gateway)}
+            )
+        )
+        found = structured(
+            await admin.call_tool("query_logs", {"query": f'{{run_id="{rid}"}}', **window(gateway)})
+        )
+    async with session(gateway, gateway.keys["gcs"]) as scoped:
+        hidden = structured(
+            await scoped.call_tool(
+                "query_logs", {"query": f'{{run_id="{rid}", source="pod"}}', **window(gateway)}
+            )
+        )
+    assert typo["streams"] == [] and typo["empty"]["reason"] == "no_stream_matched"
+    assert "trades" in typo["empty"]["closest_values"]["service_name"]
+    assert "run_id" not in typo["empty"]["closest_values"]  # its value exists
+    assert filtered["streams"] == [] and filtered["empty"]["reason"] == "filtered_out"
+    assert hidden["streams"] == [] and hidden["empty"]["reason"] == "hidden_by_policy"
+    assert "empty" not in found

@@ -4,6 +4,7 @@ policy is injected, and answers have the one shape of DESIGN.md with exact pagin
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -20,6 +21,7 @@ from gateway.config import MIN_ANSWER_BYTES, GatewaySettings
 from gateway.errors import ApiError
 from gateway.services.budget import Budget, choose_budget, fit_page
 from gateway.services.cache import Cache, cached
+from gateway.services.empty import explain_empty
 from gateway.services.logql import (
     NS_PER_HOUR,
     ScannedQuery,
@@ -254,7 +256,8 @@ async def run_log_query(
     budget: Budget | None = None,
 ) -> dict[str, Any]:
     """One page of a query, in the DESIGN.md answer shape (or a metric result for metric queries),
-    within `budget` when one is given (see gateway.services.budget)."""
+    within `budget` when one is given (see gateway.services.budget); a first page without entries
+    says why (`empty`, see gateway.services.empty)."""
     step = check_step(step)
     digest = query_digest(scanned.text, direction, principal.tenant)
     cursor = Cursor.decode(cursor_text, digest) if cursor_text else None
@@ -310,10 +313,14 @@ async def run_log_query(
             "stats": loki_stats(data, page.returned),
         }
 
-    if budget is None:
-        return shape(limit)
-    fitted = fit_page(shape, limit, budget, forward=direction == "forward")
-    return fitted.answer
+    answer = shape(limit) if budget is None else fit_page(shape, limit, budget, direction == "forward").answer
+    if cursor is None and not answer["streams"]:
+        with contextlib.suppress(ApiError):  # a courtesy: the (empty) answer stands without it
+            answer["empty"] = await explain_empty(
+                loki, scanned, label_policy=principal.label_policy,
+                start_ns=plan.start_ns, end_ns=plan.end_ns, tenant=principal.tenant,
+            )
+    return answer
 
 
 async def _page_cut_by_cap(
