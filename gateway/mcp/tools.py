@@ -17,7 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 
 from gateway.api.routes.alerts import get_processor, list_alerts
-from gateway.api.routes.logql import _policy_selector, index_totals
+from gateway.api.routes.logql import (
+    MAX_DETECTED_FIELDS,
+    _policy_selector,
+    detected_fields_answer,
+    index_totals,
+    volume_answer,
+)
+from gateway.api.routes.logql import Window as TimeWindow
 from gateway.api.routes.logs import (
     DEFAULT_RANGE_HOURS,
     MAX_CURSOR_CHARS,
@@ -198,6 +205,26 @@ class PatternsArgs(StatsArgs):
     )
 
 
+class VolumeArgs(StatsArgs):
+    by: list[str] = Field(
+        default_factory=list,
+        max_length=8,
+        description='Label names to group the volume by, e.g. ["service_name"] (default: per stream).',
+    )
+    step: str | None = Field(
+        default=None, max_length=16, description="Give e.g. 5m for volume over time (default: one total)."
+    )
+
+
+class DetectedFieldsArgs(StatsArgs):
+    limit: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_DETECTED_FIELDS,
+        description="Most fields returned (default: Loki's, 1000).",
+    )
+
+
 class AlertsArgs(Args):
     status: Literal["firing", "resolved", "all"] = Field(
         default="all", description="Which alerts (default all)."
@@ -364,6 +391,20 @@ async def log_patterns(call: ToolCall, args: PatternsArgs) -> dict[str, Any]:
     return {"query": scanned.text, "patterns": found}
 
 
+async def log_volume(call: ToolCall, args: VolumeArgs) -> dict[str, Any]:
+    window = TimeWindow(*args.range_ns(call.settings))
+    return await volume_answer(
+        call.loki, call.principal, call.settings, args.query, window, args.by, args.step
+    )
+
+
+async def detected_fields(call: ToolCall, args: DetectedFieldsArgs) -> dict[str, Any]:
+    window = TimeWindow(*args.range_ns(call.settings))
+    return await detected_fields_answer(
+        call.loki, call.principal, call.settings, args.query, window, args.limit
+    )
+
+
 async def summarize(call: ToolCall, args: SummaryRequest) -> dict[str, Any]:
     return await run_summary(
         args, call.principal, call.settings, call.loki, call.cache, chat_model_for(call.app)
@@ -437,6 +478,24 @@ TOOLS: tuple[ToolSpec, ...] = (
         "the logs say.",
         PatternsArgs,
         log_patterns,
+    ),
+    ToolSpec(
+        "log_volume",
+        "logs:read",
+        "Log volume",
+        "Bytes of logs per label value (e.g. by service_name or level) from Loki's index, largest "
+        "first; with step, over time. Cheap: reads no lines. The query must be a bare selector.",
+        VolumeArgs,
+        log_volume,
+    ),
+    ToolSpec(
+        "detected_fields",
+        "logs:read",
+        "Fields in the lines",
+        "The fields Loki's json/logfmt parsers find in the query's lines, with type, cardinality and "
+        'parser: use them to write `| json | field="value"` (or `| logfmt | ...`) right the first time.',
+        DetectedFieldsArgs,
+        detected_fields,
     ),
     ToolSpec(
         "summarize_logs",

@@ -32,18 +32,21 @@ from gateway.errors import ApiError
 from gateway.services.logql import (
     ScannedQuery,
     check_label_name,
+    format_ns,
     parse_time_ns,
     reach_back_ns,
     resolve_range,
 )
 from gateway.services.loki import LokiClient, max_entries_per_query, sorted_entries
 from gateway.services.pagination import loki_stats, render_streams
+from gateway.services.redact import redact_fields
 
 router = APIRouter(
     prefix="/api/monitoring/logs", tags=["logql"], dependencies=[Depends(reject_unknown_params)]
 )
 
 MAX_QUERY_CHARS = 8192
+MAX_DETECTED_FIELDS = 1000
 QueryText = Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="LogQL")]
 OptionalQueryText = Annotated[str | None, Query(max_length=MAX_QUERY_CHARS)]
 TimeText = Annotated[str | None, Query(max_length=64, description="RFC 3339, relative (2h) or Unix time")]
@@ -231,3 +234,79 @@ async def patterns(
     await check_bytes(loki, scanned, start_ns, end_ns, principal.tenant, settings.query_max_bytes)
     found = await loki.patterns(scanned.text, start_ns, end_ns, principal.tenant, step=check_step(step))
     return FastJSONResponse({"query": scanned.text, "patterns": found})
+
+
+async def volume_answer(
+    loki: LokiClient,
+    principal: Principal,
+    settings: GatewaySettings,
+    query: str,
+    window: Window,
+    by: list[str],
+    step: str | None,
+) -> dict[str, Any]:
+    """Bytes per label set (by `by`, else per stream) of a selector's streams from Loki's index,
+    largest first; over time when `step` is given. REST route and MCP tool alike."""
+    names = [name for item in by for name in (part.strip() for part in item.split(",")) if name]
+    for name in names:
+        check_label_name(name)
+    scanned = prepare_for(principal, query, settings)
+    result = await loki.volume(
+        scanned.text, window.start_ns, window.end_ns, principal.tenant,
+        target_labels=names, step=check_step(step),
+    )
+    volumes: list[dict[str, Any]] = []
+    for item in result:
+        labels = item.get("metric") or {}
+        row: dict[str, Any] = {"labels": redact_fields(labels) if settings.redact_log_lines else labels}
+        if "values" in item:
+            points = [[format_ns(round(float(t) * 1000) * 1_000_000), int(v)] for t, v in item["values"]]
+            row["bytes"] = sum(point[1] for point in points)
+            row["values"] = points
+        else:
+            row["bytes"] = int(item["value"][1])
+        volumes.append(row)
+    volumes.sort(key=lambda row: -row["bytes"])
+    return {"query": scanned.text, "unit": "bytes", "by": names, "step": step, "volumes": volumes}
+
+
+@router.get("/volume", summary="Log volume in bytes by label (Loki's index, within the key's policy)")
+async def volume(
+    principal: LogReader,
+    settings: SettingsDep,
+    loki: LokiDep,
+    query: QueryText,
+    window: WindowDep,
+    by: Annotated[list[str], Query(description="label names to group by (default: per stream)")] = [],  # noqa: B006
+    step: Step = None,
+) -> FastJSONResponse:
+    return FastJSONResponse(await volume_answer(loki, principal, settings, query, window, by, step))
+
+
+async def detected_fields_answer(
+    loki: LokiClient,
+    principal: Principal,
+    settings: GatewaySettings,
+    query: str,
+    window: Window,
+    limit: int | None,
+) -> dict[str, Any]:
+    """The fields Loki's parsers (json, logfmt) find in the query's lines, with their types and
+    cardinality: what `| json | field=...` can filter on."""
+    scanned = prepare_for(principal, query, settings)
+    fields = await loki.detected_fields(
+        scanned.text, window.start_ns, window.end_ns, principal.tenant, limit=limit
+    )
+    return {"query": scanned.text, "fields": fields}
+
+
+@router.get("/detected_fields", summary="Fields Loki detects in the query's lines (json, logfmt)")
+async def detected_fields(
+    principal: LogReader,
+    settings: SettingsDep,
+    loki: LokiDep,
+    query: QueryText,
+    window: WindowDep,
+    limit: Annotated[int | None, Query(ge=1, le=MAX_DETECTED_FIELDS)] = None,
+) -> FastJSONResponse:
+    return FastJSONResponse(await detected_fields_answer(loki, principal, settings, query, window, limit))
