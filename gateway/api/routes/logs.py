@@ -22,6 +22,7 @@ from gateway.errors import ApiError
 from gateway.services.budget import Budget, choose_budget, fit_page
 from gateway.services.cache import Cache, cached
 from gateway.services.empty import explain_empty
+from gateway.services.grafana import explore_url
 from gateway.services.logql import (
     NS_PER_HOUR,
     ScannedQuery,
@@ -281,8 +282,13 @@ async def run_log_query(
         step=step,
         tenant=principal.tenant,
     )
+    link = None
+    if settings.grafana_url:  # the original window, not this page's: the view of the whole query
+        uid = settings.grafana_loki_datasource_uid
+        link = explore_url(settings.grafana_url, uid, scanned.text, start_ns, end_ns)
     if data.get("resultType") != "streams":
-        return metric_answer(data, settings.redact_log_lines)
+        metric = metric_answer(data, settings.redact_log_lines)
+        return {**metric, "grafana_url": link} if link else metric
 
     def shaped(count: int) -> ShapedPage:
         return shape_page(
@@ -306,12 +312,15 @@ async def run_log_query(
         if page.next_cursor is not None and len(page.next_cursor) > MAX_CURSOR_CHARS:
             # it holds a digest per entry returned at its timestamp: too many to pass back in a URL
             raise TooManyAtOneTimestamp(MAX_CURSOR_CHARS * 3 // 4 // ENTRY_DIGEST_BYTES)
-        return {
+        answer = {
             "streams": page.streams,
             "truncated": page.truncated,
             "next_cursor": page.next_cursor,
             "stats": loki_stats(data, page.returned),
         }
+        if link:
+            answer["grafana_url"] = link
+        return answer
 
     answer = shape(limit) if budget is None else fit_page(shape, limit, budget, direction == "forward").answer
     if cursor is None and not answer["streams"]:
