@@ -138,6 +138,11 @@ class Paging(Window):
         description="Byte budget of the answer in bytes (default 65536, the server's ANSWER_MAX_BYTES). "
         "Lines longer than a quarter of it (at most 4096 bytes) are clipped with a marker.",
     )
+    format: Literal["json", "compact"] = Field(
+        default="json",
+        description="json (default): streams of [ts, line]; compact: `text` holding each stream's labels "
+        "once and one `ts line` row per entry (fewer bytes per entry, so more entries per budget).",
+    )
 
 
 class QueryLogsArgs(Paging):
@@ -281,6 +286,7 @@ async def _page(call: ToolCall, args: Paging, scanned: Any, start_ns: int, end_n
             direction=args.direction,
             cursor_text=args.cursor,
             budget=budget,
+            compact=args.format == "compact",
         )
 
     return await call.cached(type(args).__name__, args, compute)

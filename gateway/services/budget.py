@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from gateway.errors import ApiError
+from gateway.services.logql import quote
 
 CLIP_MARKER = "…[clipped {cut} of {total} bytes]"
 MAX_FIT_ROUNDS = 8  # re-cuts when the estimate was a little optimistic; each removes entries
@@ -100,32 +101,64 @@ class FittedPage:
     cut_by_budget: bool
 
 
-def fit_page(shape: Callable[[int], dict[str, Any]], limit: int, budget: Budget, forward: bool) -> FittedPage:
+def compact_answer(answer: dict[str, Any]) -> dict[str, Any]:
+    """The answer with `streams` as `text`: each stream's labels once, as a LogQL selector, then
+    one `ts line` row per entry (newlines in lines escaped; metadata, if any, after a tab)."""
+    rows: list[str] = []
+    for stream in answer.get("streams") or []:
+        labels = stream["labels"].items()
+        rows.append("{" + ", ".join(f"{name}={quote(value)}" for name, value in labels) + "}")
+        for entry in stream["entries"]:
+            row = f"{entry[0]} {entry[1]}".replace("\r", "\\r").replace("\n", "\\n")
+            if len(entry) > 2:
+                row += "\t" + orjson.dumps(entry[2]).decode()
+            rows.append(row)
+    shown = {key: value for key, value in answer.items() if key != "streams"}
+    return {"format": "compact", "text": "\n".join(rows), **shown}
+
+
+def as_is(answer: dict[str, Any]) -> dict[str, Any]:
+    return answer
+
+
+def fit_page(
+    shape: Callable[[int], dict[str, Any]],
+    limit: int,
+    budget: Budget,
+    forward: bool,
+    render: Callable[[dict[str, Any]], dict[str, Any]] = as_is,
+) -> FittedPage:
     """The answer of `shape(limit)` (an answer dict with `streams` and `stats`), or, when it is
     over the budget, of `shape(k)` for the largest k found that fits (at least one entry).
     Lines are clipped in every case; `stats` gains answer_bytes, budget_bytes, lines_clipped and
-    bytes_clipped."""
+    bytes_clipped. `render` (e.g. `compact_answer`) makes what is sent, and the budget applies to
+    that; the estimates of what fits are made on the JSON form, which is the larger."""
+
+    def sent_size(answer: dict[str, Any]) -> int:
+        return answer_size(render(answer))
+
     answer = _clipped(shape(limit), budget)
-    size = answer_size(answer)
+    size = sent_size(answer)
     cut = False
     count = _entry_count(answer)
     rounds = 0
     while size > budget.max_bytes and count > 1 and rounds < MAX_FIT_ROUNDS:
-        overhead = size - _entries_bytes(answer)
+        overhead = answer_size(answer) - _entries_bytes(answer)
         fitting = entries_that_fit(answer["streams"], budget.max_bytes - overhead, forward)
         smaller = max(1, min(fitting, count - 1))
         answer = _clipped(shape(smaller), budget)
-        size = answer_size(answer)
+        size = sent_size(answer)
         count = _entry_count(answer)
         cut = True
         rounds += 1
     while size > budget.max_bytes and count > 1:  # the estimates kept missing: halve
         answer = _clipped(shape(max(1, count // 2)), budget)
-        size = answer_size(answer)
+        size = sent_size(answer)
         count = _entry_count(answer)
         cut = True
-    answer["stats"]["answer_bytes"] = _exact_size(answer)
-    return FittedPage(answer, cut)
+    sent = render(answer)
+    sent["stats"]["answer_bytes"] = _exact_size(sent)
+    return FittedPage(sent, cut)
 
 
 def _exact_size(answer: dict[str, Any]) -> int:

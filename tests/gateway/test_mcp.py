@@ -502,3 +502,35 @@ def test_volume_and_detected_fields_on_rest(gateway: Gateway) -> None:
     }
     assert fields.status_code == 200 and "order" in {f["label"] for f in fields.json()["fields"]}
     assert bad_label.status_code == 400 and bad_label.json()["error"]["hint"]
+
+
+async def test_the_compact_format_pages_within_the_budget(gateway: Gateway) -> None:
+    query = f'{{run_id="{gateway.rid}", source="gcs", level="error"}}'
+    async with session(gateway, gateway.keys["logs"]) as client:
+        rows: list[str] = []
+        cursor, pages, headers = None, 0, set()
+        while True:
+            args = {
+                "query": query,
+                "limit": 1000,
+                "max_bytes": 1024,
+                "format": "compact",
+                "direction": "forward",
+                **window(gateway),
+                **({"cursor": cursor} if cursor else {}),
+            }
+            page = structured(await client.call_tool("query_logs", args))
+            pages += 1
+            assert len(orjson.dumps(page)) <= 1024 and "streams" not in page and page["format"] == "compact"
+            header, *entries = page["text"].split("\n")
+            headers.add(header)
+            rows += entries
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+    (header,) = headers  # one stream: its labels once, however many pages
+    assert header.startswith("{") and f'run_id="{gateway.rid}"' in header and 'level="error"' in header
+    assert [row.split(" ", 1)[1] for row in rows] == [
+        f"gcs error {i} order=ord{i} failed: timeout after {i} ms" for i in range(30)
+    ]
+    assert rows[0].split(" ", 1)[0].endswith("Z") and pages >= 3

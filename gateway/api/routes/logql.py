@@ -17,6 +17,7 @@ from gateway.api.routes.logs import (
     MAX_CURSOR_CHARS,
     Direction,
     FastJSONResponse,
+    FormatParam,
     LogReader,
     MaxBytes,
     QueryContextDep,
@@ -108,6 +109,7 @@ async def query_range(
     step: Step = None,
     cursor: Annotated[str | None, Query(max_length=MAX_CURSOR_CHARS)] = None,
     max_bytes: MaxBytes = None,
+    format: FormatParam = "json",
 ) -> FastJSONResponse:
     chosen_limit = check_limit(limit, ctx.settings.query_default_limit, ctx.settings.query_max_limit)
     return await ctx.answer_page(
@@ -119,6 +121,7 @@ async def query_range(
         cursor_text=cursor,
         step=step,
         max_bytes=max_bytes,
+        answer_format=format,
     )
 
 

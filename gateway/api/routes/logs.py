@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from gateway.api.deps import CacheDep, LokiDep, Principal, SettingsDep, require_scope
 from gateway.config import MIN_ANSWER_BYTES, GatewaySettings
 from gateway.errors import ApiError
-from gateway.services.budget import Budget, choose_budget, fit_page
+from gateway.services.budget import Budget, as_is, choose_budget, compact_answer, fit_page
 from gateway.services.cache import Cache, cached
 from gateway.services.empty import explain_empty
 from gateway.services.grafana import explore_url
@@ -101,6 +101,14 @@ SOURCES = {"gcs": "gcs", "firestore": "firestore", "pod": "pod", "pods": "pod", 
 PRODUCTION_SOURCES = ("gcs", "firestore", "pod")
 MAX_PARAM_CHARS = 1024
 MAX_CURSOR_CHARS = 16_384
+AnswerFormat = Literal["json", "compact"]
+FormatParam = Annotated[
+    AnswerFormat,
+    Query(
+        description="json (default): streams of [ts, line]; compact: `text` with each stream's labels "
+        "once and one `ts line` row per entry"
+    ),
+]
 MaxBytes = Annotated[
     int | None,
     Query(
@@ -124,6 +132,7 @@ class LogParams:
     direction: Direction
     cursor: str | None
     max_bytes: int | None = None
+    format: AnswerFormat = "json"
 
 
 async def log_params(
@@ -144,8 +153,9 @@ async def log_params(
     direction: Direction = "backward",
     cursor: Annotated[str | None, Query(max_length=MAX_CURSOR_CHARS)] = None,
     max_bytes: MaxBytes = None,
+    format: FormatParam = "json",
 ) -> LogParams:
-    return LogParams(since, until, hours, level, q, limit, direction, cursor, max_bytes)
+    return LogParams(since, until, hours, level, q, limit, direction, cursor, max_bytes, format)
 
 
 LogParamsDep = Annotated[LogParams, Depends(log_params)]
@@ -255,6 +265,7 @@ async def run_log_query(
     cursor_text: str | None,
     step: str | None = None,
     budget: Budget | None = None,
+    compact: bool = False,
 ) -> dict[str, Any]:
     """One page of a query, in the DESIGN.md answer shape (or a metric result for metric queries),
     within `budget` when one is given (see gateway.services.budget); a first page without entries
@@ -306,6 +317,14 @@ async def run_log_query(
             loki, scanned, data, plan, limit, direction, digest, principal, settings
         )
 
+    why_empty: dict[str, Any] | None = None
+    if cursor is None and not full.returned:
+        with contextlib.suppress(ApiError):  # a courtesy: the (empty) answer stands without it
+            why_empty = await explain_empty(
+                loki, scanned, label_policy=principal.label_policy,
+                start_ns=plan.start_ns, end_ns=plan.end_ns, tenant=principal.tenant,
+            )
+
     def shape(count: int) -> dict[str, Any]:
         """The answer for a page of `count` entries (fewer than `limit`: cut by the budget)."""
         page = full if count >= limit else shaped(count)
@@ -320,16 +339,14 @@ async def run_log_query(
         }
         if link:
             answer["grafana_url"] = link
+        if why_empty:
+            answer["empty"] = why_empty
         return answer
 
-    answer = shape(limit) if budget is None else fit_page(shape, limit, budget, direction == "forward").answer
-    if cursor is None and not answer["streams"]:
-        with contextlib.suppress(ApiError):  # a courtesy: the (empty) answer stands without it
-            answer["empty"] = await explain_empty(
-                loki, scanned, label_policy=principal.label_policy,
-                start_ns=plan.start_ns, end_ns=plan.end_ns, tenant=principal.tenant,
-            )
-    return answer
+    render = compact_answer if compact else as_is
+    if budget is None:
+        return render(shape(limit))
+    return fit_page(shape, limit, budget, direction == "forward", render).answer
 
 
 async def _page_cut_by_cap(
@@ -407,6 +424,7 @@ class QueryContext:
         cursor_text: str | None,
         step: str | None = None,
         max_bytes: int | None = None,
+        answer_format: AnswerFormat = "json",
     ) -> FastJSONResponse:
         """The cached answer of `run_log_query`, within the request's byte budget."""
         budget = budget_for(self.settings, max_bytes)
@@ -424,6 +442,7 @@ class QueryContext:
                 cursor_text=cursor_text,
                 step=step,
                 budget=budget,
+                compact=answer_format == "compact",
             )
 
         return await self.answer(compute)
@@ -488,6 +507,7 @@ async def answer_filters(
         direction=params.direction,
         cursor_text=params.cursor,
         max_bytes=params.max_bytes,
+        answer_format=params.format,
     )
 
 
