@@ -159,6 +159,14 @@ class GatewaySettings(BaseSettings):
     """Grafana base URL; log answers then carry a link opening the same query in Explore."""
     grafana_loki_datasource_uid: str = "loki"
     """UID of the Loki datasource in Grafana, used by the Explore links."""
+    tail_max_seconds: float = Field(default=300.0, gt=0)
+    """Longest live follow (GET /api/monitoring/logs/tail, MCP tail_logs), in seconds."""
+    tail_max_lines: int = Field(default=5000, ge=1)
+    """Most lines one live follow returns."""
+    tail_max_per_key: int = Field(default=2, ge=1)
+    """Live follows one key may have open at once (per replica)."""
+    tail_poll_seconds: float = Field(default=1.0, gt=0)
+    """How often a live follow asks Loki for new lines, in seconds."""
 
     @field_validator("loki_url")
     @classmethod

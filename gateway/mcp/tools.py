@@ -41,14 +41,18 @@ from gateway.api.routes.logs import (
 )
 from gateway.api.routes.monitoring import overview
 from gateway.api.routes.summary import SummaryRequest, chat_model_for, run_summary
+from gateway.api.routes.tail import tail_slots, tail_start
 from gateway.config import MIN_ANSWER_BYTES, GatewaySettings
 from gateway.errors import ApiError
 from gateway.security import Principal
+from gateway.services.budget import answer_size, clip_streams, exact_size
 from gateway.services.cache import Cache, cached
 from gateway.services.logql import check_label_name, resolve_range
-from gateway.services.loki import LokiClient
+from gateway.services.loki import LokiClient, max_entries_per_query
+from gateway.services.tail import TailBatch, follow
 
 MAX_QUERY_CHARS = 8192
+MCP_TAIL_MAX_SECONDS = 60  # a tool call holds the agent: short waits, resumed with the cursor
 TIME_TEXT = (
     "RFC 3339 (2026-05-01T12:00:00Z), a relative duration back from now (30m, 2h, 7d), `now` or Unix "
     "seconds/nanoseconds"
@@ -227,6 +231,31 @@ class DetectedFieldsArgs(StatsArgs):
         ge=1,
         le=MAX_DETECTED_FIELDS,
         description="Most fields returned (default: Loki's, 1000).",
+    )
+
+
+class TailArgs(Args):
+    query: str = Field(
+        min_length=1,
+        max_length=MAX_QUERY_CHARS,
+        description='A LogQL log query, e.g. {source="pod"} |= "error".',
+    )
+    since: str | None = Field(
+        default=None,
+        max_length=64,
+        description=f"Where to start: {TIME_TEXT}. Default: now (only new lines).",
+    )
+    cursor: str | None = Field(
+        default=None,
+        max_length=MAX_CURSOR_CHARS,
+        description="next_cursor of a previous tail_logs call (or a forward query_logs page): resume there.",
+    )
+    max_seconds: float = Field(
+        default=10, gt=0, le=MCP_TAIL_MAX_SECONDS, description="Seconds to wait for new lines (default 10)."
+    )
+    max_lines: int = Field(default=100, ge=1, le=1000, description="Most lines returned (default 100).")
+    max_bytes: int | None = Field(
+        default=None, ge=MIN_ANSWER_BYTES, description="Byte budget of the answer in bytes (default 65536)."
     )
 
 
@@ -411,6 +440,52 @@ async def detected_fields(call: ToolCall, args: DetectedFieldsArgs) -> dict[str,
     )
 
 
+async def tail_logs(call: ToolCall, args: TailArgs) -> dict[str, Any]:
+    """Batches of new lines until max_seconds or max_lines, stopping before the batch that would
+    pass the byte budget (its cursor is then the previous batch's: nothing is skipped)."""
+    settings, principal = call.settings, call.principal
+    budget = budget_for(settings, args.max_bytes, always=True)
+    assert budget is not None
+    seconds = min(args.max_seconds, settings.tail_max_seconds)
+    scanned, digest, start = tail_start(principal, settings, args.query, args.since, args.cursor)
+    slots = tail_slots(call.app)
+    slots.acquire(principal.key_id)
+    answer: dict[str, Any] = {
+        "streams": [],
+        "next_cursor": start.encode(),
+        "reason": "max_seconds",
+        "stats": {},
+    }
+    returned = clipped = 0
+    try:
+        async for item in follow(
+            call.loki,
+            scanned,
+            tenant=principal.tenant,
+            digest=digest,
+            start=start,
+            max_seconds=seconds,
+            max_lines=min(args.max_lines, settings.tail_max_lines),
+            poll_seconds=settings.tail_poll_seconds,
+            max_entries=max_entries_per_query(settings),
+            redact_lines=settings.redact_log_lines,
+        ):
+            if not isinstance(item, TailBatch):
+                answer["reason"] = item.reason
+                break
+            batch_clipped, _ = clip_streams(item.streams, budget.line_bytes)
+            grown = {**answer, "streams": answer["streams"] + item.streams, "next_cursor": item.next_cursor}
+            if answer_size(grown) + 200 > budget.max_bytes:  # 200: the stats still to come
+                answer["reason"] = "max_bytes"
+                break
+            answer, returned, clipped = grown, returned + item.returned, clipped + batch_clipped
+    finally:
+        slots.release(principal.key_id)
+    answer["stats"] = {"entries": returned, "lines_clipped": clipped, "budget_bytes": budget.max_bytes}
+    exact_size(answer)  # sets stats.answer_bytes
+    return answer
+
+
 async def summarize(call: ToolCall, args: SummaryRequest) -> dict[str, Any]:
     return await run_summary(
         args, call.principal, call.settings, call.loki, call.cache, chat_model_for(call.app)
@@ -502,6 +577,16 @@ TOOLS: tuple[ToolSpec, ...] = (
         'parser: use them to write `| json | field="value"` (or `| logfmt | ...`) right the first time.',
         DetectedFieldsArgs,
         detected_fields,
+    ),
+    ToolSpec(
+        "tail_logs",
+        "logs:read",
+        "Follow new log lines",
+        "Wait up to max_seconds for new lines of a log query (from now, `since`, or a cursor) and return "
+        "them with next_cursor; call again with that cursor to keep following. reason says why it "
+        "stopped: max_seconds, max_lines or max_bytes.",
+        TailArgs,
+        tail_logs,
     ),
     ToolSpec(
         "summarize_logs",

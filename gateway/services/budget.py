@@ -157,11 +157,11 @@ def fit_page(
         count = _entry_count(answer)
         cut = True
     sent = render(answer)
-    sent["stats"]["answer_bytes"] = _exact_size(sent)
+    sent["stats"]["answer_bytes"] = exact_size(sent)
     return FittedPage(sent, cut)
 
 
-def _exact_size(answer: dict[str, Any]) -> int:
+def exact_size(answer: dict[str, Any]) -> int:
     """The answer's size with its own `answer_bytes` in it (the field counts its own digits)."""
     size = answer_size(answer)
     for _ in range(3):

@@ -41,6 +41,7 @@ ALL_TOOLS = {
     "list_alerts",
     "log_volume",
     "detected_fields",
+    "tail_logs",
 }
 LOG_TOOLS = {
     "query_logs",
@@ -51,6 +52,7 @@ LOG_TOOLS = {
     "log_patterns",
     "log_volume",
     "detected_fields",
+    "tail_logs",
 }
 
 
@@ -534,3 +536,31 @@ async def test_the_compact_format_pages_within_the_budget(gateway: Gateway) -> N
         f"gcs error {i} order=ord{i} failed: timeout after {i} ms" for i in range(30)
     ]
     assert rows[0].split(" ", 1)[0].endswith("Z") and pages >= 3
+
+
+async def test_tail_logs_follows_within_the_policy_and_resumes(gateway: Gateway) -> None:
+    query = f'{{run_id="{gateway.rid}"}}'
+    async with session(gateway, gateway.keys["gcs"]) as client:
+        first = structured(
+            await client.call_tool(
+                "tail_logs",
+                {"query": query, "since": window(gateway)["since"], "max_seconds": 1, "max_lines": 1000},
+            )
+        )
+        again = structured(
+            await client.call_tool(
+                "tail_logs", {"query": query, "cursor": first["next_cursor"], "max_seconds": 1}
+            )
+        )
+        small = structured(
+            await client.call_tool(
+                "tail_logs",
+                {"query": query, "since": window(gateway)["since"], "max_seconds": 1, "max_bytes": 2048},
+            )
+        )
+    assert {s["labels"]["source"] for s in first["streams"]} == {"gcs"}
+    assert len(lines(first)) == 35 and first["reason"] == "max_seconds" and first["stats"]["entries"] == 35
+    assert first["stats"]["lines_clipped"] == 1
+    assert lines(again) == [] and again["next_cursor"]
+    assert small["reason"] == "max_bytes" and len(orjson.dumps(small)) <= 2048
+    assert lines(small) == lines(first)[: len(lines(small))]
