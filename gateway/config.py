@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import urlsplit
 
 from limits import parse
 from pydantic import BaseModel, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shipper.settings_errors import http_url
 
@@ -145,8 +146,10 @@ class GatewaySettings(BaseSettings):
     # agents: the MCP endpoint and answers sized for a context window
     mcp_enabled: bool = True
     """Serve the MCP endpoint at /mcp (streamable HTTP, stateless: any replica answers any request)."""
-    mcp_allowed_hosts: list[str] = Field(default_factory=lambda: list(DEFAULT_MCP_ALLOWED_HOSTS))
-    """Host header values /mcp accepts (DNS rebinding), JSON list; `name:*`: any port, `*`: any host."""
+    mcp_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_MCP_ALLOWED_HOSTS)
+    )
+    """Host header values /mcp accepts (DNS rebinding), comma-separated; `name:*`: any port, `*`: any host."""
     answer_max_bytes: int = Field(default=DEFAULT_ANSWER_MAX_BYTES, ge=MIN_ANSWER_BYTES)
     """Byte budget of a log answer when the request sets no `max_bytes`; the page ends where it is spent."""
     answer_max_bytes_limit: int = Field(default=DEFAULT_ANSWER_MAX_BYTES_LIMIT, ge=MIN_ANSWER_BYTES)
@@ -167,6 +170,13 @@ class GatewaySettings(BaseSettings):
     """Live follows one key may have open at once (per replica)."""
     tail_poll_seconds: float = Field(default=1.0, gt=0)
     """How often a live follow asks Loki for new lines, in seconds."""
+
+    @field_validator("mcp_allowed_hosts", mode="before")
+    @classmethod
+    def _comma_separated(cls, hosts: object) -> object:
+        if isinstance(hosts, str):
+            return [host.strip() for host in hosts.split(",") if host.strip()]
+        return hosts
 
     @field_validator("loki_url")
     @classmethod

@@ -564,3 +564,10 @@ async def test_tail_logs_follows_within_the_policy_and_resumes(gateway: Gateway)
     assert lines(again) == [] and again["next_cursor"]
     assert small["reason"] == "max_bytes" and len(orjson.dumps(small)) <= 2048
     assert lines(small) == lines(first)[: len(lines(small))]
+
+
+def test_allowed_hosts_are_comma_separated_like_the_other_lists() -> None:
+    assert make_settings(mcp_allowed_hosts="gateway.example.com, gateway:*").mcp_allowed_hosts == [
+        "gateway.example.com",
+        "gateway:*",
+    ]
