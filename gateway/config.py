@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import urlsplit
 
 from limits import parse
 from pydantic import BaseModel, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shipper.settings_errors import http_url
 
@@ -20,6 +21,12 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 DEFAULT_PROXY_MAX_RESPONSE_BYTES = 5 * 1024 * 1024
 MIB = 1024 * 1024
+DEFAULT_MCP_ALLOWED_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost")
+DEFAULT_ANSWER_MAX_BYTES = 64 * 1024  # about 16k tokens: room for an agent's other context
+DEFAULT_ANSWER_MAX_BYTES_LIMIT = 4 * 1024 * 1024
+DEFAULT_ANSWER_MAX_LINE_BYTES = 4096
+MIN_ANSWER_BYTES = 1024
+MIN_LINE_BYTES = 64
 
 
 class UpstreamService(BaseModel):
@@ -148,6 +155,41 @@ class GatewaySettings(BaseSettings):
     """debug, info, warning (or warn), error or critical."""
     log_to_loki: bool = False
     """Also send the gateway's own logs to Loki as {source="gateway"} (bounded queue, never blocks)."""
+
+    # agents: the MCP endpoint and answers sized for a context window
+    mcp_enabled: bool = True
+    """Serve the MCP endpoint at /mcp (streamable HTTP, stateless: any replica answers any request)."""
+    mcp_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_MCP_ALLOWED_HOSTS)
+    )
+    """Host header values /mcp accepts (DNS rebinding), comma-separated; `name:*`: any port, `*`: any host."""
+    answer_max_bytes: int = Field(default=DEFAULT_ANSWER_MAX_BYTES, ge=MIN_ANSWER_BYTES)
+    """Byte budget of a log answer when the request sets no `max_bytes`; the page ends where it is spent."""
+    answer_max_bytes_limit: int = Field(default=DEFAULT_ANSWER_MAX_BYTES_LIMIT, ge=MIN_ANSWER_BYTES)
+    """Largest `max_bytes` a request may ask for."""
+    answer_budget_on_rest: bool = False
+    """Give REST log answers without `max_bytes` the ANSWER_MAX_BYTES budget too (MCP always has one)."""
+    answer_max_line_bytes: int = Field(default=DEFAULT_ANSWER_MAX_LINE_BYTES, ge=MIN_LINE_BYTES)
+    """Longer log lines are clipped to this many bytes, with a marker saying how much was cut."""
+    grafana_url: str | None = None
+    """Grafana base URL; log answers then carry a link opening the same query in Explore."""
+    grafana_loki_datasource_uid: str = "loki"
+    """UID of the Loki datasource in Grafana, used by the Explore links."""
+    tail_max_seconds: float = Field(default=300.0, gt=0)
+    """Longest live follow (GET /api/monitoring/logs/tail, MCP tail_logs), in seconds."""
+    tail_max_lines: int = Field(default=5000, ge=1)
+    """Most lines one live follow returns."""
+    tail_max_per_key: int = Field(default=2, ge=1)
+    """Live follows one key may have open at once (per replica)."""
+    tail_poll_seconds: float = Field(default=1.0, gt=0)
+    """How often a live follow asks Loki for new lines, in seconds."""
+
+    @field_validator("mcp_allowed_hosts", mode="before")
+    @classmethod
+    def _comma_separated(cls, hosts: object) -> object:
+        if isinstance(hosts, str):
+            return [host.strip() for host in hosts.split(",") if host.strip()]
+        return hosts
 
     _loki_http_url = field_validator("loki_url")(http_url)
 

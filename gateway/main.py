@@ -14,9 +14,10 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.api.routes import alerts, health, logql, logs, loki_api, monitoring, summary
+from gateway.api.routes import alerts, health, logql, logs, loki_api, monitoring, summary, tail
 from gateway.config import GatewaySettings, get_settings
 from gateway.errors import install_error_handlers
+from gateway.mcp import server as mcp_server
 from gateway.metrics import REQUEST_DURATION, REQUESTS, UNMATCHED_ROUTE, route_template
 from gateway.security import Authenticator, KeyRateLimiter, KeyStore, build_rate_limiter
 from gateway.services.bounded_http import PoolGatedTransport
@@ -144,6 +145,8 @@ def create_app(
 
     app.include_router(summary.router)
     app.include_router(alerts.router)
+    app.include_router(mcp_server.router)  # /mcp; its session manager runs in the router's lifespan
+    app.include_router(tail.router)
 
     # keep last: catch-all proxy /api/monitoring/{service}/{path:path}
     app.include_router(monitoring.proxy_router)

@@ -52,6 +52,7 @@ MIN_DISTINCT_KEY_CHARS = 12
 KEY_PREFIX = "gwk_"  # makes leaked keys easy to spot for secret scanners
 KEY_RANDOM_BYTES = 32
 FINGERPRINT_HEX_CHARS = 8
+MCP_AUDIT_SCOPE = "mcp"  # the audit event of an MCP request before its tool's scope is known
 AUTH_SCHEMES = ("bearer", "apikey")  # Authorization: <scheme> <key>, case-insensitive
 
 audit_log = logging.getLogger("gateway.audit")
@@ -342,6 +343,29 @@ class Authenticator:
     async def authenticate(
         self, headers: Headers, scope: str, client: str, method: str, path: str
     ) -> Principal:
+        """The caller of a REST request: key, expiry, `scope`, rate limit; one audit event."""
+        entry = self._entry(headers, scope, client, method, path)
+        principal = entry.principal()
+        self._check_scope(principal, scope, client, method, path)
+        await self._limit(principal, scope, client, method, path)
+        audit("ok", entry.name, client, method, path, scope)
+        return principal
+
+    async def identify(self, headers: Headers, client: str, method: str, path: str) -> Principal:
+        """The caller of a request whose scope is decided later (an MCP message): key, expiry and
+        rate limit, audited with the scope "mcp"; `authorize` then checks and audits each tool's."""
+        entry = self._entry(headers, MCP_AUDIT_SCOPE, client, method, path)
+        principal = entry.principal()
+        await self._limit(principal, MCP_AUDIT_SCOPE, client, method, path)
+        audit("ok", entry.name, client, method, path, MCP_AUDIT_SCOPE)
+        return principal
+
+    def authorize(self, principal: Principal, scope: str, client: str, method: str, path: str) -> None:
+        """403 (audited) unless `principal` has `scope`; an audited "ok" otherwise."""
+        self._check_scope(principal, scope, client, method, path)
+        audit("ok", principal.name, client, method, path, scope)
+
+    def _entry(self, headers: Headers, scope: str, client: str, method: str, path: str) -> ApiKeyEntry:
         key = presented_key(headers)
         if key is None:
             audit("missing", "-", client, method, path, scope)
@@ -371,19 +395,22 @@ class Authenticator:
                 "ask for a new key (`gateway keys new`)",
                 headers={"WWW-Authenticate": 'Bearer realm="gateway"'},
             )
-        principal = entry.principal()
+        return entry
+
+    @staticmethod
+    def _check_scope(principal: Principal, scope: str, client: str, method: str, path: str) -> None:
         if not principal.allows(scope):
-            audit("forbidden", entry.name, client, method, path, scope)
+            audit("forbidden", principal.name, client, method, path, scope)
             raise ApiError(
                 403,
                 "insufficient_scope",
-                f"the API key {entry.name!r} lacks the scope {scope!r}",
+                f"the API key {principal.name!r} lacks the scope {scope!r}",
                 f"use a key with the {scope!r} or 'admin' scope",
             )
+
+    async def _limit(self, principal: Principal, scope: str, client: str, method: str, path: str) -> None:
         try:
             await self.limiter.check(principal.key_id)
         except ApiError:
-            audit("rate_limited", entry.name, client, method, path, scope)
+            audit("rate_limited", principal.name, client, method, path, scope)
             raise
-        audit("ok", entry.name, client, method, path, scope)
-        return principal

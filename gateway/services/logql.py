@@ -527,11 +527,13 @@ SupportedDatetime = Annotated[datetime, AfterValidator(_within_supported_years)]
 
 
 def parse_time_ns(text: str, now_ns: int) -> int:
-    """RFC 3339 (ns precision kept), `now`, a relative duration back from now (2h, 30m, 7d), or a
-    Unix timestamp in seconds or nanoseconds."""
+    """RFC 3339 (ns precision kept), `now`, a relative duration back from now (2h, 30m, 7d, or
+    Grafana's now-2h), or a Unix timestamp in seconds or nanoseconds."""
     text = text.strip()
     if text == "now":
         return now_ns
+    if text.startswith("now-") and _DURATION_RE.fullmatch(text[4:]):  # Grafana's notation
+        return now_ns - parse_duration_ns(text[4:])
     if _DURATION_RE.fullmatch(text):
         return now_ns - parse_duration_ns(text)
     if text.isascii() and text.isdigit():  # not "²": str.isdigit() takes it, int() does not
@@ -548,7 +550,7 @@ def parse_time_ns(text: str, now_ns: int) -> int:
             return int(moment.timestamp()) * NS_PER_SECOND + int((fraction or "0").ljust(9, "0"))
     raise LogQLError(
         f"invalid time {text!r}",
-        "use RFC 3339 (2024-05-01T12:00:00Z), a relative duration (30m, 2h, 7d) or a Unix timestamp",
+        "use RFC 3339 (2024-05-01T12:00:00Z), a relative duration (30m, 2h, 7d, now-1h) or a Unix timestamp",
         "invalid_time",
     )
 

@@ -27,6 +27,9 @@ LABELS_PATH = "/loki/api/v1/labels"
 LABEL_VALUES_PATH = "/loki/api/v1/label/{name}/values"
 INDEX_STATS_PATH = "/loki/api/v1/index/stats"
 PATTERNS_PATH = "/loki/api/v1/patterns"
+VOLUME_PATH = "/loki/api/v1/index/volume"
+VOLUME_RANGE_PATH = "/loki/api/v1/index/volume_range"
+DETECTED_FIELDS_PATH = "/loki/api/v1/detected_fields"
 READY_PATH = "/ready"
 
 TENANT_HEADER = "X-Scope-OrgID"
@@ -317,6 +320,44 @@ class LokiClient:
         if not isinstance(found, list):
             raise LokiUpstreamError("Loki's patterns `data` is not a list")
         return found
+
+    async def volume(
+        self,
+        selector: str,
+        start_ns: int,
+        end_ns: int,
+        tenant: str | None = None,
+        *,
+        target_labels: Sequence[str] = (),
+        step: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Bytes per label set from the index (`index/volume`, or `index/volume_range` with a
+        step): [{"metric": {...}, "value": [t, "bytes"]}] or [{"metric", "values": [...]}]."""
+        params = {
+            "query": selector, "start": start_ns, "end": end_ns, "step": step,
+            "targetLabels": ",".join(target_labels) or None,
+        }
+        data = await self._get_data(VOLUME_RANGE_PATH if step else VOLUME_PATH, params, tenant)
+        result = data.get("result") if isinstance(data, dict) else None
+        if not isinstance(result, list):
+            raise LokiUpstreamError("Loki's index/volume `data.result` is not a list")
+        return result
+
+    async def detected_fields(
+        self, query: str, start_ns: int, end_ns: int, tenant: str | None = None, *, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The fields Loki's parsers find in the query's lines (this endpoint has no data wrapper):
+        [{"label", "type", "cardinality", "parsers", "jsonPath"?}]."""
+        body = await self._get(
+            DETECTED_FIELDS_PATH, {"query": query, "start": start_ns, "end": end_ns, "limit": limit}, tenant
+        )
+        fields = body.get("fields") if isinstance(body, dict) else None
+        if fields is None and isinstance(body, dict):
+            return []
+        if not isinstance(fields, list):
+            raise LokiUpstreamError("Loki's detected_fields answer has no `fields` list")
+        return fields
+
 
     @property
     def http(self) -> httpx.AsyncClient:

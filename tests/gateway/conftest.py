@@ -88,6 +88,7 @@ def make_settings(**overrides: Any) -> GatewaySettings:
         "prometheus_url": None,
         "alertmanager_url": None,
         "openai_api_key": None,
+        "tail_max_seconds": 0.5,  # a live follow (GET .../tail) waits at most this unless a test asks more
     }
     base.update(overrides)
     return GatewaySettings(**base)

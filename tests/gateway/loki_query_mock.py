@@ -143,7 +143,7 @@ class LokiQueryMock:
                 return recorded_response("patterns", {"status": "success", "data": patterns})
             if path == "/ready":
                 return httpx.Response(200, text="ready")
-        except ValueError as exc:
+        except (ValueError, re.error) as exc:  # re.error: a regex Loki (RE2) refuses as well
             return httpx.Response(400, text=str(exc), headers={"content-type": "text/plain; charset=utf-8"})
         return httpx.Response(404, text="404 page not found")
 

@@ -30,6 +30,8 @@ except ImportError:  # pragma: no cover - older FastAPI flattens app.routes itse
 DOCS_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 KEY_OPTIONAL_PATHS = frozenset({"/metrics"})  # open unless GATEWAY_METRICS_REQUIRE_KEY
 OPEN_PATHS = UNAUTHENTICATED_PATHS | DOCS_PATHS | KEY_OPTIONAL_PATHS
+# authenticate every request themselves and check a scope per MCP tool: tests/gateway/test_mcp.py
+SELF_AUTHENTICATED_PATHS = frozenset({"/mcp"})
 
 
 def _dependency_calls(dependant: Any) -> Iterator[Any]:
@@ -56,7 +58,11 @@ def concrete(path: str) -> str:
 
 
 _collection_app = create_app(make_settings(ai_monitoring_api_key=generate_key()))
-ALL_ROUTES = [(m, p, sorted(required_scopes(r))) for m, p, r in http_routes(_collection_app)]
+ALL_ROUTES = [
+    (m, p, sorted(required_scopes(r)))
+    for m, p, r in http_routes(_collection_app)
+    if p not in SELF_AUTHENTICATED_PATHS
+]
 PROTECTED = [(m, p, tuple(scopes)) for m, p, scopes in ALL_ROUTES if p not in OPEN_PATHS]
 OPEN = [(m, p) for m, p, _ in ALL_ROUTES if p in OPEN_PATHS]
 

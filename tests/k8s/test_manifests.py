@@ -414,7 +414,7 @@ def test_ingress_tls_cors_and_paths(overlay: Overlay) -> None:
     assert tls["hosts"] == [rule["host"]] and tls["secretName"]
     assert (rule["host"].split(".")[1] == env) or (env == "prod" and rule["host"] == "gateway.example.com")
     paths = {p["path"] for p in rule["http"]["paths"]}
-    assert paths == {"/api", "/logs", "/health"}, "/metrics and / must not be published"
+    assert paths == {"/api", "/logs", "/health", "/mcp"}, "/metrics and / must not be published"
     for path in rule["http"]["paths"]:
         assert path["backend"]["service"] == {"name": "gateway", "port": {"name": "http"}}
 

@@ -18,7 +18,9 @@ from gateway.api.routes.logs import (
     MAX_CURSOR_CHARS,
     Direction,
     FastJSONResponse,
+    FormatParam,
     LogReader,
+    MaxBytes,
     QueryContextDep,
     check_bytes,
     check_limit,
@@ -29,17 +31,25 @@ from gateway.api.routes.logs import (
 )
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
-from gateway.services.logql import check_label_name, parse_time_ns, reach_back_ns, resolve_range
-from gateway.services.loki import max_entries_per_query, sorted_entries
+from gateway.services.logql import (
+    ScannedQuery,
+    check_label_name,
+    format_ns,
+    parse_time_ns,
+    reach_back_ns,
+    resolve_range,
+)
+from gateway.services.loki import LokiClient, max_entries_per_query, sorted_entries
 from gateway.services.offload import shape_loki_answer
 from gateway.services.pagination import loki_stats, render_streams
-from gateway.services.redact import redact_patterns
+from gateway.services.redact import redact_fields, redact_patterns
 
 router = APIRouter(
     prefix="/api/monitoring/logs", tags=["logql"], dependencies=[Depends(reject_unknown_params)]
 )
 
 MAX_QUERY_CHARS = 8192
+MAX_DETECTED_FIELDS = 1000
 QueryText = Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="LogQL")]
 OptionalQueryText = Annotated[str | None, Query(max_length=MAX_QUERY_CHARS)]
 TimeText = Annotated[str | None, Query(max_length=64, description="RFC 3339, relative (2h) or Unix time")]
@@ -100,6 +110,8 @@ async def query_range(
     direction: Direction = "backward",
     step: Step = None,
     cursor: Annotated[str | None, Query(max_length=MAX_CURSOR_CHARS)] = None,
+    max_bytes: MaxBytes = None,
+    format: FormatParam = "json",
 ) -> FastJSONResponse:
     chosen_limit = check_limit(limit, ctx.settings.query_default_limit, ctx.settings.query_max_limit)
     return await ctx.answer_page(
@@ -110,6 +122,8 @@ async def query_range(
         direction=direction,
         cursor_text=cursor,
         step=step,
+        max_bytes=max_bytes,
+        answer_format=format,
     )
 
 
@@ -198,13 +212,20 @@ async def index_stats(
     query: QueryText,
     window: WindowDep,
 ) -> FastJSONResponse:
-    start_ns, end_ns = window.start_ns, window.end_ns
     scanned = prepare_for(principal, query, settings)
+    totals = await index_totals(loki, scanned, window.start_ns, window.end_ns, principal.tenant)
+    return FastJSONResponse({"query": scanned.text, **totals})
+
+
+async def index_totals(
+    loki: LokiClient, scanned: ScannedQuery, start_ns: int, end_ns: int, tenant: str | None
+) -> dict[str, int]:
+    """Loki's index statistics summed over the query's stream selectors."""
     totals = {"streams": 0, "chunks": 0, "entries": 0, "bytes": 0}
     for sel in scanned.selectors:
-        stats = await loki.index_stats(scanned.text[sel.start : sel.end], start_ns, end_ns, principal.tenant)
+        stats = await loki.index_stats(scanned.text[sel.start : sel.end], start_ns, end_ns, tenant)
         totals = {k: totals[k] + stats[k] for k in totals}
-    return FastJSONResponse({"query": scanned.text, **totals})
+    return totals
 
 
 @router.get("/patterns", summary="Detected log line patterns of a query")
@@ -223,3 +244,79 @@ async def patterns(
     if settings.redact_log_lines:  # a pattern is line text: password=<_> or password=hunter2
         found = await to_thread.run_sync(redact_patterns, found)
     return FastJSONResponse({"query": scanned.text, "patterns": found})
+
+
+async def volume_answer(
+    loki: LokiClient,
+    principal: Principal,
+    settings: GatewaySettings,
+    query: str,
+    window: Window,
+    by: list[str],
+    step: str | None,
+) -> dict[str, Any]:
+    """Bytes per label set (by `by`, else per stream) of a selector's streams from Loki's index,
+    largest first; over time when `step` is given. REST route and MCP tool alike."""
+    names = [name for item in by for name in (part.strip() for part in item.split(",")) if name]
+    for name in names:
+        check_label_name(name)
+    scanned = prepare_for(principal, query, settings)
+    result = await loki.volume(
+        scanned.text, window.start_ns, window.end_ns, principal.tenant,
+        target_labels=names, step=check_step(step),
+    )
+    volumes: list[dict[str, Any]] = []
+    for item in result:
+        labels = item.get("metric") or {}
+        row: dict[str, Any] = {"labels": redact_fields(labels) if settings.redact_log_lines else labels}
+        if "values" in item:
+            points = [[format_ns(round(float(t) * 1000) * 1_000_000), int(v)] for t, v in item["values"]]
+            row["bytes"] = sum(point[1] for point in points)
+            row["values"] = points
+        else:
+            row["bytes"] = int(item["value"][1])
+        volumes.append(row)
+    volumes.sort(key=lambda row: -row["bytes"])
+    return {"query": scanned.text, "unit": "bytes", "by": names, "step": step, "volumes": volumes}
+
+
+@router.get("/volume", summary="Log volume in bytes by label (Loki's index, within the key's policy)")
+async def volume(
+    principal: LogReader,
+    settings: SettingsDep,
+    loki: LokiDep,
+    query: QueryText,
+    window: WindowDep,
+    by: Annotated[list[str], Query(description="label names to group by (default: per stream)")] = [],  # noqa: B006
+    step: Step = None,
+) -> FastJSONResponse:
+    return FastJSONResponse(await volume_answer(loki, principal, settings, query, window, by, step))
+
+
+async def detected_fields_answer(
+    loki: LokiClient,
+    principal: Principal,
+    settings: GatewaySettings,
+    query: str,
+    window: Window,
+    limit: int | None,
+) -> dict[str, Any]:
+    """The fields Loki's parsers (json, logfmt) find in the query's lines, with their types and
+    cardinality: what `| json | field=...` can filter on."""
+    scanned = prepare_for(principal, query, settings)
+    fields = await loki.detected_fields(
+        scanned.text, window.start_ns, window.end_ns, principal.tenant, limit=limit
+    )
+    return {"query": scanned.text, "fields": fields}
+
+
+@router.get("/detected_fields", summary="Fields Loki detects in the query's lines (json, logfmt)")
+async def detected_fields(
+    principal: LogReader,
+    settings: SettingsDep,
+    loki: LokiDep,
+    query: QueryText,
+    window: WindowDep,
+    limit: Annotated[int | None, Query(ge=1, le=MAX_DETECTED_FIELDS)] = None,
+) -> FastJSONResponse:
+    return FastJSONResponse(await detected_fields_answer(loki, principal, settings, query, window, limit))

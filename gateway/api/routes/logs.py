@@ -4,6 +4,7 @@ policy is injected, and answers have the one shape of DESIGN.md with exact pagin
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -17,9 +18,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from gateway.api.deps import CacheDep, LokiDep, Principal, SettingsDep, require_scope
-from gateway.config import GatewaySettings
+from gateway.config import MIN_ANSWER_BYTES, GatewaySettings
 from gateway.errors import ApiError
+from gateway.services.budget import Budget, as_is, choose_budget, compact_answer, fit_page
 from gateway.services.cache import Cache, cached
+from gateway.services.empty import explain_empty
+from gateway.services.grafana import explore_url
 from gateway.services.logql import (
     NS_PER_HOUR,
     TRANSFORM_SCOPE,
@@ -100,6 +104,22 @@ SOURCES = {"gcs": "gcs", "firestore": "firestore", "pod": "pod", "pods": "pod", 
 PRODUCTION_SOURCES = ("gcs", "firestore", "pod")
 MAX_PARAM_CHARS = 1024
 MAX_CURSOR_CHARS = 16_384
+AnswerFormat = Literal["json", "compact"]
+FormatParam = Annotated[
+    AnswerFormat,
+    Query(
+        description="json (default): streams of [ts, line]; compact: `text` with each stream's labels "
+        "once and one `ts line` row per entry"
+    ),
+]
+MaxBytes = Annotated[
+    int | None,
+    Query(
+        ge=MIN_ANSWER_BYTES,
+        description="byte budget of the answer in bytes (default: none, or ANSWER_MAX_BYTES with "
+        "ANSWER_BUDGET_ON_REST); the page ends where it is spent, with truncated=true and next_cursor",
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -114,6 +134,8 @@ class LogParams:
     limit: int | None
     direction: Direction
     cursor: str | None
+    max_bytes: int | None = None
+    format: AnswerFormat = "json"
 
 
 async def log_params(
@@ -133,8 +155,10 @@ async def log_params(
     limit: Annotated[int | None, Query(ge=1)] = None,
     direction: Direction = "backward",
     cursor: Annotated[str | None, Query(max_length=MAX_CURSOR_CHARS)] = None,
+    max_bytes: MaxBytes = None,
+    format: FormatParam = "json",
 ) -> LogParams:
-    return LogParams(since, until, hours, level, q, limit, direction, cursor)
+    return LogParams(since, until, hours, level, q, limit, direction, cursor, max_bytes, format)
 
 
 LogParamsDep = Annotated[LogParams, Depends(log_params)]
@@ -150,6 +174,16 @@ def check_limit(limit: int | None, default: int, maximum: int) -> int:
             f"use limit <= {maximum} and follow next_cursor for more",
         )
     return min(chosen, maximum)
+
+
+def budget_for(settings: GatewaySettings, max_bytes: int | None, *, always: bool = False) -> Budget | None:
+    """The byte budget of a log answer: the request's `max_bytes`, else ANSWER_MAX_BYTES for MCP
+    (`always`) and, with ANSWER_BUDGET_ON_REST, for REST; None: the page ends at `limit` only."""
+    if max_bytes is None and not (always or settings.answer_budget_on_rest):
+        return None
+    return choose_budget(
+        max_bytes, settings.answer_max_bytes, settings.answer_max_bytes_limit, settings.answer_max_line_bytes
+    )
 
 
 def prepare_for(principal: Principal, query: str, settings: GatewaySettings) -> ScannedQuery:
@@ -238,8 +272,12 @@ async def run_log_query(
     direction: str,
     cursor_text: str | None,
     step: str | None = None,
+    budget: Budget | None = None,
+    compact: bool = False,
 ) -> dict[str, Any]:
-    """One page of a query, in the DESIGN.md answer shape (or a metric result for metric queries)."""
+    """One page of a query, in the DESIGN.md answer shape (or a metric result for metric queries),
+    within `budget` when one is given (see gateway.services.budget); a first page without entries
+    says why (`empty`, see gateway.services.empty)."""
     step = check_step(step)
     digest = query_digest(scanned.text, direction, principal.tenant)
     cursor = Cursor.decode(cursor_text, digest) if cursor_text else None
@@ -263,33 +301,63 @@ async def run_log_query(
         step=step,
         tenant=principal.tenant,
     )
+    link = None
+    if settings.grafana_url:  # the original window, not this page's: the view of the whole query
+        uid = settings.grafana_loki_datasource_uid
+        link = explore_url(settings.grafana_url, uid, scanned.text, start_ns, end_ns)
     if data.get("resultType") != "streams":
-        return await shape_loki_answer(partial(metric_answer, data, settings.redact_log_lines), data)
-    page = await shape_loki_answer(
-        partial(
-            shape_page,
+        metric = await shape_loki_answer(partial(metric_answer, data, settings.redact_log_lines), data)
+        return {**metric, "grafana_url": link} if link else metric
+
+    def shaped(count: int) -> ShapedPage:
+        return shape_page(
             data,
             request=plan,
-            limit=limit,
+            limit=count,
             direction=direction,
             digest=digest,
             redact_lines=settings.redact_log_lines,
-        ),
-        data,
-    )
-    if asked < plan.loki_limit and not page.truncated and count_entries(data) >= asked:
-        page = await _page_cut_by_cap(
+        )
+
+    full = await shape_loki_answer(partial(shaped, limit), data)  # off the event loop when big
+    if asked < plan.loki_limit and not full.truncated and count_entries(data) >= asked:
+        full = await _page_cut_by_cap(
             loki, scanned, data, plan, limit, direction, digest, principal, settings
         )
-    if page.next_cursor is not None and len(page.next_cursor) > MAX_CURSOR_CHARS:
-        # it holds a digest per entry returned at its timestamp: too many to pass back in a URL
-        raise TooManyAtOneTimestamp(MAX_CURSOR_CHARS * 3 // 4 // ENTRY_DIGEST_BYTES)
-    return {
-        "streams": page.streams,
-        "truncated": page.truncated,
-        "next_cursor": page.next_cursor,
-        "stats": loki_stats(data, page.returned),
-    }
+
+    why_empty: dict[str, Any] | None = None
+    if cursor is None and not full.returned:
+        with contextlib.suppress(ApiError):  # a courtesy: the (empty) answer stands without it
+            why_empty = await explain_empty(
+                loki, scanned, label_policy=principal.label_policy,
+                start_ns=plan.start_ns, end_ns=plan.end_ns, tenant=principal.tenant,
+            )
+
+    def shape(count: int) -> dict[str, Any]:
+        """The answer for a page of `count` entries (fewer than `limit`: cut by the budget)."""
+        page = full if count >= limit else shaped(count)
+        if page.next_cursor is not None and len(page.next_cursor) > MAX_CURSOR_CHARS:
+            # it holds a digest per entry returned at its timestamp: too many to pass back in a URL
+            raise TooManyAtOneTimestamp(MAX_CURSOR_CHARS * 3 // 4 // ENTRY_DIGEST_BYTES)
+        answer = {
+            "streams": page.streams,
+            "truncated": page.truncated,
+            "next_cursor": page.next_cursor,
+            "stats": loki_stats(data, page.returned),
+        }
+        if link:
+            answer["grafana_url"] = link
+        if why_empty:
+            answer["empty"] = why_empty
+        return answer
+
+    render = compact_answer if compact else as_is
+    if budget is None:
+        return render(shape(limit))
+    chosen = budget
+    return await shape_loki_answer(
+        lambda: fit_page(shape, limit, chosen, direction == "forward", render).answer, data
+    )
 
 
 async def _page_cut_by_cap(
@@ -366,8 +434,11 @@ class QueryContext:
         direction: str,
         cursor_text: str | None,
         step: str | None = None,
+        max_bytes: int | None = None,
+        answer_format: AnswerFormat = "json",
     ) -> FastJSONResponse:
-        """The cached answer of `run_log_query`."""
+        """The cached answer of `run_log_query`, within the request's byte budget."""
+        budget = budget_for(self.settings, max_bytes)
 
         async def compute() -> dict[str, Any]:
             return await run_log_query(
@@ -381,6 +452,8 @@ class QueryContext:
                 direction=direction,
                 cursor_text=cursor_text,
                 step=step,
+                budget=budget,
+                compact=answer_format == "compact",
             )
 
         return await self.answer(compute)
@@ -395,21 +468,31 @@ async def query_context(
 QueryContextDep = Annotated[QueryContext, Depends(query_context)]
 
 
-async def answer_filters(
-    ctx: QueryContext,
+@dataclass(frozen=True)
+class FilteredQuery:
+    scanned: ScannedQuery
+    start_ns: int
+    end_ns: int
+    limit: int
+
+
+def filtered_query(
+    principal: Principal,
+    settings: GatewaySettings,
     params: LogParams,
     labels: dict[str, str | list[str]],
     metadata: dict[str, str],
-) -> FastJSONResponse:
+) -> FilteredQuery:
+    """The policy-scoped query, window and limit of a per-source request (REST and MCP alike)."""
     levels = parse_levels(params.level)
-    limit = check_limit(params.limit, ctx.settings.query_default_limit, ctx.settings.logs_max_limit)
+    limit = check_limit(params.limit, settings.query_default_limit, settings.logs_max_limit)
     start_ns, end_ns = resolve_range(
         since=params.since,
         until=params.until,
         hours=params.hours,
         now_ns=time.time_ns(),
         default_hours=DEFAULT_RANGE_HOURS,
-        max_hours=ctx.settings.query_max_range_hours,
+        max_hours=settings.query_max_range_hours,
     )
     query = build_log_query(
         {k: v for k, v in labels.items() if v},
@@ -417,15 +500,35 @@ async def answer_filters(
         contains=params.q,
         metadata={k: v for k, v in metadata.items() if v},
     )
-    scanned = prepare_for(ctx.principal, query, ctx.settings)
+    return FilteredQuery(prepare_for(principal, query, settings), start_ns, end_ns, limit)
+
+
+async def answer_filters(
+    ctx: QueryContext,
+    params: LogParams,
+    labels: dict[str, str | list[str]],
+    metadata: dict[str, str],
+) -> FastJSONResponse:
+    found = filtered_query(ctx.principal, ctx.settings, params, labels, metadata)
     return await ctx.answer_page(
-        scanned,
-        start_ns=start_ns,
-        end_ns=end_ns,
-        limit=limit,
+        found.scanned,
+        start_ns=found.start_ns,
+        end_ns=found.end_ns,
+        limit=found.limit,
         direction=params.direction,
         cursor_text=params.cursor,
+        max_bytes=params.max_bytes,
+        answer_format=params.format,
     )
+
+
+# per source: its `source` label value, its label filters and its structured-metadata filters
+# (the parameters of the routes below; `service` is the label service_name)
+SOURCE_FILTERS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    "gcs": ("gcs", ("bucket", "prefix", "service"), ("object",)),
+    "firestore": ("firestore", ("collection", "service"), ("doc_id",)),
+    "pods": ("pod", ("namespace", "pod", "container", "service"), ("node",)),
+}
 
 
 Filter = Annotated[str | None, Query(max_length=MAX_PARAM_CHARS)]

@@ -18,10 +18,12 @@ from gateway.api.routes.logs import check_bytes, prepare_for
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
 from gateway.services import redis_client
+from gateway.services.cache import Cache
 from gateway.services.digest import DigestScheduler, claim_always, redis_claim
 from gateway.services.events import LokiEventWriter
 from gateway.services.llm import ChatModel, build_chat_model
-from gateway.services.logql import SupportedDatetime, build_log_query, scan_query
+from gateway.services.logql import SupportedDatetime, build_log_query, resolve_range, scan_query
+from gateway.services.loki import LokiClient
 from gateway.services.redact import redact
 from gateway.services.summarize import (
     Summarizer,
@@ -98,6 +100,16 @@ class SummaryRequest(BaseModel):
     service_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,127}$")
     start: SupportedDatetime | None = Field(default=None, description="RFC 3339; default: end minus one hour")
     end: SupportedDatetime | None = Field(default=None, description="RFC 3339; default: now")
+    since: str | None = Field(
+        default=None, max_length=64,
+        description="Instead of start: RFC 3339, relative (30m, 2h, 7d, now-2h) or Unix time",
+    )
+    until: str | None = Field(
+        default=None, max_length=64, description="Instead of end: RFC 3339, relative or Unix; default now"
+    )
+    hours: float | None = Field(
+        default=None, gt=0, description="Window length in hours back from until; default 1"
+    )
     focus: Literal["errors", "all"] = "all"
     max_lines: int | None = Field(default=None, ge=1)
 
@@ -120,9 +132,24 @@ def _query(body: SummaryRequest) -> str:
     return selector_from_labels(labels) or build_log_query({"source": SHIPPED_SOURCES})
 
 
+def _window_ns(body: SummaryRequest, settings: GatewaySettings) -> tuple[int, int]:
+    """The window from start/end (datetimes) or, as on every other route, since/until/hours."""
+    if body.since is None and body.until is None and body.hours is None:
+        end_ns = _as_ns(body.end) if body.end else time.time_ns()
+        return (_as_ns(body.start) if body.start else end_ns - DEFAULT_WINDOW_SECONDS * _NS), end_ns
+    if body.start is not None or body.end is not None:
+        raise ApiError(
+            400, "invalid_time", "give start/end or since/until/hours, not both",
+            "since and until are the other routes' names for start and end",
+        )
+    return resolve_range(
+        since=body.since, until=body.until, hours=body.hours, now_ns=time.time_ns(),
+        default_hours=DEFAULT_WINDOW_SECONDS / 3600, max_hours=settings.query_max_range_hours,
+    )
+
+
 def summary_query(body: SummaryRequest, settings: GatewaySettings, principal: Principal) -> SummaryQuery:
-    end_ns = _as_ns(body.end) if body.end else time.time_ns()
-    start_ns = _as_ns(body.start) if body.start else end_ns - DEFAULT_WINDOW_SECONDS * _NS
+    start_ns, end_ns = _window_ns(body, settings)
     if start_ns >= end_ns:
         raise ApiError(400, "invalid_range", "start must be before end", "omit both for the last hour")
     if start_ns - (end_ns - start_ns) < 0:  # the previous window, compared with, must exist too
@@ -176,12 +203,25 @@ async def summarize_logs(
     """Templates with counts and samples (the evidence), compared with the previous window of
     equal length, and a summary citing them. `"model": null` means the plain digest."""
     raw = await read_bounded(request, MAX_SUMMARY_BODY_BYTES, "send only the fields of SummaryRequest")
-    query = summary_query(parse_body(SummaryRequest, raw), settings, principal)
+    body = parse_body(SummaryRequest, raw)
+    return await run_summary(body, principal, settings, loki, cache, chat_model_for(request.app))
+
+
+async def run_summary(
+    body: SummaryRequest,
+    principal: Principal,
+    settings: GatewaySettings,
+    loki: LokiClient,
+    cache: Cache,
+    model: ChatModel | None,
+) -> dict[str, Any]:
+    """The summary of `body` as this key may see it (REST route and MCP tool alike)."""
+    query = summary_query(body, settings, principal)
     read_from_ns = query.start_ns - (query.end_ns - query.start_ns)  # the previous window is read too
     scanned = scan_query(query.query)
     await check_bytes(loki, scanned, read_from_ns, query.end_ns, principal.tenant, settings.query_max_bytes)
     summarizer = Summarizer(
-        loki, redact, chat_model_for(request.app), cache=cache,
+        loki, redact, model, cache=cache,
         cache_ttl_seconds=settings.summary_cache_ttl_seconds,
     )
     return await summarizer.summarize(query)

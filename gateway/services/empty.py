@@ -1,0 +1,72 @@
+"""Why a log page is empty: no stream matched the selector (with the closest values of its labels),
+streams matched but the query's filters removed every line, or the key's label policy hid them.
+An agent that gets `"streams": []` otherwise cannot tell a typo from a quiet service."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from gateway.services.logql import Matcher, ScannedQuery, parse_policy
+from gateway.services.loki import LokiClient
+
+MAX_SUGGESTIONS = 5
+CLOSENESS = 0.5  # difflib ratio: "tradse" and "trades" are close, "api" and "trades" are not
+
+
+def _render(matchers: tuple[Matcher, ...] | list[Matcher]) -> str:
+    return "{" + ", ".join(m.render() for m in matchers) + "}"
+
+
+async def explain_empty(
+    loki: LokiClient,
+    scanned: ScannedQuery,
+    *,
+    label_policy: str | None,
+    start_ns: int,
+    end_ns: int,
+    tenant: str | None,
+) -> dict[str, Any]:
+    """The explanation of an empty page of `scanned` (the query with the key's policy injected)."""
+    for sel in scanned.selectors:
+        if await loki.labels(start_ns=start_ns, end_ns=end_ns, query=_render(sel.matchers), tenant=tenant):
+            return {
+                "reason": "filtered_out",
+                "message": "streams matched the selector in this range, but the query's line filters "
+                "or label filters removed every line",
+                "hint": "loosen the filters after the selector, or widen the time range",
+            }
+    policy = parse_policy(label_policy) if label_policy else ()
+    policy_texts = {m.render() for m in policy}
+    own = (
+        [m for m in scanned.selectors[0].matchers if m.render() not in policy_texts]
+        if scanned.selectors
+        else []
+    )
+    if policy and own:
+        unscoped = await loki.labels(start_ns=start_ns, end_ns=end_ns, query=_render(own), tenant=tenant)
+        if unscoped:
+            return {
+                "reason": "hidden_by_policy",
+                "message": "streams match the selector in this range, but this key's label policy "
+                f"({label_policy}) excludes them",
+                "hint": "use a key whose label policy covers these streams",
+            }
+    suggestions: dict[str, list[str]] = {}
+    scope = label_policy or None
+    for matcher in own:
+        if matcher.op != "=":
+            continue
+        values = await loki.label_values(
+            matcher.name, start_ns=start_ns, end_ns=end_ns, query=scope, tenant=tenant
+        )
+        if matcher.value in values:
+            continue
+        close = difflib.get_close_matches(matcher.value, values, n=MAX_SUGGESTIONS, cutoff=CLOSENESS)
+        suggestions[matcher.name] = close or values[:MAX_SUGGESTIONS]
+    return {
+        "reason": "no_stream_matched",
+        "message": "no stream matched the selector in this range",
+        "hint": "check the label values (closest ones below), or widen the time range",
+        "closest_values": suggestions,
+    }
