@@ -11,6 +11,7 @@ redacted once more on the way out.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -23,7 +24,9 @@ from drain3.masking import LogMasker, MaskingInstruction
 _UUID = r"\b[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\b"
 _HEX = r"\b0x[0-9a-fA-F]+\b|\b(?=[0-9a-fA-F]*[a-fA-F])(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{8,}\b"
 _ID = r"\b(?=[\w-]*\d)(?=[\w-]*[A-Za-z])[\w-]{8,}\b"  # letters and digits mixed, e.g. ord_8f3k2x9
+_TIMESTAMP = r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?"
 MASKING_INSTRUCTIONS = (
+    MaskingInstruction(_TIMESTAMP, "TS"),
     MaskingInstruction(_UUID, "UUID"),
     MaskingInstruction(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?\b", "IP"),
     MaskingInstruction(_HEX, "HEX"),
@@ -41,6 +44,17 @@ MAX_SHAPE_CACHE = 50_000
 # full masking + tree search runs once per shape instead of once per line.
 _SHAPE = re.compile(r"\w*\d[\w.:-]*")
 LEVELS = ("critical", "error", "warn", "info", "debug", "unknown")
+# Error codes name the incident: "code -2019" and "code -1003" are two problems, not one template
+# with a parameter. They are kept literal (hidden from the masker behind a letters-only token) and
+# lines with different codes are mined apart.
+_CODE = re.compile(
+    r"(?i)\b(code|errno|error|status|err)(\s*[:=#]?\s*)([-+]?\d{2,6})\b(?![.:]\d)"
+)
+_CODE_MARK = "zqcodeq"
+_CODE_MARK_RE = re.compile(_CODE_MARK + r"([a-z]+)")
+# The message of a JSON line: its literal words are the template (the rest of the object is
+# fields that vary per line and would mask the words away).
+MESSAGE_FIELDS = ("msg", "message", "error", "err", "event")
 _WHITESPACE = re.compile(r"\s+")
 
 
@@ -54,6 +68,7 @@ class TemplateStats:
     levels: Counter[str] = field(default_factory=Counter)
     services: Counter[str] = field(default_factory=Counter)
     samples: list[str] = field(default_factory=list)
+    codes: tuple[str, ...] = ()
 
     @property
     def template_id(self) -> str:
@@ -79,6 +94,40 @@ def normalise_level(value: str | None) -> str:
     return level if level in LEVELS else "unknown"
 
 
+def _letters(index: int) -> str:
+    return "".join(chr(ord("a") + int(d)) for d in str(index))
+
+
+def _code_letters(code: str) -> str:
+    """A code as letters only: drain treats every token with a digit as a parameter."""
+    return code.replace("-", "m").replace("+", "p").translate(_DIGIT_LETTERS)
+
+
+_DIGIT_LETTERS = str.maketrans("0123456789", "abcdefghij")
+
+
+def error_codes(text: str) -> tuple[str, ...]:
+    """The error codes a line names (`code -2019`, `status=503`), in order, each once."""
+    return tuple(dict.fromkeys(match[3] for match in _CODE.finditer(text)))
+
+
+def message_of(line: str) -> str | None:
+    """The message field of a JSON object line, None for other lines."""
+    if not line.startswith("{"):
+        return None
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(value, dict):
+        return None
+    for name in MESSAGE_FIELDS:
+        text = value.get(name)
+        if isinstance(text, str) and text.strip():
+            return text
+    return None
+
+
 class TemplateMiner:
     """Streams lines in; keeps only per-template aggregates (memory bounded by MAX_TEMPLATES)."""
 
@@ -91,12 +140,38 @@ class TemplateMiner:
         self._by_shape: dict[str, int] = {}
         self._stats: dict[int, TemplateStats] = {}
 
+    def _mask(self, text: str) -> str:
+        """Variable tokens masked, error codes kept as they are."""
+        codes: list[str] = []
+
+        def hide(match: re.Match[str]) -> str:
+            codes.append(match[3])
+            return f"{match[1]}{match[2]}{_CODE_MARK}{_letters(len(codes) - 1)}"
+
+        masked = self._masker.mask(_CODE.sub(hide, _WHITESPACE.sub(" ", text.strip())))
+
+        def restore(match: re.Match[str]) -> str:
+            index = int("".join(str(ord(c) - ord("a")) for c in match[1]))
+            return codes[index] if index < len(codes) else match[0]
+
+        return _CODE_MARK_RE.sub(restore, masked)
+
+    def cluster_of(self, line: str) -> int:
+        """The id of the template `line` belongs to (mined into it if new)."""
+        return self._cluster_of(line)
+
     def _cluster_of(self, line: str) -> int:
-        shape = _SHAPE.sub("0", line)
+        codes = error_codes(line)
+        # the codes are part of the key: the shape turns every number into "0"
+        shape = "\x00".join((*codes, _SHAPE.sub("0", line)))
         cluster_id = self._by_shape.get(shape)
         if cluster_id is None or cluster_id not in self._drain.id_to_cluster:
-            masked = self._masker.mask(_WHITESPACE.sub(" ", self._redact(line).strip()))
-            cluster, _ = self._drain.add_log_message(masked)
+            redacted = self._redact(line)
+            text = message_of(redacted.strip()) or redacted
+            # a leading code signature keeps drain from merging lines that name different codes
+            signature = " ".join(f"{_CODE_MARK}{_code_letters(c)}" for c in error_codes(text))
+            masked = self._mask(text)
+            cluster, _ = self._drain.add_log_message(f"{signature} {masked}" if signature else masked)
             cluster_id = cluster.cluster_id
             if len(self._by_shape) < MAX_SHAPE_CACHE:
                 self._by_shape[shape] = cluster_id
@@ -113,12 +188,17 @@ class TemplateMiner:
 
     def add_current(self, ts_ns: int, labels: dict[str, str], line: str) -> None:
         stats = self._stats_for(self._cluster_of(line))
+        if not stats.codes:
+            stats.codes = error_codes(line)
         level = normalise_level(labels.get("level"))
         stats.add_current(ts_ns, level, labels.get("service_name"), line, self._redact)
 
     def template_text(self, cluster_id: int) -> str:
         cluster = self._drain.id_to_cluster.get(cluster_id)
-        return self._redact(cluster.get_template()) if cluster is not None else "<evicted template>"
+        if cluster is None:
+            return "<evicted template>"
+        words = [w for w in cluster.get_template().split(" ") if not w.startswith(_CODE_MARK)]
+        return self._redact(" ".join(words))
 
     def stats(self) -> list[TemplateStats]:
         return list(self._stats.values())
