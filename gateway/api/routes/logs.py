@@ -18,6 +18,13 @@ from fastapi.responses import JSONResponse
 from gateway.api.deps import CacheDep, LokiDep, Principal, SettingsDep, require_scope
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
+from gateway.services.aggregate import (
+    AGGREGATE_HINT,
+    DEFAULT_GROUPS,
+    MAX_GROUPS,
+    aggregate,
+    parse_grouping,
+)
 from gateway.services.cache import Cache, cached
 from gateway.services.logql import (
     NS_PER_HOUR,
@@ -49,7 +56,7 @@ from gateway.services.pagination import (
     query_digest,
     shape_page,
 )
-from gateway.services.redact import redact_fields
+from gateway.services.redact import redact, redact_fields
 
 
 def _declared_query_names(dependant: Any) -> set[str]:
@@ -111,6 +118,8 @@ class LogParams:
     limit: int | None
     direction: Direction
     cursor: str | None
+    aggregate: str | None = None
+    groups: int = DEFAULT_GROUPS
 
 
 async def log_params(
@@ -130,8 +139,21 @@ async def log_params(
     limit: Annotated[int | None, Query(ge=1)] = None,
     direction: Direction = "backward",
     cursor: Annotated[str | None, Query(max_length=MAX_CURSOR_CHARS)] = None,
+    aggregate: Annotated[
+        str | None,
+        Query(
+            max_length=140,
+            description="Count instead of listing: `template` (lines grouped by message template), "
+            "`label:<name>` or `field:<JSON field>`. The answer has `groups` (count, codes, levels, "
+            "first_seen, last_seen, one sample each, largest first), `other` (the groups not shown) "
+            "and `stats.matched` (Loki's exact count of matching lines). " + AGGREGATE_HINT,
+        ),
+    ] = None,
+    groups: Annotated[
+        int, Query(ge=1, le=MAX_GROUPS, description="with `aggregate`: how many groups to show")
+    ] = DEFAULT_GROUPS,
 ) -> LogParams:
-    return LogParams(since, until, hours, level, q, limit, direction, cursor)
+    return LogParams(since, until, hours, level, q, limit, direction, cursor, aggregate, groups)
 
 
 LogParamsDep = Annotated[LogParams, Depends(log_params)]
@@ -406,6 +428,8 @@ async def answer_filters(
         metadata={k: v for k, v in metadata.items() if v},
     )
     scanned = prepare_for(ctx.principal, query, ctx.settings)
+    if params.aggregate is not None:
+        return await answer_aggregate(ctx, params, scanned, start_ns, end_ns)
     return await ctx.answer_page(
         scanned,
         start_ns=start_ns,
@@ -414,6 +438,33 @@ async def answer_filters(
         direction=params.direction,
         cursor_text=params.cursor,
     )
+
+
+async def answer_aggregate(
+    ctx: QueryContext, params: LogParams, scanned: ScannedQuery, start_ns: int, end_ns: int
+) -> FastJSONResponse:
+    """The `aggregate=` answer: counts per group over the whole window (no paging)."""
+    grouping = parse_grouping(params.aggregate or "")
+    if params.cursor is not None:
+        raise ApiError(400, "invalid_request", "aggregate answers are not paged", "drop `cursor`")
+    settings, principal = ctx.settings, ctx.principal
+    await check_bytes(ctx.loki, scanned, start_ns, end_ns, principal.tenant, settings.query_max_bytes)
+    redactor = redact if settings.redact_log_lines else str
+
+    async def compute() -> dict[str, Any]:
+        return await aggregate(
+            ctx.loki,
+            query=scanned.text,
+            grouping=grouping,
+            start_ns=start_ns,
+            end_ns=end_ns,
+            tenant=principal.tenant,
+            groups=params.groups,
+            max_lines=settings.summary_max_lines,
+            redact=redactor,
+        )
+
+    return await ctx.answer(compute)
 
 
 Filter = Annotated[str | None, Query(max_length=MAX_PARAM_CHARS)]
