@@ -180,3 +180,25 @@ async def aggregate(
         "window": {"since": rfc3339(start_ns), "until": rfc3339(end_ns)},
         "stats": {"matched": max(matched, read), "read": read, "truncated": truncated},
     }
+
+
+def pattern_totals(found: list[dict[str, Any]], matched: int) -> dict[str, Any]:
+    """Loki's patterns, largest first, each with its `total` and first/last bucket as RFC 3339;
+    `other` counts the matching lines no pattern accounts for (Loki detects patterns only in
+    lines it has seen often enough, so rare ones are missing from its list, not absent)."""
+    rows = []
+    for pattern in found:
+        samples = [s for s in pattern.get("samples") or [] if isinstance(s, list) and len(s) == 2]
+        total = sum(int(count) for _, count in samples)
+        times = [int(at) * _NS for at, _ in samples]
+        row = {**pattern, "total": total}
+        if times:
+            row["first_seen"], row["last_seen"] = rfc3339(min(times)), rfc3339(max(times))
+        rows.append(row)
+    rows.sort(key=lambda row: -row["total"])
+    covered = sum(row["total"] for row in rows)
+    return {
+        "patterns": rows,
+        "other": {"count": max(0, matched - covered)},
+        "stats": {"matched": matched, "in_patterns": covered},
+    }

@@ -141,3 +141,19 @@ def test_plain_lines_differing_only_in_an_error_code_are_two_templates() -> None
     for i in range(20):
         miner.add_current(i, {}, f"request {i} failed with status {503 if i % 2 else 429}")
     assert sorted(s.count for s in miner.stats()) == [10, 10]
+
+
+async def test_patterns_carry_totals_and_count_what_no_pattern_covers(
+    agent: httpx.AsyncClient, incident: Incident
+) -> None:
+    answer = await agent.get(
+        "/api/monitoring/logs/patterns",
+        params={"query": f'{{bucket="{incident.bucket}", level="error"}}', "since": "1h"},
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    total = MARGIN + RATE_LIMIT + WEBSOCKET + TIMEOUTS
+    assert body["stats"]["matched"] == total
+    assert sum(p["total"] for p in body["patterns"]) + body["other"]["count"] == total
+    totals = [p["total"] for p in body["patterns"]]
+    assert totals == sorted(totals, reverse=True)

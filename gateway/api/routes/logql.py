@@ -28,6 +28,7 @@ from gateway.api.routes.logs import (
 )
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
+from gateway.services.aggregate import matched_total, pattern_totals
 from gateway.services.logql import check_label_name, parse_time_ns, reach_back_ns, resolve_range
 from gateway.services.loki import max_entries_per_query, sorted_entries
 from gateway.services.pagination import loki_stats, render_streams
@@ -213,5 +214,6 @@ async def patterns(
     start_ns, end_ns = window.start_ns, window.end_ns
     scanned = prepare_for(principal, query, settings)
     await check_bytes(loki, scanned, start_ns, end_ns, principal.tenant, settings.query_max_bytes)
+    matched = await matched_total(loki, scanned.text, start_ns, end_ns, principal.tenant)
     found = await loki.patterns(scanned.text, start_ns, end_ns, principal.tenant, step=check_step(step))
-    return FastJSONResponse({"query": scanned.text, "patterns": found})
+    return FastJSONResponse({"query": scanned.text, **pattern_totals(found, matched)})
