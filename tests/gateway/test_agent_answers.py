@@ -15,7 +15,7 @@ from gateway.main import create_app
 from gateway.services.evidence import rfc3339
 from gateway.services.redact import redact
 from gateway.services.templates import TemplateMiner
-from tests.gateway.conftest import make_settings
+from tests.gateway.conftest import KeysFile, make_settings
 from tests.gateway.incident import MARGIN, RATE_LIMIT, TIMEOUTS, WEBSOCKET, Incident, plant_incident
 from tests.real_loki import RealLoki
 
@@ -157,3 +157,75 @@ async def test_patterns_carry_totals_and_count_what_no_pattern_covers(
     assert sum(p["total"] for p in body["patterns"]) + body["other"]["count"] == total
     totals = [p["total"] for p in body["patterns"]]
     assert totals == sorted(totals, reverse=True)
+
+
+@pytest.fixture
+async def scoped_agent(
+    real_loki: RealLoki, incident: Incident, keys_file: KeysFile, client_for: Callable[..., Any]
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A key that sees only the incident's bucket, so other tests' lines do not count."""
+    key = keys_file.add("agent", ["logs:read", "monitoring:read", "summary"],
+                        label_policy=f'{{bucket="{incident.bucket}"}}')
+    app = create_app(make_settings(gateway_api_keys_file=keys_file.path, loki_url=real_loki.url,
+                                   overview_cache_ttl_seconds=0))
+    async with client_for(app) as client:
+        client.headers["x-api-key"] = key
+        yield client
+
+
+async def test_the_overview_says_degraded_and_names_source_service_and_template(
+    scoped_agent: httpx.AsyncClient,
+) -> None:
+    body = (await scoped_agent.get("/api/monitoring/overview")).json()
+    trend = body["error_trend"]
+    assert (trend["last_hour"], trend["previous_hour"], trend["rising"]) == (
+        MARGIN + RATE_LIMIT + WEBSOCKET + TIMEOUTS, 0, True,
+    )
+    assert trend["top"]["source"] == "gcs" and trend["top"]["service_name"] == "trades"
+    assert trend["top"]["template"]["template"] == "broker order rejected: insufficient margin (code -2019)"
+    assert body["status"] == "degraded"
+    assert any("gcs/trades" in reason and "code -2019" in reason for reason in body["reasons"])
+    assert body["services"] == [] and "GATEWAY_SERVICES_FILE" in body["services_note"]
+    assert body["checked_at"].endswith("Z")
+
+
+@pytest.mark.parametrize(
+    ("query", "hint", "quoted"),
+    [
+        ('{{bucket="{b}"}} |= timeout', "quote string values", "timeout"),
+        ('sum(count_over_time({{bucket="{b}"}}))', "[range]", "))"),
+    ],
+)
+async def test_loki_parse_errors_quote_the_text_and_suggest_the_fix(
+    agent: httpx.AsyncClient, incident: Incident, query: str, hint: str, quoted: str
+) -> None:
+    answer = await agent.get(
+        "/api/monitoring/logs/query_range", params={"query": query.format(b=incident.bucket), "since": "1h"}
+    )
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert hint in error["hint"]
+    assert "near:" in error["message"] and quoted in error["message"].split("near:")[1]
+
+
+async def test_a_422_lists_the_fields_the_body_takes(agent: httpx.AsyncClient) -> None:
+    answer = await agent.post("/logs/summary", json={"source": "gcs", "since": "2h"})
+    assert answer.status_code == 422
+    error = answer.json()["error"]
+    assert "since" in error["message"]
+    assert "bucket" in error["hint"] and "selector" in error["hint"] and "focus" in error["hint"]
+
+
+async def test_stats_of_just_shipped_lines_say_when_the_index_lags(
+    agent: httpx.AsyncClient, incident: Incident
+) -> None:
+    answer = await agent.get(
+        "/api/monitoring/logs/stats",
+        params={"query": f'{{bucket="{incident.bucket}", level="error"}}', "since": "1h"},
+    )
+    body = answer.json()
+    if body["entries"] == 0:  # what Loki 3.7.6 answers for lines still in its ingester
+        assert "lag" in body["note"]
+        assert f"but {MARGIN + RATE_LIMIT + WEBSOCKET + TIMEOUTS} lines match" in body["note"]
+    else:
+        assert "note" not in body

@@ -161,7 +161,8 @@ async def labels(
         query=_policy_selector(principal, settings, query),
         tenant=principal.tenant,
     )
-    return FastJSONResponse({"labels": names})
+    # Loki's own internal labels (__stream_shard__) are no filter a caller can use
+    return FastJSONResponse({"labels": [name for name in names if not name.startswith("__")]})
 
 
 @router.get("/label/{name}/values", summary="Values of one label (within the key's label policy)")
@@ -199,7 +200,16 @@ async def index_stats(
     for sel in scanned.selectors:
         stats = await loki.index_stats(scanned.text[sel.start : sel.end], start_ns, end_ns, principal.tenant)
         totals = {k: totals[k] + stats[k] for k in totals}
-    return FastJSONResponse({"query": scanned.text, **totals})
+    answer: dict[str, Any] = {"query": scanned.text, **totals}
+    if totals["entries"] == 0 and scanned.is_log_query:
+        matched = await matched_total(loki, scanned.text, start_ns, end_ns, principal.tenant)
+        if matched:
+            answer["note"] = (
+                f"the index reports 0 entries but {matched} lines match: Loki's index statistics lag "
+                "behind recently shipped lines (they count flushed chunks); for an exact count use "
+                "GET /logs/<source>?aggregate=template or a count_over_time query"
+            )
+    return FastJSONResponse(answer)
 
 
 @router.get("/patterns", summary="Detected log line patterns of a query")
