@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -43,14 +46,18 @@ def _api_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(envelope(exc.code, exc.message, exc.hint), status_code=exc.status, headers=headers)
 
 
+def describe_problems(errors: Sequence[Any]) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg', 'invalid')}" for err in errors
+    )
+
+
 def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    problems = "; ".join(
-        f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg', 'invalid')}"
-        for err in exc.errors()
-    )
     return JSONResponse(
-        envelope("invalid_request", problems, "check the parameter names, types and ranges"),
+        envelope(
+            "invalid_request", describe_problems(exc.errors()), "check the parameter names, types and ranges"
+        ),
         status_code=422,
     )
 

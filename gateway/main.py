@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.api import openapi
 from gateway.api.routes import alerts, health, logql, logs, loki_api, monitoring, summary, tail
 from gateway.config import GatewaySettings, get_settings
 from gateway.errors import install_error_handlers
@@ -150,4 +151,5 @@ def create_app(
 
     # keep last: catch-all proxy /api/monitoring/{service}/{path:path}
     app.include_router(monitoring.proxy_router)
+    openapi.install(app)
     return app

@@ -170,6 +170,55 @@ def _datetime_ns(value: datetime) -> int | None:
     return seconds * 1_000_000_000 + value.microsecond * 1_000
 
 
+# A plain-text line's own time, at its very start (optionally in brackets): RFC 3339 / ISO 8601
+# ("2026-12-05T09:56:21.217Z", "2026-12-05 09:56:21,217 +02:00"; no zone means UTC) or syslog's
+# "Dec  5 09:56:21" (no year: the one of the object's base time, see timestamp_from_text).
+_TEXT_ISO = re.compile(
+    r"\[?(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:[.,](\d{1,9}))?\s?(Z|z|[+-]\d{2}:?\d{2})?(?=[\]\s|]|$)"
+)
+_TEXT_SYSLOG = re.compile(
+    r"\[?(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) {1,2}(\d{1,2}) (\d{2}):(\d{2}):(\d{2})"
+    r"(?:\.(\d{1,9}))?(?=[\]\s]|$)"
+)
+_MONTHS = {name: index for index, name in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), start=1
+)}
+_SYSLOG_FUTURE_SLACK_NS = 2 * 86_400 * 1_000_000_000
+
+
+def timestamp_from_text(line: str, reference_ns: int) -> int | None:
+    """The time a plain-text line starts with, None when it starts with none. Deterministic for a
+    given line and reference (the object's base time, itself fixed once per object), so a resend
+    carries the same timestamp and Loki drops the duplicate. A syslog time has no year: the
+    reference's, or the year before when that would put the line days after the reference."""
+    first = line[:1]
+    if not first or not (first.isdigit() or first == "[" or first in "JFMASOND"):
+        return None
+    iso = _TEXT_ISO.match(line)
+    if iso:
+        date, clock, fraction, zone = iso.groups()
+        zone = "+00:00" if zone in (None, "Z", "z") else zone
+        if len(zone) == 5:  # +0200
+            zone = f"{zone[:3]}:{zone[3:]}"
+        return _iso_ns(f"{date}T{clock}{'.' + fraction if fraction else ''}{zone}")
+    syslog = _TEXT_SYSLOG.match(line)
+    if syslog is None:
+        return None
+    month, day, hour, minute, second, fraction = syslog.groups()
+    year = datetime.fromtimestamp(reference_ns // 1_000_000_000, UTC).year
+    for candidate in (year, year - 1):
+        try:
+            stamp = datetime(
+                candidate, _MONTHS[month], int(day), int(hour), int(minute), int(second), tzinfo=UTC
+            )
+        except ValueError:  # Feb 29 outside a leap year, day 31 of a short month
+            continue
+        ts_ns = int(stamp.timestamp()) * 1_000_000_000 + int((fraction or "0")[:9].ljust(9, "0"))
+        if ts_ns <= reference_ns + _SYSLOG_FUTURE_SLACK_NS:
+            return ts_ns
+    return None
+
+
 def format_rfc3339_ns(ts_ns: int) -> str:
     seconds, nanos = divmod(ts_ns, 1_000_000_000)
     stamp = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")

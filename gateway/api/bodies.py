@@ -7,10 +7,9 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from fastapi import Request
-from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
-from gateway.errors import ApiError
+from gateway.errors import ApiError, describe_problems
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -34,12 +33,16 @@ def _too_large(max_bytes: int, hint: str) -> ApiError:
 
 
 def parse_body(model: type[Model], raw: bytes) -> Model:
-    """`raw` validated as `model`; problems answer 422 as FastAPI's own body validation does."""
+    """`raw` validated as `model`; problems answer 422 in the error envelope with every field the
+    body takes listed in the hint (an agent that guessed a name learns the right one)."""
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
         errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
-        raise RequestValidationError(errors) from exc
+        fields = ", ".join(model.model_fields)
+        raise ApiError(
+            422, "invalid_request", describe_problems(errors), f"the body takes only: {fields}"
+        ) from exc
 
 
 def body_schema(model: type[BaseModel]) -> dict[str, Any]:

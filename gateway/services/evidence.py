@@ -34,6 +34,7 @@ class EvidenceRow:
     first_seen_ns: int
     last_seen_ns: int
     samples: tuple[str, ...]
+    codes: tuple[str, ...] = ()
 
     @property
     def severity(self) -> int:
@@ -51,6 +52,7 @@ class EvidenceRow:
             "first_seen": rfc3339(self.first_seen_ns),
             "last_seen": rfc3339(self.last_seen_ns),
             "samples": list(self.samples),
+            "codes": list(self.codes),
         }
 
 
@@ -105,6 +107,7 @@ def build_evidence(
             first_seen_ns=stats.first_ns or 0,
             last_seen_ns=stats.last_ns or 0,
             samples=tuple(stats.samples),
+            codes=stats.codes,
         )
         for stats in miner.stats()
         if stats.count > 0
@@ -121,13 +124,33 @@ def _templates(count: int) -> str:
     return f"{count} template is" if count == 1 else f"{count} templates are"
 
 
+def headline(rows: list[EvidenceRow], *, lines: int) -> str:
+    """One line naming the incident: the top template (most severe, then newest, then largest)
+    with its count, codes, services and since when."""
+    if lines == 0 or not rows:
+        return "No log lines matched the selector in this window."
+    top = rows[0]
+    level = next(iter(top.levels), "unknown")
+    change = {Change.NEW: "New", Change.GROWING: "Growing"}.get(top.change, "Top")
+    if top.change is Change.NO_BASELINE:  # the previous window had no matching line at all
+        change = "New"
+    codes = f" (code{'s' if len(top.codes) > 1 else ''} {', '.join(top.codes)})" if top.codes else ""
+    services = f" in {', '.join(top.services[:3])}" if top.services else ""
+    return (
+        f"{change}: {top.count} x {level} \"{top.template[:160]}\"{codes}{services}"
+        f" since {rfc3339(top.first_seen_ns)} ({top.count} of {lines} lines)."
+    )
+
+
 def plain_digest(rows: list[EvidenceRow], *, lines: int, truncated: bool, gone: int, top: int = 5) -> str:
     """A deterministic summary built only from the evidence."""
     if lines == 0:
         return "No log lines matched the selector in this window."
+    first = headline(rows, lines=lines)
     errors = sum(r.levels.get("error", 0) + r.levels.get("critical", 0) for r in rows)
     warnings = sum(r.levels.get("warn", 0) for r in rows)
     parts = [
+        first,
         f"Read {lines} lines{' (truncated at the line limit)' if truncated else ''} forming "
         f"{len(rows)} template{'' if len(rows) == 1 else 's'}; "
         f"{errors} at error/critical level, {warnings} at warn level."

@@ -20,6 +20,7 @@ from gateway.config import GatewaySettings
 from gateway.errors import ApiError
 from gateway.metrics import UPSTREAM_ERRORS
 from gateway.services.bounded_http import ConcurrencyGate, GateTimeout, request_within
+from gateway.services.logql_hints import explain as explain_parse_error
 
 QUERY_PATH = "/loki/api/v1/query"
 QUERY_RANGE_PATH = "/loki/api/v1/query_range"
@@ -72,13 +73,9 @@ class LokiTimeout(LokiError):
 
 
 class LokiBadRequest(LokiError):
-    def __init__(self, message: str) -> None:
-        super().__init__(
-            400,
-            "loki_bad_request",
-            message,
-            "Loki rejected the query; check the LogQL syntax and parameters",
-        )
+    def __init__(self, message: str, query: str | None = None) -> None:
+        message, hint = explain_parse_error(message, query)
+        super().__init__(400, "loki_bad_request", message, hint)
 
 
 class LokiBusy(LokiError):
@@ -199,7 +196,7 @@ class LokiClient:
             raise LokiBusy(_error_message(response))
         if response.status_code >= 400:
             UPSTREAM_ERRORS.labels(UPSTREAM, "status").inc()
-            raise LokiBadRequest(_error_message(response))
+            raise LokiBadRequest(_error_message(response), clean.get("query"))
         try:
             return orjson.loads(response.content)
         except orjson.JSONDecodeError as exc:

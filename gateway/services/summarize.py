@@ -20,7 +20,7 @@ from typing import Any, Literal, Protocol
 
 from anyio import to_thread
 
-from gateway.services.evidence import build_evidence, disappeared, plain_digest, rfc3339
+from gateway.services.evidence import build_evidence, disappeared, headline, plain_digest, rfc3339
 from gateway.services.llm import ChatModel, ModelError
 from gateway.services.logql import build_log_query
 from gateway.services.prompt import build_prompt
@@ -196,14 +196,18 @@ class Summarizer:
             except ModelError as exc:
                 model_error = str(exc)
                 log.warning("summary model call failed, answering with the plain digest: %s", exc)
+        first_line = headline(rows, lines=lines)
         if summary is None:
             summary = plain_digest(rows, lines=lines, truncated=truncated, gone=gone)
+        elif not summary.startswith(first_line):
+            summary = f"{first_line}\n{summary}"  # the incident named before the model's prose
         sent = model_name is not None or model_error is not None
         notes = [note for note in (prompt.omission_note,) if note and sent]
         if len(rows) > MAX_EVIDENCE_ROWS:
             notes.append(f"The evidence table lists the top {MAX_EVIDENCE_ROWS} of {len(rows)} templates.")
         return {
             "summary": summary,
+            "headline": first_line,
             "model": model_name,
             "usage": usage,
             "model_error": model_error,

@@ -11,6 +11,7 @@ redacted once more on the way out.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from drain3.drain import Drain
 # 23 s on one 60 KB line of `x` (each start position rescans the rest of the line), and the
 # lookaheads of the ID and HEX shapes did the same on `x-x-x-...`. RE2 has no lookaround, so the
 # conditions those expressed are checked on each match instead.
+_TIMESTAMP = r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?"
 _UUID = r"\b[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\b"
 _IP = r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?\b"
 _HEX = r"\b0x[0-9a-fA-F]+\b|\b[0-9a-fA-F]{8,}\b"  # the long form needs a letter and a digit
@@ -55,6 +57,7 @@ def _num(match: Any) -> str:
 
 # Order matters: the most specific shapes first, plain numbers last.
 MASKING_INSTRUCTIONS: tuple[tuple[Any, str | Callable[[Any], str]], ...] = (
+    (re2.compile(_TIMESTAMP), "<TS>"),
     (re2.compile(_UUID), "<UUID>"),
     (re2.compile(_IP), "<IP>"),
     (re2.compile(_HEX), _hex),
@@ -78,6 +81,11 @@ MAX_MINED_CHARS = 2048
 # (without it, 60 KB of `x` took 23 s). Same matches as without it: a word holding a digit is
 # matched from its start anyway, and a word without one fails from any of its positions.
 _SHAPE = re.compile(r"\b\w*\d[\w.:-]*")
+# Lines that may name an error code keep it in their key (see _CODE): "code -2019" and
+# "code -1003" have different shapes. Only for those: this regex is 2-3 times slower.
+_SHAPE_KEEPING_CODES = re.compile(
+    r"(\b(?:code|errno|error|status|err)\s*[:=#]?\s*[-+]?\d{2,6}\b)|\b\w*\d[\w.:-]*", re.IGNORECASE
+)
 
 
 def mask_variables(text: str) -> str:
@@ -88,6 +96,17 @@ def mask_variables(text: str) -> str:
 
 
 LEVELS = ("critical", "error", "warn", "info", "debug", "unknown")
+# Error codes name the incident: "code -2019" and "code -1003" are two problems, not one template
+# with a parameter. They are kept literal (hidden from the masker behind a letters-only token) and
+# lines with different codes are mined apart.
+_CODE = re.compile(
+    r"(?i)\b(code|errno|error|status|err)(\s*[:=#]?\s*)([-+]?\d{2,6})\b(?![.:]\d)"
+)
+_CODE_MARK = "zqcodeq"
+_CODE_MARK_RE = re.compile(_CODE_MARK + r"([a-z]+)")
+# The message of a JSON line: its literal words are the template (the rest of the object is
+# fields that vary per line and would mask the words away).
+MESSAGE_FIELDS = ("msg", "message", "error", "err", "event")
 _WHITESPACE = re.compile(r"\s+")
 
 
@@ -101,6 +120,7 @@ class TemplateStats:
     levels: Counter[str] = field(default_factory=Counter)
     services: Counter[str] = field(default_factory=Counter)
     samples: list[str] = field(default_factory=list)
+    codes: tuple[str, ...] = ()
 
     @property
     def template_id(self) -> str:
@@ -121,6 +141,57 @@ class TemplateStats:
                 self.samples.append(sample)
 
 
+def _letters(index: int) -> str:
+    return "".join(chr(ord("a") + int(d)) for d in str(index))
+
+
+def _code_letters(code: str) -> str:
+    """A code as letters only: drain treats every token with a digit as a parameter."""
+    return code.replace("-", "m").replace("+", "p").translate(_DIGIT_LETTERS)
+
+
+_DIGIT_LETTERS = str.maketrans("0123456789", "abcdefghij")
+
+
+def error_codes(text: str) -> tuple[str, ...]:
+    """The error codes a line names (`code -2019`, `status=503`), in order, each once."""
+    return tuple(dict.fromkeys(match[3] for match in _CODE.finditer(text)))
+
+
+def message_of(line: str) -> str | None:
+    """The message field of a JSON object line, None for other lines."""
+    if not line.startswith("{"):
+        return None
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(value, dict):
+        return None
+    for name in MESSAGE_FIELDS:
+        text = value.get(name)
+        if isinstance(text, str) and text.strip():
+            return text
+    return None
+
+
+def _mask_keeping_codes(text: str) -> str:
+    """Variable tokens masked, error codes kept as they are."""
+    codes: list[str] = []
+
+    def hide(match: re.Match[str]) -> str:
+        codes.append(match[3])
+        return f"{match[1]}{match[2]}{_CODE_MARK}{_letters(len(codes) - 1)}"
+
+    masked = mask_variables(_CODE.sub(hide, _WHITESPACE.sub(" ", text.strip())))
+
+    def restore(match: re.Match[str]) -> str:
+        index = int("".join(str(ord(c) - ord("a")) for c in match[1]))
+        return codes[index] if index < len(codes) else match[0]
+
+    return _CODE_MARK_RE.sub(restore, masked)
+
+
 def normalise_level(value: str | None) -> str:
     level = (value or "unknown").lower()
     return level if level in LEVELS else "unknown"
@@ -135,17 +206,34 @@ class TemplateMiner:
             sim_th=DRAIN_SIMILARITY, depth=DRAIN_DEPTH, max_clusters=max_templates, param_str="<*>"
         )
         self._by_shape: dict[str, int] = {}
+        self._codes: dict[int, tuple[str, ...]] = {}
         self._stats: dict[int, TemplateStats] = {}
 
+    def cluster_of(self, line: str) -> int:
+        """The id of the template `line` belongs to (mined into it if new)."""
+        return self._cluster_of(line)
+
     def _cluster_of(self, line: str) -> int:
-        shape = _SHAPE.sub("0", line[:MAX_MINED_CHARS])
+        head = line[:MAX_MINED_CHARS]
+        if (  # substring tests are much cheaper than a case-insensitive regex scan of every line
+            "err" in head or "code" in head or "tatus" in head or "Err" in head or "ERR" in head
+            or "Code" in head or "CODE" in head or "TATUS" in head
+        ):
+            shape = _SHAPE_KEEPING_CODES.sub(r"\g<1>0", head)
+        else:
+            shape = _SHAPE.sub("0", head)
         cluster_id = self._by_shape.get(shape)
         if cluster_id is None or cluster_id not in self._drain.id_to_cluster:
             # redacted whole, then cut: a cut could leave a secret its redactor no longer recognises
-            redacted = self._redact(line)[:MAX_MINED_CHARS]
-            masked = mask_variables(_WHITESPACE.sub(" ", redacted.strip()))
-            cluster, _ = self._drain.add_log_message(masked)
+            redacted = self._redact(line)
+            text = (message_of(redacted.strip()) or redacted)[:MAX_MINED_CHARS]
+            # a leading code signature keeps drain from merging lines that name different codes
+            codes = error_codes(text)
+            signature = " ".join(f"{_CODE_MARK}{_code_letters(c)}" for c in codes)
+            masked = _mask_keeping_codes(text)
+            cluster, _ = self._drain.add_log_message(f"{signature} {masked}" if signature else masked)
             cluster_id = cluster.cluster_id
+            self._codes[cluster_id] = codes  # one code set per cluster: the signature leads its tokens
             if len(self._by_shape) < MAX_SHAPE_CACHE:
                 self._by_shape[shape] = cluster_id
         return cluster_id
@@ -153,7 +241,8 @@ class TemplateMiner:
     def _stats_for(self, cluster_id: int) -> TemplateStats:
         stats = self._stats.get(cluster_id)
         if stats is None:
-            stats = self._stats[cluster_id] = TemplateStats(cluster_id)
+            codes = self._codes.get(cluster_id, ())
+            stats = self._stats[cluster_id] = TemplateStats(cluster_id, codes=codes)
         return stats
 
     def add_previous(self, line: str) -> None:
@@ -175,7 +264,10 @@ class TemplateMiner:
 
     def template_text(self, cluster_id: int) -> str:
         cluster = self._drain.id_to_cluster.get(cluster_id)
-        return self._redact(cluster.get_template()) if cluster is not None else "<evicted template>"
+        if cluster is None:
+            return "<evicted template>"
+        words = [w for w in cluster.get_template().split(" ") if not w.startswith(_CODE_MARK)]
+        return self._redact(" ".join(words))
 
     def stats(self) -> list[TemplateStats]:
         return list(self._stats.values())

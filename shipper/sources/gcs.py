@@ -96,7 +96,13 @@ from orjson import loads as _loads  # 3-5x faster than json's per line; raises a
 from shipper import metrics
 from shipper.config import GcsSourceConfig
 from shipper.models import LEVELS, MAX_UNCOMMITTED_SPAN_NS, Batch, Cursor, LogRecord
-from shipper.records import level_from_fields, level_from_text, level_of, timestamp_from_fields
+from shipper.records import (
+    level_from_fields,
+    level_from_text,
+    level_of,
+    timestamp_from_fields,
+    timestamp_from_text,
+)
 from shipper.sources.base import SourceError
 
 log = logging.getLogger(__name__)
@@ -581,7 +587,9 @@ class GcsSource:
                     level = level_from_fields(fields) or level_from_text(text)
                     return LogRecord(base_ns + line_no if ts_ns is None else ts_ns, text, labels_for[level],
                                      metadata)
-        return LogRecord(base_ns + line_no, text, labels_for[level_from_text(text)], metadata)
+        own_ns = timestamp_from_text(text, base_ns)  # a text line's leading time is its entry time
+        ts_ns = base_ns + line_no if own_ns is None else own_ns
+        return LogRecord(ts_ns, text, labels_for[level_from_text(text)], metadata)
 
     def _read_document(
         self, info: ObjectInfo, stream: io.BufferedIOBase, start: dict[str, Any]

@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import respx
 
-from tests.gateway.loki_answers import load_answer, loki_message, recorded_response
+from tests.gateway.loki_answers import load_answer, loki_message, recorded_response, recorded_vector
 
 CATEGORIZE_HEADER = "X-Loki-Response-Encoding-Flags"
 PROJECT_MAX_ENTRIES_LIMIT = 10000  # ops-stack/loki/loki.yaml max_entries_limit_per_query
@@ -44,6 +44,9 @@ class MockEntry:
     ts_ns: int
     line: str
     metadata: tuple[tuple[str, str], ...] = ()
+
+
+_TOTAL_COUNT = re.compile(r"sum\(count_over_time\((.*) \[(\d+)s\]\)\)", re.DOTALL)
 
 
 def parse_simple_query(query: str) -> tuple[list[tuple[str, str, str]], list[tuple[str, str]]]:
@@ -128,6 +131,12 @@ class LokiQueryMock:
             if path == "/loki/api/v1/query_range":
                 return self._query_range(params, categorize=CATEGORIZE_HEADER in request.headers)
             if path == "/loki/api/v1/query":
+                total = _TOTAL_COUNT.fullmatch(params["query"])
+                if total:  # sum(count_over_time(<simple query> [Ns])), as Loki answers it
+                    end = int(params["time"])
+                    chosen = self._selected(total[1], end - int(total[2]) * 1_000_000_000, end + 1)
+                    value = [end / 1_000_000_000, str(len(chosen))]
+                    return recorded_vector([{"metric": {}, "value": value}] if chosen else [])
                 parse_simple_query(params["query"])  # a metric query is a parse error here
                 return recorded_response("error_instant_log_query")
             if path == "/loki/api/v1/index/stats":

@@ -387,3 +387,17 @@ async def test_a_cursor_too_long_for_a_url_is_refused_with_a_hint(
     assert statuses == [200, 200, 422]
     assert answer.json()["error"]["code"] == "too_many_at_one_timestamp"
     assert "narrow the query" in answer.json()["error"]["hint"]
+
+
+async def test_label_listings_hide_lokis_internal_labels(
+    proxy: httpx.AsyncClient, keys: dict[str, str], loki: LokiQueryMock
+) -> None:
+    """Loki adds __stream_shard__ to streams it shards automatically (under a high push rate, which
+    a test cannot bring about on demand): no caller can filter by it, so the listing leaves it out."""
+    loki.add({"source": "gcs", "service_name": "trades", "__stream_shard__": "1"}, BASE_NS + 9, "sharded")
+    answer = await proxy.get(
+        "/api/monitoring/logs/labels", params=WINDOW, headers={"x-api-key": keys["open"]}
+    )
+    assert answer.status_code == 200, answer.text
+    assert "__stream_shard__" not in answer.json()["labels"]
+    assert "service_name" in answer.json()["labels"]

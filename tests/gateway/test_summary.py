@@ -112,7 +112,7 @@ def test_model_answer_and_usage_are_returned(big_run: tuple[dict[str, Any], Open
     assert "cite template ids" in body["messages"][0]["content"]
     first = answer["evidence"][0]
     assert answer["model"] == "gpt-test"
-    assert answer["summary"] == f"[{first['id']}] occurred {INCIDENT_COUNT} times."
+    assert answer["summary"] == answer["headline"] + f"\n[{first['id']}] occurred {INCIDENT_COUNT} times."
     assert answer["usage"]["total_tokens"] > 0
     assert answer["prompt"]["sent"] is True
 

@@ -205,6 +205,6 @@ async def test_summary_with_a_model_over_http(api_key: str, client_for: Any) -> 
     assert first.status_code == 200, first.text
     answer = first.json()
     assert answer["model"] == "gpt-test"
-    assert answer["summary"] == f"[{answer['evidence'][0]['id']}] occurred 30 times."
+    assert answer["summary"] == answer["headline"] + f"\n[{answer['evidence'][0]['id']}] occurred 30 times."
     assert again.json()["cached"] is True
     assert len(mock.requests) == 1

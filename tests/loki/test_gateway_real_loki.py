@@ -286,7 +286,8 @@ async def test_labels_label_values_stats_and_patterns(
     assert labels.json()["labels"] == ["bucket", "level", "prefix", "service_name", "source"]  # no metadata
     assert values.json() == {"label": "level", "values": ["info", "warn"]}
     assert stats.status_code == 200, stats.text
-    assert set(stats.json()) == {"query", "streams", "chunks", "entries", "bytes"}
+    # "note" appears when the index still reports 0 entries of lines Loki already serves (issue 19)
+    assert set(stats.json()) - {"note"} == {"query", "streams", "chunks", "entries", "bytes"}
     assert stats.json()["query"] == selector
     found: list[dict[str, Any]] = []
     # patterns count lines in 10 s buckets: the window must hold the bucket's start

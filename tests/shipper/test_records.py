@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from shipper import records
 from shipper.records import format_rfc3339_ns, level_of, parse_timestamp_ns, timestamp_from_fields
 
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
@@ -79,3 +80,28 @@ def test_level(record: dict[str, object] | None, line: str, expected: str) -> No
 
 def test_format_rfc3339_ns() -> None:
     assert format_rfc3339_ns(T0 * 10**9 + 5) == "2026-01-01T00:00:00.000000005Z"
+
+
+_REF = 1_796_479_130_000_000_000  # 2026-12-05T13:58:50Z, an object's base time
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("2026-12-05T09:56:21.217Z INFO: reflection", "2026-12-05T09:56:21.217000000Z"),
+        ("2026-12-05 09:56:21,217 ERROR x", "2026-12-05T09:56:21.217000000Z"),
+        ("[2026-12-05 09:56:21] x", "2026-12-05T09:56:21.000000000Z"),
+        ("2026-12-05T09:56:21+02:00 x", "2026-12-05T07:56:21.000000000Z"),
+        ("2026-12-05T09:56:21.123456789Z", "2026-12-05T09:56:21.123456789Z"),
+        ("Dec  5 09:56:21 host app: x", "2026-12-05T09:56:21.000000000Z"),
+        ("Dec 31 23:00:00 host app: x", "2025-12-31T23:00:00.000000000Z"),  # not days ahead: last year
+        ("2026-12-05x", None),
+        ("2026-13-05T09:56:21Z x", None),
+        ("ERROR 2026-12-05T09:56:21Z", None),
+        ("12 items", None),
+    ],
+)
+def test_timestamp_from_text(line: str, expected: str | None) -> None:
+    found = records.timestamp_from_text(line, _REF)
+    assert (None if found is None else records.format_rfc3339_ns(found)) == expected
+    assert records.timestamp_from_text(line, _REF) == found  # deterministic: resends deduplicate

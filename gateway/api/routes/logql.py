@@ -31,6 +31,7 @@ from gateway.api.routes.logs import (
 )
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
+from gateway.services.aggregate import matched_total, pattern_totals
 from gateway.services.logql import (
     ScannedQuery,
     check_label_name,
@@ -180,7 +181,8 @@ async def labels(
         query=_policy_selector(principal, settings, query),
         tenant=principal.tenant,
     )
-    return FastJSONResponse({"labels": names})
+    # Loki's own internal labels (__stream_shard__) are no filter a caller can use
+    return FastJSONResponse({"labels": [name for name in names if not name.startswith("__")]})
 
 
 @router.get("/label/{name}/values", summary="Values of one label (within the key's label policy)")
@@ -213,8 +215,18 @@ async def index_stats(
     window: WindowDep,
 ) -> FastJSONResponse:
     scanned = prepare_for(principal, query, settings)
-    totals = await index_totals(loki, scanned, window.start_ns, window.end_ns, principal.tenant)
-    return FastJSONResponse({"query": scanned.text, **totals})
+    start_ns, end_ns = window.start_ns, window.end_ns
+    totals = await index_totals(loki, scanned, start_ns, end_ns, principal.tenant)
+    answer: dict[str, Any] = {"query": scanned.text, **totals}
+    if totals["entries"] == 0 and scanned.is_log_query:
+        matched = await matched_total(loki, scanned.text, start_ns, end_ns, principal.tenant)
+        if matched:
+            answer["note"] = (
+                f"the index reports 0 entries but {matched} lines match: Loki's index statistics lag "
+                "behind recently shipped lines (they count flushed chunks); for an exact count use "
+                "GET /logs/<source>?aggregate=template or a count_over_time query"
+            )
+    return FastJSONResponse(answer)
 
 
 async def index_totals(
@@ -240,10 +252,11 @@ async def patterns(
     start_ns, end_ns = window.start_ns, window.end_ns
     scanned = prepare_for(principal, query, settings)
     await check_bytes(loki, scanned, start_ns, end_ns, principal.tenant, settings.query_max_bytes)
+    matched = await matched_total(loki, scanned.text, start_ns, end_ns, principal.tenant)
     found = await loki.patterns(scanned.text, start_ns, end_ns, principal.tenant, step=check_step(step))
     if settings.redact_log_lines:  # a pattern is line text: password=<_> or password=hunter2
         found = await to_thread.run_sync(redact_patterns, found)
-    return FastJSONResponse({"query": scanned.text, "patterns": found})
+    return FastJSONResponse({"query": scanned.text, **pattern_totals(found, matched)})
 
 
 async def volume_answer(

@@ -20,6 +20,13 @@ from fastapi.responses import JSONResponse
 from gateway.api.deps import CacheDep, LokiDep, Principal, SettingsDep, require_scope
 from gateway.config import MIN_ANSWER_BYTES, GatewaySettings
 from gateway.errors import ApiError
+from gateway.services.aggregate import (
+    AGGREGATE_HINT,
+    DEFAULT_GROUPS,
+    MAX_GROUPS,
+    aggregate,
+    parse_grouping,
+)
 from gateway.services.budget import Budget, as_is, choose_budget, compact_answer, fit_page
 from gateway.services.cache import Cache, cached
 from gateway.services.empty import explain_empty
@@ -56,7 +63,7 @@ from gateway.services.pagination import (
     query_digest,
     shape_page,
 )
-from gateway.services.redact import redact_fields
+from gateway.services.redact import redact, redact_fields
 
 
 def _declared_query_names(dependant: Any) -> set[str]:
@@ -136,6 +143,8 @@ class LogParams:
     cursor: str | None
     max_bytes: int | None = None
     format: AnswerFormat = "json"
+    aggregate: str | None = None
+    groups: int = DEFAULT_GROUPS
 
 
 async def log_params(
@@ -157,8 +166,23 @@ async def log_params(
     cursor: Annotated[str | None, Query(max_length=MAX_CURSOR_CHARS)] = None,
     max_bytes: MaxBytes = None,
     format: FormatParam = "json",
+    aggregate: Annotated[
+        str | None,
+        Query(
+            max_length=140,
+            description="Count instead of listing: `template` (lines grouped by message template), "
+            "`label:<name>` or `field:<JSON field>`. The answer has `groups` (count, codes, levels, "
+            "first_seen, last_seen, one sample each, largest first), `other` (the groups not shown) "
+            "and `stats.matched` (Loki's exact count of matching lines). " + AGGREGATE_HINT,
+        ),
+    ] = None,
+    groups: Annotated[
+        int, Query(ge=1, le=MAX_GROUPS, description="with `aggregate`: how many groups to show")
+    ] = DEFAULT_GROUPS,
 ) -> LogParams:
-    return LogParams(since, until, hours, level, q, limit, direction, cursor, max_bytes, format)
+    return LogParams(
+        since, until, hours, level, q, limit, direction, cursor, max_bytes, format, aggregate, groups
+    )
 
 
 LogParamsDep = Annotated[LogParams, Depends(log_params)]
@@ -510,6 +534,8 @@ async def answer_filters(
     metadata: dict[str, str],
 ) -> FastJSONResponse:
     found = filtered_query(ctx.principal, ctx.settings, params, labels, metadata)
+    if params.aggregate is not None:
+        return await answer_aggregate(ctx, params, found.scanned, found.start_ns, found.end_ns)
     return await ctx.answer_page(
         found.scanned,
         start_ns=found.start_ns,
@@ -520,6 +546,33 @@ async def answer_filters(
         max_bytes=params.max_bytes,
         answer_format=params.format,
     )
+
+
+async def answer_aggregate(
+    ctx: QueryContext, params: LogParams, scanned: ScannedQuery, start_ns: int, end_ns: int
+) -> FastJSONResponse:
+    """The `aggregate=` answer: counts per group over the whole window (no paging)."""
+    grouping = parse_grouping(params.aggregate or "")
+    if params.cursor is not None:
+        raise ApiError(400, "invalid_request", "aggregate answers are not paged", "drop `cursor`")
+    settings, principal = ctx.settings, ctx.principal
+    await check_bytes(ctx.loki, scanned, start_ns, end_ns, principal.tenant, settings.query_max_bytes)
+    redactor = redact if settings.redact_log_lines else str
+
+    async def compute() -> dict[str, Any]:
+        return await aggregate(
+            ctx.loki,
+            query=scanned.text,
+            grouping=grouping,
+            start_ns=start_ns,
+            end_ns=end_ns,
+            tenant=principal.tenant,
+            groups=params.groups,
+            max_lines=settings.summary_max_lines,
+            redact=redactor,
+        )
+
+    return await ctx.answer(compute)
 
 
 # per source: its `source` label value, its label filters and its structured-metadata filters

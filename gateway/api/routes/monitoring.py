@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -17,6 +18,8 @@ from gateway.api.deps import CacheDep, HttpDep, Principal, SettingsDep, require_
 from gateway.config import GatewaySettings, UpstreamService
 from gateway.errors import ApiError
 from gateway.services.cache import cached
+from gateway.services.error_trend import TREND_QUERY, Trend, parse_trend, top_template
+from gateway.services.redact import redact
 from gateway.services.upstreams import ProbeResult, probe, probe_all, probe_service, proxy_get
 
 router = APIRouter(prefix="/api/monitoring", tags=["monitoring"])
@@ -28,7 +31,11 @@ MonitoringReader = Annotated[Principal, Depends(require_scope("monitoring:read")
 ProxyCaller = Annotated[Principal, Depends(require_scope("proxy"))]
 
 OVERVIEW_CACHE_KEY = "monitoring:overview"
-ERROR_COUNTS_QUERY = 'sum by (source) (count_over_time({source=~".+", level=~"error|critical"}[1h]))'
+ERROR_COUNTS_QUERY = TREND_QUERY  # errors per source and service, last hour and the one before
+NO_SERVICES_NOTE = (
+    "no services are configured: list them in the YAML file named by GATEWAY_SERVICES_FILE "
+    "(name, base_url, health_path) to have their health here"
+)
 OPS_READY_PATHS = {"loki": "/ready", "prometheus": "/-/ready", "alertmanager": "/-/ready"}
 
 
@@ -59,47 +66,76 @@ def _ops_urls(settings: GatewaySettings) -> dict[str, str]:
     }
 
 
-def _vector_by_source(answer: Any) -> dict[str, float]:
-    """Loki's instant-vector answer ({"data": {"result": [...]}} or the bare result list)."""
-    if isinstance(answer, dict):
-        answer = answer.get("data", answer)
-        answer = answer.get("result", []) if isinstance(answer, dict) else answer
-    counts: dict[str, float] = {}
-    for sample in answer or []:
-        source = sample.get("metric", {}).get("source", "unknown")
-        counts[source] = float(sample.get("value", [0, "0"])[1])
-    return counts
+def scoped(principal: Principal, query: str) -> str:
+    """`query` narrowed by the key's label policy when it has one."""
+    if not principal.label_policy:
+        return query
+    from gateway.services.logql import inject_policy, parse_policy, scan_query
+
+    return inject_policy(scan_query(query), parse_policy(principal.label_policy)).text
 
 
 def error_counts_query(principal: Principal) -> str:
     """The per-source error count query, narrowed by the key's label policy when it has one."""
-    if not principal.label_policy:
-        return ERROR_COUNTS_QUERY
-    from gateway.services.logql import inject_policy, parse_policy, scan_query
-
-    return inject_policy(scan_query(ERROR_COUNTS_QUERY), parse_policy(principal.label_policy)).text
+    return scoped(principal, ERROR_COUNTS_QUERY)
 
 
-async def _error_counts(request: Request, principal: Principal) -> dict[str, Any]:
+async def _error_counts(request: Request, principal: Principal) -> tuple[dict[str, Any], Trend | None]:
     loki = getattr(request.app.state, "loki", None)
     if loki is None:
-        return {"available": False, "error": "the Loki client is not configured", "by_source": {}}
+        return {"available": False, "error": "the Loki client is not configured", "by_source": {}}, None
     try:
         answer = await loki.query(error_counts_query(principal), tenant=principal.tenant)
-        by_source = _vector_by_source(answer)
+        trend = parse_trend(answer)
     except ApiError as exc:
-        return {"available": False, "error": exc.message, "by_source": {}}
+        return {"available": False, "error": exc.message, "by_source": {}}, None
     except Exception as exc:  # the overview reports Loki trouble (or junk); it never fails because of it
         log.warning("error counts from Loki failed: %s", type(exc).__name__)
-        return {"available": False, "error": type(exc).__name__, "by_source": {}}
-    return {"available": True, "error": None, "by_source": by_source}
+        return {"available": False, "error": type(exc).__name__, "by_source": {}}, None
+    return {"available": True, "error": None, "by_source": trend.by_source}, trend
+
+
+async def _error_trend(request: Request, principal: Principal, trend: Trend | None) -> dict[str, Any] | None:
+    """Last hour against the previous one; when errors rose, the top source, service, template."""
+    if trend is None:
+        return None
+    answer: dict[str, Any] = {
+        "last_hour": trend.last_hour, "previous_hour": trend.previous_hour, "rising": trend.rising,
+    }
+    top = trend.top()
+    if top is None or not trend.rising:
+        return answer
+    source, service, count, before = top
+    answer["top"] = {"source": source, "service_name": service, "last_hour": count, "previous_hour": before}
+    try:
+        answer["top"]["template"] = await top_template(
+            request.app.state.loki, source=source, service=service, now_ns=time.time_ns(),
+            tenant=principal.tenant, scope=lambda query: scoped(principal, query), redact=redact,
+        )
+    except Exception as exc:  # the template is a courtesy; the trend stands without it
+        log.warning("top error template failed: %s", type(exc).__name__)
+        answer["top"]["template"] = None
+    return answer
+
+
+def _reasons(everything: list[ProbeResult], trend: dict[str, Any] | None) -> list[str]:
+    reasons = [f"{r.name} is {r.status}" for r in everything if r.status != "up"]
+    if trend and trend["rising"]:
+        top = trend.get("top") or {}
+        template = (top.get("template") or {}).get("template")
+        reasons.append(
+            f"{trend['last_hour']} errors in the last hour against {trend['previous_hour']} the hour before"
+            + (f"; most from {top['source']}/{top['service_name']} ({top['last_hour']})" if top else "")
+            + (f", mostly \"{template[:160]}\"" if template else "")
+        )
+    return reasons
 
 
 async def _overview(
     request: Request, principal: Principal, http: Any, settings: GatewaySettings
 ) -> dict[str, Any]:
     ops = _ops_urls(settings)
-    services, ops_results, errors = await asyncio.gather(
+    services, ops_results, (errors, counted) = await asyncio.gather(
         probe_all(http, list(_services(request).values())),
         asyncio.gather(
             *(probe(http, name, url, settings.probe_timeout_seconds) for name, url in ops.items())
@@ -107,12 +143,17 @@ async def _overview(
         _error_counts(request, principal),
     )
     everything: list[ProbeResult] = [*services, *ops_results]
+    trend = await _error_trend(request, principal, counted)
+    reasons = _reasons(everything, trend)
     return {
-        "status": "ok" if all(r.status == "up" for r in everything) else "degraded",
-        "checked_at": datetime.now(UTC).isoformat(),
+        "status": "degraded" if reasons else "ok",
+        "reasons": reasons,
+        "checked_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         "services": [r.as_dict() for r in services],
+        **({} if services else {"services_note": NO_SERVICES_NOTE}),
         "ops": {r.name: r.as_dict() for r in ops_results},
         "errors_last_hour": errors,
+        "error_trend": trend,
     }
 
 

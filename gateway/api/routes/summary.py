@@ -37,6 +37,9 @@ SHIPPED_SOURCES = ("gcs", "firestore", "pod")  # the default when neither select
 MAX_SELECTOR_CHARS = 2000
 MAX_SUMMARY_BODY_BYTES = 64 * 1024  # a SummaryRequest is a few hundred bytes
 _NS = 1_000_000_000
+LABEL_VALUE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,127}$"
+# a filter that exists on one source only implies that source
+FILTER_SOURCE = {"bucket": "gcs", "prefix": "gcs", "collection": "firestore", "namespace": "pod"}
 
 
 def chat_model_for(app: FastAPI) -> ChatModel | None:
@@ -97,7 +100,17 @@ class SummaryRequest(BaseModel):
         description='A LogQL log query, e.g. {source="pod", service_name="api"} |= "timeout".',
     )
     source: Literal["gcs", "firestore", "pod", "gateway"] | None = None
-    service_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,127}$")
+    service_name: str | None = Field(default=None, pattern=LABEL_VALUE_PATTERN)
+    bucket: str | None = Field(default=None, pattern=LABEL_VALUE_PATTERN, description="GCS bucket")
+    prefix: str | None = Field(
+        default=None, pattern=LABEL_VALUE_PATTERN, description="GCS prefix label, e.g. trades"
+    )
+    collection: str | None = Field(
+        default=None, pattern=LABEL_VALUE_PATTERN, description="Firestore collection"
+    )
+    namespace: str | None = Field(
+        default=None, pattern=LABEL_VALUE_PATTERN, description="Kubernetes namespace"
+    )
     start: SupportedDatetime | None = Field(default=None, description="RFC 3339; default: end minus one hour")
     end: SupportedDatetime | None = Field(default=None, description="RFC 3339; default: now")
     since: str | None = Field(
@@ -121,14 +134,26 @@ def _as_ns(value: datetime) -> int:
 
 
 def _query(body: SummaryRequest) -> str:
-    if body.selector and (body.source or body.service_name):
+    filters = {name: getattr(body, name) for name in FILTER_SOURCE if getattr(body, name)}
+    if body.selector and (body.source or body.service_name or filters):
         raise ApiError(
-            400, "invalid_request", "give either `selector` or `source`/`service_name`, not both",
-            "put the source matcher into the selector",
+            400, "invalid_request",
+            "give either `selector` or the label fields (source, service_name, "
+            f"{', '.join(FILTER_SOURCE)}), not both",
+            "put the label matchers into the selector",
         )
     if body.selector:
         return body.selector
-    labels = {"source": body.source or "", "service_name": body.service_name or ""}
+    source: str | None = body.source
+    for name in filters:
+        implied = FILTER_SOURCE[name]
+        if source not in (None, implied):
+            raise ApiError(
+                400, "invalid_request", f"`{name}` is a label of source {implied!r}, not {source!r}",
+                f'use "source": "{implied}" or drop `{name}`',
+            )
+        source = implied
+    labels = {"source": source or "", "service_name": body.service_name or "", **filters}
     return selector_from_labels(labels) or build_log_query({"source": SHIPPED_SOURCES})
 
 
