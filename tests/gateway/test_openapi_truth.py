@@ -64,7 +64,7 @@ async def test_real_answers_validate_against_the_published_schemas(
         ("/api/monitoring/logs/patterns", "get", {"params": {"query": selector}}),
         ("/api/monitoring/overview", "get", {}),
         ("/logs/summary", "post", {"json": {"source": "gcs", "bucket": incident.bucket, "focus": "errors"}}),
-        ("/logs/summary", "post", {"json": {"source": "gcs", "since": "2h"}}),  # 422
+        ("/logs/summary", "post", {"json": {"source": "gcs", "window": "2h"}}),  # 422: no such field
     ]
     statuses = []
     for path, method, kwargs in calls:
