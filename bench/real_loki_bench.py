@@ -32,6 +32,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -145,7 +146,7 @@ def seed_gateway_data(loki: RealLoki, run: str, span_s: int, end_s: int) -> None
         )
 
 
-def gateway_round(loki: RealLoki, requests: int) -> dict[str, list[float]]:
+def gateway_round(loki: RealLoki, requests: int, profile: Path | None = None) -> dict[str, list[float]]:
     run = run_id("gw")
     windows = (WARMUP + requests) * 3 + 10
     end_s = int(time.time()) - 5
@@ -174,6 +175,7 @@ def gateway_round(loki: RealLoki, requests: int) -> dict[str, list[float]]:
     ]
     window_start = iter(range(end_s - span_s, end_s - WINDOW_S))
     timings: dict[str, list[float]] = {t.name: [] for t in targets}
+    spy: subprocess.Popen[bytes] | None = None
     try:
         wait_ready(f"http://127.0.0.1:{port}/health", gateway)
         with httpx.Client(timeout=30) as client:
@@ -192,7 +194,15 @@ def gateway_round(loki: RealLoki, requests: int) -> dict[str, list[float]]:
                         raise SystemExit(f"{target.name}: {got} lines for window {start}, not a full page")
                     if n >= WARMUP:
                         timings[target.name].append(elapsed)
+                if n == WARMUP - 1 and profile is not None:
+                    spy = subprocess.Popen([py_spy(), "record", "--pid", str(gateway.pid), "--format", "raw",
+                                            "--rate", "500", "--output", str(profile)],
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    time.sleep(1.0)  # py-spy attaches
     finally:
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its samples on SIGINT
+            spy.wait(timeout=30)
         stop_process(gateway)
     return timings
 
@@ -303,54 +313,71 @@ PHASES: list[tuple[str, Callable[[str], bool]]] = [
     ("push (HTTP to Loki)", lambda f: "sinks/loki/client.py" in f and ("httpx" in f or "httpcore" in f)),
     ("encoding (prepare + protobuf + snappy)", lambda f: "sinks/loki/" in f),
     ("reading (GCS download, decompress, split lines)",
-     lambda f: "google/" in f or "sources/gcs.py:_RangedReader" in f or "urllib3" in f or "requests/" in f),
+     lambda f: "google/" in f or f.startswith("_RangedReader") or "urllib3" in f or "requests/" in f
+     or "gzip.py" in f),
     ("record building (parse JSON, timestamps, levels, labels)",
      lambda f: "sources/gcs.py" in f or "shipper/records.py" in f or "shipper/models.py" in f),
     ("pipeline (batching, checkpoints)", lambda f: "shipper/pipeline.py" in f or "checkpoint" in f),
 ]
 
 
+IDLE = "idle (a pool thread waiting for work; py-spy counts it)"
+
+
 def classify(stack: str) -> str:
     frames = stack.split(";")
-    if not any("shipper/cli.py" in f and ("cmd_once" in f) for f in frames):
+    in_thread = frames[0].startswith("Thread._bootstrap")
+    if in_thread and frames[-1].startswith("_worker ("):
+        return IDLE
+    if not in_thread and not any("shipper/cli.py" in f and "cmd_once" in f for f in frames):
         return "start-up (interpreter, imports, settings) and exit"
-    # the innermost project frame decides, except that anything under the push is the push
-    if any(("_send" in f or "post" in f) and "sinks/loki/client.py" in f for f in frames) and any(
-        "httpx" in f or "httpcore" in f for f in frames
-    ):
+    if any("sinks/loki/client.py" in f for f in frames) and any("httpx" in f or "httpcore" in f
+                                                               for f in frames):
         return "push (HTTP to Loki)"
-    for frame in reversed(frames):
+    for frame in reversed(frames):  # the innermost project frame decides
         for name, matches in PHASES[1:]:
             if matches(frame):
                 return name
     return "other"
 
 
+def py_spy() -> str:
+    found = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(found).exists():
+        raise SystemExit("py-spy not found: pip install py-spy")
+    return found
+
+
+def top_functions(raw: Path, count: int = 15) -> tuple[int, list[tuple[str, int]]]:
+    """(samples, the `count` functions with most self samples) of a py-spy raw profile."""
+    functions: collections.Counter[str] = collections.Counter()
+    for row in raw.read_text().splitlines():
+        stack, _, count_text = row.rpartition(" ")
+        leaf = stack.split(";")[-1]
+        functions[re.sub(r" \(.*?/(site-packages/|wt-[^/]+/)?", " (", leaf)] += int(count_text)
+    return sum(functions.values()), functions.most_common(count)
+
+
 def profile_shipper(loki: RealLoki, emulator_url: str, count: int, work: Path) -> None:
-    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    if not Path(py_spy).exists():
-        print("  py-spy not found: pip install py-spy")
-        return
     bucket = run_id("prof")
     upload_object(emulator_url, bucket, count, time.time() - 3000, work)
     env = shipper_env(loki, emulator_url, bucket, work / bucket)
     out = work / f"{bucket}.txt"
-    subprocess.run([py_spy, "record", "--format", "raw", "--rate", "250", "--output", str(out), "--",
+    subprocess.run([py_spy(), "record", "--format", "raw", "--rate", "250", "--output", str(out), "--",
                     sys.executable, "-m", "shipper", "once"], cwd=ROOT, env=env, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     phases: collections.Counter[str] = collections.Counter()
-    functions: collections.Counter[str] = collections.Counter()
     for row in out.read_text().splitlines():
         stack, _, count_text = row.rpartition(" ")
-        leaf = stack.split(";")[-1]
         phases[classify(stack)] += int(count_text)
-        functions[re.sub(r" \(.*?/(site-packages/|wt-[^/]+/)?", " (", leaf)] += int(count_text)
+    idle = phases.pop(IDLE, 0)
     total = sum(phases.values())
-    print(f"shipper once, {count:,} lines, py-spy on-CPU samples ({total} at 250 Hz):")
+    print(f"shipper once, {count:,} lines, py-spy on-CPU samples ({total} at 250 Hz; {idle} more of "
+          f"{IDLE} left out):")
     for name, samples in phases.most_common():
         print(f"  {name:<58} {100 * samples / total:5.1f} %  (~{samples / 250:.2f} s)")
     print("  top functions (self time):")
-    for name, samples in functions.most_common(12):
+    for name, samples in top_functions(out, 12)[1]:
         print(f"    {100 * samples / total:5.1f} %  {name}")
 
 
@@ -363,6 +390,7 @@ def main() -> None:
     parser.add_argument("--shipper-lines", type=int, default=300_000)
     parser.add_argument("--repeats", type=int, default=3, help="rounds; each figure is their median")
     parser.add_argument("--profile-shipper", action="store_true", help="split the shipper's CPU (py-spy)")
+    parser.add_argument("--profile-gateway", action="store_true", help="one more gateway round under py-spy")
     parser.add_argument("--skip-gateway", action="store_true")
     parser.add_argument("--skip-shipper", action="store_true")
     args = parser.parse_args()
@@ -384,6 +412,13 @@ def main() -> None:
 def run_gateway(binary: str, work: Path, args: argparse.Namespace) -> None:
     with loki_running(binary, work, "loki-default") as loki:
         rounds = [gateway_round(loki, args.requests) for _ in range(args.repeats)]
+        if args.profile_gateway:
+            raw = work / "gateway.txt"
+            gateway_round(loki, args.requests, raw)
+            total, top = top_functions(raw, 25)
+            print(f"gateway under py-spy ({total} samples at 500 Hz, idle excluded), top self time:")
+            for name, samples in top:
+                print(f"  {100 * samples / total:5.1f} %  {name}")
     names = list(rounds[0])
     p50 = {name: [percentile(r[name], 50) for r in rounds] for name in names}
     p99 = {name: [percentile(r[name], 99) for r in rounds] for name in names}
