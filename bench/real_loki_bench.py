@@ -10,7 +10,9 @@ prints three ratios, each the median of `--repeats` rounds:
    request straight to Loki, p50; Loki runs with the project's limits (ops-stack/loki/loki.yaml).
    Every request of every target asks for a window of its own (start shifted by a second), so no
    answer comes from a cache. The targets are interleaved, so load from elsewhere hits all alike.
-   Printed too: Loki asked exactly as the gateway asks it (limit+1, categorized labels).
+   Printed too: Loki asked exactly as the gateway asks it (limit+1, categorized labels), and the
+   floor: bench/passthrough_app.py, the gateway's stack (FastAPI, uvicorn, one httpx.AsyncClient)
+   passing Loki's answer through as bytes, the cost of the extra hop alone.
 2. shipper throughput: `shipper once` (the real command, its own process, start-up included)
    shipping N JSON lines from a GCS emulator (its own process) into a Loki with raised ingest
    limits, vs Loki's own ceiling in the same run: the same number of lines, encoded beforehand
@@ -65,6 +67,7 @@ WINDOW_S = 40  # ~1,300 matching lines per window at the density below: every an
 LINES_PER_SECOND_STORED = 36  # matching lines; one more in ten belongs to another service
 WARMUP = 20
 GATEWAY_CPU = "gateway CPU per request"
+FLOOR = "floor: FastAPI + httpx passing Loki's bytes through (limit+1)"
 RAISED_LIMITS = (
     "-distributor.ingestion-rate-limit-mb=10000", "-distributor.ingestion-burst-size-mb=20000",
     "-ingester.per-stream-rate-limit=10000MB", "-ingester.per-stream-rate-limit-burst=20000MB",
@@ -163,6 +166,11 @@ def gateway_round(loki: RealLoki, requests: int, profile: Path | None = None) ->
     gateway = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "gateway.main:create_app", "--factory", "--host", "127.0.0.1",
          "--port", str(port), "--log-level", "warning", "--no-access-log"], env=env, cwd=ROOT)
+    floor_port = free_port()
+    floor = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "passthrough_app:create_app", "--factory", "--app-dir",
+         str(ROOT / "bench"), "--host", "127.0.0.1", "--port", str(floor_port), "--log-level", "warning",
+         "--no-access-log"], env=env, cwd=ROOT)
     limit = str(LINES_PER_ANSWER)
     targets = [
         Target("direct Loki", f"{loki.url}/loki/api/v1/query_range", {"query": selector, "limit": limit}, {}),
@@ -170,6 +178,8 @@ def gateway_round(loki: RealLoki, requests: int, profile: Path | None = None) ->
                f"{loki.url}/loki/api/v1/query_range",
                {"query": selector, "limit": str(LINES_PER_ANSWER + 1)},
                {"X-Loki-Response-Encoding-Flags": "categorize-labels"}),
+        Target(FLOOR, f"http://127.0.0.1:{floor_port}/passthrough/query_range",
+               {"query": selector, "limit": str(LINES_PER_ANSWER + 1)}, {}),
         Target("gateway /api/monitoring/logs/query_range",
                f"http://127.0.0.1:{port}/api/monitoring/logs/query_range",
                {"query": selector, "limit": limit}, {"x-api-key": key}),
@@ -179,6 +189,7 @@ def gateway_round(loki: RealLoki, requests: int, profile: Path | None = None) ->
     spy: subprocess.Popen[bytes] | None = None
     try:
         wait_ready(f"http://127.0.0.1:{port}/health", gateway)
+        wait_ready(f"http://127.0.0.1:{floor_port}/health", floor)
         with httpx.Client(timeout=30) as client:
             for n in range(WARMUP + requests):
                 for target in targets:
@@ -208,6 +219,7 @@ def gateway_round(loki: RealLoki, requests: int, profile: Path | None = None) ->
             spy.send_signal(signal.SIGINT)  # py-spy writes its samples on SIGINT
             spy.wait(timeout=30)
         stop_process(gateway)
+        stop_process(floor)
     return timings
 
 
@@ -326,13 +338,18 @@ PHASES: list[tuple[str, Callable[[str], bool]]] = [
 
 
 IDLE_LEAVES = ("Condition.wait", "Runner.run", "select (", "_worker (", "BaseSelectorEventLoop.select")
-IDLE = "idle (a pool thread waiting for work; py-spy counts it)"
+IDLE = "waiting in a blocking call (py-spy counts it)"
+
+
+# py-spy's idle detection misses these blocking calls here: samples in them are waits, not CPU
+WAIT_LEAVES = ("_worker (", "SyncStream.read (", "SocketIO.readinto (", "Condition.wait (", "Event.wait (",
+               "Future.result (", "Thread.join (", "select (")
 
 
 def classify(stack: str) -> str:
     frames = stack.split(";")
     in_thread = frames[0].startswith("Thread._bootstrap")
-    if in_thread and frames[-1].startswith("_worker ("):
+    if frames[-1].startswith(WAIT_LEAVES):
         return IDLE
     if not in_thread and not any("shipper/cli.py" in f and "cmd_once" in f for f in frames):
         return "start-up (interpreter, imports, settings) and exit"
@@ -396,6 +413,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="rounds; each figure is their median")
     parser.add_argument("--profile-shipper", action="store_true", help="split the shipper's CPU (py-spy)")
     parser.add_argument("--profile-gateway", action="store_true", help="one more gateway round under py-spy")
+    parser.add_argument("--profile-only", action="store_true", help="with --profile-shipper: no rounds")
     parser.add_argument("--skip-gateway", action="store_true")
     parser.add_argument("--skip-shipper", action="store_true")
     args = parser.parse_args()
@@ -441,6 +459,9 @@ def run_gateway(binary: str, work: Path, args: argparse.Namespace) -> None:
               f"p99 {median(p99[name]) * 1000:6.2f} ms")
     print(f"  gateway process CPU (user+sys) per request: {median(cpu) * 1000:.2f} ms "
           f"[{', '.join(f'{c * 1000:.2f}' for c in cpu)}]")
+    floor = median(p50[FLOOR])
+    print(f"  gateway over the floor at p50: {(gateway - floor) * 1000:+.2f} ms; the floor over direct: "
+          f"{(floor - direct) * 1000:+.2f} ms")
     print(f"  RATIO gateway / direct at p50: {gateway / direct:.2f}x, {(gateway - direct) * 1000:+.2f} ms "
           f"(target <= 1.25x and <= +2.5 ms); load average {load()}")
 
@@ -456,7 +477,7 @@ def run_shipper(binary: str, work: Path, args: argparse.Namespace) -> None:
         wait_ready(emulator_url, emulator)
         with loki_running(binary, work, "loki-raised", RAISED_LIMITS) as loki:
             ceilings, runs = [], []
-            for _ in range(args.repeats):
+            for _ in range(0 if args.profile_only else args.repeats):
                 ceilings.append(ceiling_round(loki, count))
                 runs.append(shipper_round(loki, emulator, emulator_url, count, work))
             if args.profile_shipper:
@@ -464,6 +485,8 @@ def run_shipper(binary: str, work: Path, args: argparse.Namespace) -> None:
                 profile_shipper(loki, emulator_url, count, work)
     finally:
         stop_process(emulator)
+    if args.profile_only:
+        return
     ceiling = median([c[0] for c in ceilings])
     rate = median([r.lines_per_s for r in runs])
     cpu = median([r.cpu for r in runs])
