@@ -152,7 +152,7 @@ def seed_gateway_data(loki: RealLoki, run: str, span_s: int, end_s: int) -> None
 
 def gateway_round(loki: RealLoki, requests: int, profile: Path | None = None) -> dict[str, list[float]]:
     run = run_id("gw")
-    windows = (WARMUP + requests) * 3 + 10
+    windows = (WARMUP + requests) * 4 + 10  # one per request of each of the 4 targets
     end_s = int(time.time()) - 5
     span_s = windows + WINDOW_S
     seed_gateway_data(loki, run, span_s, end_s)
