@@ -473,6 +473,8 @@ def entry_metadata(value: Sequence[Any]) -> dict[str, str] | None:
     categories = value[2]
     if not isinstance(categories, dict):
         raise TypeError("an entry's third element must be an object of label categories")
+    if not categories:  # what Loki sends for most entries: `{}`
+        return None
     flat: dict[str, str] = {}
     # known categories first; one a later Loki may add is kept too, never dropped
     names = [*METADATA_CATEGORIES, *(name for name in categories if name not in METADATA_CATEGORIES)]
