@@ -143,7 +143,6 @@ def create_app(
     app.include_router(logs.router)
     app.include_router(logql.router)
     app.include_router(loki_api.router)  # Loki's own read API for Grafana and logcli
-
     app.include_router(summary.router)
     app.include_router(alerts.router)
     app.include_router(mcp_server.router)  # /mcp; its session manager runs in the router's lifespan

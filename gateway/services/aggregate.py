@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from gateway.errors import ApiError
 from gateway.services.evidence import rfc3339
+from gateway.services.summarize import LineReader
 from gateway.services.templates import TemplateMiner, error_codes
 
 Kind = Literal["template", "label", "field"]
@@ -27,19 +28,9 @@ AGGREGATE_HINT = "use aggregate=template, aggregate=label:<label name> or aggreg
 _NS = 1_000_000_000
 
 
-class LineSource(Protocol):
-    """What aggregation needs from Loki (gateway.services.loki.LokiClient implements it)."""
-
-    def iter_lines(
-        self,
-        query: str,
-        *,
-        start_ns: int,
-        end_ns: int,
-        tenant: str | None = None,
-        page_size: int = 1000,
-        max_lines: int | None = None,
-    ) -> AsyncIterator[tuple[int, dict[str, str], str]]: ...
+class LineSource(LineReader, Protocol):
+    """What aggregation needs from Loki: the summary's lines, and an instant query for the exact
+    count (gateway.services.loki.LokiClient implements it)."""
 
     async def query(
         self,
