@@ -244,9 +244,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_ready(url: str) -> None:
+def wait_ready(url: str, process: subprocess.Popen[bytes] | None = None) -> None:
+    """Poll `url` until it answers 200; give up at once if `process` (the server) has exited."""
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise SystemExit(f"{url}: process exited with {process.returncode}")
         try:
             if httpx.get(url, timeout=1.0).status_code == 200:
                 return

@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from gateway_overhead import log_line  # noqa: E402
+from gateway_overhead import log_line, wait_ready  # noqa: E402
 
 from shipper.models import LogRecord  # noqa: E402
 from shipper.sinks.loki.encode import Encoder, group_streams  # noqa: E402
@@ -75,7 +75,6 @@ RAISED_LIMITS = (
 CEILING_BATCH = 5000
 CEILING_THREADS = 4
 BUCKET_PREFIX = "trades/"
-READY_TIMEOUT_S = 30.0
 
 
 def median(values: Sequence[float]) -> float:
@@ -103,20 +102,6 @@ def loki_running(binary: str, work: Path, name: str, flags: Sequence[str] = ()) 
         yield loki
     finally:
         loki.stop()
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{url}: process exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"not ready within {READY_TIMEOUT_S}s: {url}")
 
 
 # -------------------------------------------------------------------------------------------------

@@ -33,16 +33,21 @@ class Budget:
         return max(1, min(self.max_line_bytes, self.max_bytes // LINE_SHARE_OF_BUDGET))
 
 
-def choose_budget(requested: int | None, default: int, maximum: int, max_line_bytes: int) -> Budget:
+def within_maximum(name: str, requested: int | None, default: int, maximum: int) -> int:
+    """A page bound the request chose (`limit`, `max_bytes`), else its default; 400 over the maximum."""
     chosen = default if requested is None else requested
     if chosen > maximum:
         raise ApiError(
             400,
-            "max_bytes_too_large",
-            f"max_bytes {chosen} exceeds the maximum of {maximum}",
-            f"use max_bytes <= {maximum} and follow next_cursor for more",
+            f"{name}_too_large",
+            f"{name} {chosen} exceeds the maximum of {maximum}",
+            f"use {name} <= {maximum} and follow next_cursor for more",
         )
-    return Budget(chosen, max_line_bytes)
+    return chosen
+
+
+def choose_budget(requested: int | None, default: int, maximum: int, max_line_bytes: int) -> Budget:
+    return Budget(within_maximum("max_bytes", requested, default, maximum), max_line_bytes)
 
 
 def clip_line(text: str, max_bytes: int) -> tuple[str, int]:

@@ -27,7 +27,7 @@ from gateway.services.aggregate import (
     aggregate,
     parse_grouping,
 )
-from gateway.services.budget import Budget, as_is, choose_budget, compact_answer, fit_page
+from gateway.services.budget import Budget, as_is, choose_budget, compact_answer, fit_page, within_maximum
 from gateway.services.cache import Cache, cached
 from gateway.services.empty import explain_empty
 from gateway.services.grafana import explore_url
@@ -189,15 +189,7 @@ LogParamsDep = Annotated[LogParams, Depends(log_params)]
 
 
 def check_limit(limit: int | None, default: int, maximum: int) -> int:
-    chosen = default if limit is None else limit
-    if chosen > maximum:
-        raise ApiError(
-            400,
-            "limit_too_large",
-            f"limit {chosen} exceeds the maximum of {maximum}",
-            f"use limit <= {maximum} and follow next_cursor for more",
-        )
-    return min(chosen, maximum)
+    return within_maximum("limit", limit, default, maximum)
 
 
 def budget_for(settings: GatewaySettings, max_bytes: int | None, *, always: bool = False) -> Budget | None:
