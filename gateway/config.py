@@ -167,10 +167,12 @@ class GatewaySettings(BaseSettings):
     """Byte budget of a log answer when the request sets no `max_bytes`; the page ends where it is spent."""
     answer_max_bytes_limit: int = Field(default=DEFAULT_ANSWER_MAX_BYTES_LIMIT, ge=MIN_ANSWER_BYTES)
     """Largest `max_bytes` a request may ask for."""
-    answer_budget_on_rest: bool = False
-    """Give REST log answers without `max_bytes` the ANSWER_MAX_BYTES budget too (MCP always has one)."""
+    answer_budget_on_rest: bool = True
+    """REST log answers without `max_bytes` get the ANSWER_MAX_BYTES budget too (MCP always has one);
+    false: a REST page ends at `limit` only and lines are not clipped."""
     answer_max_line_bytes: int = Field(default=DEFAULT_ANSWER_MAX_LINE_BYTES, ge=MIN_LINE_BYTES)
-    """Longer log lines are clipped to this many bytes, with a marker saying how much was cut."""
+    """Under the default budget, longer log lines are clipped to this many bytes, with a marker saying
+    how much was cut (a request's own `max_bytes` clips lines at a quarter of it instead)."""
     grafana_url: str | None = None
     """Grafana base URL; log answers then carry a link opening the same query in Explore."""
     grafana_loki_datasource_uid: str = "loki"

@@ -31,6 +31,7 @@ from gateway.errors import ApiError
 from gateway.metrics import AUTH
 from gateway.services import redis_client
 from gateway.services.logql import parse_policy
+from gateway.services.times import now_z
 
 ADMIN_SCOPE = "admin"  # implies every other scope
 KNOWN_SCOPES = frozenset(
@@ -283,7 +284,7 @@ def audit(outcome: Outcome, key_ref: str, client: str, method: str, path: str, s
         "method": method,
         "path": path,
         "scope": scope,
-        "ts": datetime.now(UTC).isoformat(),
+        "ts": now_z(),
     }
     level = logging.INFO if outcome == "ok" else logging.WARNING
     audit_log.log(level, json.dumps(event, separators=(",", ":")))

@@ -28,6 +28,13 @@ class Stream(BaseModel):
     )
 
 
+class Window(BaseModel):
+    """The window an answer covers, as resolved from since/until/hours (until exclusive)."""
+
+    since: str = Field(description="RFC 3339 UTC (Z)")
+    until: str = Field(description="RFC 3339 UTC (Z)")
+
+
 class LogPage(BaseModel):
     """One page of log lines (or, for a metric query, `result_type` and `result`)."""
 
@@ -36,6 +43,7 @@ class LogPage(BaseModel):
     streams: list[Stream] = Field(default_factory=list)
     truncated: bool = False
     next_cursor: str | None = Field(default=None, description="pass as `cursor` for the next page")
+    window: Window
     stats: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -63,11 +71,6 @@ class AggregateStats(BaseModel):
     truncated: bool
 
 
-class Window(BaseModel):
-    since: str
-    until: str
-
-
 class AggregateAnswer(BaseModel):
     """`aggregate=` answer: counts per group, largest first."""
 
@@ -83,7 +86,7 @@ class Pattern(BaseModel):
 
     pattern: str
     total: int
-    samples: list[list[int]] = Field(description="[Unix seconds, lines] per bucket, as Loki sends them")
+    samples: list[tuple[str, int]] = Field(description="[RFC 3339 time, lines] per bucket")
     first_seen: str | None = None
     last_seen: str | None = None
 
@@ -92,6 +95,7 @@ class PatternsAnswer(BaseModel):
     query: str
     patterns: list[Pattern]
     other: dict[str, int] = Field(description="`count`: matching lines no pattern accounts for")
+    window: Window
     stats: dict[str, int]
 
 
@@ -102,15 +106,23 @@ class StatsAnswer(BaseModel):
     entries: int
     bytes: int
     note: str | None = Field(default=None, description="present when the index lags behind shipped lines")
+    window: Window
 
 
 class LabelsAnswer(BaseModel):
     labels: list[str]
+    window: Window
 
 
 class LabelValuesAnswer(BaseModel):
     label: str
     values: list[str]
+    window: Window
+
+
+class SummaryWindow(Window):
+    previous: Window = Field(description="the window before, as long, that `new` is judged against")
+    step_seconds: int
 
 
 class SummaryAnswer(BaseModel):
@@ -121,7 +133,7 @@ class SummaryAnswer(BaseModel):
     model: str | None
     query: str
     focus: str
-    window: dict[str, Any]
+    window: SummaryWindow
     lines_read: int
     evidence: list[dict[str, Any]]
 
@@ -131,7 +143,8 @@ class OverviewAnswer(BaseModel):
 
     status: str = Field(description="ok, or degraded with `reasons`")
     reasons: list[str]
-    checked_at: str
+    checked_at: str = Field(description="RFC 3339 UTC (Z)")
+    window: Window = Field(description="the hour errors_last_hour and error_trend count")
     services: list[dict[str, Any]]
     services_note: str | None = None
     ops: dict[str, Any]

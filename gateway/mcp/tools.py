@@ -47,9 +47,10 @@ from gateway.errors import ApiError
 from gateway.security import Principal
 from gateway.services.budget import answer_size, clip_streams, exact_size
 from gateway.services.cache import Cache, cached
-from gateway.services.logql import check_label_name, resolve_range
+from gateway.services.logql import check_label_name
 from gateway.services.loki import LokiClient, max_entries_per_query
 from gateway.services.tail import TailBatch, follow
+from gateway.services.times import resolve_range
 
 MAX_QUERY_CHARS = 8192
 MCP_TAIL_MAX_SECONDS = 60  # a tool call holds the agent: short waits, resumed with the cursor

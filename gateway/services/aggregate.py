@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from gateway.errors import ApiError
-from gateway.services.evidence import rfc3339
 from gateway.services.summarize import LineReader
 from gateway.services.templates import TemplateMiner, error_codes
+from gateway.services.times import format_ns, seconds_z
 
 Kind = Literal["template", "label", "field"]
 DEFAULT_GROUPS = 5
@@ -85,8 +85,8 @@ class Group:
             "count": self.count,
             "codes": list(error_codes(self.sample)),
             "levels": dict(sorted(self.levels.items(), key=lambda item: -item[1])),
-            "first_seen": rfc3339(self.first_ns),
-            "last_seen": rfc3339(self.last_ns),
+            "first_seen": format_ns(self.first_ns),
+            "last_seen": format_ns(self.last_ns),
             "sample": redact(self.sample)[:SAMPLE_CHARS],
         }
 
@@ -168,7 +168,7 @@ async def aggregate(
         "aggregate": grouping.text,
         "groups": shown,
         "other": {"groups": len(rest), "count": sum(g.count for g in rest)},
-        "window": {"since": rfc3339(start_ns), "until": rfc3339(end_ns)},
+        "window": {"since": format_ns(start_ns), "until": format_ns(end_ns)},
         "stats": {"matched": max(matched, read), "read": read, "truncated": truncated},
     }
 
@@ -182,9 +182,9 @@ def pattern_totals(found: list[dict[str, Any]], matched: int) -> dict[str, Any]:
         samples = [s for s in pattern.get("samples") or [] if isinstance(s, list) and len(s) == 2]
         total = sum(int(count) for _, count in samples)
         times = [int(at) * _NS for at, _ in samples]
-        row = {**pattern, "total": total}
+        row = {**pattern, "samples": [[seconds_z(at), count] for at, count in samples], "total": total}
         if times:
-            row["first_seen"], row["last_seen"] = rfc3339(min(times)), rfc3339(max(times))
+            row["first_seen"], row["last_seen"] = format_ns(min(times)), format_ns(max(times))
         rows.append(row)
     rows.sort(key=lambda row: -row["total"])
     covered = sum(row["total"] for row in rows)

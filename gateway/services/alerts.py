@@ -18,8 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from gateway.services.alert_bounds import entry_bytes
 from gateway.services.bounded_http import request_within
 from gateway.services.events import EventWriter
-from gateway.services.logql import SupportedDatetime, inject_policy, parse_policy, scan_query
+from gateway.services.logql import inject_policy, parse_policy, scan_query
 from gateway.services.summarize import selector_from_labels
+from gateway.services.times import SupportedDatetime
 
 log = logging.getLogger(__name__)
 

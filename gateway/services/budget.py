@@ -47,7 +47,11 @@ def within_maximum(name: str, requested: int | None, default: int, maximum: int)
 
 
 def choose_budget(requested: int | None, default: int, maximum: int, max_line_bytes: int) -> Budget:
-    return Budget(within_maximum("max_bytes", requested, default, maximum), max_line_bytes)
+    """The request's budget, else the default one. Lines are clipped at a quarter of the budget;
+    under the default budget also at `max_line_bytes`, which a request that sets its own budget
+    (a script that wants whole long lines) is free of."""
+    chosen = within_maximum("max_bytes", requested, default, maximum)
+    return Budget(chosen, max_line_bytes if requested is None else chosen)
 
 
 def clip_line(text: str, max_bytes: int) -> tuple[str, int]:

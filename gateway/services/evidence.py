@@ -4,10 +4,10 @@ and a deterministic plain-language digest of them (the answer when no model is a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 
 from gateway.services.templates import TemplateMiner, TemplateStats
+from gateway.services.times import format_ns
 
 GROWTH_FACTOR = 2.0  # "growing": at least this many times the previous window's rate
 GROWTH_MIN_LINES = 10  # ... and at least this many more lines, so 1 -> 2 is not news
@@ -49,16 +49,11 @@ class EvidenceRow:
             "change": self.change.value,
             "levels": self.levels,
             "services": self.services,
-            "first_seen": rfc3339(self.first_seen_ns),
-            "last_seen": rfc3339(self.last_seen_ns),
+            "first_seen": format_ns(self.first_seen_ns),
+            "last_seen": format_ns(self.last_seen_ns),
             "samples": list(self.samples),
             "codes": list(self.codes),
         }
-
-
-def rfc3339(ts_ns: int) -> str:
-    seconds, nanos = divmod(ts_ns, 1_000_000_000)
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{nanos:09d}Z"
 
 
 def classify(stats: TemplateStats, scale: float | None) -> Change:
@@ -138,7 +133,7 @@ def headline(rows: list[EvidenceRow], *, lines: int) -> str:
     services = f" in {', '.join(top.services[:3])}" if top.services else ""
     return (
         f"{change}: {top.count} x {level} \"{top.template[:160]}\"{codes}{services}"
-        f" since {rfc3339(top.first_seen_ns)} ({top.count} of {lines} lines)."
+        f" since {format_ns(top.first_seen_ns)} ({top.count} of {lines} lines)."
     )
 
 

@@ -1,6 +1,6 @@
 """Pure LogQL helpers: build queries from filters with every user value escaped, find and check
 every stream selector of a client's query, inject a key's label policy into each of them, and
-resolve time ranges. No I/O here, so all of it is table-tested.
+check time ranges (time itself: gateway.services.times). No I/O here, so all of it is table-tested.
 
 A small scanner understands LogQL's lexical structure that matters for this: double-quoted strings
 with Go escapes, backtick raw strings, `#` comments, and `{...}` stream selectors. Braces inside
@@ -10,19 +10,16 @@ selectors, and a value can never end a string early, because values are re-quote
 from __future__ import annotations
 
 import json
-import math
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Annotated
 
 import re2
-from pydantic import AfterValidator
 
-from gateway.errors import ApiError
+from gateway.services.query_errors import LogQLError
+from gateway.services.times import NS_PER_HOUR, parse_duration_ns
 
 LEVELS = ("debug", "info", "warn", "error", "critical", "unknown")
 LABEL_NAME_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -34,27 +31,8 @@ _RE2_QUIET = re2.Options()
 _RE2_QUIET.log_errors = False  # a caller's bad regex is a 400 from Loki, not a line on our stderr
 # values unlike each other: a regex matching all of them matches any value
 MATCH_ALL_PROBES = ("a", "Z", "0", "gcs", "trades-2024_x.y", "a/b:c", "Zq9~%é")
-NS_PER_SECOND = 1_000_000_000
-NS_PER_HOUR = 3600 * NS_PER_SECOND
-MAX_DURATION_NS = 100 * 365 * 24 * NS_PER_HOUR  # anything longer is a typo (and overflows dates)
-
-_DURATION_UNITS_NS = {
-    "ns": 1,
-    "us": 1_000,
-    "µs": 1_000,
-    "ms": 1_000_000,
-    "s": NS_PER_SECOND,
-    "m": 60 * NS_PER_SECOND,
-    "h": NS_PER_HOUR,
-    "d": 24 * NS_PER_HOUR,
-    "w": 7 * 24 * NS_PER_HOUR,
-    "y": 365 * 24 * NS_PER_HOUR,
-}
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d|w|y)")
-_DURATION_RE = re.compile(rf"(?:{_DURATION_PART.pattern})+")
 _RANGE_RE = re.compile(r"\[\s*([0-9][0-9a-zµ.]*)\s*\]")
 _OFFSET_RE = re.compile(r"\boffset\s+([0-9][0-9a-zµ.]*)")
-_RFC3339_RE = re.compile(r"(\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})")
 _GO_SIMPLE_ESCAPES = {
     "a": "\a",
     "b": "\b",
@@ -72,11 +50,6 @@ NARROW_HINT = (
     "add at least one positive matcher that selects specific streams, e.g. "
     '{source="gcs"} or {service_name="trades", level="error"}'
 )
-
-
-class LogQLError(ApiError):
-    def __init__(self, message: str, hint: str, code: str = "invalid_query", status: int = 400) -> None:
-        super().__init__(status, code, message, hint)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -494,129 +467,3 @@ def prepare_query(
 def selector_text(scanned: ScannedQuery) -> str:
     """The selectors of a query, for index/stats (which accepts matchers only)."""
     return " or ".join(scanned.text[s.start : s.end] for s in scanned.selectors)
-
-
-# ---------------------------------------------------------------------------------------------
-# time
-
-
-def parse_duration_ns(text: str) -> int:
-    if not _DURATION_RE.fullmatch(text):
-        raise LogQLError(
-            f"invalid duration {text!r}", "use durations like 30m, 2h, 7d or 1h30m", "invalid_time"
-        )
-    total = sum(float(n) * _DURATION_UNITS_NS[u] for n, u in _DURATION_PART.findall(text))
-    if total > MAX_DURATION_NS:  # also an infinite sum (400 nines)
-        raise LogQLError(f"duration {text[:40]!r} is over 100 years", "use a shorter one", "invalid_time")
-    return int(total)
-
-
-def _within_supported_years(moment: datetime) -> datetime:
-    """A moment whose UTC time lies before the year 9999 (so that windows around it and their
-    RFC 3339 text exist); naive means UTC."""
-    try:
-        utc = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-    except OverflowError:
-        utc = None
-    if utc is None or utc.year >= 9999:
-        raise ValueError("must be before the year 9999 in UTC")
-    return moment
-
-
-SupportedDatetime = Annotated[datetime, AfterValidator(_within_supported_years)]
-
-
-def parse_time_ns(text: str, now_ns: int) -> int:
-    """RFC 3339 (ns precision kept), `now`, a relative duration back from now (2h, 30m, 7d, or
-    Grafana's now-2h), or a Unix timestamp in seconds or nanoseconds."""
-    text = text.strip()
-    if text == "now":
-        return now_ns
-    if text.startswith("now-") and _DURATION_RE.fullmatch(text[4:]):  # Grafana's notation
-        return now_ns - parse_duration_ns(text[4:])
-    if _DURATION_RE.fullmatch(text):
-        return now_ns - parse_duration_ns(text)
-    if text.isascii() and text.isdigit():  # not "²": str.isdigit() takes it, int() does not
-        value = int(text)
-        return value if value > 10**14 else value * NS_PER_SECOND
-    match = _RFC3339_RE.fullmatch(text)
-    if match:
-        base, fraction, zone = match.groups()
-        try:
-            moment = datetime.fromisoformat(base.replace("t", "T") + ("+00:00" if zone in "Zz" else zone))
-        except ValueError:
-            match = None
-        else:
-            return int(moment.timestamp()) * NS_PER_SECOND + int((fraction or "0").ljust(9, "0"))
-    raise LogQLError(
-        f"invalid time {text!r}",
-        "use RFC 3339 (2024-05-01T12:00:00Z), a relative duration (30m, 2h, 7d, now-1h) or a Unix timestamp",
-        "invalid_time",
-    )
-
-
-_HOUR_MINUTE_TEXT = tuple(f"{h:02d}:{m:02d}:" for h in range(24) for m in range(60))
-_SECOND_TEXT = tuple(f"{s:02d}" for s in range(60))
-SECONDS_PER_DAY = 86_400
-
-
-@lru_cache(maxsize=1024)
-def _day_text(day: int) -> str:
-    return datetime.fromtimestamp(day * SECONDS_PER_DAY, UTC).strftime("%Y-%m-%dT")
-
-
-@lru_cache(maxsize=4096)
-def format_second(seconds: int) -> str:
-    """RFC 3339 UTC up to whole seconds, without zone. The date comes from a small cache and the
-    time of day from tables (UTC has no leap seconds, so this is exact): a 1,000-line page can
-    span as many distinct seconds, and strftime cost ~2 us each."""
-    day, second_of_day = divmod(seconds, SECONDS_PER_DAY)
-    minute, second = divmod(second_of_day, 60)
-    return f"{_day_text(day)}{_HOUR_MINUTE_TEXT[minute]}{_SECOND_TEXT[second]}"
-
-
-def format_ns(ts_ns: int) -> str:
-    """RFC 3339 UTC with all nine fraction digits (entries of a page share few distinct seconds)."""
-    seconds, fraction = divmod(ts_ns, NS_PER_SECOND)
-    return f"{format_second(seconds)}.{fraction:09d}Z"
-
-
-def resolve_range(
-    *,
-    since: str | None,
-    until: str | None,
-    hours: float | None,
-    now_ns: int,
-    default_hours: float,
-    max_hours: float,
-) -> tuple[int, int]:
-    """(start_ns, end_ns), end exclusive. `since` and `hours` are alternatives."""
-    if since is not None and hours is not None:
-        raise LogQLError(
-            "give either since or hours, not both", "since=2h is the same as hours=2", "invalid_time"
-        )
-    end = parse_time_ns(until, now_ns) if until else now_ns
-    if since is not None:
-        start = parse_time_ns(since, now_ns)
-    else:
-        span = default_hours if hours is None else hours
-        if not 0 < span < math.inf:  # also refuses NaN
-            raise LogQLError("hours must be a positive, finite number", "e.g. hours=1", "invalid_time")
-        if span > max_hours:
-            raise _range_too_long(span, max_hours)
-        start = end - int(span * NS_PER_HOUR)
-    if start >= end:
-        raise LogQLError(
-            "the time range is empty: since is not before until", "swap since and until", "invalid_time"
-        )
-    if end - start > max_hours * NS_PER_HOUR:
-        raise _range_too_long((end - start) / NS_PER_HOUR, max_hours)
-    return start, end
-
-
-def _range_too_long(hours: float, max_hours: float) -> LogQLError:
-    return LogQLError(
-        f"the time range of {hours:.1f}h exceeds the allowed {max_hours:g}h",
-        f"narrow since/until (or hours) to at most {max_hours:g}h and page through with next_cursor",
-        "range_too_long",
-    )

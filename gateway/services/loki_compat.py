@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.errors import ApiError
-from gateway.services.logql import NS_PER_HOUR, NS_PER_SECOND, parse_duration_ns, parse_time_ns
 from gateway.services.redact import MASK, redact, redact_fields, redact_many, sensitive_name
+from gateway.services.times import NS_PER_HOUR, NS_PER_SECOND, parse_duration_ns, parse_time_ns
 
 DEFAULT_SINCE_NS = NS_PER_HOUR  # Loki's default look-back when a request gives no start/since
 UNIX_SECONDS_MAX_DIGITS = 10  # Loki: an integer of up to 10 digits is seconds, longer is ns

@@ -20,9 +20,9 @@ from itertools import chain, islice
 from typing import Any
 
 from gateway.errors import ApiError
-from gateway.services.logql import NS_PER_SECOND, format_second
 from gateway.services.loki import Entry, entry_metadata, sorted_entries
 from gateway.services.redact import redact_fields, redact_many
+from gateway.services.times import NS_PER_SECOND, format_second
 
 CURSOR_VERSION = 2
 ENTRY_DIGEST_BYTES = 5  # collisions among entries sharing one timestamp: ~n^2 / 2^41

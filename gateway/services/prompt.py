@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from gateway.services.evidence import EvidenceRow, rfc3339
+from gateway.services.evidence import EvidenceRow
+from gateway.services.times import format_ns
 
 MAX_PROMPT_BYTES = 32_000  # hard ceiling (about 8k tokens at 4 bytes/token) whatever the settings say
 MIN_PROMPT_BYTES = 1_500
@@ -66,8 +67,8 @@ def _row_text(row: EvidenceRow, with_samples: bool) -> str:
         "previous_count": row.previous_count,
         "change": row.change.value,
         "levels": row.levels,
-        "first_seen": rfc3339(row.first_seen_ns),
-        "last_seen": rfc3339(row.last_seen_ns),
+        "first_seen": format_ns(row.first_seen_ns),
+        "last_seen": format_ns(row.last_seen_ns),
         "template": _clip(row.template, MAX_TEMPLATE_CHARS),
     }
     if row.services:
@@ -91,7 +92,7 @@ def build_prompt(
     budget = max(MIN_PROMPT_BYTES, min(max_bytes, MAX_PROMPT_BYTES))
     header = (
         f"Selector: {_clip(selector, MAX_SELECTOR_CHARS)}\n"
-        f"Window: {rfc3339(window[0])} to {rfc3339(window[1])} (focus: {focus})\n"
+        f"Window: {format_ns(window[0])} to {format_ns(window[1])} (focus: {focus})\n"
         f"Lines read: {lines}{' (cut at the line limit)' if truncated else ''}; "
         f"previous window: {previous_lines} lines; templates: {len(rows)}\n"
     )

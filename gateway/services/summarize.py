@@ -20,11 +20,12 @@ from typing import Any, Literal, Protocol
 
 from anyio import to_thread
 
-from gateway.services.evidence import build_evidence, disappeared, headline, plain_digest, rfc3339
+from gateway.services.evidence import build_evidence, disappeared, headline, plain_digest
 from gateway.services.llm import ChatModel, ModelError
 from gateway.services.logql import build_log_query
 from gateway.services.prompt import build_prompt
 from gateway.services.templates import TemplateMiner
+from gateway.services.times import echo_window
 
 log = logging.getLogger(__name__)
 
@@ -214,10 +215,8 @@ class Summarizer:
             "query": query,
             "focus": q.focus,
             "window": {
-                "start": rfc3339(q.start_ns),
-                "end": rfc3339(q.end_ns),
-                "previous_start": rfc3339(q.start_ns - length),
-                "previous_end": rfc3339(q.start_ns),
+                **echo_window(q.start_ns, q.end_ns),
+                "previous": echo_window(q.start_ns - length, q.start_ns),
                 "step_seconds": WINDOW_STEP_SECONDS,
             },
             "lines_read": lines,

@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from gateway.main import create_app
-from gateway.services.evidence import rfc3339
 from gateway.services.redact import redact
 from gateway.services.templates import TemplateMiner
+from gateway.services.times import format_ns as rfc3339
 from tests.gateway.conftest import KeysFile, make_settings
 from tests.gateway.incident import MARGIN, RATE_LIMIT, TIMEOUTS, WEBSOCKET, Incident, plant_incident
 from tests.real_loki import RealLoki

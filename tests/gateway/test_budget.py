@@ -84,7 +84,7 @@ async def test_rest_pages_end_at_the_budget_with_an_exact_cursor(real_loki: Real
             assert body["truncated"] is (cursor is not None)
             if cursor is None:
                 break
-        unbudgeted = await client.get(
+        by_default = await client.get(
             QUERY_RANGE,
             params={k: v for k, v in params.items() if k != "max_bytes"},
             headers={"x-api-key": key},
@@ -102,9 +102,11 @@ async def test_rest_pages_end_at_the_budget_with_an_exact_cursor(real_loki: Real
     clipped = seen[7]
     assert clipped.endswith("…[clipped 18985 of 20009 bytes]") and len(clipped.encode()) < 1100
     assert seen[:7] == lines[:7] and seen[8:] == lines[8:]
-    full = unbudgeted.json()
-    assert (
-        len([e for s in full["streams"] for e in s["entries"]]) == 60 and "budget_bytes" not in full["stats"]
-    )
+    # without max_bytes a REST answer has the default budget (64 KiB), which holds all 60 lines;
+    # the long one is clipped at ANSWER_MAX_LINE_BYTES (4096)
+    full = by_default.json()
+    entries = [e for s in full["streams"] for e in s["entries"]]
+    assert len(entries) == 60 and full["stats"]["budget_bytes"] == 65536 and full["next_cursor"] is None
+    assert entries[7][1].endswith("…[clipped 15913 of 20009 bytes]") and full["stats"]["lines_clipped"] == 1
     assert too_big.status_code == 400 and too_big.json()["error"]["code"] == "max_bytes_too_large"
     assert gcs.status_code == 200 and len(gcs.content) <= 2048

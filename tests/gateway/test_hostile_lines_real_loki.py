@@ -155,7 +155,8 @@ def _requests(service: str, attempt: int) -> list[tuple[str, str, dict[str, obje
     limit = 100 + attempt
     summary = {**_summary_window(), "max_lines": 10_000 + attempt}
     return [
-        ("GET", "/logs/gcs", {"service": service, "limit": 10 + attempt, **window}),
+        # the largest budget: lines come back whole (the default one clips them at 4 KiB)
+        ("GET", "/logs/gcs", {"service": service, "limit": 10 + attempt, "max_bytes": 4 << 20, **window}),
         ("GET", "/logs/firestore", {"service": service, "limit": 10 + attempt, **window}),
         ("GET", "/logs/pods", {"service": service, "limit": 10 + attempt, **window}),
         ("GET", "/api/monitoring/logs/production", {"service": service, "limit": limit, **window}),

@@ -8,15 +8,13 @@ from gateway.services.logql import (
     LogQLError,
     _unquote_go,
     build_log_query,
-    format_ns,
     inject_policy,
     parse_levels,
     parse_policy,
-    parse_time_ns,
     prepare_query,
-    resolve_range,
     scan_query,
 )
+from gateway.services.times import format_ns, parse_time_ns, resolve_range
 from tests.gateway.loki_query_mock import parse_simple_query
 
 HOSTILE_VALUES = [

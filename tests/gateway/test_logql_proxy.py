@@ -11,8 +11,9 @@ import pytest
 import respx
 
 from gateway.main import create_app
-from gateway.services.logql import format_ns, reach_back_ns, scan_query
+from gateway.services.logql import reach_back_ns, scan_query
 from gateway.services.pagination import Cursor, query_digest
+from gateway.services.times import format_ns
 from tests.conftest import free_port
 from tests.gateway.conftest import LOKI_TEST_URL, KeysFile, make_settings
 from tests.gateway.loki_answers import recorded_response, recorded_streams, recorded_vector
@@ -99,10 +100,10 @@ async def test_labels_and_values_are_scoped_by_the_policy(
 ) -> None:
     headers = {"x-api-key": keys["gcs_only"]}
     values = await proxy.get("/api/monitoring/logs/label/source/values", params=WINDOW, headers=headers)
-    assert values.json() == {"label": "source", "values": ["gcs"]}
+    assert values.json() == {"label": "source", "values": ["gcs"], "window": WINDOW}
     assert loki.requests[-1].url.params["query"] == '{source="gcs"}'
     names = await proxy.get("/api/monitoring/logs/labels", params=WINDOW, headers=headers)
-    assert names.json() == {"labels": ["level", "service_name", "source"]}
+    assert names.json() == {"labels": ["level", "service_name", "source"], "window": WINDOW}
     bad = await proxy.get("/api/monitoring/logs/label/bad-name/values", headers=headers)
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_label"
 
@@ -120,6 +121,7 @@ async def test_stats_and_patterns_carry_the_policy(
         "chunks": 1,
         "entries": 3,
         "bytes": sum(len(f"gcs {i}") for i in range(3)),
+        "window": WINDOW,
     }
     patterns = await proxy.get(
         "/api/monitoring/logs/patterns", params={"query": '{level="error"}', **WINDOW}, headers=headers
@@ -226,7 +228,9 @@ async def test_instant_metric_query_passes_the_result_through(
             headers={"x-api-key": keys["gcs_only"]},
         )
     assert answer.status_code == 200, answer.text
-    assert answer.json()["result"] == vector["result"] and answer.json()["result_type"] == "vector"
+    shown = [{"metric": {"source": "gcs"}, "value": ["2023-11-14T22:13:20Z", "3"]}]  # 1700000000 s
+    assert answer.json()["result"] == shown and answer.json()["result_type"] == "vector"
+    assert answer.json()["window"] == {"since": format_ns(BASE_NS - 3600 * 10**9), "until": format_ns(BASE_NS)}
     sent = route.calls.last.request.url.params
     assert sent["query"] == 'sum by (source) (count_over_time({level="error", source="gcs"}[1h]))'
     assert sent["time"] == str(BASE_NS)
@@ -344,7 +348,8 @@ async def test_the_advertised_maximum_limit_fits_lokis_default_maximum(
     for i in range(entries):
         mock.add({"source": "gcs", "level": "info"}, BASE_NS + i, f"line {i}")
     app = create_app(make_settings(gateway_api_keys_file=keys_file.path, cache_ttl_seconds=0.0))
-    params = {"query": '{source="gcs"}', "limit": 5000, "direction": "forward", **WINDOW}
+    # a byte budget that holds all 5,000 lines: the page ends at the limit
+    params = {"query": '{source="gcs"}', "limit": 5000, "direction": "forward", "max_bytes": 4 << 20, **WINDOW}
     with answering_at(LOKI_TEST_URL, mock):
         async with client_for(app) as client:
             answer = await client.get(QUERY_RANGE, params=params, headers={"x-api-key": keys["open"]})

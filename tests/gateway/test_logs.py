@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from gateway.config import GatewaySettings
 from gateway.main import create_app
-from gateway.services.logql import format_ns
+from gateway.services.times import format_ns
 from tests.gateway.conftest import LOKI_TEST_URL
 from tests.gateway.loki_query_mock import LokiQueryMock, answering_at, parse_simple_query
 
@@ -126,11 +126,16 @@ async def test_answer_shape_filters_and_escaping(
         ],
         "truncated": False,
         "next_cursor": None,
+        "window": WINDOW,
         "stats": {
             "entries": 1,
             "bytes_processed": len("boom password=hunter2"),
             "lines_processed": 1,
             "exec_time_seconds": 0.001,
+            "answer_bytes": len(answer.content),
+            "budget_bytes": 65536,  # ANSWER_MAX_BYTES: REST answers have a budget by default
+            "lines_clipped": 0,
+            "bytes_clipped": 0,
         },
     }
     matchers, filters = parse_simple_query(sent_query(loki))

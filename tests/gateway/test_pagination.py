@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from gateway.services.logql import format_ns
 from gateway.services.loki import sorted_entries
 from gateway.services.pagination import (
     Cursor,
@@ -20,6 +19,7 @@ from gateway.services.pagination import (
     render_streams,
     shape_page,
 )
+from gateway.services.times import format_ns
 from tests.gateway.loki_answers import load_answer
 
 BASE_NS = 1_700_000_000 * 1_000_000_000

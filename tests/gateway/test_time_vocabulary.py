@@ -10,7 +10,7 @@ import pytest
 from gateway.api.routes.summary import SummaryRequest, summary_query
 from gateway.errors import ApiError
 from gateway.security import Principal
-from gateway.services.logql import parse_time_ns
+from gateway.services.times import parse_time_ns
 from tests.gateway.conftest import make_settings
 
 NS = 1_000_000_000

@@ -19,8 +19,8 @@ import pytest
 
 from gateway.main import create_app
 from gateway.security import generate_key
-from gateway.services.logql import format_ns
 from gateway.services.loki import LokiClient, TooManyAtOneTimestamp
+from gateway.services.times import format_ns
 from tests.gateway.conftest import make_settings, running_client
 from tests.real_loki import RealLoki, run_id
 
@@ -43,6 +43,9 @@ def push(loki: RealLoki, streams: Iterable[tuple[Mapping[str, str], list[list[An
         ]
     }
     loki.push_raw(body).raise_for_status()
+
+
+ALL_OF_IT = 4 << 20  # ANSWER_MAX_BYTES_LIMIT: pages that test `limit` end there, not at the budget
 
 
 def window(first_ns: int, last_ns: int) -> dict[str, str]:
@@ -101,7 +104,8 @@ async def test_gcs_page_of_1000_entries_from_one_object_is_one_stream_per_level(
         meta = {"object": GCS_OBJECT, "generation": "1733400000000001", "line_no": str(i + 1)}
         streams[level].append([base + i * 1000, f'{{"n":{i},"msg":"trade {i}"}}', meta])
     push(real_loki, [(gcs_labels(bucket, level), values) for level, values in streams.items()])
-    params = {"bucket": bucket, "limit": 1000, **window(base, base + 999_000)}
+    # a byte budget that holds all 1,000 lines: the page ends at the limit
+    params = {"bucket": bucket, "limit": 1000, "max_bytes": ALL_OF_IT, **window(base, base + 999_000)}
 
     answer = await client.get("/logs/gcs", params=params, headers=headers)
 
@@ -143,7 +147,7 @@ async def test_cursor_walks_3000_entries_sharing_one_timestamp(
     got, pages = await walk(
         client,
         "/logs/gcs",
-        {"bucket": bucket, "limit": 1000, "direction": direction, **window(ts, ts)},
+        {"bucket": bucket, "limit": 1000, "direction": direction, "max_bytes": ALL_OF_IT, **window(ts, ts)},
         headers,
     )
 
@@ -284,10 +288,10 @@ async def test_labels_label_values_stats_and_patterns(
 
     assert labels.status_code == 200, labels.text
     assert labels.json()["labels"] == ["bucket", "level", "prefix", "service_name", "source"]  # no metadata
-    assert values.json() == {"label": "level", "values": ["info", "warn"]}
+    assert values.json() == {"label": "level", "values": ["info", "warn"], "window": span}
     assert stats.status_code == 200, stats.text
     # "note" appears when the index still reports 0 entries of lines Loki already serves (issue 19)
-    assert set(stats.json()) - {"note"} == {"query", "streams", "chunks", "entries", "bytes"}
+    assert set(stats.json()) - {"note"} == {"query", "streams", "chunks", "entries", "bytes", "window"}
     assert stats.json()["query"] == selector
     found: list[dict[str, Any]] = []
     # patterns count lines in 10 s buckets: the window must hold the bucket's start
@@ -315,8 +319,8 @@ async def test_empty_label_lists_are_empty_not_502(
         "/api/monitoring/logs/label/level/values", params={"query": nothing}, headers=headers
     )
     unknown = await client.get(f"/api/monitoring/logs/label/{run_id('n')}/values", headers=headers)
-    assert (labels.status_code, labels.json()) == (200, {"labels": []})
-    assert (values.status_code, values.json()) == (200, {"label": "level", "values": []})
+    assert (labels.status_code, labels.json()["labels"]) == (200, [])
+    assert (values.status_code, values.json()["label"], values.json()["values"]) == (200, "level", [])
     assert unknown.status_code == 200 and unknown.json()["values"] == []
 
 
@@ -340,6 +344,7 @@ async def test_the_advertised_maximum_limit_is_one_loki_accepts(real_loki: RealL
     params = {
         "query": f'{{run_id="{rid}"}}',
         "limit": loki_max,
+        "max_bytes": ALL_OF_IT,
         "direction": "forward",
         **window(base, base + 10**7),
     }

@@ -32,18 +32,12 @@ from gateway.api.routes.logs import (
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
 from gateway.services.aggregate import matched_total, pattern_totals
-from gateway.services.logql import (
-    ScannedQuery,
-    check_label_name,
-    format_ns,
-    parse_time_ns,
-    reach_back_ns,
-    resolve_range,
-)
+from gateway.services.logql import ScannedQuery, check_label_name, reach_back_ns
 from gateway.services.loki import LokiClient, max_entries_per_query, sorted_entries
 from gateway.services.offload import shape_loki_answer
 from gateway.services.pagination import loki_stats, render_streams
 from gateway.services.redact import redact_fields, redact_patterns
+from gateway.services.times import echo_window, format_ns, parse_time_ns, resolve_range
 
 router = APIRouter(
     prefix="/api/monitoring/logs", tags=["logql"], dependencies=[Depends(reject_unknown_params)]
@@ -150,6 +144,8 @@ async def instant_query(
         data = await ctx.loki.query(
             scanned.text, time_ns=at_ns, limit=asked, direction=direction, tenant=principal.tenant
         )
+        echo = echo_window(at_ns - reach_ns, at_ns)
+
         def shape() -> dict[str, Any]:
             if data.get("resultType") == "streams":
                 entries = sorted_entries(data, forward=direction == "forward")
@@ -157,9 +153,10 @@ async def instant_query(
                     "streams": render_streams(entries[:chosen_limit], redact_lines=settings.redact_log_lines),
                     "truncated": len(entries) > chosen_limit or len(entries) >= asked,
                     "next_cursor": None,
+                    "window": echo,
                     "stats": loki_stats(data, min(len(entries), chosen_limit)),
                 }
-            return metric_answer(data, settings.redact_log_lines)
+            return metric_answer(data, settings.redact_log_lines, echo)
 
         return await shape_loki_answer(shape, data)
 
@@ -182,7 +179,8 @@ async def labels(
         tenant=principal.tenant,
     )
     # Loki's own internal labels (__stream_shard__) are no filter a caller can use
-    return FastJSONResponse({"labels": [name for name in names if not name.startswith("__")]})
+    shown = [name for name in names if not name.startswith("__")]
+    return FastJSONResponse({"labels": shown, "window": echo_window(start_ns, end_ns)})
 
 
 @router.get("/label/{name}/values", summary="Values of one label (within the key's label policy)")
@@ -203,7 +201,7 @@ async def label_values(
         query=_policy_selector(principal, settings, query),
         tenant=principal.tenant,
     )
-    return FastJSONResponse({"label": name, "values": values})
+    return FastJSONResponse({"label": name, "values": values, "window": echo_window(start_ns, end_ns)})
 
 
 @router.get("/stats", summary="Index statistics (streams, chunks, entries, bytes) of a query")
@@ -217,7 +215,7 @@ async def index_stats(
     scanned = prepare_for(principal, query, settings)
     start_ns, end_ns = window.start_ns, window.end_ns
     totals = await index_totals(loki, scanned, start_ns, end_ns, principal.tenant)
-    answer: dict[str, Any] = {"query": scanned.text, **totals}
+    answer: dict[str, Any] = {"query": scanned.text, **totals, "window": echo_window(start_ns, end_ns)}
     if totals["entries"] == 0 and scanned.is_log_query:
         matched = await matched_total(loki, scanned.text, start_ns, end_ns, principal.tenant)
         if matched:
@@ -256,7 +254,9 @@ async def patterns(
     found = await loki.patterns(scanned.text, start_ns, end_ns, principal.tenant, step=check_step(step))
     if settings.redact_log_lines:  # a pattern is line text: password=<_> or password=hunter2
         found = await to_thread.run_sync(redact_patterns, found)
-    return FastJSONResponse({"query": scanned.text, **pattern_totals(found, matched)})
+    return FastJSONResponse(
+        {"query": scanned.text, **pattern_totals(found, matched), "window": echo_window(start_ns, end_ns)}
+    )
 
 
 async def volume_answer(
@@ -290,7 +290,10 @@ async def volume_answer(
             row["bytes"] = int(item["value"][1])
         volumes.append(row)
     volumes.sort(key=lambda row: -row["bytes"])
-    return {"query": scanned.text, "unit": "bytes", "by": names, "step": step, "volumes": volumes}
+    return {
+        "query": scanned.text, "unit": "bytes", "by": names, "step": step, "volumes": volumes,
+        "window": echo_window(window.start_ns, window.end_ns),
+    }
 
 
 @router.get("/volume", summary="Log volume in bytes by label (Loki's index, within the key's policy)")
@@ -320,7 +323,7 @@ async def detected_fields_answer(
     fields = await loki.detected_fields(
         scanned.text, window.start_ns, window.end_ns, principal.tenant, limit=limit
     )
-    return {"query": scanned.text, "fields": fields}
+    return {"query": scanned.text, "fields": fields, "window": echo_window(window.start_ns, window.end_ns)}
 
 
 @router.get("/detected_fields", summary="Fields Loki detects in the query's lines (json, logfmt)")

@@ -32,15 +32,12 @@ from gateway.services.cache import Cache, cached
 from gateway.services.empty import explain_empty
 from gateway.services.grafana import explore_url
 from gateway.services.logql import (
-    NS_PER_HOUR,
     TRANSFORM_SCOPE,
     ScannedQuery,
     build_log_query,
-    parse_duration_ns,
     parse_levels,
     parse_policy,
     prepare_query,
-    resolve_range,
     selector_text,
 )
 from gateway.services.loki import (
@@ -64,6 +61,13 @@ from gateway.services.pagination import (
     shape_page,
 )
 from gateway.services.redact import redact, redact_fields
+from gateway.services.times import (
+    NS_PER_HOUR,
+    echo_window,
+    parse_duration_ns,
+    resolve_range,
+    samples_in_rfc3339,
+)
 
 
 def _declared_query_names(dependant: Any) -> set[str]:
@@ -123,8 +127,8 @@ MaxBytes = Annotated[
     int | None,
     Query(
         ge=MIN_ANSWER_BYTES,
-        description="byte budget of the answer in bytes (default: none, or ANSWER_MAX_BYTES with "
-        "ANSWER_BUDGET_ON_REST); the page ends where it is spent, with truncated=true and next_cursor",
+        description="byte budget of the answer in bytes (default: ANSWER_MAX_BYTES, 65536; at most "
+        "ANSWER_MAX_BYTES_LIMIT); the page ends where it is spent, with truncated=true and next_cursor",
     ),
 ]
 
@@ -194,7 +198,7 @@ def check_limit(limit: int | None, default: int, maximum: int) -> int:
 
 def budget_for(settings: GatewaySettings, max_bytes: int | None, *, always: bool = False) -> Budget | None:
     """The byte budget of a log answer: the request's `max_bytes`, else ANSWER_MAX_BYTES for MCP
-    (`always`) and, with ANSWER_BUDGET_ON_REST, for REST; None: the page ends at `limit` only."""
+    (`always`) and for REST unless ANSWER_BUDGET_ON_REST is off; None: the page ends at `limit` only."""
     if max_bytes is None and not (always or settings.answer_budget_on_rest):
         return None
     return choose_budget(
@@ -259,9 +263,10 @@ def check_step(step: str | None) -> str | None:
     return step
 
 
-def metric_answer(data: dict[str, Any], redact_labels: bool) -> dict[str, Any]:
-    """Loki's answer to a metric query, passed on with our stats. Its series labels can hold line
-    content (`sum by (db_password) (... | json ...)`): redacted like stream labels."""
+def metric_answer(data: dict[str, Any], redact_labels: bool, echo: dict[str, str]) -> dict[str, Any]:
+    """Loki's answer to a metric query with our stats, sample times in RFC 3339 and the window
+    (`echo`) it covers. Its series labels can hold line content (`sum by (db_password) (... | json
+    ...)`): redacted like stream labels."""
     result = data.get("result") or []
     if redact_labels:
         result = [
@@ -271,7 +276,8 @@ def metric_answer(data: dict[str, Any], redact_labels: bool) -> dict[str, Any]:
         ]
     return {
         "result_type": data.get("resultType"),
-        "result": result,
+        "result": samples_in_rfc3339(result),
+        "window": echo,
         "stats": loki_stats(data, len(result)),
     }
 
@@ -322,7 +328,8 @@ async def run_log_query(
         uid = settings.grafana_loki_datasource_uid
         link = explore_url(settings.grafana_url, uid, scanned.text, start_ns, end_ns)
     if data.get("resultType") != "streams":
-        metric = await shape_loki_answer(partial(metric_answer, data, settings.redact_log_lines), data)
+        echo = echo_window(start_ns, end_ns)
+        metric = await shape_loki_answer(partial(metric_answer, data, settings.redact_log_lines, echo), data)
         return {**metric, "grafana_url": link} if link else metric
 
     def shaped(count: int) -> ShapedPage:
@@ -359,6 +366,7 @@ async def run_log_query(
             "streams": page.streams,
             "truncated": page.truncated,
             "next_cursor": page.next_cursor,
+            "window": echo_window(start_ns, end_ns),
             "stats": loki_stats(data, page.returned),
         }
         if link:

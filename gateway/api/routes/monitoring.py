@@ -9,7 +9,6 @@ import asyncio
 import hashlib
 import logging
 import time
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -20,6 +19,7 @@ from gateway.errors import ApiError
 from gateway.services.cache import cached
 from gateway.services.error_trend import TREND_QUERY, Trend, parse_trend, top_template
 from gateway.services.redact import redact
+from gateway.services.times import NS_PER_HOUR, echo_window, format_ns
 from gateway.services.upstreams import ProbeResult, probe, probe_all, probe_service, proxy_get
 
 router = APIRouter(prefix="/api/monitoring", tags=["monitoring"])
@@ -142,13 +142,15 @@ async def _overview(
         ),
         _error_counts(request, principal),
     )
+    checked_ns = time.time_ns()
     everything: list[ProbeResult] = [*services, *ops_results]
     trend = await _error_trend(request, principal, counted)
     reasons = _reasons(everything, trend)
     return {
         "status": "degraded" if reasons else "ok",
         "reasons": reasons,
-        "checked_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "checked_at": format_ns(checked_ns),
+        "window": echo_window(checked_ns - NS_PER_HOUR, checked_ns),  # the hour the error counts cover
         "services": [r.as_dict() for r in services],
         **({} if services else {"services_note": NO_SERVICES_NOTE}),
         "ops": {r.name: r.as_dict() for r in ops_results},

@@ -22,7 +22,7 @@ from gateway.services.cache import Cache
 from gateway.services.digest import DigestScheduler, claim_always, redis_claim
 from gateway.services.events import LokiEventWriter
 from gateway.services.llm import ChatModel, build_chat_model
-from gateway.services.logql import SupportedDatetime, build_log_query, resolve_range, scan_query
+from gateway.services.logql import build_log_query, scan_query
 from gateway.services.loki import LokiClient
 from gateway.services.redact import redact
 from gateway.services.summarize import (
@@ -31,6 +31,7 @@ from gateway.services.summarize import (
     round_window,
     selector_from_labels,
 )
+from gateway.services.times import SupportedDatetime, resolve_range
 
 DEFAULT_WINDOW_SECONDS = 3600
 SHIPPED_SOURCES = ("gcs", "firestore", "pod")  # the default when neither selector nor source is given

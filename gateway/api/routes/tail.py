@@ -17,10 +17,11 @@ from gateway.api.routes.logql import QueryText, TimeText
 from gateway.api.routes.logs import MAX_CURSOR_CHARS, LogReader, prepare_for, reject_unknown_params
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError, envelope
-from gateway.services.logql import NS_PER_HOUR, ScannedQuery, parse_time_ns
+from gateway.services.logql import ScannedQuery
 from gateway.services.loki import LokiClient, max_entries_per_query
 from gateway.services.pagination import Cursor, query_digest
 from gateway.services.tail import DIRECTION, TailBatch, TailSlots, follow
+from gateway.services.times import NS_PER_HOUR, parse_time_ns
 
 router = APIRouter(
     prefix="/api/monitoring/logs", tags=["logql"], dependencies=[Depends(reject_unknown_params)]
