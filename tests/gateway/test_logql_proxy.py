@@ -230,7 +230,8 @@ async def test_instant_metric_query_passes_the_result_through(
     assert answer.status_code == 200, answer.text
     shown = [{"metric": {"source": "gcs"}, "value": ["2023-11-14T22:13:20Z", "3"]}]  # 1700000000 s
     assert answer.json()["result"] == shown and answer.json()["result_type"] == "vector"
-    assert answer.json()["window"] == {"since": format_ns(BASE_NS - 3600 * 10**9), "until": format_ns(BASE_NS)}
+    hour_before = {"since": format_ns(BASE_NS - 3600 * 10**9), "until": format_ns(BASE_NS)}
+    assert answer.json()["window"] == hour_before
     sent = route.calls.last.request.url.params
     assert sent["query"] == 'sum by (source) (count_over_time({level="error", source="gcs"}[1h]))'
     assert sent["time"] == str(BASE_NS)
@@ -349,7 +350,9 @@ async def test_the_advertised_maximum_limit_fits_lokis_default_maximum(
         mock.add({"source": "gcs", "level": "info"}, BASE_NS + i, f"line {i}")
     app = create_app(make_settings(gateway_api_keys_file=keys_file.path, cache_ttl_seconds=0.0))
     # a byte budget that holds all 5,000 lines: the page ends at the limit
-    params = {"query": '{source="gcs"}', "limit": 5000, "direction": "forward", "max_bytes": 4 << 20, **WINDOW}
+    params = {
+        "query": '{source="gcs"}', "limit": 5000, "direction": "forward", "max_bytes": 4 << 20, **WINDOW,
+    }
     with answering_at(LOKI_TEST_URL, mock):
         async with client_for(app) as client:
             answer = await client.get(QUERY_RANGE, params=params, headers={"x-api-key": keys["open"]})

@@ -279,7 +279,8 @@ async def test_distinct_large_query_answers_leave_rss_bounded(
             query = f'{{bucket="{bucket}"}} != "absent-{n}"'
             response = await client.get(
                 "/api/monitoring/logs/query_range",
-                params={"query": query, "since": "1h", "limit": QUERY_LINES, "max_bytes": 4 << 20}, headers=headers,
+                params={"query": query, "since": "1h", "limit": QUERY_LINES, "max_bytes": 4 << 20},
+                headers=headers,
             )
             assert response.status_code == 200, response.text
             assert sum(len(s["entries"]) for s in response.json()["streams"]) == QUERY_LINES

@@ -180,7 +180,8 @@ def test_metric_series_labels_are_redacted_like_stream_labels() -> None:
         "result": [{"metric": {"db_password": "hunter2", "note": "token abcdefghijkl"}, "value": [1, "3"]}],
     }
     echo = {"since": "1970-01-01T00:00:00Z", "until": "1970-01-01T00:00:01Z"}
+    at = ["1970-01-01T00:00:01Z", "3"]
     assert metric_answer(data, True, echo)["result"] == [
-        {"metric": {"db_password": "[REDACTED]", "note": "token [REDACTED]"}, "value": ["1970-01-01T00:00:01Z", "3"]}
+        {"metric": {"db_password": "[REDACTED]", "note": "token [REDACTED]"}, "value": at}
     ]
-    assert metric_answer(data, False, echo)["result"] == [{**data["result"][0], "value": ["1970-01-01T00:00:01Z", "3"]}]
+    assert metric_answer(data, False, echo)["result"] == [{**data["result"][0], "value": at}]

@@ -21,7 +21,6 @@ from tests.real_loki import RealLoki
 NS = 1_000_000_000
 RFC3339_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z")
 TIME_KEYS = re.compile(r"(since|until|checked_at|first_seen|last_seen|.*_at)$")
-UNIX_SECONDS = range(10**9, 10**10)  # 2001..2286
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +38,12 @@ async def client(
         yield running
 
 
+def looks_like_a_time(value: Any) -> bool:
+    if isinstance(value, str):
+        return bool(RFC3339_Z.fullmatch(value)) or value.isdigit()
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def times_in(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
     """Every value of `value` that is a time: named like one, or the first element of a sample or
     an entry ([t, v] / [t, line] / [t, line, metadata])."""
@@ -49,9 +54,9 @@ def times_in(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
             else:
                 yield from times_in(item, f"{path}.{key}")
     elif isinstance(value, list):
-        if 2 <= len(value) <= 3 and isinstance(value[0], str | int | float) and not isinstance(value[0], bool):
-            if isinstance(value[0], int | float) or RFC3339_Z.fullmatch(value[0]) or value[0].isdigit():
-                yield f"{path}[0]", value[0]
+        first = value[0] if 2 <= len(value) <= 3 else None
+        if looks_like_a_time(first):
+            yield f"{path}[0]", first
         for index, item in enumerate(value):
             yield from times_in(item, f"{path}[{index}]")
 
