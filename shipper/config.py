@@ -80,7 +80,7 @@ class FirestoreSourceConfig(BaseModel):
     page_size: int = Field(default=500, gt=0)
     """Documents read per query page."""
     # re-read this far below each lane's position for documents written late (0: off); see
-    # shipper/sources/firestore.py for what it costs (cursor size, reads) and what it cannot catch
+    # shipper/sources/firestore/__init__.py for what it costs (cursor size, reads) and what it cannot catch
     late_window_seconds: int = Field(default=DEFAULT_FIRESTORE_LATE_WINDOW_SECONDS, ge=0)
     """Documents whose time lies this far behind what was already shipped are still picked up (0: off)."""
 
