@@ -54,3 +54,35 @@ class TimestampCounts:
             self._forgotten_up_to = max([self._forgotten_up_to, *old])
             self._cleanup_at = max(self._tracked, 2 * len(self._counts))
         return count
+
+
+class ShippedBefore:
+    """Which lines at the start of a read an earlier read shipped: up to the saved mark (the lines
+    of its timestamp are counted to find it), or, without it, those before the saved position and
+    the first `at_ts` at it. From the first new line on, every line is new."""
+
+    def __init__(self, position: dict[str, Any]) -> None:
+        self._mark = mark_of(position)
+        self._saved_ts, self._saved_at_ts = int(position["ts_ns"]), int(position["at_ts"])
+        self.read_from = self._mark[0] if self._mark is not None else self._saved_ts
+        self.found_mark: tuple[int, int] | None = None
+        self._at_mark_ts = 0  # lines with exactly the saved mark's timestamp: exact, to find the mark
+        self._dropped_at_saved_ts = 0
+        self._shipping = False
+
+    def skips(self, line_ts: int) -> bool:
+        if self._shipping:
+            return False
+        if self._mark is not None and line_ts == self._mark[0]:
+            self._at_mark_ts += 1
+            if self._at_mark_ts == self._mark[1]:
+                self._shipping = True  # the last line shipped: the ones after it are new
+                self.found_mark = self._mark
+                return True
+        if line_ts < self._saved_ts:
+            return True
+        if line_ts == self._saved_ts and self._dropped_at_saved_ts < self._saved_at_ts:
+            self._dropped_at_saved_ts += 1
+            return True
+        self._shipping = True
+        return False

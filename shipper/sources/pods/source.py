@@ -29,7 +29,7 @@ from shipper.sources.pods.api import (
     open_log,
 )
 from shipper.sources.pods.limits import DEFAULT_LIMITS, PodLimits
-from shipper.sources.pods.position import MARK_KEYS, TimestampCounts, mark_of, moved_position
+from shipper.sources.pods.position import MARK_KEYS, ShippedBefore, TimestampCounts, moved_position
 
 log = logging.getLogger("shipper.sources.pods")
 
@@ -170,23 +170,18 @@ class PodSource:
         previous: bool, restart_count: int,
     ) -> Iterator[tuple[list[LogRecord], dict[str, Any]]]:
         name = pod.name
-        saved_mark = mark_of(position)
-        read_from = saved_mark[0] if saved_mark is not None else int(position["ts_ns"])
+        shipped = ShippedBefore(position)
         try:
-            response = open_log(self.api_client, self.config.namespace, name, container, after_ns=read_from,
-                                previous=previous, limits=self.limits)
+            response = open_log(self.api_client, self.config.namespace, name, container,
+                                after_ns=shipped.read_from, previous=previous, limits=self.limits)
         except LogReadError as exc:
             self._log_outcome(name, container, exc, previous)
             return
         labels = self._labels(pod, container)
         metadata = {"node": pod.node, "restart_count": str(restart_count)}
-        saved_ts, saved_at_ts = int(position["ts_ns"]), int(position["at_ts"])
-        ts_ns, at_ts = saved_ts, saved_at_ts
-        dropped_at_saved_ts = 0
+        ts_ns, at_ts = int(position["ts_ns"]), int(position["at_ts"])
         counts = TimestampCounts(self.limits)
-        at_mark_ts = 0  # lines with exactly the saved mark's timestamp: exact, to find the mark
         mark: tuple[int, int] | None = None  # where the next read resumes
-        shipping = False  # from here on every line is new
         records: list[LogRecord] = []
         checked = finished = False
         try:
@@ -196,19 +191,9 @@ class PodSource:
                     self._count("unparsable_log_line", 1, f"{name}/{container}: {text[:80]!r}")
                     continue
                 nth = counts.add(line_ts)
-                if not shipping:
-                    if saved_mark is not None and line_ts == saved_mark[0]:
-                        at_mark_ts += 1
-                        if at_mark_ts == saved_mark[1]:
-                            shipping = True  # the last line shipped: the ones after it are new
-                            mark = saved_mark
-                            continue
-                    if line_ts < saved_ts:
-                        continue
-                    if line_ts == saved_ts and dropped_at_saved_ts < saved_at_ts:
-                        dropped_at_saved_ts += 1
-                        continue
-                    shipping = True
+                if shipped.skips(line_ts):
+                    mark = shipped.found_mark  # the saved mark once found: the lines after it are new
+                    continue
                 if line_ts > ts_ns:
                     ts_ns, at_ts = line_ts, 1
                 elif line_ts == ts_ns:
