@@ -314,10 +314,10 @@ PHASES: list[tuple[str, Callable[[str], bool]]] = [
     ("push (HTTP to Loki)", lambda f: "sinks/loki/client.py" in f and ("httpx" in f or "httpcore" in f)),
     ("encoding (prepare + protobuf + snappy)", lambda f: "sinks/loki/" in f),
     ("reading (GCS download, decompress, split lines)",
-     lambda f: "google/" in f or f.startswith("_RangedReader") or "urllib3" in f or "requests/" in f
-     or "gzip.py" in f),
+     lambda f: "google/" in f or f.startswith("RangedReader") or "sources/gcs/reader.py" in f
+     or "urllib3" in f or "requests/" in f or "gzip.py" in f),
     ("record building (parse JSON, timestamps, levels, labels)",
-     lambda f: "sources/gcs.py" in f or "shipper/records.py" in f or "shipper/models.py" in f),
+     lambda f: "sources/gcs/" in f or "shipper/records.py" in f or "shipper/models.py" in f),
     ("pipeline (batching, checkpoints)", lambda f: "shipper/pipeline.py" in f or "checkpoint" in f),
 ]
 

@@ -48,6 +48,14 @@ def decode_checkpoint(raw: bytes, where: str) -> Cursor:
     cursor = document.get("cursor") if isinstance(document, dict) else None
     if not isinstance(cursor, dict):
         raise CheckpointError(f"checkpoint {where} has no 'cursor' object; fix or delete it")
+    version = document.get("version", CHECKPOINT_FORMAT_VERSION)
+    if version != CHECKPOINT_FORMAT_VERSION or isinstance(version, bool):
+        # a newer shipper's cursor may mean something else: reading it could skip or resend data
+        raise CheckpointError(
+            f"checkpoint {where} has format version {version!r}, this shipper reads version "
+            f"{CHECKPOINT_FORMAT_VERSION}: run the shipper release that wrote it, or delete it to "
+            "re-ship from the start"
+        )
     return cursor
 
 

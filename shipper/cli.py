@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 import httpx
 from pydantic import ValidationError
@@ -31,11 +31,8 @@ from shipper.pipeline import PassResult, Pipeline
 from shipper.settings_errors import describe_settings_error, environment_help, program_version
 from shipper.sinks import Sink, SinkUnavailable
 from shipper.sinks.loki.client import LokiSink, stoppable_sleep
-from shipper.sources.base import Source
-from shipper.sources.factory import build_source
-
-if TYPE_CHECKING:
-    from shipper.sources.gcs import GcsSource
+from shipper.sources.base import Backfillable, BackfillPass, Source
+from shipper.sources.factory import build_backfill, build_source
 
 log = logging.getLogger("shipper")
 
@@ -235,8 +232,6 @@ def cmd_check(args: argparse.Namespace, settings: ShipperSettings, out: TextIO |
 
 
 def cmd_backfill(args: argparse.Namespace, settings: ShipperSettings) -> int:
-    from shipper.sources.gcs import GcsSource
-
     since_ns = parse_since(args.since)
     configs = [config for config in select_sources(settings, args.source) if config.type == "gcs"]
     if not configs:
@@ -246,10 +241,8 @@ def cmd_backfill(args: argparse.Namespace, settings: ShipperSettings) -> int:
     failed, partial, refused = False, False, 0
     with loki_sink(settings) as sink:
         for config in configs:
-            live = build_source(config, settings)
-            assert isinstance(live, GcsSource)
-            source = live.for_backfill(since_ns, separate_stream=args.separate_stream,
-                                       live_cursor=checkpointer.load(config.id))
+            source = build_backfill(config, settings, since_ns=since_ns, separate_stream=args.separate_stream,
+                                    live_cursor=checkpointer.load(config.id))
             result = _backfill_with_progress(source, make_pipeline(
                 source, sink, checkpointer, settings, checkpoint_id=config.id + suffix))
             print(describe(result))
@@ -268,7 +261,7 @@ def cmd_backfill(args: argparse.Namespace, settings: ShipperSettings) -> int:
 # -- helpers --------------------------------------------------------------------------------------
 
 
-def _backfill_with_progress(source: GcsSource, pipeline: Pipeline) -> PassResult:
+def _backfill_with_progress(source: BackfillPass, pipeline: Pipeline) -> PassResult:
     """One backfill pass under a progress bar in bytes of the objects to read (a total and an ETA,
     which a count of lines cannot give), with the lines shipped beside it."""
     planned = source.pending_objects()
@@ -281,7 +274,7 @@ def _backfill_with_progress(source: GcsSource, pipeline: Pipeline) -> PassResult
             lines += count
             bar.set_postfix(lines=lines, refresh=False)
 
-        source.on_object_done = lambda info: bar.update(info.size)
+        source.follow(lambda info: bar.update(info.size))
         pipeline.on_progress = shipped
         return pipeline.run_once()
 
@@ -321,7 +314,7 @@ def make_checkpointer(settings: ShipperSettings) -> Checkpointer:
     if settings.shipper_state_url is None:
         return FileCheckpointer(settings.shipper_state_dir)
     from shipper.checkpoint_gcs import GcsCheckpointer
-    from shipper.sources.gcs import build_storage_client
+    from shipper.sources.gcs.listing import build_storage_client
 
     try:
         return GcsCheckpointer(settings.shipper_state_url, build_storage_client())
@@ -350,13 +343,12 @@ def make_pipeline(
 
 
 def _borrow_from_backfill(source: Source, checkpointer: Checkpointer) -> None:
-    """A GCS live pass takes the timestamp base of an object a backfill shipped before the live
-    pass first saw it (else a line without its own timestamp would be stored twice)."""
-    from shipper.sources.gcs import GcsSource, base_ns_of
-
-    if isinstance(source, GcsSource):
+    """A live pass of a source with a backfill reads the backfill's checkpoint (GCS: the timestamp
+    base of an object a backfill shipped before the live pass first saw it, else a line without its
+    own timestamp would be stored twice)."""
+    if isinstance(source, Backfillable):
         backfill_id = source.id + BACKFILL_SUFFIX
-        source.borrow_base_ns = lambda: base_ns_of(checkpointer.load(backfill_id))
+        source.borrow_from_backfill(lambda: checkpointer.load(backfill_id))
 
 
 def describe(result: PassResult) -> str:

@@ -19,9 +19,10 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shipper import loki_defaults
 from shipper.settings_errors import describe_settings_error, http_url
 
-DEFAULT_LOKI_URL = "http://127.0.0.1:3100"
+DEFAULT_LOKI_URL = loki_defaults.LOKI_URL
 DEFAULT_GCS_PREFIXES = ("trades/", "reflections/", "strategies/")
 DEFAULT_FIRESTORE_COLLECTIONS = ("gpt_runner_trades", "gpt_runner_reflections")
 # A batch job, a retry or a reflection written after its trade lands minutes to half an hour
@@ -79,7 +80,7 @@ class FirestoreSourceConfig(BaseModel):
     page_size: int = Field(default=500, gt=0)
     """Documents read per query page."""
     # re-read this far below each lane's position for documents written late (0: off); see
-    # shipper/sources/firestore.py for what it costs (cursor size, reads) and what it cannot catch
+    # shipper/sources/firestore/__init__.py for what it costs (cursor size, reads) and what it cannot catch
     late_window_seconds: int = Field(default=DEFAULT_FIRESTORE_LATE_WINDOW_SECONDS, ge=0)
     """Documents whose time lies this far behind what was already shipped are still picked up (0: off)."""
 
@@ -119,26 +120,26 @@ class ShipperSettings(BaseSettings):
     """Basic-auth password for Loki."""
     loki_bearer_token: SecretStr | None = None
     """Bearer token for Loki instead of basic auth."""
-    loki_push_format: Literal["protobuf", "json"] = "protobuf"
+    loki_push_format: Literal["protobuf", "json"] = loki_defaults.PUSH_FORMAT
     """Push body format: protobuf (snappy-compressed, the fastest) or json."""
-    loki_timeout_seconds: float = 30.0
+    loki_timeout_seconds: float = loki_defaults.TIMEOUT_SECONDS
     """Timeout of one push request, in seconds."""
 
-    batch_max_bytes: int = 1 << 20
+    batch_max_bytes: int = loki_defaults.BATCH_MAX_BYTES
     """Largest push body before encoding, in bytes."""
-    batch_max_entries: int = 10_000
+    batch_max_entries: int = loki_defaults.BATCH_MAX_ENTRIES
     """Most entries in one push."""
     batch_max_wait_seconds: float = 1.0
     """Longest a partly filled batch waits for more records, in seconds."""
-    retry_min_backoff_seconds: float = 0.5
+    retry_min_backoff_seconds: float = loki_defaults.RETRY_MIN_BACKOFF_SECONDS
     """First delay between retries of a failed push (429, 5xx, network), in seconds."""
-    retry_max_backoff_seconds: float = 30.0
+    retry_max_backoff_seconds: float = loki_defaults.RETRY_MAX_BACKOFF_SECONDS
     """Longest delay between two retries, in seconds (Retry-After is honoured)."""
-    retry_max_total_seconds: float = 300.0
+    retry_max_total_seconds: float = loki_defaults.RETRY_MAX_TOTAL_SECONDS
     """How long one push is retried before the pass gives up (its checkpoint stays), in seconds."""
-    max_line_bytes: int = 256 * 1024
+    max_line_bytes: int = loki_defaults.MAX_LINE_BYTES
     """Lines longer than this are truncated with a marker and counted, in bytes (Loki's max_line_size)."""
-    max_age_hours: float = 168.0  # Loki's default reject_old_samples_max_age
+    max_age_hours: float = loki_defaults.MAX_AGE_HOURS
     """Entries older than this are skipped and counted, in hours (Loki's reject_old_samples_max_age)."""
 
     gcs_bucket_name: str | None = None

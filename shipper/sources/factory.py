@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from shipper.config import ShipperSettings, SourceConfig
-from shipper.sources.base import Source
+from shipper.models import Cursor
+from shipper.sources.base import Backfillable, BackfillPass, Source
 
 
 def build_source(config: SourceConfig, settings: ShipperSettings) -> Source:
@@ -20,3 +21,14 @@ def build_source(config: SourceConfig, settings: ShipperSettings) -> Source:
 
         return PodSource.from_config(config)
     raise ValueError(f"unknown source type {config.type!r}")
+
+
+def build_backfill(
+    config: SourceConfig, settings: ShipperSettings, *, since_ns: int, separate_stream: bool,
+    live_cursor: Cursor | None,
+) -> BackfillPass:
+    """The backfill of the source `config` describes (ValueError when its type has none)."""
+    live = build_source(config, settings)
+    if not isinstance(live, Backfillable):
+        raise ValueError(f"{config.type} sources have no backfill")
+    return live.for_backfill(since_ns, separate_stream=separate_stream, live_cursor=live_cursor)

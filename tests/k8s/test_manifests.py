@@ -311,7 +311,7 @@ def test_shipper_role_grants_exactly_what_the_code_calls(overlay: Overlay) -> No
         for verb, resource in re.findall(r"\.(read|list|create|replace|patch|delete)_namespaced_(\w+?)\(",
                                          source.read_text()):
             needed.add((verbs[verb], resources[resource]))
-        # pods.py streams logs with a raw GET on the log subresource
+        # shipper/sources/pods/api.py streams logs with a raw GET on the log subresource
         if re.search(r"/namespaces/\{namespace\}/pods/\{name\}/log", source.read_text()):
             needed.add(("get", "pods/log"))
     assert needed >= {("get", "leases"), ("create", "leases"), ("update", "leases"),

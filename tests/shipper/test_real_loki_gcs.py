@@ -36,7 +36,7 @@ from shipper.config import ShipperSettings
 from shipper.pipeline import PassResult
 from shipper.sources.factory import build_source
 from tests.real_loki import REPO, RealLoki, find_loki_binary, flush_and_wait, run_id, start_loki
-from tests.shipper.gcs_emulator import GcsEmulator, running_emulator
+from tests.shipper.gcs_emulator import GcsEmulator
 
 pytestmark = [pytest.mark.emulator, pytest.mark.real_loki]
 
@@ -57,12 +57,6 @@ def limited_loki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealLoki]
     loki = start_loki(binary, Path(tmp_path_factory.mktemp("limited-loki")), extra_flags=LIMIT_FLAGS)
     yield loki
     loki.stop()
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[GcsEmulator]:
-    with running_emulator() as running:
-        yield running
 
 
 @dataclass

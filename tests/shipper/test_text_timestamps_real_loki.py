@@ -9,23 +9,16 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.real_loki import REPO, RealLoki, run_id
-from tests.shipper.gcs_emulator import GcsEmulator, running_emulator
+from tests.shipper.gcs_emulator import GcsEmulator
 
 pytestmark = pytest.mark.emulator
 
 S = 1_000_000_000
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[GcsEmulator]:
-    with running_emulator() as running:
-        yield running
 
 
 def _stamp(ts_ns: int, fraction: str = ".217Z", sep: str = "T") -> str:

@@ -32,12 +32,12 @@ from operator import attrgetter
 import httpx
 from prometheus_client import Counter
 
-from shipper import metrics
-from shipper.config import DEFAULT_LOKI_URL, ShipperSettings
+from shipper import loki_defaults, metrics
+from shipper.config import ShipperSettings
 from shipper.models import LogRecord
 from shipper.records import gc_paused
 from shipper.sinks import PushResult, RejectedEntry, SinkUnavailable
-from shipper.sinks.loki import limits, rejections
+from shipper.sinks.loki import rejections
 from shipper.sinks.loki.encode import Encoder, Entry, PushFormat, group_streams
 from shipper.sinks.loki.late import LATE_STREAM, LateRouter
 from shipper.sinks.loki.prepare import Preparer
@@ -58,20 +58,20 @@ _MAX_BACKOFF_DOUBLINGS = 1000
 
 @dataclass(frozen=True, slots=True)
 class LokiSinkConfig:
-    url: str = DEFAULT_LOKI_URL
+    url: str = loki_defaults.LOKI_URL
     tenant_id: str | None = None
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     bearer_token: str | None = field(default=None, repr=False)
-    push_format: PushFormat = "protobuf"
-    timeout_seconds: float = 30.0
-    batch_max_bytes: int = 1 << 20
-    batch_max_entries: int = 10_000
-    retry_min_backoff_seconds: float = 0.5
-    retry_max_backoff_seconds: float = 30.0
-    retry_max_total_seconds: float = 300.0
-    max_line_bytes: int = limits.MAX_LINE_BYTES
-    max_age_hours: float | None = 168.0
+    push_format: PushFormat = loki_defaults.PUSH_FORMAT
+    timeout_seconds: float = loki_defaults.TIMEOUT_SECONDS
+    batch_max_bytes: int = loki_defaults.BATCH_MAX_BYTES
+    batch_max_entries: int = loki_defaults.BATCH_MAX_ENTRIES
+    retry_min_backoff_seconds: float = loki_defaults.RETRY_MIN_BACKOFF_SECONDS
+    retry_max_backoff_seconds: float = loki_defaults.RETRY_MAX_BACKOFF_SECONDS
+    retry_max_total_seconds: float = loki_defaults.RETRY_MAX_TOTAL_SECONDS
+    max_line_bytes: int = loki_defaults.MAX_LINE_BYTES
+    max_age_hours: float | None = loki_defaults.MAX_AGE_HOURS
 
     def __post_init__(self) -> None:
         if self.bearer_token and (self.username or self.password):

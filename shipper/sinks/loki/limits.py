@@ -24,7 +24,9 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-MAX_LINE_BYTES = 256 * 1024
+from shipper import loki_defaults
+
+MAX_LINE_BYTES = loki_defaults.MAX_LINE_BYTES
 MAX_LABELS = 15
 MAX_LABEL_NAME_CHARS = 1024
 MAX_LABEL_VALUE_CHARS = 2048

@@ -6,39 +6,33 @@ import gzip
 import itertools
 import json
 import zlib
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 
 from shipper import metrics
 from shipper.config import GcsSourceConfig
 from shipper.models import Cursor, LogRecord
 from shipper.sources import gcs
 from shipper.sources.base import SourceError
-from shipper.sources.gcs import GcsSource
-from tests.shipper.gcs_emulator import GcsEmulator, running_emulator
+from shipper.sources.gcs import GcsLimits, GcsSource
+from shipper.sources.gcs.limits import BINARY_SNIFF_BYTES, DEFAULT_LIMITS
+from shipper.sources.gcs.objects import OpenRange
+from shipper.sources.gcs.reader import RangedReader, single_shot
+from shipper.sources.gcs.sniff import mode_of
+from tests.shipper.gcs_emulator import GcsEmulator
 
 pytestmark = pytest.mark.emulator
-_names = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[GcsEmulator]:
-    with running_emulator() as running:
-        yield running
-
-
-@pytest.fixture
-def bucket(emulator: GcsEmulator) -> Any:
-    return emulator.bucket(f"bucket-{next(_names)}")
 
 
 def make_source(emulator: GcsEmulator, bucket: Any, *, batch_records: int = 1000,
-                prefixes: tuple[str, ...] = ("trades/",)) -> GcsSource:
+                prefixes: tuple[str, ...] = ("trades/",), limits: GcsLimits = DEFAULT_LIMITS,
+                open_range: OpenRange = RangedReader) -> GcsSource:
     config = GcsSourceConfig(id=f"gcs-{bucket.name}", bucket=bucket.name, prefixes=list(prefixes),
                              read_chunk_bytes=4096)
-    return GcsSource(config, emulator.client, batch_records=batch_records)
+    return GcsSource(config, emulator.client, batch_records=batch_records, limits=limits,
+                     open_range=open_range)
 
 
 def pull(source: GcsSource, cursor: Cursor | None = None) -> tuple[list[LogRecord], Cursor | None, int]:
@@ -153,17 +147,12 @@ def test_append_ships_only_new_lines_with_stable_timestamps(emulator: GcsEmulato
     assert [(r.line, r.ts_ns) for r in records] == [("one", base + 1), ("two", base + 2)]
     bucket.blob(name).upload_from_string(first + b"three\nfour\n")  # new generation, same start
     reads: list[int] = []
-    original = gcs._RangedReader.__init__
 
-    def spy(self: Any, blob: Any, start: int, end: int, chunk: int) -> None:
+    def spy(blob: Any, start: int, end: int, chunk: int) -> RangedReader:
         reads.append(start)
-        original(self, blob, start, end, chunk)
+        return RangedReader(blob, start, end, chunk)
 
-    gcs._RangedReader.__init__ = spy  # type: ignore[method-assign]
-    try:
-        records, cursor, _ = pull(source, cursor)
-    finally:
-        gcs._RangedReader.__init__ = original  # type: ignore[method-assign]
+    records, cursor, _ = pull(make_source(emulator, bucket, open_range=spy), cursor)
     assert reads == [len(first)]  # a ranged read from the offset, not the whole object
     assert [(r.line, r.ts_ns, r.metadata["line_no"]) for r in records] == [
         ("three", base + 3, "3"), ("four", base + 4, "4")]
@@ -182,17 +171,16 @@ def test_rewrite_ships_from_start_with_same_fallback_timestamps(emulator: GcsEmu
     assert second[0].metadata["generation"] != first[0].metadata["generation"]
 
 
-def test_unchanged_objects_are_not_read_again(emulator: GcsEmulator, bucket: Any, monkeypatch: Any) -> None:
+def test_unchanged_objects_are_not_read_again(emulator: GcsEmulator, bucket: Any) -> None:
     bucket.blob("trades/a.log").upload_from_string(b"a\n")
     bucket.blob("trades/b.json").upload_from_string(b"[1, 2]")
     source = make_source(emulator, bucket)
     _, cursor, _ = pull(source)
 
-    def fail(*args: Any, **kwargs: Any) -> None:
+    def fail(*args: Any, **kwargs: Any) -> RangedReader:
         raise AssertionError("an unchanged object was read")
 
-    monkeypatch.setattr(gcs._RangedReader, "__init__", fail)
-    records, again, batches = pull(source, cursor)
+    records, again, batches = pull(make_source(emulator, bucket, open_range=fail), cursor)
     assert records == [] and batches == 0 and again == cursor
 
 
@@ -320,20 +308,24 @@ def test_abandoned_read_stops_reading_ahead(emulator: GcsEmulator, bucket: Any) 
     assert _read_ahead_threads() == []
 
 
-def test_failed_read_ahead_download_fails_the_pass(
-    emulator: GcsEmulator, bucket: Any, monkeypatch: Any
-) -> None:
+def test_failed_read_ahead_download_fails_the_pass(emulator: GcsEmulator, bucket: Any) -> None:
     bucket.blob("trades/big.log").upload_from_string(b"".join(b"%06d\n" % i for i in range(5000)))
-    original = gcs._RangedReader._download
     calls = itertools.count()
 
-    def flaky(self: Any, start: int) -> bytes:
-        if next(calls) == 3:  # a chunk fetched in the background
-            raise gcs.requests.exceptions.ConnectionError("connection reset")
-        return original(self, start)
+    class FlakyBlob:
+        def __init__(self, blob: Any) -> None:
+            self.blob = blob
 
-    monkeypatch.setattr(gcs._RangedReader, "_download", flaky)
-    source = make_source(emulator, bucket, batch_records=100)
+        def download_as_bytes(self, **options: Any) -> bytes:
+            if next(calls) == 3:  # a chunk fetched in the background
+                raise requests.exceptions.ConnectionError("connection reset")
+            data: bytes = self.blob.download_as_bytes(**options)
+            return data
+
+    def flaky(blob: Any, start: int, end: int, chunk: int) -> RangedReader:
+        return RangedReader(FlakyBlob(blob), start, end, chunk)
+
+    source = make_source(emulator, bucket, batch_records=100, open_range=flaky)
     shipped: list[LogRecord] = []
     with pytest.raises(SourceError, match="connection reset"):
         for batch in source.pull(None):
@@ -351,9 +343,9 @@ def test_ranged_reads_use_single_shot_downloads_only_where_the_client_has_them()
                               checksum: str | None = None) -> bytes:
             return b"x\n"
 
-    assert gcs._single_shot(storage.Blob("a", None)) == {"single_shot_download": True}
-    assert gcs._single_shot(OlderBlob()) == {}
-    reader = gcs._RangedReader(OlderBlob(), 0, 2, 1024)
+    assert single_shot(storage.Blob("a", None)) == {"single_shot_download": True}
+    assert single_shot(OlderBlob()) == {}
+    reader = RangedReader(OlderBlob(), 0, 2, 1024)
     assert reader.read() == b"x\n"
 
 
@@ -374,7 +366,7 @@ def test_append_check_errors_are_a_source_error_or_a_counted_change(
 
     def failing(self: Any, *args: Any, **kwargs: Any) -> bytes:
         if failure == "network":
-            raise gcs.requests.exceptions.ConnectionError("connection reset during tail check")
+            raise requests.exceptions.ConnectionError("connection reset during tail check")
         raise gexc.NotFound("generation gone")
 
     monkeypatch.setattr(storage.Blob, "download_as_bytes", failing)
@@ -389,15 +381,12 @@ def test_append_check_errors_are_a_source_error_or_a_counted_change(
         assert metric("shipper_records_skipped", source.id, "object_changed") - before == 1
 
 
-def test_gzip_object_document_is_capped_by_its_inflated_size(
-    emulator: GcsEmulator, bucket: Any, monkeypatch: Any
-) -> None:
+def test_gzip_object_document_is_capped_by_its_inflated_size(emulator: GcsEmulator, bucket: Any) -> None:
     """A single JSON object is parsed whole: a small gzip that inflates past the cap is skipped and
     counted, not built in memory (the stored size says nothing about the inflated one)."""
-    monkeypatch.setattr(gcs, "MAX_DOCUMENT_OBJECT_BYTES", 4096)
     bucket.blob("trades/bomb.json.gz").upload_from_string(gzip.compress(b'{"k": "' + b"x" * 100_000 + b'"}'))
     bucket.blob("trades/small.json.gz").upload_from_string(gzip.compress(b'{"k": "' + b"y" * 3000 + b'"}'))
-    source = make_source(emulator, bucket)
+    source = make_source(emulator, bucket, limits=GcsLimits(max_document_object_bytes=4096))
     before = metric("shipper_records_skipped", source.id, "document_too_large")
     records, cursor, _ = pull(source)
     assert [r.metadata["object"] for r in records] == ["trades/small.json.gz"]
@@ -518,4 +507,4 @@ def test_log_lines_that_start_with_a_bracket_are_lines_not_a_json_document(
     ],
 )
 def test_mode_of_a_name_without_a_telling_suffix(sniff: bytes, mode: str) -> None:
-    assert gcs._mode_of("trades/app.log.1", sniff[: gcs.BINARY_SNIFF_BYTES]) == mode
+    assert mode_of("trades/app.log.1", sniff[:BINARY_SNIFF_BYTES]) == mode

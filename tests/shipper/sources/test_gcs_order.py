@@ -4,9 +4,7 @@ of their first record, and a pass with records that cannot be stored is not "ok"
 from __future__ import annotations
 
 import gzip
-import itertools
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,22 +15,10 @@ from shipper.models import LogRecord
 from shipper.pipeline import Pipeline
 from shipper.sinks import PushResult, RejectedEntry
 from shipper.sources.gcs import GcsSource
-from tests.shipper.gcs_emulator import GcsEmulator, running_emulator
+from tests.shipper.gcs_emulator import GcsEmulator
 
 pytestmark = pytest.mark.emulator
-_names = itertools.count()
 NS = 1_000_000_000
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[GcsEmulator]:
-    with running_emulator() as running:
-        yield running
-
-
-@pytest.fixture
-def bucket(emulator: GcsEmulator) -> Any:
-    return emulator.bucket(f"order-{next(_names)}")
 
 
 def make_source(emulator: GcsEmulator, bucket: Any) -> GcsSource:

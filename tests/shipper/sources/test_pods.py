@@ -12,9 +12,10 @@ from shipper.checkpoint import FileCheckpointer
 from shipper.config import PodsSourceConfig
 from shipper.metrics import REGISTRY
 from shipper.models import Batch
-from shipper.sources import pods as pods_module
 from shipper.sources.base import SourceError
-from shipper.sources.pods import PodSource, since_time
+from shipper.sources.pods import PodLimits, PodSource, since_time
+from shipper.sources.pods.limits import DEFAULT_LIMITS, REORDER_SLACK_SECONDS
+from shipper.sources.pods.position import TimestampCounts
 from tests import kube_api_stub
 from tests.conftest import free_port
 from tests.kube_api_stub import KubeApi, rfc3339_nano
@@ -35,10 +36,11 @@ class Clock:
 
 
 def make_source(
-    kube: KubeApi, source_id: str, clock: Callable[[], int] | None = None, **extra: object
+    kube: KubeApi, source_id: str, clock: Callable[[], int] | None = None, *,
+    limits: PodLimits = DEFAULT_LIMITS, **extra: object,
 ) -> PodSource:
     config = PodsSourceConfig(id=source_id, **extra)
-    source = PodSource.from_config(config, api_client=kube.api_client())
+    source = PodSource.from_config(config, api_client=kube.api_client(), limits=limits)
     if clock is not None:
         source.clock = clock
     return source
@@ -87,14 +89,13 @@ def test_running_pods_are_read_with_timestamps_and_labelled(kube_api: KubeApi, t
 
 
 def test_restart_from_checkpoint_ships_each_line_once_despite_second_precision(
-    kube_api: KubeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    kube_api: KubeApi, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(pods_module, "LOG_BATCH_LINES", 2)
     stub = kube_api.state
     stub.add_pod("api-1", ["api"])
     for index, offset in enumerate([0, 10, 10, 10, 500_000_000]):  # three lines share one nanosecond
         stub.write("api-1", "api", T0 + offset, f"line {index}")
-    source = make_source(kube_api, "pods-e2e")
+    source = make_source(kube_api, "pods-e2e", limits=PodLimits(log_batch_lines=2))
     checkpoints = FileCheckpointer(tmp_path)
 
     first = ship(source, checkpoints, stop_after=1)  # crash after 2 lines: "line 0", "line 1"
@@ -103,7 +104,7 @@ def test_restart_from_checkpoint_ships_each_line_once_despite_second_precision(
     second = ship(source, checkpoints)
     assert lines_of(second) == ["line 2", "line 3", "line 4"]
     # the read starts the reorder slack before the second of the last shipped line
-    slack = pods_module.REORDER_SLACK_SECONDS * SECOND
+    slack = REORDER_SLACK_SECONDS * SECOND
     assert stub.log_requests()[-1].query["sinceTime"] == since_time(T0 - slack) == "2026-03-01T11:59:58Z"
 
     # more lines in the same second, one at exactly the last shipped nanosecond
@@ -150,15 +151,14 @@ def test_a_later_line_with_an_older_timestamp_is_shipped_after_a_pass(
 
 
 def test_a_crash_between_batches_loses_no_older_line_that_follows(
-    kube_api: KubeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    kube_api: KubeApi, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(pods_module, "LOG_BATCH_LINES", 2)
     stub = kube_api.state
     stub.add_pod("api-1", ["api"])
     interleaved = [(10, "out 0"), (10, "out 1"), (9, "err 2"), (11, "out 3"), (8, "err 4"), (12, "out 5")]
     for tenth, text in interleaved:
         stub.write("api-1", "api", T0 + tenth * SECOND // 10, text)
-    source = make_source(kube_api, "pods-crash-order")
+    source = make_source(kube_api, "pods-crash-order", limits=PodLimits(log_batch_lines=2))
     checkpoints = FileCheckpointer(tmp_path)
     first = ship(source, checkpoints, stop_after=1)  # committed: "out 0", "out 1"
     second = ship(source, checkpoints, stop_after=1)  # committed: "err 2", "out 3"
@@ -191,16 +191,15 @@ MS = 10**6
 
 
 def test_a_shipped_line_without_a_count_leaves_the_mark_on_the_last_line_with_one(
-    kube_api: KubeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    kube_api: KubeApi, tmp_path: Path
 ) -> None:
     """e's timestamp was forgotten (too many distinct ones, far below the newest): d stays the
     mark, and f, which follows e and is newer than it, is shipped next read."""
-    monkeypatch.setattr(pods_module, "TRACKED_TIMESTAMPS", 3)
     stub = kube_api.state
     stub.add_pod("api-1", ["api"])
     for ms, text in [(10_000, "a"), (10_100, "b"), (10_200, "c"), (13_000, "d"), (10_150, "e")]:
         stub.write("api-1", "api", T0 + ms * MS, text)
-    source = make_source(kube_api, "pods-uncounted")
+    source = make_source(kube_api, "pods-uncounted", limits=PodLimits(tracked_timestamps=3))
     checkpoints = FileCheckpointer(tmp_path)
     assert lines_of(ship(source, checkpoints)) == ["a", "b", "c", "d", "e"]
     position = checkpoints.load("pods-uncounted")["containers"]["api-1/api"]
@@ -210,16 +209,15 @@ def test_a_shipped_line_without_a_count_leaves_the_mark_on_the_last_line_with_on
 
 
 def test_the_mark_is_found_however_many_timestamps_come_before_it(
-    kube_api: KubeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    kube_api: KubeApi, tmp_path: Path
 ) -> None:
     """The read after starts 2 s before the mark and sees more timestamps than the one that set
     it; finding the mark counts only the lines with its timestamp, so nothing forgotten hides it."""
-    monkeypatch.setattr(pods_module, "TRACKED_TIMESTAMPS", 3)
     stub = kube_api.state
     stub.add_pod("api-1", ["api"])
     for ms, text in [(16_000, "a"), (19_000, "z")]:
         stub.write("api-1", "api", T0 + ms * MS, text)
-    source = make_source(kube_api, "pods-mark-found")
+    source = make_source(kube_api, "pods-mark-found", limits=PodLimits(tracked_timestamps=3))
     checkpoints = FileCheckpointer(tmp_path)
     assert lines_of(ship(source, checkpoints)) == ["a", "z"]
     for ms, text in [(17_600, "b"), (20_000, "p"), (17_500, "m")]:
@@ -231,20 +229,18 @@ def test_the_mark_is_found_however_many_timestamps_come_before_it(
     assert lines_of(ship(source, checkpoints)) == ["q"]
 
 
-def test_timestamp_counts_forget_beyond_the_slack_and_say_so(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pods_module, "TRACKED_TIMESTAMPS", 2)
-    counts = pods_module._TimestampCounts()
+def test_timestamp_counts_forget_beyond_the_slack_and_say_so() -> None:
+    counts = TimestampCounts(PodLimits(tracked_timestamps=2))
     assert [counts.add(T0), counts.add(T0), counts.add(T0 + 1)] == [1, 2, 1]
     assert counts.add(T0 + 3 * SECOND) == 1  # a third timestamp: T0 and T0 + 1 are forgotten
     assert counts.add(T0 + 1) is None  # its count would be wrong: no count, so never a mark
     assert counts.add(T0 + 2 * SECOND) == 1  # within the slack of the newest: still counted
 
 
-def test_timestamp_counts_clean_up_only_when_the_table_has_doubled(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_timestamp_counts_clean_up_only_when_the_table_has_doubled() -> None:
     """A busy second (more timestamps within the slack than TRACKED_TIMESTAMPS) must not make
     every line scan the table: after a cleanup that frees nothing, the next waits for twice as many."""
-    monkeypatch.setattr(pods_module, "TRACKED_TIMESTAMPS", 4)
-    counts = pods_module._TimestampCounts()
+    counts = TimestampCounts(PodLimits(tracked_timestamps=4))
     thresholds = []
     for i in range(64):  # all within one millisecond: nothing can be forgotten
         assert counts.add(T0 + i) == 1

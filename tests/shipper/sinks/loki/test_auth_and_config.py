@@ -88,6 +88,13 @@ def test_from_settings_reads_the_environment(monkeypatch) -> None:
     assert mock.requests[0].format == "json"  # and the push URL was not doubled (the mock checks the path)
 
 
+def test_unset_settings_give_the_sink_its_own_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The defaults live in one place (shipper.loki_defaults): the settings and the sink agree."""
+    for name in ShipperSettings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    assert LokiSinkConfig.from_settings(ShipperSettings()) == LokiSinkConfig()
+
+
 def test_real_http_round_trip_against_the_served_mock() -> None:
     mock = LokiMock(tenant="t1")
     with mock.serve() as url, httpx.Client(timeout=5) as client:
