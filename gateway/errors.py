@@ -1,4 +1,6 @@
-"""One error envelope for every failure: {"error": {"code", "message", "hint"}}."""
+"""One error envelope for every failure: {"error": {"code", "message", "hint"}}. Routes raise
+ApiError with a status; services raise the kinds of gateway.services.errors, and STATUS maps each
+kind to its status here, once."""
 
 from __future__ import annotations
 
@@ -9,6 +11,20 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gateway.services.errors import (
+    BadInput,
+    NotAuthenticated,
+    NotFound,
+    NotPermitted,
+    RateLimited,
+    ServiceError,
+    TooLarge,
+    TooMuchAtOnce,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 
 
 class ApiError(Exception):
@@ -33,13 +49,47 @@ class ApiError(Exception):
 # A 503 says "try again later"; clients and Alertmanager need to know when.
 DEFAULT_RETRY_AFTER_SECONDS = 5
 
+STATUS: dict[type[ServiceError], int] = {
+    BadInput: 400,
+    NotAuthenticated: 401,
+    NotPermitted: 403,
+    NotFound: 404,
+    TooLarge: 413,
+    TooMuchAtOnce: 422,
+    RateLimited: 429,
+    UpstreamError: 502,
+    UpstreamUnavailable: 503,
+    UpstreamTimeout: 504,
+}
+AUTHENTICATE = {"WWW-Authenticate": 'Bearer realm="gateway"'}
+
+
+def status_of(exc: ServiceError) -> int:
+    """The status of a service failure's kind (its nearest kind in STATUS)."""
+    return next((STATUS[kind] for kind in type(exc).__mro__ if kind in STATUS), 500)
+
+
+def as_api_error(exc: ApiError | ServiceError) -> ApiError:
+    """The failure as the API answers it: status, code, message, hint and headers."""
+    if isinstance(exc, ApiError):
+        return exc
+    headers = dict(AUTHENTICATE) if isinstance(exc, NotAuthenticated) else {}
+    if exc.retry_after_seconds is not None:
+        headers["Retry-After"] = str(exc.retry_after_seconds)
+    return ApiError(status_of(exc), exc.code, exc.message, exc.hint, headers=headers)
+
+
+# what every caller that turns failures into answers catches
+Failure = (ApiError, ServiceError)
+
 
 def envelope(code: str, message: str, hint: str = "") -> dict[str, dict[str, str]]:
     return {"error": {"code": code, "message": message, "hint": hint}}
 
 
-def _api_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ApiError)
+def _api_error(_: Request, failure: Exception) -> JSONResponse:
+    assert isinstance(failure, ApiError | ServiceError)
+    exc = as_api_error(failure)
     headers = dict(exc.headers)
     if exc.status == 503 and not any(name.lower() == "retry-after" for name in headers):
         headers["Retry-After"] = str(DEFAULT_RETRY_AFTER_SECONDS)
@@ -81,6 +131,7 @@ def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(ServiceError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)

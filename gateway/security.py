@@ -27,9 +27,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from starlette.datastructures import Headers
 
 from gateway.config import GatewaySettings
-from gateway.errors import ApiError
 from gateway.metrics import AUTH
 from gateway.services import redis_client
+from gateway.services.errors import NotAuthenticated, NotPermitted, QueryError, RateLimited
 from gateway.services.logql import parse_policy
 from gateway.services.times import now_z
 
@@ -109,7 +109,7 @@ class ApiKeyEntry(BaseModel):
         if policy:  # parsed as every query will parse it, so a broken policy fails at load time
             try:
                 parse_policy(policy.strip())
-            except ApiError as exc:
+            except QueryError as exc:
                 raise ValueError(f"label_policy is not a valid stream selector: {exc.message}") from exc
         return policy.strip() if policy else None
 
@@ -309,12 +309,11 @@ class KeyRateLimiter:
             log.warning("rate limit storage failed (%s); request allowed", type(exc).__name__)
             return
         retry_after = max(1, math.ceil(stats.reset_time - time.time()))
-        raise ApiError(
-            429,
+        raise RateLimited(
             "rate_limited",
             f"rate limit of {self.item} per key exceeded",
             f"retry after {retry_after} s, or ask for a higher limit",
-            headers={"Retry-After": str(retry_after)},
+            retry_after_seconds=retry_after,
         )
 
 
@@ -370,31 +369,25 @@ class Authenticator:
         key = presented_key(headers)
         if key is None:
             audit("missing", "-", client, method, path, scope)
-            raise ApiError(
-                401,
+            raise NotAuthenticated(
                 "missing_api_key",
                 "an API key is required",
                 "send it as `x-api-key: <key>` or `Authorization: Bearer <key>`",
-                headers={"WWW-Authenticate": 'Bearer realm="gateway"'},
             )
         entry = self.keys.match(key)
         if entry is None:
             audit("invalid", fingerprint(key), client, method, path, scope)
-            raise ApiError(
-                401,
+            raise NotAuthenticated(
                 "invalid_api_key",
                 "the API key is not valid",
                 "check the key; keys are shown only once when created",
-                headers={"WWW-Authenticate": 'Bearer realm="gateway"'},
             )
         if entry.expired(datetime.now(UTC)):
             audit("expired", entry.name, client, method, path, scope)
-            raise ApiError(
-                401,
+            raise NotAuthenticated(
                 "expired_api_key",
                 f"the API key {entry.name!r} has expired",
                 "ask for a new key (`gateway keys new`)",
-                headers={"WWW-Authenticate": 'Bearer realm="gateway"'},
             )
         return entry
 
@@ -402,8 +395,7 @@ class Authenticator:
     def _check_scope(principal: Principal, scope: str, client: str, method: str, path: str) -> None:
         if not principal.allows(scope):
             audit("forbidden", principal.name, client, method, path, scope)
-            raise ApiError(
-                403,
+            raise NotPermitted(
                 "insufficient_scope",
                 f"the API key {principal.name!r} lacks the scope {scope!r}",
                 f"use a key with the {scope!r} or 'admin' scope",
@@ -412,6 +404,6 @@ class Authenticator:
     async def _limit(self, principal: Principal, scope: str, client: str, method: str, path: str) -> None:
         try:
             await self.limiter.check(principal.key_id)
-        except ApiError:
+        except RateLimited:
             audit("rate_limited", principal.name, client, method, path, scope)
             raise

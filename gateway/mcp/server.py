@@ -33,7 +33,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from gateway.config import GatewaySettings
-from gateway.errors import ApiError, envelope
+from gateway.errors import ApiError, Failure, as_api_error, envelope
 from gateway.mcp.tools import TOOLS, TOOLS_BY_NAME, ToolCall
 from gateway.security import Authenticator, Principal
 
@@ -99,9 +99,9 @@ async def call_tool(ctx: Any, params: CallToolRequestParams) -> CallToolResult:
         except ValidationError as exc:
             raise _invalid_arguments(exc) from exc
         result = await spec.handler(call, args)
-    except ApiError as exc:
-        return tool_error(exc)
-    except Exception:  # a foreseeable failure is an ApiError; anything else is ours, logged
+    except Failure as exc:
+        return tool_error(as_api_error(exc))
+    except Exception:  # a foreseeable failure is an ApiError or ServiceError; anything else is ours, logged
         log.exception("MCP tool %s failed", params.name)
         return tool_error(
             ApiError(500, "internal_error", "unexpected error", "retry; if it persists, check gateway logs")
@@ -153,7 +153,8 @@ class McpEndpoint:
             principal = await authenticator.identify(
                 request.headers, request.client.host if request.client else "-", request.method, MCP_PATH
             )
-        except ApiError as exc:
+        except Failure as failure:
+            exc = as_api_error(failure)
             response = JSONResponse(
                 envelope(exc.code, exc.message, exc.hint), exc.status, headers=exc.headers
             )

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from gateway.errors import ApiError
+from gateway.services.errors import QueryError
 from gateway.services.summarize import LineReader
 from gateway.services.templates import TemplateMiner, error_codes
 from gateway.services.times import format_ns, seconds_z
@@ -59,7 +59,7 @@ def parse_grouping(text: str) -> Grouping:
         return Grouping("template")
     if kind in ("label", "field") and _NAME.match(name):
         return Grouping(kind, name)  # type: ignore[arg-type]
-    raise ApiError(400, "invalid_aggregate", f"cannot group by {text[:80]!r}", AGGREGATE_HINT)
+    raise QueryError("invalid_aggregate", f"cannot group by {text[:80]!r}", AGGREGATE_HINT)
 
 
 @dataclass

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import ApiError
+from gateway.services.errors import QueryError
 from gateway.services.logql import quote
 
 CLIP_MARKER = "…[clipped {cut} of {total} bytes]"
@@ -37,8 +37,7 @@ def within_maximum(name: str, requested: int | None, default: int, maximum: int)
     """A page bound the request chose (`limit`, `max_bytes`), else its default; 400 over the maximum."""
     chosen = default if requested is None else requested
     if chosen > maximum:
-        raise ApiError(
-            400,
+        raise QueryError(
             f"{name}_too_large",
             f"{name} {chosen} exceeds the maximum of {maximum}",
             f"use {name} <= {maximum} and follow next_cursor for more",

@@ -18,7 +18,7 @@ from functools import lru_cache
 
 import re2
 
-from gateway.services.query_errors import LogQLError
+from gateway.services.errors import NotPermitted, QueryError
 from gateway.services.times import NS_PER_HOUR, parse_duration_ns
 
 LEVELS = ("debug", "info", "warn", "error", "critical", "unknown")
@@ -75,8 +75,10 @@ class Matcher:
 
 def check_label_name(name: str) -> str:
     if not LABEL_NAME_RE.fullmatch(name):
-        raise LogQLError(
-            f"invalid label name {name!r}", "label names match [a-zA-Z_][a-zA-Z0-9_]*", "invalid_label"
+        raise QueryError(
+            "invalid_label",
+            f"invalid label name {name!r}",
+            "label names match [a-zA-Z_][a-zA-Z0-9_]*",
         )
     return name
 
@@ -90,10 +92,10 @@ def parse_levels(raw: Iterable[str]) -> list[str]:
             if not level:
                 continue
             if level not in LEVELS:
-                raise LogQLError(
+                raise QueryError(
+                    "invalid_level",
                     f"unknown level {part.strip()!r}",
                     f"use one or more of: {', '.join(LEVELS)}",
-                    "invalid_level",
                 )
             if level not in levels:
                 levels.append(level)
@@ -124,7 +126,7 @@ def build_log_query(
     elif levels:
         matchers.append(Matcher("level", "=~", "|".join(re.escape(v) for v in levels)))
     if not matchers:
-        raise LogQLError("no label filter given", NARROW_HINT, "query_too_broad")
+        raise QueryError("query_too_broad", "no label filter given", NARROW_HINT)
     query = "{" + ", ".join(m.render() for m in matchers) + "}"
     if contains:
         query += f" |= {quote(contains)}"
@@ -156,14 +158,22 @@ def _unquote_go(literal: str) -> str:
             width = {"x": 2, "u": 4, "U": 8}[code]
             point = int(body[i + 2 : i + 2 + width], 16)
             if point > sys.maxunicode:
-                raise LogQLError(f"escape \\{code} beyond Unicode in {literal}", "check the string's escapes")
+                raise QueryError(
+                    "invalid_query",
+                    f"escape \\{code} beyond Unicode in {literal}",
+                    "check the string's escapes",
+                )
             out.append(chr(point))
             i += 2 + width
         elif code in "01234567":
             out.append(chr(int(body[i + 1 : i + 4], 8)))
             i += 4
         else:
-            raise LogQLError(f"unknown escape \\{code} in {literal}", "check the string's escapes")
+            raise QueryError(
+                "invalid_query",
+                f"unknown escape \\{code} in {literal}",
+                "check the string's escapes",
+            )
     return "".join(out)
 
 
@@ -179,17 +189,29 @@ def _scan_string(text: str, i: int) -> int:
             if width is not None:
                 digits = text[j + 2 : j + 2 + width]
                 if len(digits) != width or not all(c in "0123456789abcdefABCDEF" for c in digits):
-                    raise LogQLError(f"bad \\{esc} escape at offset {j}", "use \\xHH, \\uHHHH or \\UHHHHHHHH")
+                    raise QueryError(
+                        "invalid_query",
+                        f"bad \\{esc} escape at offset {j}",
+                        "use \\xHH, \\uHHHH or \\UHHHHHHHH",
+                    )
                 j += 2 + width
                 continue
             if esc and esc in "01234567":
                 digits = text[j + 1 : j + 4]
                 if len(digits) != 3 or not all(c in "01234567" for c in digits):
-                    raise LogQLError(f"bad octal escape at offset {j}", "use three octal digits, e.g. \\101")
+                    raise QueryError(
+                        "invalid_query",
+                        f"bad octal escape at offset {j}",
+                        "use three octal digits, e.g. \\101",
+                    )
                 j += 4
                 continue
             if esc not in _GO_SIMPLE_ESCAPES:
-                raise LogQLError(f"unknown escape \\{esc} at offset {j}", "escape backslashes as \\\\")
+                raise QueryError(
+                    "invalid_query",
+                    f"unknown escape \\{esc} at offset {j}",
+                    "escape backslashes as \\\\",
+                )
             j += 2
             continue
         if char == "\n" and quote_char == '"':
@@ -197,7 +219,8 @@ def _scan_string(text: str, i: int) -> int:
         if char == quote_char:
             return j + 1
         j += 1
-    raise LogQLError(
+    raise QueryError(
+        "invalid_query",
         f"unterminated string starting at offset {i}",
         'close every "..." and `...` string; inside "..." write \\" for a quote',
     )
@@ -225,17 +248,26 @@ def _parse_selector(text: str, i: int) -> Selector:
     while True:
         name_match = LABEL_NAME_RE.match(text, i)
         if not name_match:
-            raise LogQLError(
+            raise QueryError(
+                "invalid_query",
                 f"expected a label name at offset {i} in the stream selector",
                 'a selector looks like {name="value", other=~"regex"}',
             )
         name, i = name_match.group(0), _skip_space(text, name_match.end())
         op = next((o for o in MATCH_OPS if text.startswith(o, i)), None)
         if op is None:
-            raise LogQLError(f"expected =, !=, =~ or !~ after {name!r}", 'matchers are name="value"')
+            raise QueryError(
+                "invalid_query",
+                f"expected =, !=, =~ or !~ after {name!r}",
+                'matchers are name="value"',
+            )
         i = _skip_space(text, i + len(op))
         if i >= len(text) or text[i] not in '"`':
-            raise LogQLError(f"expected a quoted value after {name}{op}", 'quote values: name="value"')
+            raise QueryError(
+                "invalid_query",
+                f"expected a quoted value after {name}{op}",
+                'quote values: name="value"',
+            )
         value_end = _scan_string(text, i)
         literal = text[i:value_end]
         matchers.append(Matcher(name, op, _unquote_go(literal), f"{name}{op}{literal}"))
@@ -245,8 +277,10 @@ def _parse_selector(text: str, i: int) -> Selector:
             continue
         if i < len(text) and text[i] == "}":
             return Selector(start, i + 1, tuple(matchers))
-        raise LogQLError(
-            f"expected , or }} at offset {i} in the stream selector", "close the selector with }"
+        raise QueryError(
+            "invalid_query",
+            f"expected , or }} at offset {i} in the stream selector",
+            "close the selector with }",
         )
 
 
@@ -265,7 +299,11 @@ class ScannedQuery:
 
 def scan_query(query: str) -> ScannedQuery:
     if not query.strip():
-        raise LogQLError("the query is empty", 'give a LogQL query such as {source="gcs"} |= "error"')
+        raise QueryError(
+            "invalid_query",
+            "the query is empty",
+            'give a LogQL query such as {source="gcs"} |= "error"',
+        )
     out: list[str] = []  # query without comments
     code: list[str] = []
     selectors: list[Selector] = []
@@ -284,14 +322,18 @@ def scan_query(query: str) -> ScannedQuery:
             out.append(query[piece_start:i])
             i = piece_start = end
         elif char == "'":
-            raise LogQLError(
-                "single quotes are not LogQL strings", 'use "double quotes" or `backticks` for strings'
+            raise QueryError(
+                "invalid_query",
+                "single quotes are not LogQL strings",
+                'use "double quotes" or `backticks` for strings',
             )
         elif query.startswith(("/*", "//"), i):
             # Loki's scanner (Go's text/scanner) skips /* */ and // comments: what we would read
             # as a string could then be a selector to Loki, escaping the label policy
-            raise LogQLError(
-                f"{query[i : i + 2]} comments are not allowed (offset {i})", "use # for a comment"
+            raise QueryError(
+                "invalid_query",
+                f"{query[i : i + 2]} comments are not allowed (offset {i})",
+                "use # for a comment",
             )
         elif char == "{":
             code.append(query[piece_start:i])
@@ -302,14 +344,20 @@ def scan_query(query: str) -> ScannedQuery:
             out.append(query[parsed.start : parsed.end])
             i = piece_start = parsed.end
         elif char == "}":
-            raise LogQLError(f"unbalanced }} at offset {i}", "every } must close a stream selector {...}")
+            raise QueryError(
+                "invalid_query",
+                f"unbalanced }} at offset {i}",
+                "every } must close a stream selector {...}",
+            )
         else:
             i += 1
     code.append(query[piece_start:])
     out.append(query[piece_start:])
     if not selectors:
-        raise LogQLError(
-            "the query has no stream selector", 'every LogQL query needs one, e.g. {source="gcs"}'
+        raise QueryError(
+            "invalid_query",
+            "the query has no stream selector",
+            'every LogQL query needs one, e.g. {source="gcs"}',
         )
     return ScannedQuery("".join(out), tuple(selectors), tuple(code))
 
@@ -379,8 +427,10 @@ def check_selectors_narrow(scanned: ScannedQuery) -> None:
     for sel in scanned.selectors:
         if all(_matches_everything(m) for m in sel.matchers):
             shown = scanned.text[sel.start : sel.end]
-            raise LogQLError(
-                f"the stream selector {shown} matches every stream", NARROW_HINT, "query_too_broad"
+            raise QueryError(
+                "query_too_broad",
+                f"the stream selector {shown} matches every stream",
+                NARROW_HINT,
             )
 
 
@@ -402,10 +452,10 @@ def check_query_ranges(scanned: ScannedQuery, max_range_hours: float) -> None:
     for segment in scanned.code:
         for match in _RANGE_RE.finditer(segment):
             if parse_duration_ns(match.group(1)) > max_ns:
-                raise LogQLError(
+                raise QueryError(
+                    "range_too_long",
                     f"range [{match.group(1)}] is longer than the allowed {max_range_hours:g}h",
                     f"use a range of at most {max_range_hours:g}h",
-                    "range_too_long",
                 )
 
 
@@ -441,11 +491,10 @@ def rewriting_stage(scanned: ScannedQuery) -> str | None:
 def check_transforms(scanned: ScannedQuery) -> None:
     stage = rewriting_stage(scanned)
     if stage is not None:
-        raise LogQLError(
+        raise NotPermitted(
+            "transform_not_allowed",
             f"this key may not run {stage}: it rewrites log text out of the redactor's reach",
             TRANSFORM_HINT,
-            "transform_not_allowed",
-            403,
         )
 
 

@@ -1,7 +1,8 @@
 """Loki's HTTP query API behind one small client. Every failure is translated here, at the
-boundary, into a LokiError (an ApiError), so routes never see httpx exceptions:
-connect error -> 503, timeout -> 504, Loki 429 or no free slot -> 503 with Retry-After, other Loki
-4xx -> 400 with Loki's message, 5xx or junk -> 502.
+boundary, into a LokiError of a kind gateway.errors maps to a status, so routes never see httpx
+exceptions: connect error -> unavailable (503), timeout -> timeout (504), Loki 429 or no free slot
+-> unavailable with a retry time, other Loki 4xx -> a query error (400) with Loki's message, 5xx or
+junk -> upstream error (502).
 
 At most LOKI_MAX_CONCURRENT_REQUESTS calls are in flight at once; the app gives this client a pool
 of its own with a few connections more than that, so a call never queues inside httpcore's pool
@@ -17,9 +18,16 @@ import httpx
 import orjson
 
 from gateway.config import GatewaySettings
-from gateway.errors import ApiError
 from gateway.metrics import UPSTREAM_ERRORS
 from gateway.services.bounded_http import ConcurrencyGate, GateTimeout, request_within
+from gateway.services.errors import (
+    QueryError,
+    ServiceError,
+    TooMuchAtOnce,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from gateway.services.logql_hints import explain as explain_parse_error
 
 QUERY_PATH = "/loki/api/v1/query"
@@ -48,71 +56,66 @@ UPSTREAM = "loki"
 LOKI_BUSY_RETRY_AFTER_SECONDS = 5
 
 
-class LokiError(ApiError):
-    """A Loki call failed; status/code say how (see the module docstring)."""
+class LokiError(ServiceError):
+    """A Loki call failed; its kind (see gateway.services.errors) says how."""
 
 
-class LokiUnavailable(LokiError):
+class LokiUnavailable(LokiError, UpstreamUnavailable):
     def __init__(self, detail: str) -> None:
         super().__init__(
-            503,
             "loki_unavailable",
             f"Loki is not reachable: {detail}",
             "Loki may be down or restarting; check LOKI_URL and GET /health/ready, then retry",
         )
 
 
-class LokiTimeout(LokiError):
+class LokiTimeout(LokiError, UpstreamTimeout):
     def __init__(self, timeout: float) -> None:
         super().__init__(
-            504,
             "loki_timeout",
             f"Loki did not answer within {timeout:g}s",
             "narrow the query: a shorter time range, more specific labels, or a smaller limit",
         )
 
 
-class LokiBadRequest(LokiError):
+class LokiBadRequest(LokiError, QueryError):
     def __init__(self, message: str, query: str | None = None) -> None:
         message, hint = explain_parse_error(message, query)
-        super().__init__(400, "loki_bad_request", message, hint)
+        super().__init__("loki_bad_request", message, hint)
 
 
-class LokiBusy(LokiError):
+class LokiBusy(LokiError, UpstreamUnavailable):
     def __init__(self, message: str) -> None:
         super().__init__(
-            503,
             "loki_busy",
             f"Loki is overloaded: {message}",
             "retry in a few seconds, or narrow the query",
-            headers={"Retry-After": str(LOKI_BUSY_RETRY_AFTER_SECONDS)},
+            retry_after_seconds=LOKI_BUSY_RETRY_AFTER_SECONDS,
         )
 
 
-class LokiQueueFull(LokiError):
+class LokiQueueFull(LokiError, UpstreamUnavailable):
     """The gateway's own bound on Loki calls in flight (LOKI_MAX_CONCURRENT_REQUESTS) stayed full."""
 
     def __init__(self, detail: str) -> None:
         super().__init__(
-            503,
             "loki_busy",
             f"too many Loki queries in flight: {detail}",
             "retry after the Retry-After seconds; fewer concurrent or narrower queries get through sooner",
-            headers={"Retry-After": str(LOKI_BUSY_RETRY_AFTER_SECONDS)},
+            retry_after_seconds=LOKI_BUSY_RETRY_AFTER_SECONDS,
         )
 
 
-class LokiUpstreamError(LokiError):
+class LokiUpstreamError(LokiError, UpstreamError):
     def __init__(self, message: str) -> None:
-        super().__init__(502, "loki_error", message, "Loki failed to answer; retry later or narrow the query")
+        super().__init__("loki_error", message, "Loki failed to answer; retry later or narrow the query")
 
 
-class TooManyAtOneTimestamp(LokiError):
+class TooManyAtOneTimestamp(LokiError, TooMuchAtOnce):
     """More entries share one timestamp than Loki returns to one query: no page moves past them."""
 
     def __init__(self, maximum: int) -> None:
         super().__init__(
-            422,
             "too_many_at_one_timestamp",
             f"more than about {maximum} entries share one timestamp: pages cannot walk past them",
             "narrow the query (more specific labels, level or q=) so fewer entries share that timestamp",

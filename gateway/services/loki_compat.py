@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.errors import ApiError
+from gateway.services.errors import QueryError
 from gateway.services.redact import MASK, redact, redact_fields, redact_many, sensitive_name
 from gateway.services.times import NS_PER_HOUR, NS_PER_SECOND, parse_duration_ns, parse_time_ns
 
@@ -22,9 +22,9 @@ UNIX_SECONDS_MAX_DIGITS = 10  # Loki: an integer of up to 10 digits is seconds, 
 MAX_PARAM_CHARS = 64
 
 
-class LokiParamError(ApiError):
+class LokiParamError(QueryError):
     def __init__(self, message: str, hint: str, code: str = "invalid_parameter") -> None:
-        super().__init__(400, code, message, hint)
+        super().__init__(code, message, hint)
 
 
 def loki_time_ns(name: str, text: str, now_ns: int) -> int:
@@ -45,7 +45,7 @@ def loki_time_ns(name: str, text: str, now_ns: int) -> int:
         pass
     try:
         return parse_time_ns(text, now_ns)
-    except ApiError as exc:
+    except QueryError as exc:
         raise LokiParamError(
             f"invalid {name} {text!r}", "give Unix seconds, Unix nanoseconds or RFC 3339", "invalid_time"
         ) from exc
@@ -59,7 +59,7 @@ def loki_duration(name: str, text: str) -> str:
     except ValueError:
         try:
             parse_duration_ns(text)
-        except ApiError as exc:
+        except QueryError as exc:
             raise LokiParamError(
                 f"invalid {name} {text[:MAX_PARAM_CHARS]!r}", "give a duration such as 30s, 5m or 60"
             ) from exc

@@ -13,7 +13,7 @@ from starlette.websockets import WebSocket
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from gateway.errors import ApiError
+from gateway.services.errors import RateLimited
 from gateway.services.loki_compat import count_lines, redact_tail_message
 
 
@@ -83,12 +83,11 @@ class TailSessions:
 
     def claim(self, key_id: str, per_key: int) -> None:
         if self.open[key_id] >= per_key:
-            raise ApiError(
-                429,
+            raise RateLimited(
                 "too_many_tails",
                 f"this key already has {self.open[key_id]} tail sessions open",
                 f"close one first; a key may hold {per_key} at once",
-                headers={"Retry-After": str(self.retry_after_seconds)},
+                retry_after_seconds=self.retry_after_seconds,
             )
         self.open[key_id] += 1
 

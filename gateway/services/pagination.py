@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from itertools import chain, islice
 from typing import Any
 
-from gateway.errors import ApiError
+from gateway.services.errors import CursorError
 from gateway.services.loki import Entry, entry_metadata, sorted_entries
 from gateway.services.redact import redact_fields, redact_many
 from gateway.services.times import NS_PER_SECOND, format_second
@@ -75,9 +75,9 @@ class Cursor:
         except (
             ValueError, KeyError, TypeError, OverflowError, RecursionError, binascii.Error, UnicodeDecodeError
         ) as exc:  # RecursionError: json.loads of deeply nested brackets ("[[[[...")
-            raise ApiError(400, "invalid_cursor", "the cursor is malformed", BAD_CURSOR_HINT) from exc
+            raise CursorError("invalid_cursor", "the cursor is malformed", BAD_CURSOR_HINT) from exc
         if cursor.query_digest != expected_query_digest:
-            raise ApiError(400, "invalid_cursor", "the cursor belongs to a different query", BAD_CURSOR_HINT)
+            raise CursorError("invalid_cursor", "the cursor belongs to a different query", BAD_CURSOR_HINT)
         return cursor
 
 

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from gateway.errors import ApiError
+from gateway.services.errors import RateLimited
 from gateway.services.logql import ScannedQuery
 from gateway.services.loki import LokiClient
 from gateway.services.pagination import Cursor, plan_page, shape_page
@@ -46,12 +46,11 @@ class TailSlots:
 
     def acquire(self, key_id: str) -> None:
         if self._open.get(key_id, 0) >= self.per_key:
-            raise ApiError(
-                429,
+            raise RateLimited(
                 "too_many_tails",
                 f"this key already follows {self.per_key} queries",
                 "end one of them (or wait for its max_seconds) before starting another",
-                headers={"Retry-After": "5"},
+                retry_after_seconds=5,
             )
         self._open[key_id] = self._open.get(key_id, 0) + 1
 

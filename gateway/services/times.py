@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator
 
-from gateway.services.query_errors import LogQLError
+from gateway.services.errors import QueryError
 
 NS_PER_SECOND = 1_000_000_000
 NS_PER_HOUR = 3600 * NS_PER_SECOND
@@ -40,12 +40,14 @@ _RFC3339_RE = re.compile(r"(\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2})(?:\.(\d{1,9
 
 def parse_duration_ns(text: str) -> int:
     if not _DURATION_RE.fullmatch(text):
-        raise LogQLError(
-            f"invalid duration {text!r}", "use durations like 30m, 2h, 7d or 1h30m", "invalid_time"
+        raise QueryError(
+            "invalid_time",
+            f"invalid duration {text!r}",
+            "use durations like 30m, 2h, 7d or 1h30m",
         )
     total = sum(float(n) * _DURATION_UNITS_NS[u] for n, u in _DURATION_PART.findall(text))
     if total > MAX_DURATION_NS:  # also an infinite sum (400 nines)
-        raise LogQLError(f"duration {text[:40]!r} is over 100 years", "use a shorter one", "invalid_time")
+        raise QueryError("invalid_time", f"duration {text[:40]!r} is over 100 years", "use a shorter one")
     return int(total)
 
 
@@ -69,10 +71,10 @@ def parse_time_ns(text: str, now_ns: int) -> int:
     Grafana's now-2h), or a Unix timestamp in seconds or nanoseconds; between 1970 and 9999."""
     moment = _parse_time_ns(text.strip(), now_ns)
     if not 0 <= moment < END_OF_YEAR_9999_NS:
-        raise LogQLError(
+        raise QueryError(
+            "invalid_time",
             f"time {text[:40]!r} is outside 1970-01-01 .. 9999-12-31",
             "use a time between 1970 and 9999 (RFC 3339, a Unix timestamp, or 2h / now-1h)",
-            "invalid_time",
         )
     return moment
 
@@ -96,10 +98,10 @@ def _parse_time_ns(text: str, now_ns: int) -> int:
             match = None
         else:
             return int(moment.timestamp()) * NS_PER_SECOND + int((fraction or "0").ljust(9, "0"))
-    raise LogQLError(
+    raise QueryError(
+        "invalid_time",
         f"invalid time {text!r}",
         "use RFC 3339 (2024-05-01T12:00:00Z), a relative duration (30m, 2h, 7d, now-1h) or a Unix timestamp",
-        "invalid_time",
     )
 
 
@@ -140,8 +142,10 @@ def resolve_range(
 ) -> tuple[int, int]:
     """(start_ns, end_ns), end exclusive. `since` and `hours` are alternatives."""
     if since is not None and hours is not None:
-        raise LogQLError(
-            "give either since or hours, not both", "since=2h is the same as hours=2", "invalid_time"
+        raise QueryError(
+            "invalid_time",
+            "give either since or hours, not both",
+            "since=2h is the same as hours=2",
         )
     end = parse_time_ns(until, now_ns) if until else now_ns
     if since is not None:
@@ -149,24 +153,26 @@ def resolve_range(
     else:
         span = default_hours if hours is None else hours
         if not 0 < span < math.inf:  # also refuses NaN
-            raise LogQLError("hours must be a positive, finite number", "e.g. hours=1", "invalid_time")
+            raise QueryError("invalid_time", "hours must be a positive, finite number", "e.g. hours=1")
         if span > max_hours:
             raise _range_too_long(span, max_hours)
         start = end - int(span * NS_PER_HOUR)
     if start >= end:
-        raise LogQLError(
-            "the time range is empty: since is not before until", "swap since and until", "invalid_time"
+        raise QueryError(
+            "invalid_time",
+            "the time range is empty: since is not before until",
+            "swap since and until",
         )
     if end - start > max_hours * NS_PER_HOUR:
         raise _range_too_long((end - start) / NS_PER_HOUR, max_hours)
     return start, end
 
 
-def _range_too_long(hours: float, max_hours: float) -> LogQLError:
-    return LogQLError(
+def _range_too_long(hours: float, max_hours: float) -> QueryError:
+    return QueryError(
+        "range_too_long",
         f"the time range of {hours:.1f}h exceeds the allowed {max_hours:g}h",
         f"narrow since/until (or hours) to at most {max_hours:g}h and page through with next_cursor",
-        "range_too_long",
     )
 
 

@@ -16,10 +16,10 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from gateway.config import UpstreamService
-from gateway.errors import ApiError
 from gateway.metrics import UPSTREAM_ERRORS
 from gateway.security import GatewayConfigError
 from gateway.services.bounded_http import request_within
+from gateway.services.errors import BadInput, NotFound, ServiceError, UpstreamError, UpstreamTimeout
 
 MAX_REDIRECTS = 3
 MAX_DECODE_ROUNDS = 3  # more nested percent-encoding than this is refused outright
@@ -102,9 +102,8 @@ async def probe_all(http: httpx.AsyncClient, services: list[UpstreamService]) ->
     return list(await asyncio.gather(*(probe_service(http, s) for s in services)))
 
 
-def _bad_path(message: str) -> ApiError:
-    return ApiError(
-        400,
+def _bad_path(message: str) -> BadInput:
+    return BadInput(
         "invalid_proxy_path",
         message,
         "give a relative path below the service's monitoring prefix, e.g. /api/monitoring/<service>/metrics",
@@ -124,8 +123,7 @@ def _fully_decoded(path: str) -> str:
 def proxy_root(service: UpstreamService) -> httpx.URL:
     """The service's monitoring prefix as a URL; every proxied URL must stay below it."""
     if service.monitoring_prefix is None:
-        raise ApiError(
-            404,
+        raise NotFound(
             "service_not_proxied",
             f"service {service.name!r} has no monitoring prefix",
             "only services with a monitoring_prefix in GATEWAY_SERVICES_FILE can be proxied",
@@ -152,7 +150,7 @@ def within_root(url: httpx.URL, root: httpx.URL) -> bool:
 
 
 def proxy_url(service: UpstreamService, path: str, query: bytes = b"") -> httpx.URL:
-    """The upstream URL for a caller-given relative `path`, or ApiError 400 for any escape."""
+    """The upstream URL for a caller-given relative `path`, or BadInput for any escape."""
     root = proxy_root(service)
     decoded = _fully_decoded(path)
     if any(ord(char) < 0x20 or char in "\\\x7f" for char in decoded):
@@ -177,9 +175,11 @@ class ProxiedResponse:
     body: bytes
 
 
-def _upstream_error(service: str, kind: str, status: int, code: str, message: str, hint: str) -> ApiError:
+def _upstream_error(
+    service: str, kind: str, failure: type[ServiceError], code: str, message: str, hint: str
+) -> ServiceError:
     UPSTREAM_ERRORS.labels(upstream=service, kind=kind).inc()
-    return ApiError(status, code, message, hint)
+    return failure(code, message, hint)
 
 
 async def _read_bounded(response: httpx.Response, service: str, max_bytes: int) -> bytes:
@@ -188,7 +188,7 @@ async def _read_bounded(response: httpx.Response, service: str, max_bytes: int) 
         raise _upstream_error(
             service,
             "too_large",
-            502,
+            UpstreamError,
             "upstream_response_too_large",
             f"{service} answered {declared} bytes, more than the {max_bytes} allowed",
             "ask for a narrower monitoring path",
@@ -200,7 +200,7 @@ async def _read_bounded(response: httpx.Response, service: str, max_bytes: int) 
             raise _upstream_error(
                 service,
                 "too_large",
-                502,
+                UpstreamError,
                 "upstream_response_too_large",
                 f"{service} answered more than the {max_bytes} bytes allowed",
                 "ask for a narrower monitoring path",
@@ -221,11 +221,11 @@ async def proxy_get(
     return await _proxy_exchange(http, service, path, query, max_bytes, deadline)
 
 
-def _timeout_error(service: UpstreamService) -> ApiError:
+def _timeout_error(service: UpstreamService) -> ServiceError:
     return _upstream_error(
         service.name,
         "timeout",
-        504,
+        UpstreamTimeout,
         "upstream_timeout",
         f"{service.name} did not answer within {service.timeout_seconds} s",
         "retry later or raise the service's timeout_seconds",
@@ -258,7 +258,7 @@ async def _proxy_exchange(
                         raise _upstream_error(
                             service.name,
                             "redirect",
-                            502,
+                            UpstreamError,
                             "upstream_redirect_refused",
                             f"{service.name} redirected outside its monitoring prefix",
                             "the gateway follows redirects only below the same service's prefix",
@@ -269,7 +269,7 @@ async def _proxy_exchange(
                     raise _upstream_error(
                         service.name,
                         "status",
-                        502,
+                        UpstreamError,
                         "upstream_error",
                         f"{service.name} answered HTTP {response.status_code}",
                         "the service is failing; check its health with /api/monitoring/health/<service>",
@@ -287,7 +287,7 @@ async def _proxy_exchange(
             raise _upstream_error(
                 service.name,
                 "connect",
-                502,
+                UpstreamError,
                 "upstream_unreachable",
                 f"{service.name} is unreachable: {type(exc).__name__}",
                 "check that the service is running and its base_url",
@@ -295,7 +295,7 @@ async def _proxy_exchange(
     raise _upstream_error(
         service.name,
         "redirect",
-        502,
+        UpstreamError,
         "upstream_redirect_loop",
         f"{service.name} redirected more than {MAX_REDIRECTS} times",
         "check the service's path",

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.errors import ApiError
+from gateway.errors import Failure
 from gateway.main import create_app
 from gateway.services.budget import Budget, choose_budget, clip_line
 from tests.gateway.conftest import KeysFile, make_settings, running_client
@@ -28,7 +28,7 @@ def test_clip_line_cuts_whole_characters_and_says_how_much() -> None:
 
 
 def test_a_budget_over_the_maximum_is_refused_and_the_line_share_is_bounded() -> None:
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(Failure) as refused:
         choose_budget(10_000, 4096, 8192, 4096)
     assert refused.value.code == "max_bytes_too_large" and "8192" in refused.value.hint
     assert Budget(2048, 4096).line_bytes == 512

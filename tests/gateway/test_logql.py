@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.errors import as_api_error
+from gateway.services.errors import QueryError
 from gateway.services.logql import (
-    LogQLError,
     _unquote_go,
     build_log_query,
     inject_policy,
@@ -54,7 +55,7 @@ def test_levels_become_a_regex_and_are_validated() -> None:
     query = build_log_query({"source": "pod"}, levels=["error", "critical"])
     assert query == '{source="pod", level=~"error|critical"}'
     assert build_log_query({"source": "pod"}, levels=["warn"]) == '{source="pod", level="warn"}'
-    with pytest.raises(LogQLError) as err:
+    with pytest.raises(QueryError) as err:
         parse_levels(["fatal"])
     assert err.value.code == "invalid_level" and "critical" in err.value.hint
 
@@ -66,7 +67,7 @@ def test_multi_values_are_regex_escaped() -> None:
 
 @pytest.mark.parametrize("name", ["bad-name", "1x", 'x"', "a b", ""])
 def test_invalid_label_names_are_refused(name: str) -> None:
-    with pytest.raises(LogQLError):
+    with pytest.raises(QueryError):
         build_log_query({name: "v"})
 
 
@@ -120,7 +121,7 @@ def test_policy_with_several_matchers() -> None:
 
 @pytest.mark.parametrize("policy", ["", 'source="gcs"', '{a="1"} or {b="2"}', '{a="1"} |= "x"', "{}"])
 def test_bad_policies_are_refused(policy: str) -> None:
-    with pytest.raises((ValueError, LogQLError)):
+    with pytest.raises((ValueError, QueryError)):
         parse_policy(policy)
 
 
@@ -142,10 +143,10 @@ MALFORMED = [
 
 @pytest.mark.parametrize(("query", "message"), MALFORMED)
 def test_malformed_queries_are_refused_with_a_hint(query: str, message: str) -> None:
-    with pytest.raises(LogQLError) as err:
+    with pytest.raises(QueryError) as err:
         prepare_query(query, POLICY, max_range_hours=24)
     assert message in err.value.message
-    assert err.value.status == 400 and err.value.hint
+    assert as_api_error(err.value).status == 400 and err.value.hint
 
 
 TOO_BROAD = [
@@ -164,7 +165,7 @@ TOO_BROAD = [
 
 @pytest.mark.parametrize("query", TOO_BROAD)
 def test_selectors_matching_everything_are_refused(query: str) -> None:
-    with pytest.raises(LogQLError) as err:
+    with pytest.raises(QueryError) as err:
         prepare_query(query, None, max_range_hours=24)
     assert err.value.code == "query_too_broad"
     assert "positive matcher" in err.value.hint
@@ -183,7 +184,7 @@ def test_policy_makes_an_empty_selector_narrow() -> None:
 
 def test_range_vectors_are_bounded() -> None:
     prepare_query('rate({a="1"}[24h])', None, max_range_hours=24)
-    with pytest.raises(LogQLError) as err:
+    with pytest.raises(QueryError) as err:
         prepare_query('rate({a="1"}[2d])', None, max_range_hours=24)
     assert err.value.code == "range_too_long"
     # brackets inside strings are not ranges
@@ -225,7 +226,7 @@ def test_time_parsing(text: str, expected: int) -> None:
 
 @pytest.mark.parametrize("text", ["yesterday", "2h ago", "2023-13-01T00:00:00Z", "-5m", "2023-11-14"])
 def test_bad_times_are_refused(text: str) -> None:
-    with pytest.raises(LogQLError) as err:
+    with pytest.raises(QueryError) as err:
         parse_time_ns(text, NOW)
     assert err.value.code == "invalid_time"
 
@@ -245,7 +246,7 @@ def test_resolve_range() -> None:
         ("1h", "2h", None, "invalid_time"),
         ("1h", None, 1, "invalid_time"),
     ]:
-        with pytest.raises(LogQLError) as err:
+        with pytest.raises(QueryError) as err:
             resolve_range(since=since, until=until, hours=hours, **kwargs)
         assert err.value.code == code
 
@@ -261,7 +262,7 @@ def test_resolve_range() -> None:
 def test_slash_comments_loki_skips_are_refused(query: str) -> None:
     # Loki's scanner skips /* */ and // comments, so a string to us could hide a selector from the
     # policy injection
-    with pytest.raises(LogQLError) as err:
+    with pytest.raises(QueryError) as err:
         prepare_query(query, POLICY, max_range_hours=24)
     assert "comment" in err.value.message
     # inside strings and as division they are fine
@@ -274,7 +275,7 @@ def test_slash_comments_loki_skips_are_refused(query: str) -> None:
     ['{app=~".{1,}"}', '{app=~"[\\\\s\\\\S]+"}', '{app=~"..*"}', '{app=~"(?i).+"}', '{app=~"\\\\S+"}'],
 )
 def test_other_spellings_of_any_value_are_refused(query: str) -> None:
-    with pytest.raises(LogQLError) as err:
+    with pytest.raises(QueryError) as err:
         prepare_query(query, None, max_range_hours=24)
     assert err.value.code == "query_too_broad"
 

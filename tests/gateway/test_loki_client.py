@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.errors import as_api_error
 from gateway.services.loki import (
     LokiBadRequest,
     LokiBusy,
@@ -77,7 +78,8 @@ async def test_loki_down_is_503() -> None:
         with pytest.raises(LokiUnavailable) as err:
             await loki.query_range(SELECTOR, start_ns=0, end_ns=1, limit=1)
         assert await loki.ready() is False
-    assert err.value.status == 503 and err.value.code == "loki_unavailable" and "LOKI_URL" in err.value.hint
+    assert as_api_error(err.value).status == 503
+    assert err.value.code == "loki_unavailable" and "LOKI_URL" in err.value.hint
 
 
 @pytest.fixture
@@ -104,7 +106,7 @@ async def test_loki_slow_is_504(silent_server: int) -> None:
         loki = LokiClient(http, settings)
         with pytest.raises(LokiTimeout) as err:
             await loki.query_range(SELECTOR, start_ns=0, end_ns=1, limit=1)
-    assert err.value.status == 504 and "0.2s" in err.value.message
+    assert as_api_error(err.value).status == 504 and "0.2s" in err.value.message
 
 
 async def test_loki_trickling_its_answer_is_504_after_the_timeout(trickling_server: int) -> None:
@@ -116,7 +118,7 @@ async def test_loki_trickling_its_answer_is_504_after_the_timeout(trickling_serv
         with pytest.raises(LokiTimeout) as err:
             await loki.query_range(SELECTOR, start_ns=0, end_ns=1, limit=1)
         elapsed = time.monotonic() - started
-    assert err.value.status == 504 and "0.3s" in err.value.message
+    assert as_api_error(err.value).status == 504 and "0.3s" in err.value.message
     assert elapsed < 2.0
 
 
@@ -141,7 +143,7 @@ async def test_loki_answers_are_translated(
     async with http:
         with pytest.raises(error) as err:
             await loki.query_range(SELECTOR, start_ns=0, end_ns=1, limit=1)
-    assert err.value.status == status  # type: ignore[attr-defined]
+    assert as_api_error(err.value).status == status  # type: ignore[arg-type]
     assert message in err.value.message  # type: ignore[attr-defined]
 
 

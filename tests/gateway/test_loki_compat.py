@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from gateway.errors import ApiError
+from gateway.errors import Failure, as_api_error
 from gateway.services.loki_compat import (
     MalformedAnswer,
     loki_direction,
@@ -43,9 +43,9 @@ def test_times_are_read_as_loki_reads_them(text: str, expected: int) -> None:
 
 @pytest.mark.parametrize("text", ["yesterday", "1e400.5", "nan.0", "x" * 100, "2026-13-45T00:00:00Z"])
 def test_bad_times_are_400s_naming_the_parameter(text: str) -> None:
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(Failure) as caught:
         loki_time_ns("end", text, NOW)
-    assert caught.value.status == 400 and "end" in caught.value.message and caught.value.hint
+    assert as_api_error(caught.value).status == 400 and "end" in caught.value.message and caught.value.hint
 
 
 def test_window_defaults_to_an_hour_before_end_like_loki() -> None:
@@ -56,24 +56,24 @@ def test_window_defaults_to_an_hour_before_end_like_loki() -> None:
 
 
 def test_window_keeps_the_gateways_range_limit() -> None:
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(Failure) as caught:
         loki_window(start=str(NOW - 25 * HOUR), end=str(NOW), since=None, now_ns=NOW, max_hours=24)
     assert caught.value.code == "range_too_long" and "24h" in caught.value.hint
-    with pytest.raises(ApiError, match="start is after end"):
+    with pytest.raises(Failure, match="start is after end"):
         loki_window(start=str(NOW), end=str(NOW - SECOND), since=None, now_ns=NOW, max_hours=24)
 
 
 def test_direction_step_and_limit_checks() -> None:
     assert loki_direction("BACKWARD") == "backward"  # logcli sends upper case
     assert loki_direction(None) is None
-    with pytest.raises(ApiError):
+    with pytest.raises(Failure):
         loki_direction("sideways")
     assert loki_duration("step", "60") == "60" and loki_duration("step", "1m30s") == "1m30s"
     for bad in ("0", "-5", "inf", "fortnight"):
-        with pytest.raises(ApiError):
+        with pytest.raises(Failure):
             loki_duration("step", bad)
     assert loki_limit("1000", 5000) == 1000 and loki_limit(None, 5000) is None
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(Failure) as caught:
         loki_limit("5001", 5000)
     assert caught.value.code == "limit_too_large"
 

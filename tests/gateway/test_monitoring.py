@@ -22,7 +22,7 @@ from limits.aio.storage import MemoryStorage
 
 from gateway.api.routes.monitoring import ERROR_COUNTS_QUERY
 from gateway.config import UpstreamService
-from gateway.errors import ApiError
+from gateway.errors import Failure, as_api_error
 from gateway.main import create_app
 from gateway.metrics import REGISTRY
 from gateway.security import GatewayConfigError, build_rate_limiter
@@ -413,9 +413,9 @@ def test_proxy_url_stays_below_the_prefix(base_url: str, prefix: str, path: str,
 )
 def test_proxy_url_rejects_escapes(path: str) -> None:
     service = UpstreamService(name="svc", base_url="http://svc:9000", monitoring_prefix="/monitoring")
-    with pytest.raises(ApiError) as raised:
+    with pytest.raises(Failure) as raised:
         proxy_url(service, path)
-    assert raised.value.status == 400
+    assert as_api_error(raised.value).status == 400
 
 
 async def test_overview_error_counts_follow_the_keys_policy_and_tenant(

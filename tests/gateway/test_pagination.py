@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from gateway.errors import as_api_error
 from gateway.services.loki import sorted_entries
 from gateway.services.pagination import (
     Cursor,
@@ -295,7 +296,7 @@ def test_malformed_streams_are_an_upstream_error(data: dict[str, Any]) -> None:
     plan = plan_page(start_ns=WINDOW[0], end_ns=WINDOW[1], limit=3, direction="forward", cursor=None)
     with pytest.raises(LokiUpstreamError) as err:
         shape_page(data, request=plan, limit=3, direction="forward", digest=DIGEST, redact_lines=True)
-    assert err.value.status == 502
+    assert as_api_error(err.value).status == 502
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import yaml
 from starlette.datastructures import Headers
 
 from gateway import security
-from gateway.errors import ApiError
+from gateway.errors import Failure, as_api_error
 from gateway.security import (
     ApiKeyEntry,
     GatewayConfigError,
@@ -197,9 +197,9 @@ async def test_rate_limiter_answers_429_with_retry_after_per_key() -> None:
     limiter = KeyRateLimiter("2/minute")
     await limiter.check("a")
     await limiter.check("a")
-    with pytest.raises(ApiError) as raised:
+    with pytest.raises(Failure) as raised:
         await limiter.check("a")
-    assert raised.value.status == 429
+    assert as_api_error(raised.value).status == 429
     assert raised.value.code == "rate_limited"
-    assert 1 <= int(raised.value.headers["Retry-After"]) <= 60
+    assert 1 <= int(as_api_error(raised.value).headers["Retry-After"]) <= 60
     await limiter.check("b")  # another key has its own budget

@@ -12,7 +12,7 @@ import pytest
 import respx
 
 from gateway.api.routes.summary import SummaryRequest, summary_query
-from gateway.errors import ApiError
+from gateway.errors import Failure, as_api_error
 from gateway.main import create_app
 from gateway.security import Principal
 from tests.gateway.conftest import LOKI_TEST_URL, make_settings
@@ -181,9 +181,9 @@ def test_a_principal_with_a_broken_label_policy_gets_a_403() -> None:
     """Keys files refuse such a policy at load time; should one reach a request anyway, it is the
     key's fault, answered as the log endpoints answer it (403), not a 500."""
     principal = Principal(name="broken", scopes=frozenset({"summary"}), label_policy='{a="b"}{c="d"}')
-    with pytest.raises(ApiError) as raised:
+    with pytest.raises(Failure) as raised:
         summary_query(SummaryRequest(source="pod"), make_settings(), principal)
-    assert (raised.value.status, raised.value.code) == (403, "invalid_label_policy")
+    assert (as_api_error(raised.value).status, raised.value.code) == (403, "invalid_label_policy")
 
 
 async def test_summary_with_a_model_over_http(api_key: str, client_for: Any) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.errors import ApiError
+from gateway.errors import Failure, as_api_error
 from gateway.main import create_app
 from gateway.services.tail import TailSlots
 from tests.gateway.conftest import KeysFile, make_settings, running_client
@@ -38,9 +38,9 @@ def test_tail_slots_bound_follows_per_key() -> None:
     slots.acquire("k1")
     slots.acquire("k1")
     slots.acquire("k2")
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(Failure) as refused:
         slots.acquire("k1")
-    assert refused.value.status == 429 and refused.value.code == "too_many_tails"
+    assert as_api_error(refused.value).status == 429 and refused.value.code == "too_many_tails"
     slots.release("k1")
     slots.acquire("k1")
 

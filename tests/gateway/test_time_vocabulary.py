@@ -8,7 +8,7 @@ import time
 import pytest
 
 from gateway.api.routes.summary import SummaryRequest, summary_query
-from gateway.errors import ApiError
+from gateway.errors import Failure
 from gateway.security import Principal
 from gateway.services.times import parse_time_ns
 from tests.gateway.conftest import make_settings
@@ -22,7 +22,7 @@ def test_grafana_relative_times_are_taken_like_ours() -> None:
     assert parse_time_ns("now-1h", NOW) == parse_time_ns("1h", NOW) == NOW - HOUR
     assert parse_time_ns("now-1h30m", NOW) == NOW - HOUR - 30 * 60 * NS
     assert parse_time_ns("now", NOW) == NOW
-    with pytest.raises(ApiError) as bad:
+    with pytest.raises(Failure) as bad:
         parse_time_ns("now-", NOW)
     assert bad.value.code == "invalid_time" and "now-1h" in bad.value.hint
 
@@ -44,13 +44,13 @@ def test_the_summary_body_takes_since_until_and_hours() -> None:
         SummaryRequest(source="pod", since=str(NOW // NS - 1800), until=str(NOW // NS)), settings, PRINCIPAL
     )
     assert unix.end_ns - unix.start_ns == HOUR // 2
-    with pytest.raises(ApiError) as both:
+    with pytest.raises(Failure) as both:
         summary_query(
             SummaryRequest.model_validate({"source": "pod", "since": "2h", "end": "2026-01-01T00:00:00Z"}),
             settings,
             PRINCIPAL,
         )
     assert both.value.code == "invalid_time"
-    with pytest.raises(ApiError) as too_long:
+    with pytest.raises(Failure) as too_long:
         summary_query(SummaryRequest(source="pod", hours=100), settings, PRINCIPAL)
     assert too_long.value.code == "range_too_long"

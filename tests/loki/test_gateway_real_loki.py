@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.errors import as_api_error
 from gateway.main import create_app
 from gateway.security import generate_key
 from gateway.services.loki import LokiClient, TooManyAtOneTimestamp
@@ -444,4 +445,4 @@ async def test_iter_lines_never_asks_loki_for_more_than_the_maximum(real_loki: R
             ):
                 got.append(line)
     assert len(got) == len(set(got)) == 20
-    assert err.value.status == 422
+    assert as_api_error(err.value).status == 422

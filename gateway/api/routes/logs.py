@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 
 from gateway.api.deps import CacheDep, LokiDep, Principal, SettingsDep, require_scope
 from gateway.config import MIN_ANSWER_BYTES, GatewaySettings
-from gateway.errors import ApiError
+from gateway.errors import ApiError, Failure
 from gateway.services.aggregate import (
     AGGREGATE_HINT,
     DEFAULT_GROUPS,
@@ -211,7 +211,7 @@ def prepare_for(principal: Principal, query: str, settings: GatewaySettings) -> 
     if principal.label_policy:
         try:
             parse_policy(principal.label_policy)
-        except (ValueError, ApiError) as exc:
+        except (ValueError, *Failure) as exc:
             raise ApiError(
                 403,
                 "invalid_label_policy",

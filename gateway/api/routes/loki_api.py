@@ -31,8 +31,9 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from gateway.api.deps import LokiDep, Principal, SettingsDep, require_scope
 from gateway.api.routes.logs import FastJSONResponse, check_bytes, prepare_for
 from gateway.config import GatewaySettings
-from gateway.errors import DEFAULT_RETRY_AFTER_SECONDS, ApiError, envelope
+from gateway.errors import DEFAULT_RETRY_AFTER_SECONDS, ApiError, Failure, as_api_error, envelope
 from gateway.security import Authenticator
+from gateway.services.errors import ServiceError
 from gateway.services.logql import (
     Matcher,
     check_label_name,
@@ -82,9 +83,10 @@ def _audit(event: dict[str, Any]) -> None:
     audit_log.info(json.dumps({**event, "kind": "audit"}, separators=(",", ":")))
 
 
-def loki_error_response(exc: ApiError) -> JSONResponse:
+def loki_error_response(failure: ApiError | ServiceError) -> JSONResponse:
     """The gateway's envelope, plus `message` (what Grafana's Loki data source displays) and
     Loki's `status`."""
+    exc = as_api_error(failure)
     text = f"{exc.message} ({exc.hint})" if exc.hint else exc.message
     body = {**envelope(exc.code, exc.message, exc.hint), "status": "error", "message": text}
     headers = dict(exc.headers)
@@ -102,7 +104,7 @@ class LokiRoute(APIRoute):
         async def handle(request: Request) -> Response:
             try:
                 return await handler(request)
-            except ApiError as exc:
+            except Failure as exc:
                 return loki_error_response(exc)
             except RequestValidationError as exc:
                 problems = "; ".join(str(err.get("msg", "invalid")) for err in exc.errors())
@@ -180,7 +182,7 @@ class LokiCall:
             return ()
         try:
             return parse_policy(self.principal.label_policy)
-        except (ValueError, ApiError) as exc:
+        except (ValueError, *Failure) as exc:
             raise ApiError(
                 403,
                 "invalid_label_policy",
@@ -528,7 +530,7 @@ def tail_plan(query_params: Any, principal: Principal, settings: GatewaySettings
     return TailPlan(params, TAIL_MAX_LINES)
 
 
-async def _deny(websocket: WebSocket, exc: ApiError) -> None:
+async def _deny(websocket: WebSocket, exc: ApiError | ServiceError) -> None:
     """Refuse the handshake with our HTTP error (logcli prints it); a close where the server
     cannot send HTTP answers to a WebSocket."""
     try:
@@ -563,13 +565,13 @@ async def tail(websocket: WebSocket) -> None:
                 503, "loki_unavailable", "the Loki client is not set up", "start the app's lifespan"
             )
         sessions.claim(principal.key_id, TAIL_MAX_SESSIONS_PER_KEY)
-    except ApiError as exc:
+    except Failure as exc:
         await _deny(websocket, exc)
         return
     started = time.monotonic()
     try:
         upstream = await LokiPassthrough(loki, settings).open_tail(plan.params, principal.tenant)
-    except ApiError as exc:
+    except Failure as exc:
         sessions.release(principal.key_id)
         await _deny(websocket, exc)
         return

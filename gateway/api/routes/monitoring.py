@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from gateway.api.deps import CacheDep, HttpDep, Principal, SettingsDep, require_scope
 from gateway.config import GatewaySettings, UpstreamService
-from gateway.errors import ApiError
+from gateway.errors import ApiError, Failure
 from gateway.services.cache import cached
 from gateway.services.error_trend import TREND_QUERY, Trend, parse_trend, top_template
 from gateway.services.redact import redact
@@ -87,7 +87,7 @@ async def _error_counts(request: Request, principal: Principal) -> tuple[dict[st
     try:
         answer = await loki.query(error_counts_query(principal), tenant=principal.tenant)
         trend = parse_trend(answer)
-    except ApiError as exc:
+    except Failure as exc:
         return {"available": False, "error": exc.message, "by_source": {}}, None
     except Exception as exc:  # the overview reports Loki trouble (or junk); it never fails because of it
         log.warning("error counts from Loki failed: %s", type(exc).__name__)

@@ -16,7 +16,7 @@ from gateway.api.deps import LokiDep, Principal, SettingsDep
 from gateway.api.routes.logql import QueryText, TimeText
 from gateway.api.routes.logs import MAX_CURSOR_CHARS, LogReader, prepare_for, reject_unknown_params
 from gateway.config import GatewaySettings
-from gateway.errors import ApiError, envelope
+from gateway.errors import ApiError, Failure, envelope
 from gateway.services.logql import ScannedQuery
 from gateway.services.loki import LokiClient, max_entries_per_query
 from gateway.services.pagination import Cursor, query_digest
@@ -120,7 +120,7 @@ async def tail_events(
                 yield _event(
                     "end", {"next_cursor": item.next_cursor, "reason": item.reason, "lines": item.lines}
                 )
-    except ApiError as exc:
+    except Failure as exc:
         yield _event("error", {**envelope(exc.code, exc.message, exc.hint), "next_cursor": start.encode()})
     finally:
         slots.release(principal.key_id)
