@@ -33,7 +33,6 @@ __all__ = [
     "AlertsDep",
     "ApiKeyDep",
     "CacheDep",
-    "GatewayDep",
     "HttpDep",
     "LokiDep",
     "LokiHealthDep",
@@ -60,10 +59,6 @@ def started(app: Starlette, code: str = "not_started", what: str = "the gateway'
     if gateway is None:
         raise ApiError(503, code, f"{what} are not running", "start the app's lifespan; retry shortly")
     return gateway
-
-
-async def get_gateway(request: Request) -> Gateway:
-    return started(request.app)
 
 
 async def get_settings_from_app(request: Request) -> GatewaySettings:
@@ -139,7 +134,6 @@ def ApiKeyDep(scope: str) -> Any:
     return Annotated[Principal, Depends(require_scope(scope))]
 
 
-GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 SettingsDep = Annotated[GatewaySettings, Depends(get_settings_from_app)]
 UpstreamsDep = Annotated[Mapping[str, UpstreamService], Depends(get_upstreams)]
 HttpDep = Annotated[httpx.AsyncClient, Depends(get_http)]

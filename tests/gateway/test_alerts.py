@@ -331,7 +331,7 @@ async def test_processing_goes_on_when_one_step_fails() -> None:
         forwarded.append(json.loads(request.content))
         return httpx.Response(200)
 
-    async def summarise(selector: str, start_ns: int, end_ns: int, tenant: str | None) -> dict[str, Any]:
+    async def summarize(selector: str, start_ns: int, end_ns: int, tenant: str | None) -> dict[str, Any]:
         return {"summary": "ok", "evidence": []}
 
     body = payload(alert(fingerprint="a"), {**alert(fingerprint="b"), "startsAt": "0001-01-01T00:00:00Z"})
@@ -340,7 +340,7 @@ async def test_processing_goes_on_when_one_step_fails() -> None:
     events = RecordingEvents()
     async with httpx.AsyncClient(transport=httpx.MockTransport(receiver)) as http:
         processor = AlertProcessor(
-            store, events, Forwarder(http, [GenericWebhookReceiver(GENERIC_URL)]), summarise
+            store, events, Forwarder(http, [GenericWebhookReceiver(GENERIC_URL)]), summarize
         )
         entries = await processor.store_payload(parsed)
         await processor.process(parsed, entries, ContextScope())

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gateway.services.logql import SupportedDatetime
 
 AlertStatus = Literal["firing", "resolved"]
-# what a webhook's JSON holds; the entry's own values are checked field by field in load()
+# a JSON object as read or written at the store's and the receivers' edge; typed inside
 Json = dict[str, Any]
 HIDDEN_CONTEXT = "read under another key's label policy or tenant"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 import httpx
 
@@ -93,7 +93,7 @@ class Forwarder:
     def configured(self) -> bool:
         return bool(self._receivers)
 
-    async def _send(self, receiver: Receiver, body: dict[str, Any]) -> str:
+    async def _send(self, receiver: Receiver, body: Json) -> str:
         outcome = "not sent"
         for attempt in range(self._attempts):
             if attempt:
