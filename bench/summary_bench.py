@@ -2,7 +2,7 @@
 
   .venv/bin/python bench/summary_bench.py [--lines 100000]
 
-Prints the time to summarise N lines (current window; the previous window of equal length is
+Prints the time to summarize N lines (current window; the previous window of equal length is
 read too, as in the service), lines per second, and the prompt size for inputs of very
 different shapes, which must stay under 8k tokens whatever the input. Targets: <= 2 s for 100k
 lines, <= 8000 prompt tokens.

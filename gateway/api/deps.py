@@ -1,5 +1,6 @@
-"""Annotated dependencies for routes. Everything comes from `app.state`, set up by the lifespan in
-gateway.main, so tests can build an app with their own settings and clients.
+"""Annotated dependencies for routes: the services of gateway.container.Gateway, built by the
+app's lifespan (gateway.wiring), and the settings create_app read. Tests build an app with their
+own settings and transports (gateway.main.create_app) and run its lifespan.
 
 Use as:
     principal: Annotated[Principal, Depends(require_scope("logs:read"))]
@@ -8,54 +9,99 @@ or the shorthand  `principal: ApiKeyDep("logs:read")`.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from functools import cache
 from typing import Annotated, Any
 
 import httpx
 from fastapi import Depends, Request
+from starlette.applications import Starlette
 
-from gateway.config import GatewaySettings
+from gateway.config import GatewaySettings, UpstreamService
+from gateway.container import Gateway, app_config, running
 from gateway.errors import ApiError
 from gateway.metrics import route_template
-from gateway.security import KNOWN_SCOPES, Authenticator, Principal
+from gateway.security import KNOWN_SCOPES, Principal
+from gateway.services.alerts import AlertProcessor
 from gateway.services.cache import Cache
 from gateway.services.loki import LokiClient
+from gateway.services.loki_health import LokiHealth
+from gateway.services.summarize import Summarizer
+from gateway.services.tail import TailSlots
 
 __all__ = [
+    "AlertsDep",
     "ApiKeyDep",
     "CacheDep",
     "HttpDep",
     "LokiDep",
+    "LokiHealthDep",
     "Principal",
     "SettingsDep",
+    "SummarizerDep",
+    "TailSlotsDep",
+    "UpstreamsDep",
     "client_address",
     "require_scope",
+    "started",
 ]
 
 REQUIRED_SCOPE_ATTR = "required_scope"  # set on the dependency callable; tests read it
 
 # The getters are `async def` although they never await: FastAPI runs a plain `def` dependency
-# in its thread pool, a thread hop per dependency per request.
+# in its thread pool, a thread hop per dependency per request. Each reads the container itself
+# (no sub-dependency): one function call, not another dependency to resolve per request.
+
+
+def started(app: Starlette, code: str = "not_started", what: str = "the gateway's services") -> Gateway:
+    """The running services; a 503 before the app's lifespan started or after it ended."""
+    gateway = running(app)
+    if gateway is None:
+        raise ApiError(503, code, f"{what} are not running", "start the app's lifespan; retry shortly")
+    return gateway
 
 
 async def get_settings_from_app(request: Request) -> GatewaySettings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+    return app_config(request.app).settings
+
+
+async def get_upstreams(request: Request) -> Mapping[str, UpstreamService]:
+    return app_config(request.app).upstreams
 
 
 async def get_http(request: Request) -> httpx.AsyncClient:
-    return request.app.state.http  # type: ignore[no-any-return]
+    return started(request.app).http
 
 
 async def get_loki(request: Request) -> LokiClient:
-    loki = getattr(request.app.state, "loki", None)
-    if loki is None:  # the lifespan did not run (an app used without `async with` / startup)
+    gateway = running(request.app)
+    if gateway is None:  # the lifespan did not run (an app used without `async with` / startup)
         raise ApiError(503, "loki_unavailable", "the Loki client is not set up", "start the app's lifespan")
-    return loki  # type: ignore[no-any-return]
+    return gateway.loki
+
+
+async def get_loki_health(request: Request) -> LokiHealth | None:
+    gateway = running(request.app)
+    return None if gateway is None else gateway.loki_health
 
 
 async def get_cache(request: Request) -> Cache:
-    return request.app.state.cache  # type: ignore[no-any-return]
+    return started(request.app).cache
+
+
+async def get_summarizer(request: Request) -> Summarizer:
+    return started(request.app).summarizer
+
+
+async def get_alerts(request: Request) -> AlertProcessor:
+    gateway = running(request.app)
+    if gateway is None:
+        raise ApiError(503, "alerts_unavailable", "the alert store is not running", "retry shortly")
+    return gateway.alerts
+
+
+async def get_tail_slots(request: Request) -> TailSlots:
+    return started(request.app).tail_slots
 
 
 def client_address(request: Request) -> str:
@@ -70,8 +116,7 @@ def require_scope(scope: str) -> Callable[[Request], Awaitable[Principal]]:
         raise ValueError(f"unknown scope {scope!r}; known: {sorted(KNOWN_SCOPES)}")
 
     async def authenticated(request: Request) -> Principal:
-        authenticator: Authenticator = request.app.state.authenticator
-        return await authenticator.authenticate(
+        return await started(request.app).authenticator.authenticate(
             request.headers,
             scope,
             client=client_address(request),
@@ -90,6 +135,11 @@ def ApiKeyDep(scope: str) -> Any:
 
 
 SettingsDep = Annotated[GatewaySettings, Depends(get_settings_from_app)]
+UpstreamsDep = Annotated[Mapping[str, UpstreamService], Depends(get_upstreams)]
 HttpDep = Annotated[httpx.AsyncClient, Depends(get_http)]
 LokiDep = Annotated[LokiClient, Depends(get_loki)]
+LokiHealthDep = Annotated[LokiHealth | None, Depends(get_loki_health)]  # None before the lifespan
 CacheDep = Annotated[Cache, Depends(get_cache)]
+SummarizerDep = Annotated[Summarizer, Depends(get_summarizer)]
+AlertsDep = Annotated[AlertProcessor, Depends(get_alerts)]
+TailSlotsDep = Annotated[TailSlots, Depends(get_tail_slots)]

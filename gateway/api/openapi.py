@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from gateway.api import openapi_models as models
 from gateway.config import GatewaySettings
+from gateway.container import app_config
 
 REF = "#/components/schemas/{model}"
 SOURCE_ROUTES = ("/logs/gcs", "/logs/firestore", "/logs/pods", "/api/monitoring/logs/production")
@@ -90,7 +91,7 @@ def truthful_openapi(app: FastAPI, base: Callable[[], dict[str, Any]]) -> Callab
         if app.openapi_schema is not None and app.openapi_schema.get("x-gateway-truthful"):
             return app.openapi_schema
         schema = base()
-        settings: GatewaySettings = app.state.settings
+        settings = app_config(app).settings
         schemas = schema.setdefault("components", {}).setdefault("schemas", {})
         _add_models(schemas, models.ErrorEnvelope)
         envelope = _ref(models.ErrorEnvelope)

@@ -33,9 +33,10 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from gateway.config import GatewaySettings
+from gateway.container import app_config, running
 from gateway.errors import ApiError, Failure, as_api_error, envelope
 from gateway.mcp.tools import TOOLS, TOOLS_BY_NAME, ToolCall
-from gateway.security import Authenticator, Principal
+from gateway.security import Principal
 
 MCP_PATH = "/mcp"
 PRINCIPAL_SCOPE_KEY = "gateway.principal"  # where the endpoint leaves the caller for the handlers
@@ -55,8 +56,11 @@ def _caller(ctx: Any) -> tuple[ToolCall, str]:
     principal = request.scope.get(PRINCIPAL_SCOPE_KEY) if request is not None else None
     if request is None or not isinstance(principal, Principal):  # never: the endpoint sets it
         raise ApiError(401, "missing_api_key", "the request was not authenticated", "send an API key")
+    gateway = running(request.scope["app"])
+    if gateway is None:  # the app's lifespan ended while this call waited
+        raise ApiError(503, "mcp_unavailable", "the MCP endpoint is not running", "retry shortly")
     client = request.client.host if request.client else "-"
-    return ToolCall(request.scope["app"], request, principal), client
+    return ToolCall(gateway, request, principal), client
 
 
 def tool_error(exc: ApiError) -> CallToolResult:
@@ -92,8 +96,8 @@ async def call_tool(ctx: Any, params: CallToolRequestParams) -> CallToolResult:
                 f"no tool named {params.name!r}",
                 "tools/list shows the tools of your key",
             )
-        authenticator: Authenticator = call.app.state.authenticator
-        authenticator.authorize(call.principal, spec.scope, client, "MCP", f"{MCP_PATH}/tools/{spec.name}")
+        path = f"{MCP_PATH}/tools/{spec.name}"
+        call.gateway.authenticator.authorize(call.principal, spec.scope, client, "MCP", path)
         try:
             args = spec.args.model_validate(params.arguments or {})
         except ValidationError as exc:
@@ -142,15 +146,14 @@ class McpEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         app: FastAPI = scope["app"]
-        manager: StreamableHTTPSessionManager | None = getattr(app.state, "mcp_manager", None)
+        gateway = running(app)
         request = Request(scope, receive)
         try:
-            if not app.state.settings.mcp_enabled:
+            if not app_config(app).settings.mcp_enabled:
                 raise ApiError(404, "not_found", "the MCP endpoint is switched off", "set MCP_ENABLED=true")
-            if manager is None:
+            if gateway is None or gateway.mcp is None:
                 raise ApiError(503, "mcp_unavailable", "the MCP endpoint is not running", "retry shortly")
-            authenticator: Authenticator = app.state.authenticator
-            principal = await authenticator.identify(
+            principal = await gateway.authenticator.identify(
                 request.headers, request.client.host if request.client else "-", request.method, MCP_PATH
             )
         except Failure as failure:
@@ -161,46 +164,42 @@ class McpEndpoint:
             await response(scope, receive, send)
             return
         scope[PRINCIPAL_SCOPE_KEY] = principal
-        await manager.handle_request(scope, receive, send)
+        await gateway.mcp.handle_request(scope, receive, send)
 
 
 @asynccontextmanager
-async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings: GatewaySettings = app.state.settings
+async def session_manager(settings: GatewaySettings) -> AsyncIterator[StreamableHTTPSessionManager | None]:
+    """The running session manager for the app's lifespan; None when MCP is switched off."""
     if not settings.mcp_enabled:
-        yield
+        yield None
         return
     manager = StreamableHTTPSessionManager(
         build_server(), json_response=True, stateless=True, security_settings=transport_security(settings)
     )
-    running = asyncio.Event()
+    ready = asyncio.Event()
     stop = asyncio.Event()
 
     async def serve() -> None:
         # the manager's task group is entered and left in this one task: a lifespan may be entered
         # and left in different tasks (pytest fixtures do), which a task group does not allow
         async with manager.run():
-            app.state.mcp_manager = manager
-            running.set()
-            try:
-                await stop.wait()
-            finally:
-                app.state.mcp_manager = None
+            ready.set()
+            await stop.wait()
 
     task = asyncio.create_task(serve(), name="mcp-session-manager")
-    started = asyncio.create_task(running.wait())
+    started = asyncio.create_task(ready.wait())
     await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED)
     if task.done():
         started.cancel()
         task.result()  # raises what stopped it
     try:
-        yield
+        yield manager
     finally:
         stop.set()
         await task
 
 
-router = APIRouter(lifespan=_lifespan)
+router = APIRouter()  # its session manager runs in the app's lifespan (gateway.wiring)
 router.routes.append(
     Route(MCP_PATH, endpoint=McpEndpoint(), methods=["GET", "POST", "DELETE"], include_in_schema=False)
 )

@@ -11,12 +11,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from fastapi import FastAPI
 from mcp_types import Tool, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 
-from gateway.api.routes.alerts import get_processor, list_alerts
+from gateway.api.routes.alerts import list_alerts
 from gateway.api.routes.logql import (
     MAX_DETECTED_FIELDS,
     _policy_selector,
@@ -40,9 +39,10 @@ from gateway.api.routes.logs import (
     run_log_query,
 )
 from gateway.api.routes.monitoring import overview
-from gateway.api.routes.summary import SummaryRequest, chat_model_for, run_summary
-from gateway.api.routes.tail import tail_slots, tail_start
+from gateway.api.routes.summary import SummaryRequest, run_summary
+from gateway.api.routes.tail import tail_start
 from gateway.config import MIN_ANSWER_BYTES, GatewaySettings
+from gateway.container import Gateway
 from gateway.errors import ApiError
 from gateway.security import Principal
 from gateway.services.budget import answer_size, clip_streams, exact_size
@@ -62,26 +62,23 @@ TIME_TEXT = (
 
 @dataclass(frozen=True)
 class ToolCall:
-    """What a handler works with: the app's clients and the authenticated caller."""
+    """What a handler works with: the app's services and the authenticated caller."""
 
-    app: FastAPI
+    gateway: Gateway
     request: Request
     principal: Principal
 
     @property
     def settings(self) -> GatewaySettings:
-        return self.app.state.settings  # type: ignore[no-any-return]
+        return self.gateway.settings
 
     @property
     def cache(self) -> Cache:
-        return self.app.state.cache  # type: ignore[no-any-return]
+        return self.gateway.cache
 
     @property
     def loki(self) -> LokiClient:
-        loki = getattr(self.app.state, "loki", None)
-        if loki is None:
-            raise ApiError(503, "loki_unavailable", "the Loki client is not set up", "retry shortly")
-        return loki  # type: ignore[no-any-return]
+        return self.gateway.loki
 
     async def cached(self, tool: str, args: BaseModel, compute: Callable[[], Awaitable[Any]]) -> Any:
         """`compute()`, cached like the REST answers: per tool, arguments, tenant and policy."""
@@ -449,7 +446,7 @@ async def tail_logs(call: ToolCall, args: TailArgs) -> dict[str, Any]:
     assert budget is not None
     seconds = min(args.max_seconds, settings.tail_max_seconds)
     scanned, digest, start = tail_start(principal, settings, args.query, args.since, args.cursor)
-    slots = tail_slots(call.app)
+    slots = call.gateway.tail_slots
     slots.acquire(principal.key_id)
     answer: dict[str, Any] = {
         "streams": [],
@@ -488,19 +485,18 @@ async def tail_logs(call: ToolCall, args: TailArgs) -> dict[str, Any]:
 
 
 async def summarize(call: ToolCall, args: SummaryRequest) -> dict[str, Any]:
-    return await run_summary(
-        args, call.principal, call.settings, call.loki, call.cache, chat_model_for(call.app)
-    )
+    return await run_summary(args, call.principal, call.settings, call.loki, call.gateway.summarizer)
 
 
 async def service_overview(call: ToolCall, _: NoArgs) -> dict[str, Any]:
-    return await overview(call.principal, call.request, call.app.state.http, call.settings, call.cache)
+    gateway = call.gateway
+    return await overview(
+        call.principal, gateway.http, call.settings, call.cache, call.loki, gateway.upstreams
+    )
 
 
 async def alerts(call: ToolCall, args: AlertsArgs) -> dict[str, Any]:
-    return await list_alerts(
-        get_processor(call.request), call.principal, call.settings, args.status, args.limit
-    )
+    return await list_alerts(call.gateway.alerts, call.principal, call.settings, args.status, args.limit)
 
 
 PAGE_NOTE = (

@@ -1,7 +1,7 @@
 """Scheduled digests: every N minutes, per source, a summary of the last N minutes is pushed
 into Loki as {source="gateway", kind="summary"} so Grafana and agents can read past digests.
 
-Windows are aligned to multiples of N minutes, so every gateway replica summarises the same
+Windows are aligned to multiples of N minutes, so every gateway replica summarizes the same
 window; with REDIS_URL the replicas claim each window (SET NX) and only the winner writes it.
 Without Redis every replica writes its own digest: enable digests on one replica only."""
 
@@ -25,7 +25,7 @@ DIGEST_SOURCES = ("gcs", "firestore", "pod")
 DIGEST_TOP_TEMPLATES = 5
 DIGEST_MAX_LINES = 20_000
 
-Summarise = Callable[[SummaryQuery], Awaitable[dict[str, Any]]]
+Summarize = Callable[[SummaryQuery], Awaitable[dict[str, Any]]]
 # window end (ns) -> True when this replica is the one to write that window's digests
 Claim = Callable[[int], Awaitable[bool]]
 START_DELAY_SECONDS = 5.0  # after a window ends, so late-arriving lines are in Loki
@@ -53,7 +53,7 @@ def redis_claim(client: Any, interval_ns: int) -> Claim:
 class DigestScheduler:
     def __init__(
         self,
-        summarise: Summarise,
+        summarize: Summarize,
         events: EventWriter,
         *,
         interval_minutes: int,
@@ -65,7 +65,7 @@ class DigestScheduler:
     ) -> None:
         if interval_minutes < 1:
             raise ValueError("interval_minutes must be >= 1")
-        self._summarise = summarise
+        self._summarize = summarize
         self._events = events
         self._interval_ns = interval_minutes * 60 * 1_000_000_000
         self._sources = sources
@@ -91,7 +91,7 @@ class DigestScheduler:
                 prompt_max_bytes=self._prompt_max_bytes,
             )
             try:
-                answer = await self._summarise(query)
+                answer = await self._summarize(query)
             except Exception as exc:  # one source failing must not stop the others
                 log.warning("digest for source %s failed: %s", source, type(exc).__name__)
                 continue

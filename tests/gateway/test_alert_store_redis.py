@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 import redis.asyncio as redis_asyncio
 
-from gateway.services.alert_store_redis import AlertStoreUnavailable, RedisAlertStore
-from gateway.services.alerts import WebhookAlert, WebhookPayload
+from gateway.errors import as_api_error
+from gateway.services.alerts import AlertContext, WebhookAlert, WebhookPayload
+from gateway.services.alerts.redis_store import AlertStoreUnavailable, RedisAlertStore
 from tests import redis_server as redis_fixtures
 from tests.conftest import free_port
 
@@ -43,20 +44,20 @@ async def test_newest_first_bounded_and_filtered_by_status(store: RedisAlertStor
     for index in range(5):
         await store.upsert(*notification(f"fp{index}"))
     await store.upsert(*notification("fp3", "resolved"))
-    assert [e["fingerprint"] for e in await store.list()] == ["fp3", "fp4", "fp2"]
-    assert [e["fingerprint"] for e in await store.list("firing")] == ["fp4", "fp2"]
-    assert [e["fingerprint"] for e in await store.list("resolved")] == ["fp3"]
-    assert [e["fingerprint"] for e in await store.list(limit=1)] == ["fp3"]
+    assert [e.fingerprint for e in await store.list()] == ["fp3", "fp4", "fp2"]
+    assert [e.fingerprint for e in await store.list("firing")] == ["fp4", "fp2"]
+    assert [e.fingerprint for e in await store.list("resolved")] == ["fp3"]
+    assert [e.fingerprint for e in await store.list(limit=1)] == ["fp3"]
 
 
 async def test_update_changes_fields_without_reordering_and_ignores_unknown(store: RedisAlertStore) -> None:
     await store.upsert(*notification("a"))
     await store.upsert(*notification("b"))
-    await store.update("a", {"context": {"lines_read": 7}})
-    await store.update("gone", {"context": {}})
+    await store.update("a", lambda entry: entry.with_context(AlertContext("{x=\"y\"}", lines_read=7)))
+    await store.update("gone", lambda entry: entry.with_context(AlertContext(None)))
     listed = await store.list()
-    assert [e["fingerprint"] for e in listed] == ["b", "a"]
-    assert listed[1]["context"] == {"lines_read": 7}
+    assert [e.fingerprint for e in listed] == ["b", "a"]
+    assert listed[1].context == AlertContext("{x=\"y\"}", lines_read=7)
     assert len(listed) == 2
 
 
@@ -69,16 +70,16 @@ async def test_concurrent_replicas_never_lose_a_notification(redis_url: str) -> 
     finally:
         for replica in replicas:
             await replica.close()
-    assert entry["notifications"] == 40
+    assert entry.notifications == 40
 
 
 async def test_an_unreachable_redis_is_a_503_api_error() -> None:
     store = RedisAlertStore(redis_asyncio.from_url(f"redis://127.0.0.1:{free_port()}/0"), max_entries=3)
     try:
-        for call in (store.upsert(*notification("a")), store.update("a", {"x": 1}), store.list()):
+        for call in (store.upsert(*notification("a")), store.update("a", lambda entry: entry), store.list()):
             with pytest.raises(AlertStoreUnavailable) as raised:
                 await call
-            assert (raised.value.status, raised.value.code) == (503, "alert_store_unavailable")
+            assert (as_api_error(raised.value).status, raised.value.code) == (503, "alert_store_unavailable")
             assert "REDIS_URL" in raised.value.hint
     finally:
         await store.close()

@@ -13,18 +13,20 @@ import pytest
 import redis.asyncio as redis_asyncio
 import respx
 
+from gateway.api.deps import started
 from gateway.main import create_app
-from gateway.services.alert_store_redis import RedisAlertStore
 from gateway.services.alerts import (
     CONTEXT_ALERTS_PER_NOTIFICATION,
     HIDDEN_CONTEXT,
     AlertProcessor,
+    Change,
     ContextScope,
     Forwarder,
     GenericWebhookReceiver,
     MemoryAlertStore,
     WebhookPayload,
 )
+from gateway.services.alerts.redis_store import RedisAlertStore
 from tests import redis_server as redis_fixtures
 from tests.conftest import free_port
 from tests.gateway.conftest import LOKI_TEST_URL, make_settings
@@ -292,21 +294,22 @@ async def test_a_redis_store_gone_after_start_answers_503_envelopes(
     client: httpx.AsyncClient, app: Any, auth_headers: dict[str, str]
 ) -> None:
     """Alertmanager retries a non-2xx notification, so 503 is right; a bare 500 is not."""
-    app.state.alerts.store = RedisAlertStore(
+    processor = started(app).alerts
+    processor.store = RedisAlertStore(
         redis_asyncio.from_url(f"redis://127.0.0.1:{free_port()}/0"), max_entries=3
     )
     try:
         posted = await client.post(WEBHOOK, json=payload(alert()), headers=auth_headers)
         listed = await client.get("/api/monitoring/alerts", headers=auth_headers)
     finally:
-        await app.state.alerts.store.close()
+        await processor.store.close()
     for response in (posted, listed):
         assert response.status_code == 503
         assert response.json()["error"]["code"] == "alert_store_unavailable"
 
 
 class FailingUpdates(MemoryAlertStore):
-    async def update(self, fingerprint: str, fields: dict[str, Any]) -> None:
+    async def update(self, fingerprint: str, change: Change) -> None:
         raise RuntimeError("store went away")
 
 
@@ -328,7 +331,7 @@ async def test_processing_goes_on_when_one_step_fails() -> None:
         forwarded.append(json.loads(request.content))
         return httpx.Response(200)
 
-    async def summarise(selector: str, start_ns: int, end_ns: int, tenant: str | None) -> dict[str, Any]:
+    async def summarize(selector: str, start_ns: int, end_ns: int, tenant: str | None) -> dict[str, Any]:
         return {"summary": "ok", "evidence": []}
 
     body = payload(alert(fingerprint="a"), {**alert(fingerprint="b"), "startsAt": "0001-01-01T00:00:00Z"})
@@ -337,7 +340,7 @@ async def test_processing_goes_on_when_one_step_fails() -> None:
     events = RecordingEvents()
     async with httpx.AsyncClient(transport=httpx.MockTransport(receiver)) as http:
         processor = AlertProcessor(
-            store, events, Forwarder(http, [GenericWebhookReceiver(GENERIC_URL)]), summarise
+            store, events, Forwarder(http, [GenericWebhookReceiver(GENERIC_URL)]), summarize
         )
         entries = await processor.store_payload(parsed)
         await processor.process(parsed, entries, ContextScope())

@@ -20,6 +20,7 @@ import pytest
 import yaml
 from fastapi import FastAPI
 
+from gateway.api.deps import started
 from gateway.config import GatewaySettings
 from gateway.main import create_app
 from tests.conftest import free_port
@@ -83,7 +84,8 @@ def leaked_slots(app: FastAPI) -> int:
     """Connections httpcore's pools hold as CONNECTING although no request owns them: the slots a
     cancelled pool wait leaks for good (encode/httpcore#1093). Read on the gateway's own loop."""
     leaked = 0
-    clients = {id(c): c for c in (app.state.http, app.state.loki.http)}
+    gateway = started(app)
+    clients = {id(c): c for c in (gateway.http, gateway.loki.http)}
     for client in clients.values():
         transport = getattr(client._transport, "inner", client._transport)  # PoolGatedTransport
         pool = transport._pool  # httpx.AsyncHTTPTransport -> httpcore.AsyncConnectionPool
@@ -188,7 +190,7 @@ async def test_liveness_fails_while_the_pool_cannot_reach_a_healthy_loki(
     app = create_app(settings)
     async with running_client(app) as client:
         assert (await wait_for_liveness(client, 200, 0)).status_code == 200
-        pool: httpx.AsyncClient = app.state.loki.http
+        pool: httpx.AsyncClient = started(app).loki.http
         held = [
             await pool.send(pool.build_request("GET", real_loki.url + "/ready"), stream=True)
             for _ in range(6)  # the bound (2) plus the probes' connections (4): the whole pool
@@ -207,7 +209,7 @@ async def test_liveness_fails_while_the_pool_cannot_reach_a_healthy_loki(
 async def test_liveness_does_not_depend_on_loki_being_up(api_key: str) -> None:
     app = create_app(gateway_settings(api_key, f"http://127.0.0.1:{free_port()}", probe_timeout_seconds=0.5))
     async with running_client(app) as client:
-        assert await app.state.loki_health.check_now() is False
+        assert await started(app).loki_health.check_now() is False
         live = await client.get("/health")
         ready = await client.get("/health/ready")
     assert live.status_code == 200

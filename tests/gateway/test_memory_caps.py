@@ -27,8 +27,8 @@ import redis.asyncio as redis_asyncio
 from gateway.metrics import REGISTRY
 from gateway.security import generate_key
 from gateway.services.alert_bounds import TRUNCATED_KEYS_ANNOTATION, bounded_payload, entry_bytes
-from gateway.services.alert_store_redis import RedisAlertStore
-from gateway.services.alerts import MemoryAlertStore, WebhookPayload
+from gateway.services.alerts import AlertContext, MemoryAlertStore, StoredAlert, WebhookPayload
+from gateway.services.alerts.redis_store import RedisAlertStore
 from gateway.services.cache import CACHE_ENTRY_SHARE, MemoryCache, RedisCache
 from tests import redis_server as redis_fixtures
 from tests.conftest import free_port, stop_process
@@ -92,6 +92,10 @@ def test_a_small_alert_is_left_as_it_is() -> None:
 # --- the alert stores -------------------------------------------------------------------------
 
 
+def long_summary(entry: StoredAlert) -> StoredAlert:
+    return entry.with_context(AlertContext(None, "s" * 50_000))
+
+
 def flood_payloads(count: int, alerts: int, annotation_bytes: int) -> list[WebhookPayload]:
     return [WebhookPayload.model_validate(webhook(f"w{i}", alerts, annotation_bytes)) for i in range(count)]
 
@@ -102,12 +106,12 @@ async def test_the_memory_alert_store_is_bounded_in_bytes() -> None:
         for alert in payload.alerts:
             await store.upsert(alert, payload)
     listed = await store.list(limit=1000)
-    held = sum(entry_bytes(entry) for entry in listed)
+    held = sum(entry_bytes(entry.dump()) for entry in listed)
     assert held == store.size_bytes <= MIB
     assert 40 <= len(listed) < 200  # bounded by bytes, long before its 1,000 entries
-    assert listed[0]["fingerprint"] == "w39-4"  # the newest stays
-    await store.update("w39-4", {"context": {"summary": "s" * 50_000}})
-    assert store.size_bytes == sum(entry_bytes(e) for e in await store.list(limit=1000))
+    assert listed[0].fingerprint == "w39-4"  # the newest stays
+    await store.update("w39-4", long_summary)
+    assert store.size_bytes == sum(entry_bytes(e.dump()) for e in await store.list(limit=1000))
 
 
 async def test_the_redis_alert_store_is_bounded_in_bytes(redis_url: str) -> None:
@@ -116,11 +120,11 @@ async def test_the_redis_alert_store_is_bounded_in_bytes(redis_url: str) -> None
         for payload in flood_payloads(40, 5, 20_000):
             for alert in payload.alerts:
                 await store.upsert(alert, payload)
-        await store.update("w39-4", {"context": {"summary": "s" * 50_000}})
+        await store.update("w39-4", long_summary)
         listed = await store.list(limit=1000)
-        assert listed[0]["fingerprint"] == "w39-4"
+        assert listed[0].fingerprint == "w39-4"
         assert 40 <= len(listed) < 200
-        held = sum(len(json.dumps(entry).encode()) for entry in listed)
+        held = sum(len(json.dumps(entry.dump()).encode()) for entry in listed)
         assert held == await store.size_bytes() <= MIB + 60_000  # the update may overshoot once
         raw = redis_asyncio.from_url(redis_url)
         assert await raw.dbsize() == len(listed) + 2  # entries, the order, the byte counter

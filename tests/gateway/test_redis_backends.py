@@ -13,12 +13,12 @@ import pytest
 import redis.asyncio as redis_asyncio
 from limits.aio.storage import MemoryStorage
 
-from gateway.api.routes.alerts import build_store
 from gateway.config import GatewaySettings
 from gateway.main import create_app
 from gateway.security import build_rate_limiter
-from gateway.services.alert_store_redis import RedisAlertStore
+from gateway.services.alerts.redis_store import RedisAlertStore
 from gateway.services.cache import RedisCache, build_cache, cached
+from gateway.wiring import build_store
 from tests import redis_server as redis_fixtures
 from tests.conftest import free_port
 from tests.gateway.conftest import make_settings

@@ -194,8 +194,7 @@ async def test_summary_with_a_model_over_http(api_key: str, client_for: Any) -> 
         openai_base_url=mock.base_url,
         openai_model="gpt-test",
     )
-    app = create_app(settings)
-    app.state.llm_http_client = mock.http_client()
+    app = create_app(settings, llm_http_client=mock.http_client())
     with respx.mock() as router:
         router.get(QUERY_RANGE).mock(side_effect=lambda req: loki_answer(req, INCIDENT + BACKGROUND))
         async with client_for(app) as client:

@@ -121,7 +121,7 @@ async def test_the_schedule_survives_a_failing_round(monkeypatch: pytest.MonkeyP
     assert rounds == ["pod", "pod"]
 
 
-async def test_windows_are_aligned_so_replicas_summarise_the_same_one() -> None:
+async def test_windows_are_aligned_so_replicas_summarize_the_same_one() -> None:
     log = OnlyPods(lines=100, incident_at_ns=0)
     scheduler = DigestScheduler(
         Summarizer(log, redact, None).summarize, RecordingWriter(), interval_minutes=15,

@@ -8,10 +8,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gateway.api.deps import SettingsDep, require_scope
+from gateway.api.deps import LokiHealthDep, SettingsDep, require_scope
 from gateway.errors import ApiError
 from gateway.metrics import REGISTRY
-from gateway.services.loki_health import LokiHealth
 
 router = APIRouter(tags=["health"])
 
@@ -26,17 +25,12 @@ def _version() -> str:
         return "unknown"
 
 
-def _loki_health(request: Request) -> LokiHealth | None:
-    return getattr(request.app.state, "loki_health", None)  # None before the lifespan ran
-
-
 # HEAD too (not in the schema): some load balancers and uptime checkers probe with it
 @router.get("/health")
 @router.head("/health", include_in_schema=False)
-async def liveness(request: Request) -> dict[str, str]:
+async def liveness(health: LokiHealthDep) -> dict[str, str]:
     """Alive unless Loki answers a fresh connection but not the gateway's pool (see
     gateway.services.loki_health); never waits on Loki, and Loki being down is no reason."""
-    health = _loki_health(request)
     if health is not None and health.pool_stuck():
         raise ApiError(
             503,
@@ -55,10 +49,9 @@ async def health_v1() -> dict[str, str]:
 
 @router.get("/health/ready")
 @router.head("/health/ready", include_in_schema=False)
-async def readiness(request: Request) -> dict[str, Any]:
+async def readiness(health: LokiHealthDep) -> dict[str, Any]:
     """Loki's /ready through the Loki pool; concurrent calls share one probe (a flood of them
     must not turn into a flood on Loki, nor into 503s while Loki is fine)."""
-    health = _loki_health(request)
     if health is None:
         raise ApiError(503, "loki_unavailable", "the Loki client is not set up", "start the app's lifespan")
     result = await health.ready()

@@ -31,8 +31,8 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from gateway.api.deps import LokiDep, Principal, SettingsDep, require_scope
 from gateway.api.routes.logs import FastJSONResponse, check_bytes, prepare_for
 from gateway.config import GatewaySettings
+from gateway.container import running
 from gateway.errors import DEFAULT_RETRY_AFTER_SECONDS, ApiError, Failure, as_api_error, envelope
-from gateway.security import Authenticator
 from gateway.services.errors import ServiceError
 from gateway.services.logql import (
     Matcher,
@@ -57,7 +57,7 @@ from gateway.services.loki_compat import (
     redact_values,
 )
 from gateway.services.loki_passthrough import LokiPassthrough, encoding_flags
-from gateway.services.loki_tail import TailSessions, relay
+from gateway.services.loki_tail import relay
 
 PREFIX = "/loki/api/v1"
 READ_SCOPE = "logs:read"
@@ -128,8 +128,8 @@ router = APIRouter(prefix=PREFIX, tags=["loki-compatible"], route_class=LokiRout
 LokiReader = Annotated[Principal, Depends(require_scope(READ_SCOPE))]
 
 
-async def get_passthrough(request: Request, loki: LokiDep) -> LokiPassthrough:
-    return LokiPassthrough(loki, request.app.state.settings)
+async def get_passthrough(loki: LokiDep, settings: SettingsDep) -> LokiPassthrough:
+    return LokiPassthrough(loki, settings)
 
 
 PassthroughDep = Annotated[LokiPassthrough, Depends(get_passthrough)]
@@ -539,31 +539,21 @@ async def _deny(websocket: WebSocket, exc: ApiError | ServiceError) -> None:
         await websocket.close(code=1008, reason=exc.message[:120])
 
 
-def _tail_sessions(app: Any) -> TailSessions:
-    sessions = getattr(app.state, "loki_tail_sessions", None)
-    if sessions is None:
-        sessions = app.state.loki_tail_sessions = TailSessions(TAIL_RETRY_AFTER_SECONDS)
-    return sessions
-
-
 @router.websocket("/tail")
 async def tail(websocket: WebSocket) -> None:
     """Loki's live tail, with the key's policy injected, redacted, bounded in time and lines."""
-    app = websocket.app
-    settings: GatewaySettings = app.state.settings
-    authenticator: Authenticator = app.state.authenticator
     client = websocket.client.host if websocket.client else "-"
-    sessions = _tail_sessions(app)
     try:
-        principal = await authenticator.authenticate(
-            websocket.headers, READ_SCOPE, client=client, method="GET", path=f"{PREFIX}/tail"
-        )
-        plan = tail_plan(websocket.query_params, principal, settings)
-        loki = getattr(app.state, "loki", None)
-        if loki is None:
+        gateway = running(websocket.app)
+        if gateway is None:
             raise ApiError(
                 503, "loki_unavailable", "the Loki client is not set up", "start the app's lifespan"
             )
+        settings, loki, sessions = gateway.settings, gateway.loki, gateway.loki_tail_sessions
+        principal = await gateway.authenticator.authenticate(
+            websocket.headers, READ_SCOPE, client=client, method="GET", path=f"{PREFIX}/tail"
+        )
+        plan = tail_plan(websocket.query_params, principal, settings)
         sessions.claim(principal.key_id, TAIL_MAX_SESSIONS_PER_KEY)
     except Failure as exc:
         await _deny(websocket, exc)

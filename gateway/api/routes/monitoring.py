@@ -9,15 +9,18 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Mapping
 from typing import Annotated, Any
 
+import httpx
 from fastapi import APIRouter, Depends, Request, Response
 
-from gateway.api.deps import CacheDep, HttpDep, Principal, SettingsDep, require_scope
+from gateway.api.deps import CacheDep, HttpDep, LokiDep, Principal, SettingsDep, UpstreamsDep, require_scope
 from gateway.config import GatewaySettings, UpstreamService
 from gateway.errors import ApiError, Failure
 from gateway.services.cache import cached
 from gateway.services.error_trend import TREND_QUERY, Trend, parse_trend, top_template
+from gateway.services.loki import LokiClient
 from gateway.services.redact import redact
 from gateway.services.times import NS_PER_HOUR, echo_window, format_ns
 from gateway.services.upstreams import ProbeResult, probe, probe_all, probe_service, proxy_get
@@ -39,12 +42,8 @@ NO_SERVICES_NOTE = (
 OPS_READY_PATHS = {"loki": "/ready", "prometheus": "/-/ready", "alertmanager": "/-/ready"}
 
 
-def _services(request: Request) -> dict[str, UpstreamService]:
-    return request.app.state.services  # type: ignore[no-any-return]
-
-
-def _service(request: Request, name: str) -> UpstreamService:
-    service = _services(request).get(name)
+def _service(upstreams: Mapping[str, UpstreamService], name: str) -> UpstreamService:
+    service = upstreams.get(name)
     if service is None:
         raise ApiError(
             404,
@@ -80,10 +79,7 @@ def error_counts_query(principal: Principal) -> str:
     return scoped(principal, ERROR_COUNTS_QUERY)
 
 
-async def _error_counts(request: Request, principal: Principal) -> tuple[dict[str, Any], Trend | None]:
-    loki = getattr(request.app.state, "loki", None)
-    if loki is None:
-        return {"available": False, "error": "the Loki client is not configured", "by_source": {}}, None
+async def _error_counts(loki: LokiClient, principal: Principal) -> tuple[dict[str, Any], Trend | None]:
     try:
         answer = await loki.query(error_counts_query(principal), tenant=principal.tenant)
         trend = parse_trend(answer)
@@ -95,7 +91,7 @@ async def _error_counts(request: Request, principal: Principal) -> tuple[dict[st
     return {"available": True, "error": None, "by_source": trend.by_source}, trend
 
 
-async def _error_trend(request: Request, principal: Principal, trend: Trend | None) -> dict[str, Any] | None:
+async def _error_trend(loki: LokiClient, principal: Principal, trend: Trend | None) -> dict[str, Any] | None:
     """Last hour against the previous one; when errors rose, the top source, service, template."""
     if trend is None:
         return None
@@ -109,7 +105,7 @@ async def _error_trend(request: Request, principal: Principal, trend: Trend | No
     answer["top"] = {"source": source, "service_name": service, "last_hour": count, "previous_hour": before}
     try:
         answer["top"]["template"] = await top_template(
-            request.app.state.loki, source=source, service=service, now_ns=time.time_ns(),
+            loki, source=source, service=service, now_ns=time.time_ns(),
             tenant=principal.tenant, scope=lambda query: scoped(principal, query), redact=redact,
         )
     except Exception as exc:  # the template is a courtesy; the trend stands without it
@@ -132,19 +128,23 @@ def _reasons(everything: list[ProbeResult], trend: dict[str, Any] | None) -> lis
 
 
 async def _overview(
-    request: Request, principal: Principal, http: Any, settings: GatewaySettings
+    principal: Principal,
+    http: httpx.AsyncClient,
+    settings: GatewaySettings,
+    loki: LokiClient,
+    upstreams: Mapping[str, UpstreamService],
 ) -> dict[str, Any]:
     ops = _ops_urls(settings)
     services, ops_results, (errors, counted) = await asyncio.gather(
-        probe_all(http, list(_services(request).values())),
+        probe_all(http, list(upstreams.values())),
         asyncio.gather(
             *(probe(http, name, url, settings.probe_timeout_seconds) for name, url in ops.items())
         ),
-        _error_counts(request, principal),
+        _error_counts(loki, principal),
     )
     checked_ns = time.time_ns()
     everything: list[ProbeResult] = [*services, *ops_results]
-    trend = await _error_trend(request, principal, counted)
+    trend = await _error_trend(loki, principal, counted)
     reasons = _reasons(everything, trend)
     return {
         "status": "degraded" if reasons else "ok",
@@ -161,7 +161,12 @@ async def _overview(
 
 @router.get("/overview")
 async def overview(
-    principal: MonitoringReader, request: Request, http: HttpDep, settings: SettingsDep, cache: CacheDep
+    principal: MonitoringReader,
+    http: HttpDep,
+    settings: SettingsDep,
+    cache: CacheDep,
+    loki: LokiDep,
+    upstreams: UpstreamsDep,
 ) -> dict[str, Any]:
     # error counts depend on the key's tenant and label policy, so they are part of the cache key
     scope_digest = hashlib.sha256(f"{principal.tenant}|{principal.label_policy}".encode()).hexdigest()
@@ -169,29 +174,35 @@ async def overview(
         cache,
         f"{OVERVIEW_CACHE_KEY}:{scope_digest[:16]}",
         settings.overview_cache_ttl_seconds,
-        lambda: _overview(request, principal, http, settings),
+        lambda: _overview(principal, http, settings, loki, upstreams),
     )
 
 
 @router.get("/health/{service}")
 async def service_health(
-    _: MonitoringReader, service: str, request: Request, http: HttpDep, settings: SettingsDep
+    _: MonitoringReader, service: str, http: HttpDep, settings: SettingsDep, upstreams: UpstreamsDep
 ) -> dict[str, Any]:
     """A configured service's health, or one of the ops stack's (loki, prometheus, alertmanager)
     that the overview lists; a configured service of the same name wins."""
     ops = _ops_urls(settings)
-    if service not in _services(request) and service in ops:
+    if service not in upstreams and service in ops:
         return (await probe(http, service, ops[service], settings.probe_timeout_seconds)).as_dict()
-    return (await probe_service(http, _service(request, service))).as_dict()
+    return (await probe_service(http, _service(upstreams, service))).as_dict()
 
 
 @proxy_router.get("/{service}/{path:path}")
 async def proxy(
-    _: ProxyCaller, service: str, path: str, request: Request, http: HttpDep, settings: SettingsDep
+    _: ProxyCaller,
+    service: str,
+    path: str,
+    request: Request,
+    http: HttpDep,
+    settings: SettingsDep,
+    upstreams: UpstreamsDep,
 ) -> Response:
     answer = await proxy_get(
         http,
-        _service(request, service),
+        _service(upstreams, service),
         path,
         request.scope.get("query_string", b""),
         settings.proxy_max_response_bytes,

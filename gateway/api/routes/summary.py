@@ -4,27 +4,19 @@ lines over a window, with the model's text when a model is configured."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.api.bodies import body_schema, parse_body, read_bounded
-from gateway.api.deps import CacheDep, LokiDep, Principal, SettingsDep, require_scope
+from gateway.api.deps import LokiDep, Principal, SettingsDep, SummarizerDep, require_scope
 from gateway.api.routes.logs import check_bytes, prepare_for
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
-from gateway.services import redis_client
-from gateway.services.cache import Cache
-from gateway.services.digest import DigestScheduler, claim_always, redis_claim
-from gateway.services.events import LokiEventWriter
-from gateway.services.llm import ChatModel, build_chat_model
 from gateway.services.logql import build_log_query, scan_query
 from gateway.services.loki import LokiClient
-from gateway.services.redact import redact
 from gateway.services.summarize import (
     Summarizer,
     SummaryQuery,
@@ -43,53 +35,7 @@ LABEL_VALUE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,127}$"
 FILTER_SOURCE = {"bucket": "gcs", "prefix": "gcs", "collection": "firestore", "namespace": "pod"}
 
 
-def chat_model_for(app: FastAPI) -> ChatModel | None:
-    """One model client per app, built on first use. Tests put an httpx2.AsyncClient with a mock
-    transport at app.state.llm_http_client before the app starts."""
-    if not hasattr(app.state, "summary_model"):
-        settings: GatewaySettings = app.state.settings
-        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-        app.state.summary_model = build_chat_model(
-            api_key=key,
-            model=settings.openai_model,
-            base_url=settings.openai_base_url,
-            timeout_seconds=settings.openai_timeout_seconds,
-            http_client=getattr(app.state, "llm_http_client", None),
-        )
-    return app.state.summary_model  # type: ignore[no-any-return]
-
-
-@asynccontextmanager
-async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings: GatewaySettings = app.state.settings
-    model = chat_model_for(app)
-    scheduler: DigestScheduler | None = None
-    claims = None
-    if settings.summary_digest_interval_minutes > 0 and getattr(app.state, "loki", None) is not None:
-        summarizer = Summarizer(app.state.loki, redact, model)
-        events = LokiEventWriter(app.state.http, settings.loki_url, settings.loki_tenant_id)
-        interval_minutes = settings.summary_digest_interval_minutes
-        claims = await redis_client.connect(settings, "digest claims")  # None without REDIS_URL
-        scheduler = DigestScheduler(
-            summarizer.summarize, events, interval_minutes=interval_minutes,
-            claim=redis_claim(claims, interval_minutes * 60 * 1_000_000_000) if claims else claim_always,
-        )
-        scheduler.start()
-    try:
-        yield
-    finally:
-        if scheduler is not None:
-            await scheduler.stop()
-        if claims is not None:
-            await claims.aclose()
-        close = getattr(model, "aclose", None)
-        if close is not None:
-            await close()
-        if hasattr(app.state, "summary_model"):
-            del app.state.summary_model
-
-
-router = APIRouter(tags=["summary"], lifespan=_lifespan)
+router = APIRouter(tags=["summary"])
 
 
 class SummaryRequest(BaseModel):
@@ -187,7 +133,7 @@ def summary_query(body: SummaryRequest, settings: GatewaySettings, principal: Pr
         raise ApiError(
             400, "range_too_long",
             f"the window is longer than {settings.query_max_range_hours:g} hours",
-            "summarise a shorter window",
+            "summarize a shorter window",
         )
     max_lines = body.max_lines or settings.summary_max_lines
     if max_lines > settings.summary_max_lines:
@@ -224,13 +170,13 @@ async def summarize_logs(
     request: Request,
     settings: SettingsDep,
     loki: LokiDep,
-    cache: CacheDep,
+    summarizer: SummarizerDep,
 ) -> dict[str, Any]:
     """Templates with counts and samples (the evidence), compared with the previous window of
     equal length, and a summary citing them. `"model": null` means the plain digest."""
     raw = await read_bounded(request, MAX_SUMMARY_BODY_BYTES, "send only the fields of SummaryRequest")
     body = parse_body(SummaryRequest, raw)
-    return await run_summary(body, principal, settings, loki, cache, chat_model_for(request.app))
+    return await run_summary(body, principal, settings, loki, summarizer)
 
 
 async def run_summary(
@@ -238,16 +184,11 @@ async def run_summary(
     principal: Principal,
     settings: GatewaySettings,
     loki: LokiClient,
-    cache: Cache,
-    model: ChatModel | None,
+    summarizer: Summarizer,
 ) -> dict[str, Any]:
     """The summary of `body` as this key may see it (REST route and MCP tool alike)."""
     query = summary_query(body, settings, principal)
     read_from_ns = query.start_ns - (query.end_ns - query.start_ns)  # the previous window is read too
     scanned = scan_query(query.query)
     await check_bytes(loki, scanned, read_from_ns, query.end_ns, principal.tenant, settings.query_max_bytes)
-    summarizer = Summarizer(
-        loki, redact, model, cache=cache,
-        cache_ttl_seconds=settings.summary_cache_ttl_seconds,
-    )
     return await summarizer.summarize(query)

@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
-from gateway.api.deps import LokiDep, Principal, SettingsDep
+from gateway.api.deps import LokiDep, Principal, SettingsDep, TailSlotsDep
 from gateway.api.routes.logql import QueryText, TimeText
 from gateway.api.routes.logs import MAX_CURSOR_CHARS, LogReader, prepare_for, reject_unknown_params
 from gateway.config import GatewaySettings
@@ -28,13 +28,6 @@ router = APIRouter(
 )
 DEFAULT_TAIL_SECONDS = 30.0
 DEFAULT_TAIL_LINES = 500
-
-
-def tail_slots(app: FastAPI) -> TailSlots:
-    slots: TailSlots | None = getattr(app.state, "tail_slots", None)
-    if slots is None:
-        slots = app.state.tail_slots = TailSlots(app.state.settings.tail_max_per_key)
-    return slots
 
 
 def tail_start(
@@ -131,7 +124,7 @@ async def tail(
     principal: LogReader,
     settings: SettingsDep,
     loki: LokiDep,
-    request: Request,
+    slots: TailSlotsDep,
     query: QueryText,
     since: TimeText = None,
     cursor: Annotated[str | None, Query(max_length=MAX_CURSOR_CHARS)] = None,
@@ -141,7 +134,6 @@ async def tail(
     seconds = bounded(max_seconds, DEFAULT_TAIL_SECONDS, settings.tail_max_seconds, "max_seconds")
     lines = int(bounded(max_lines, DEFAULT_TAIL_LINES, settings.tail_max_lines, "max_lines"))
     scanned, digest, start = tail_start(principal, settings, query, since, cursor)
-    slots = tail_slots(request.app)
     slots.acquire(principal.key_id)
     events = tail_events(loki, settings, principal, slots, scanned, digest, start, seconds, lines)
     return StreamingResponse(

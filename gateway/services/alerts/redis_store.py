@@ -24,8 +24,9 @@ from typing import Any
 
 from redis.exceptions import RedisError, WatchError
 
-from gateway.errors import ApiError
-from gateway.services.alerts import WebhookAlert, WebhookPayload, new_entry
+from gateway.services.alerts.models import StoredAlert, WebhookAlert, WebhookPayload
+from gateway.services.alerts.store import Change
+from gateway.services.errors import UpstreamUnavailable
 
 KEY_PREFIX = "gateway:alerts:"
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
@@ -51,10 +52,9 @@ MAX_WATCH_RETRIES = 50
 CONFLICT_PAUSE_SECONDS = 0.005
 
 
-class AlertStoreUnavailable(ApiError):
+class AlertStoreUnavailable(UpstreamUnavailable):
     def __init__(self, detail: str) -> None:
         super().__init__(
-            503,
             "alert_store_unavailable",
             f"the alert store (Redis) failed: {detail}",
             "check REDIS_URL and that Redis runs; Alertmanager retries the notification",
@@ -88,33 +88,34 @@ class RedisAlertStore:
     def _key(self, fingerprint: str) -> str:
         return self._entry_prefix + fingerprint
 
-    async def upsert(self, alert: WebhookAlert, payload: WebhookPayload) -> dict[str, Any]:
+    async def upsert(self, alert: WebhookAlert, payload: WebhookPayload) -> StoredAlert:
         with _redis_errors_translated():
             entry = await self._modify(
-                alert.fingerprint, lambda previous: new_entry(alert, payload, previous), reorder=True
+                alert.fingerprint,
+                lambda previous: StoredAlert.received(alert, payload, previous),
+                reorder=True,
             )
             await self._trim()
-        assert entry is not None  # new_entry never returns None
+        assert entry is not None  # received() never returns None
         return entry
 
-    async def update(self, fingerprint: str, fields: dict[str, Any]) -> None:
+    async def update(self, fingerprint: str, change: Change) -> None:
         with _redis_errors_translated():
             await self._modify(
-                fingerprint, lambda previous: None if previous is None else {**previous, **fields},
-                reorder=False,
+                fingerprint, lambda previous: None if previous is None else change(previous), reorder=False
             )
 
-    async def list(self, status: str = "all", limit: int = 100) -> list[dict[str, Any]]:
+    async def list(self, status: str = "all", limit: int = 100) -> list[StoredAlert]:
         with _redis_errors_translated():
             fingerprints = await self._client.zrevrange(self._order, 0, self._max - 1)
             keys = [self._key(fp.decode()) for fp in fingerprints]
             raws = await self._client.mget(keys) if keys else []
-        chosen: list[dict[str, Any]] = []
+        chosen: list[StoredAlert] = []
         for raw in raws:
             if raw is None:
                 continue  # trimmed by another replica between the two reads
-            entry = json.loads(raw)
-            if status == "all" or entry["status"] == status:
+            entry = StoredAlert.load(json.loads(raw))
+            if status == "all" or entry.status == status:
                 chosen.append(entry)
                 if len(chosen) >= limit:
                     break
@@ -126,21 +127,21 @@ class RedisAlertStore:
     async def _modify(
         self,
         fingerprint: str,
-        change: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+        change: Callable[[StoredAlert | None], StoredAlert | None],
         *,
         reorder: bool,
-    ) -> dict[str, Any] | None:
+    ) -> StoredAlert | None:
         key = self._key(fingerprint)
         async with self._client.pipeline(transaction=True) as pipe:
             for _ in range(MAX_WATCH_RETRIES):
                 try:
                     await pipe.watch(key)
                     raw = await pipe.get(key)
-                    entry = change(None if raw is None else json.loads(raw))
+                    entry = change(None if raw is None else StoredAlert.load(json.loads(raw)))
                     if entry is None:
                         await pipe.reset()
                         return None
-                    encoded = json.dumps(entry).encode()
+                    encoded = json.dumps(entry.dump()).encode()
                     pipe.multi()
                     pipe.set(key, encoded)
                     pipe.incrby(self._bytes, len(encoded) - len(raw or b""))
