@@ -170,19 +170,14 @@ class QueryContext:
     log queries."""
 
     request: Request
-    queries: LogQueries
+    principal: Principal
+    settings: GatewaySettings
+    loki: LokiClient
+    cache: Cache
 
     @property
-    def principal(self) -> Principal:
-        return self.queries.principal
-
-    @property
-    def settings(self) -> GatewaySettings:
-        return self.queries.settings
-
-    @property
-    def loki(self) -> LokiClient:
-        return self.queries.loki
+    def queries(self) -> LogQueries:
+        return LogQueries(self.loki, self.settings, self.principal, self.cache)
 
     @property
     def key(self) -> str:
@@ -204,7 +199,7 @@ async def query_context(
     loki: LokiDep,
     cache: CacheDep,
 ) -> QueryContext:
-    return QueryContext(request, LogQueries(loki, settings, principal, cache))
+    return QueryContext(request, principal, settings, loki, cache)
 
 
 QueryContextDep = Annotated[QueryContext, Depends(query_context)]

@@ -4,7 +4,6 @@ Every value is escaped by gateway.services.logql."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -14,8 +13,7 @@ from gateway.security import Principal
 from gateway.services.aggregate import DEFAULT_GROUPS
 from gateway.services.errors import BadInput
 from gateway.services.logql import ScannedQuery, build_log_query, parse_levels
-from gateway.services.query_checks import DEFAULT_RANGE_HOURS, check_limit, prepare_for
-from gateway.services.times import resolve_range
+from gateway.services.query_checks import check_limit, prepare_for, query_window
 
 Direction = Literal["backward", "forward"]
 AnswerFormat = Literal["json", "compact"]
@@ -66,14 +64,7 @@ def filtered_query(
     """The policy-scoped query, window and limit of a per-source request (REST and MCP alike)."""
     levels = parse_levels(params.level)
     limit = check_limit(params.limit, settings.query_default_limit, settings.logs_max_limit)
-    start_ns, end_ns = resolve_range(
-        since=params.since,
-        until=params.until,
-        hours=params.hours,
-        now_ns=time.time_ns(),
-        default_hours=DEFAULT_RANGE_HOURS,
-        max_hours=settings.query_max_range_hours,
-    )
+    start_ns, end_ns = query_window(settings, params.since, params.until, params.hours)
     query = build_log_query(
         {k: v for k, v in labels.items() if v},
         levels=levels,

@@ -113,7 +113,7 @@ async def run_log_query(
         metric = await shape_loki_answer(partial(metric_answer, data, settings.redact_log_lines, echo), data)
         return {**metric, "grafana_url": link} if link else metric
 
-    def shaped(count: int) -> ShapedPage:
+    def shaped(count: int, assume_more: bool = False) -> ShapedPage:
         return shape_page(
             data,
             request=plan,
@@ -121,12 +121,13 @@ async def run_log_query(
             direction=direction,
             digest=digest,
             redact_lines=settings.redact_log_lines,
+            assume_more=assume_more,
         )
 
     full = await shape_loki_answer(partial(shaped, limit), data)  # off the event loop when big
     if asked < plan.loki_limit and not full.truncated and count_entries(data) >= asked:
         full = await _page_cut_by_cap(
-            loki, scanned, data, plan, limit, direction, digest, principal, settings
+            loki, scanned, shaped(limit, assume_more=True), plan, direction, digest, principal, settings
         )
 
     why_empty: dict[str, Any] | None = None
@@ -168,27 +169,17 @@ async def run_log_query(
 async def _page_cut_by_cap(
     loki: LokiClient,
     scanned: ScannedQuery,
-    data: dict[str, Any],
+    page: ShapedPage,
     plan: PageRequest,
-    limit: int,
     direction: str,
     digest: str,
     principal: Principal,
     settings: GatewaySettings,
 ) -> ShapedPage:
     """Loki sent all `cap` entries it was asked for, fewer than the page needed to know whether
-    there is more. Cut the page there, then ask whether anything follows its last entry (a
-    request of limit 0 from its cursor, when that fits under the cap); if it cannot tell, the
-    page says truncated and the next one finds out."""
-    page = shape_page(
-        data,
-        request=plan,
-        limit=limit,
-        direction=direction,
-        digest=digest,
-        redact_lines=settings.redact_log_lines,
-        assume_more=True,
-    )
+    there is more. Cut the page there (`page`, shaped assuming more follows), then ask whether
+    anything follows its last entry (a request of limit 0 from its cursor, when that fits under
+    the cap); if it cannot tell, the page says truncated and the next one finds out."""
     if page.next_cursor is None:  # nothing fresh: more than `cap` entries share the boundary
         raise TooManyAtOneTimestamp(max_entries_per_query(settings))
     probe = plan_page(

@@ -4,6 +4,8 @@ streams hold and the window of a cursor given back."""
 
 from __future__ import annotations
 
+import time
+
 from gateway.config import GatewaySettings
 from gateway.security import Principal
 from gateway.services.budget import Budget, choose_budget, within_maximum
@@ -18,11 +20,26 @@ from gateway.services.logql import (
 )
 from gateway.services.loki import LokiClient
 from gateway.services.pagination import BAD_CURSOR_HINT, Cursor
-from gateway.services.times import NS_PER_HOUR, parse_duration_ns
+from gateway.services.times import NS_PER_HOUR, parse_duration_ns, resolve_range
 
 DEFAULT_RANGE_HOURS = 1.0
 MAX_PARAM_CHARS = 1024
 MAX_CURSOR_CHARS = 16_384
+
+
+def query_window(
+    settings: GatewaySettings, since: str | None, until: str | None, hours: float | None
+) -> tuple[int, int]:
+    """The window of a query from since/until/hours, the last hour by default, within
+    QUERY_MAX_RANGE_HOURS."""
+    return resolve_range(
+        since=since,
+        until=until,
+        hours=hours,
+        now_ns=time.time_ns(),
+        default_hours=DEFAULT_RANGE_HOURS,
+        max_hours=settings.query_max_range_hours,
+    )
 
 
 def key_policy(principal: Principal) -> tuple[Matcher, ...]:

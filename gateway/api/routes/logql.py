@@ -38,8 +38,8 @@ from gateway.services.log_filters import Direction
 from gateway.services.logql import check_label_name
 from gateway.services.loki_compat import Window
 from gateway.services.query import PageAsk
-from gateway.services.query_checks import DEFAULT_RANGE_HOURS, check_limit, policy_selector, prepare_for
-from gateway.services.times import echo_window, parse_time_ns, resolve_range
+from gateway.services.query_checks import check_limit, policy_selector, prepare_for, query_window
+from gateway.services.times import echo_window, parse_time_ns
 
 router = APIRouter(
     prefix="/api/monitoring/logs", tags=["logql"], dependencies=[Depends(reject_unknown_params)]
@@ -63,13 +63,8 @@ async def time_window(
     end: Annotated[str | None, Query(max_length=64, description="Loki's name for until")] = None,
 ) -> Window:
     """The query window from since/until/hours, also accepting Loki's own start/end names."""
-    start_ns, end_ns = resolve_range(
-        since=_one_of("since", since, "start", start),
-        until=_one_of("until", until, "end", end),
-        hours=hours,
-        now_ns=time.time_ns(),
-        default_hours=DEFAULT_RANGE_HOURS,
-        max_hours=settings.query_max_range_hours,
+    start_ns, end_ns = query_window(
+        settings, _one_of("since", since, "start", start), _one_of("until", until, "end", end), hours
     )
     return Window(start_ns, end_ns)
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.config import MIN_ANSWER_BYTES, GatewaySettings
 from gateway.services.index_answers import MAX_DETECTED_FIELDS
-from gateway.services.query_checks import DEFAULT_RANGE_HOURS, MAX_CURSOR_CHARS, MAX_PARAM_CHARS
-from gateway.services.times import resolve_range
+from gateway.services.query_checks import DEFAULT_RANGE_HOURS, MAX_CURSOR_CHARS, MAX_PARAM_CHARS, query_window
 
 MAX_QUERY_CHARS = 8192
 MCP_TAIL_MAX_SECONDS = 60  # a tool call holds the agent: short waits, resumed with the cursor
@@ -39,14 +37,7 @@ class Window(Args):
     )
 
     def range_ns(self, settings: GatewaySettings) -> tuple[int, int]:
-        return resolve_range(
-            since=self.since,
-            until=self.until,
-            hours=self.hours,
-            now_ns=time.time_ns(),
-            default_hours=DEFAULT_RANGE_HOURS,
-            max_hours=settings.query_max_range_hours,
-        )
+        return query_window(settings, self.since, self.until, self.hours)
 
 
 class Paging(Window):
