@@ -11,7 +11,6 @@ from http.cookiejar import DefaultCookiePolicy
 import httpx
 from fastapi import FastAPI
 
-from gateway.api.routes.loki_api import TAIL_RETRY_AFTER_SECONDS
 from gateway.config import GatewaySettings
 from gateway.container import AppConfig, Gateway, app_config, set_running
 from gateway.mcp.server import session_manager
@@ -35,7 +34,7 @@ from gateway.services.events import LokiEventWriter
 from gateway.services.llm import build_chat_model
 from gateway.services.loki import LokiClient
 from gateway.services.loki_health import LokiHealth
-from gateway.services.loki_tail import TailSessions
+from gateway.services.loki_tail import TAIL_RETRY_AFTER_SECONDS, TailSessions
 from gateway.services.redact import redact
 from gateway.services.summarize import Summarizer
 from gateway.services.tail import TailSlots

@@ -9,7 +9,10 @@ or the shorthand  `principal: ApiKeyDep("logs:read")`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from functools import cache
 from typing import Annotated, Any
 
@@ -17,6 +20,7 @@ import httpx
 from fastapi import Depends, Request
 from starlette.applications import Starlette
 
+from gateway.api.responses import FastJSONResponse
 from gateway.config import GatewaySettings, UpstreamService
 from gateway.container import Gateway, app_config, running
 from gateway.errors import ApiError
@@ -26,6 +30,7 @@ from gateway.services.alerts import AlertProcessor
 from gateway.services.cache import Cache
 from gateway.services.loki import LokiClient
 from gateway.services.loki_health import LokiHealth
+from gateway.services.query import LogQueries, PageAsk
 from gateway.services.summarize import Summarizer
 from gateway.services.tail import TailSlots
 
@@ -37,6 +42,8 @@ __all__ = [
     "LokiDep",
     "LokiHealthDep",
     "Principal",
+    "QueryContext",
+    "QueryContextDep",
     "SettingsDep",
     "SummarizerDep",
     "TailSlotsDep",
@@ -143,3 +150,56 @@ CacheDep = Annotated[Cache, Depends(get_cache)]
 SummarizerDep = Annotated[Summarizer, Depends(get_summarizer)]
 AlertsDep = Annotated[AlertProcessor, Depends(get_alerts)]
 TailSlotsDep = Annotated[TailSlots, Depends(get_tail_slots)]
+
+
+def cache_key(request: Request, principal: Principal) -> str:
+    material = json.dumps(
+        [
+            request.url.path,
+            sorted(request.query_params.multi_items()),
+            principal.tenant,
+            principal.label_policy,
+        ]
+    )
+    return "logs:" + hashlib.sha256(material.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class QueryContext:
+    """What every cached query endpoint works with: the request (its cache key) and the caller's
+    log queries."""
+
+    request: Request
+    principal: Principal
+    settings: GatewaySettings
+    loki: LokiClient
+    cache: Cache
+
+    @property
+    def queries(self) -> LogQueries:
+        return LogQueries(self.loki, self.settings, self.principal, self.cache)
+
+    @property
+    def key(self) -> str:
+        return cache_key(self.request, self.principal)
+
+    async def answer(self, compute: Callable[[], Awaitable[dict[str, Any]]]) -> FastJSONResponse:
+        """The cached answer to this request, computed on a miss."""
+        return FastJSONResponse(await self.queries.cached(self.key, compute))
+
+    async def answer_page(self, ask: PageAsk) -> FastJSONResponse:
+        """The cached page of this request, within its byte budget."""
+        return FastJSONResponse(await self.queries.page(self.key, ask))
+
+
+async def query_context(
+    request: Request,
+    principal: Annotated[Principal, Depends(require_scope("logs:read"))],
+    settings: SettingsDep,
+    loki: LokiDep,
+    cache: CacheDep,
+) -> QueryContext:
+    return QueryContext(request, principal, settings, loki, cache)
+
+
+QueryContextDep = Annotated[QueryContext, Depends(query_context)]

@@ -6,15 +6,25 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 import orjson
-from starlette.websockets import WebSocket
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from gateway.services.errors import RateLimited
 from gateway.services.loki_compat import count_lines, redact_tail_message
+
+TAIL_RETRY_AFTER_SECONDS = 10  # when a key holds all its tail sessions
+
+
+class ClientSocket(Protocol):
+    """The client's side of the relay (starlette's WebSocket, accepted)."""
+
+    async def send_text(self, data: str) -> None: ...
+
+    async def receive(self) -> Mapping[str, Any]: ...
 
 
 def take_lines(streams: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
@@ -30,7 +40,12 @@ def take_lines(streams: list[dict[str, Any]], budget: int) -> list[dict[str, Any
 
 
 async def relay(
-    websocket: WebSocket, upstream: ClientConnection, *, max_lines: int, max_seconds: float, redacting: bool
+    websocket: ClientSocket,
+    upstream: ClientConnection,
+    *,
+    max_lines: int,
+    max_seconds: float,
+    redacting: bool,
 ) -> tuple[str, int]:
     """Loki's frames to the client (redacted, counted) until a side closes, the line budget is
     spent or the session's time is up. Returns (why it ended, lines relayed)."""

@@ -14,10 +14,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from gateway.services.errors import RateLimited
+from gateway.config import GatewaySettings
+from gateway.security import Principal
+from gateway.services.errors import QueryError, RateLimited
 from gateway.services.logql import ScannedQuery
 from gateway.services.loki import LokiClient
-from gateway.services.pagination import Cursor, plan_page, shape_page
+from gateway.services.pagination import Cursor, plan_page, query_digest, shape_page
+from gateway.services.query_checks import prepare_for
+from gateway.services.times import NS_PER_HOUR, parse_time_ns
 
 DIRECTION = "forward"
 BATCH_LINES = 100  # most entries asked for per poll
@@ -115,3 +119,33 @@ async def follow(
             yield TailEnd(cursor.encode(), "max_seconds", sent)
             return
         await asyncio.sleep(min(poll_seconds, max(0.0, deadline - time.monotonic())))
+
+
+def tail_start(
+    principal: Principal, settings: GatewaySettings, query: str, since: str | None, cursor_text: str | None
+) -> tuple[ScannedQuery, str, Cursor]:
+    """The policy-scoped query, its cursor digest and where the follow starts: after `cursor`
+    (from a follow's end or a forward query_range page), at `since`, or now."""
+    scanned = prepare_for(principal, query, settings)
+    if not scanned.is_log_query:
+        raise QueryError(
+            "invalid_query",
+            "a live follow needs a log query, not a metric query",
+            'e.g. {source="pod"} |= "error"',
+        )
+    digest = query_digest(scanned.text, DIRECTION, principal.tenant)
+    now_ns = time.time_ns()
+    if cursor_text is not None:
+        if since is not None:
+            raise QueryError("invalid_time", "give since or cursor, not both", "a cursor knows where it was")
+        start = Cursor.decode(cursor_text, digest)
+    else:
+        start_ns = parse_time_ns(since, now_ns) if since else now_ns
+        start = Cursor(digest, start_ns, now_ns)
+    if not 0 <= now_ns - start.boundary_ns <= settings.query_max_range_hours * NS_PER_HOUR:
+        raise QueryError(
+            "invalid_time",
+            f"a follow starts at most {settings.query_max_range_hours:g} h back and not in the future",
+            "use query_range for older lines",
+        )
+    return scanned, digest, start

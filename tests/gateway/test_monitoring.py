@@ -20,13 +20,13 @@ import yaml
 from fastapi import FastAPI
 from limits.aio.storage import MemoryStorage
 
-from gateway.api.routes.monitoring import ERROR_COUNTS_QUERY
 from gateway.config import UpstreamService
 from gateway.errors import Failure, as_api_error
 from gateway.main import create_app
 from gateway.metrics import REGISTRY
 from gateway.security import GatewayConfigError, build_rate_limiter
 from gateway.services.cache import MemoryCache, build_cache, cached
+from gateway.services.overview import ERROR_COUNTS_QUERY
 from gateway.services.upstreams import load_services, probe, proxy_url
 from tests.conftest import free_port
 from tests.gateway.conftest import LOKI_TEST_URL, KeysFile, make_settings

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from gateway.api.routes.logs import metric_answer
+from gateway.services.query import metric_answer
 from gateway.services.redact import redact, redact_fields, redact_many, sensitive_name
 
 SECRET_CASES = [

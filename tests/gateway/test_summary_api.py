@@ -11,10 +11,10 @@ import httpx
 import pytest
 import respx
 
-from gateway.api.routes.summary import SummaryRequest, summary_query
 from gateway.errors import Failure, as_api_error
 from gateway.main import create_app
 from gateway.security import Principal
+from gateway.services.summary_request import SummaryRequest, summary_query
 from tests.gateway.conftest import LOKI_TEST_URL, make_settings
 from tests.gateway.loki_answers import recorded_streams
 from tests.openai_mock import OpenAIMock

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from gateway.api.routes.summary import SummaryRequest, summary_query
 from gateway.errors import Failure
 from gateway.security import Principal
+from gateway.services.summary_request import SummaryRequest, summary_query
 from gateway.services.times import parse_time_ns
 from tests.gateway.conftest import make_settings
 

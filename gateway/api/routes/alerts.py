@@ -13,7 +13,7 @@ from gateway.api.deps import AlertsDep, Principal, SettingsDep, require_scope
 from gateway.errors import ApiError
 from gateway.metrics import ALERT_FIELDS_TRUNCATED
 from gateway.services.alert_bounds import bounded_payload
-from gateway.services.alerts import ContextScope, WebhookPayload, visible_entry
+from gateway.services.alerts import ContextScope, WebhookPayload
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,5 @@ async def list_alerts(
 ) -> dict[str, Any]:
     """Recent notifications, most recently updated first, with their log context where it was
     read within this key's own label policy and tenant."""
-    tenant = principal.tenant or settings.loki_tenant_id
-    stored = await processor.store.list(status, limit)
-    alerts = [visible_entry(entry, principal.label_policy, tenant) for entry in stored]
-    return {"status": status, "count": len(alerts), "alerts": alerts}
+    scope = ContextScope(principal.label_policy, principal.tenant or settings.loki_tenant_id)
+    return await processor.recent(status, limit, scope)

@@ -19,7 +19,6 @@ import json
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, WebSocket
@@ -29,45 +28,28 @@ from fastapi.routing import APIRoute
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from gateway.api.deps import LokiDep, Principal, SettingsDep, require_scope
-from gateway.api.routes.logs import FastJSONResponse, check_bytes, prepare_for
-from gateway.config import GatewaySettings
+from gateway.api.responses import FastJSONResponse
 from gateway.container import running
 from gateway.errors import DEFAULT_RETRY_AFTER_SECONDS, ApiError, Failure, as_api_error, envelope
 from gateway.services.errors import ServiceError
-from gateway.services.logql import (
-    Matcher,
-    check_label_name,
-    inject_policy,
-    parse_policy,
-    reach_back_ns,
-    scan_query,
-)
-from gateway.services.loki import LokiClient, LokiUpstreamError
+from gateway.services.logql import check_label_name
 from gateway.services.loki_compat import (
-    MalformedAnswer,
-    Window,
-    loki_direction,
     loki_duration,
-    loki_limit,
     loki_time_ns,
-    loki_window,
     redact_label_sets,
     redact_patterns,
     redact_query_data,
     redact_values,
 )
 from gateway.services.loki_passthrough import LokiPassthrough, encoding_flags
+from gateway.services.loki_read import LOKI_API, LokiRead, step_duration, tail_params, window_params
 from gateway.services.loki_tail import relay
 
-PREFIX = "/loki/api/v1"
+PREFIX = LOKI_API
 READ_SCOPE = "logs:read"
-MAX_QUERY_CHARS = 8192
-MAX_MATCHERS = 32  # match[] parameters of one series request
 TAIL_MAX_SECONDS = 300.0  # one tail session; a client opens a new one to go on
 TAIL_MAX_LINES = 10_000  # lines relayed by one tail session
-TAIL_MAX_DELAY_FOR = 5  # Loki's own maximum of delay_for, in seconds
 TAIL_MAX_SESSIONS_PER_KEY = 3  # per replica; Loki allows 10 tails per tenant by default
-TAIL_RETRY_AFTER_SECONDS = 10
 WS_NORMAL_CLOSURE, WS_INTERNAL_ERROR = 1000, 1011
 WS_MAX_REASON_BYTES = 120  # a close frame's reason must stay under 123 bytes
 # Paths of Loki's API that write, delete or administer: refused whatever the key.
@@ -128,141 +110,17 @@ router = APIRouter(prefix=PREFIX, tags=["loki-compatible"], route_class=LokiRout
 LokiReader = Annotated[Principal, Depends(require_scope(READ_SCOPE))]
 
 
-async def get_passthrough(loki: LokiDep, settings: SettingsDep) -> LokiPassthrough:
-    return LokiPassthrough(loki, settings)
+async def loki_read(
+    request: Request, principal: LokiReader, settings: SettingsDep, loki: LokiDep
+) -> LokiRead:
+    return LokiRead(request.query_params, principal, settings, LokiPassthrough(loki, settings), loki)
 
 
-PassthroughDep = Annotated[LokiPassthrough, Depends(get_passthrough)]
+CallDep = Annotated[LokiRead, Depends(loki_read)]
 
 
-@dataclass(frozen=True)
-class LokiCall:
-    """One request of a Loki client: who calls, its parameters, and where to send it."""
-
-    request: Request
-    principal: Principal
-    settings: GatewaySettings
-    upstream: LokiPassthrough
-    loki: LokiClient
-
-    def param(self, name: str) -> str | None:
-        """The first value, as Loki (Go's Form.Get) reads it; only values we checked go on."""
-        values = self.request.query_params.getlist(name)
-        return values[0] if values else None
-
-    def required(self, name: str) -> str:
-        value = self.param(name)
-        if value is None or not value.strip():
-            raise ApiError(400, "missing_parameter", f"the {name} parameter is required", f"add {name}=...")
-        return value
-
-    def query(self, *, required: bool = True) -> str | None:
-        query = self.required("query") if required else self.param("query")
-        if query is not None and len(query) > MAX_QUERY_CHARS:
-            raise ApiError(
-                413,
-                "query_too_long",
-                f"the query has {len(query)} characters",
-                f"keep it under {MAX_QUERY_CHARS}",
-            )
-        return query or None
-
-    def window(self) -> Window:
-        return loki_window(
-            start=self.param("start"),
-            end=self.param("end"),
-            since=self.param("since"),
-            now_ns=time.time_ns(),
-            max_hours=self.settings.query_max_range_hours,
-        )
-
-    def policy(self) -> tuple[Matcher, ...]:
-        """The key's policy matchers (none for a full-access key); 403 when it does not parse."""
-        if not self.principal.label_policy:
-            return ()
-        try:
-            return parse_policy(self.principal.label_policy)
-        except (ValueError, *Failure) as exc:
-            raise ApiError(
-                403,
-                "invalid_label_policy",
-                "this key's label policy is not a valid selector",
-                "ask an administrator to fix the key's label_policy",
-            ) from exc
-
-    def scoped_selector(self, query: str | None) -> str | None:
-        """For the index endpoints (labels, series, stats, volume): the client's selector with the
-        policy injected, the policy alone when there is none. The 'matches every stream'
-        guardrail is for reading lines: {service_name=~".+"} is how Logs Drilldown lists services."""
-        policy = self.policy()
-        if query is None:
-            return self.principal.label_policy
-        scanned = scan_query(query)
-        return inject_policy(scanned, policy).text if policy else scanned.text
-
-    def redacting(self) -> bool:
-        return self.settings.redact_log_lines
-
-    async def get(self, path: str, params: list[tuple[str, str]], *, flags: str | None = None) -> Any:
-        return await self.upstream.get(path, params, self.principal.tenant, flags=flags)
-
-    async def get_data(
-        self, path: str, params: list[tuple[str, str]], redact: Callable[[Any], Any] | None, **kw: Any
-    ) -> FastJSONResponse:
-        """Loki's {"status": "success", "data": ...} answer, `data` redacted."""
-        body = await self.get(path, params, **kw)
-        if not isinstance(body, dict) or body.get("status") != "success":
-            raise LokiUpstreamError(f"Loki's {path} answer is not a success")
-        # Loki leaves `data` out of an empty label listing ({"status": "success"})
-        if redact is not None and self.redacting() and "data" in body:
-            try:
-                body = {**body, "data": redact(body["data"])}
-            except MalformedAnswer as exc:
-                raise LokiUpstreamError(f"Loki's {path} answer is malformed: {exc}") from exc
-        return FastJSONResponse(body)
-
-
-async def loki_call(
-    request: Request, principal: LokiReader, settings: SettingsDep, upstream: PassthroughDep, loki: LokiDep
-) -> LokiCall:
-    return LokiCall(request, principal, settings, upstream, loki)
-
-
-CallDep = Annotated[LokiCall, Depends(loki_call)]
-
-
-def _window_params(window: Window) -> list[tuple[str, str]]:
-    return [("start", str(window.start_ns)), ("end", str(window.end_ns))]
-
-
-def _optional(call: LokiCall, name: str, check: Callable[[str], Any] = str) -> list[tuple[str, str]]:
-    value = call.param(name)
-    if value is None:
-        return []
-    checked = check(value)
-    return [] if checked is None else [(name, str(checked))]
-
-
-async def _scoped_log_query(call: LokiCall, query: str, start_ns: int, end_ns: int) -> str:
-    """A query that reads lines, through the LogQL proxy's preparation (policy and guardrails) and
-    the byte guardrail. A query without any `{` reads no logs (Grafana's `vector(1)+vector(1)`
-    health check): it goes on as it is."""
-    if "{" not in query:
-        return query
-    scanned = prepare_for(call.principal, query, call.settings)
-    reach = reach_back_ns(scanned)
-    await check_bytes(
-        call.loki, scanned, start_ns - reach, end_ns, call.principal.tenant, call.settings.query_max_bytes
-    )
-    return scanned.text
-
-
-def _query_options(call: LokiCall) -> list[tuple[str, str]]:
-    limit = call.param("limit")
-    return [
-        *_optional(call, "direction", loki_direction),
-        *([("limit", str(loki_limit(limit, call.settings.query_max_limit)))] if limit is not None else []),
-    ]
+def _flags(request: Request) -> str | None:
+    return encoding_flags(request.headers.get("x-loki-response-encoding-flags"))
 
 
 @router.get(
@@ -270,18 +128,18 @@ def _query_options(call: LokiCall) -> list[tuple[str, str]]:
     openapi_extra=loki_params("query start end since limit direction step interval"),
     summary="LogQL range query (Loki's format)",
 )
-async def query_range(call: CallDep) -> FastJSONResponse:
+async def query_range(call: CallDep, request: Request) -> FastJSONResponse:
     window = call.window()
-    query = await _scoped_log_query(call, call.query() or "", window.start_ns, window.end_ns)
+    query = await call.scoped_log_query(window.start_ns, window.end_ns)
     params = [
         ("query", query),
-        *_window_params(window),
-        *_query_options(call),
-        *_optional(call, "step", lambda v: loki_duration("step", v)),
-        *_optional(call, "interval", lambda v: loki_duration("interval", v)),
+        *window_params(window),
+        *call.query_options(),
+        *call.optional("step", step_duration),
+        *call.optional("interval", lambda v: loki_duration("interval", v)),
     ]
-    flags = encoding_flags(call.request.headers.get("x-loki-response-encoding-flags"))
-    return await call.get_data(f"{PREFIX}/query_range", params, redact_query_data, flags=flags)
+    answer = await call.get_data("query_range", params, redact_query_data, flags=_flags(request))
+    return FastJSONResponse(answer)
 
 
 @router.get(
@@ -289,18 +147,12 @@ async def query_range(call: CallDep) -> FastJSONResponse:
     openapi_extra=loki_params("query time limit direction"),
     summary="LogQL instant query (Loki's format)",
 )
-async def instant_query(call: CallDep) -> FastJSONResponse:
+async def instant_query(call: CallDep, request: Request) -> FastJSONResponse:
     text = call.param("time")
     at_ns = loki_time_ns("time", text, time.time_ns()) if text else time.time_ns()
-    query = await _scoped_log_query(call, call.query() or "", at_ns, at_ns)
-    params = [("query", query), ("time", str(at_ns)), *_query_options(call)]
-    flags = encoding_flags(call.request.headers.get("x-loki-response-encoding-flags"))
-    return await call.get_data(f"{PREFIX}/query", params, redact_query_data, flags=flags)
-
-
-def _selector_params(call: LokiCall, name: str = "query") -> list[tuple[str, str]]:
-    selector = call.scoped_selector(call.query(required=False))
-    return [(name, selector)] if selector else []
+    query = await call.scoped_log_query(at_ns, at_ns)
+    params = [("query", query), ("time", str(at_ns)), *call.query_options()]
+    return FastJSONResponse(await call.get_data("query", params, redact_query_data, flags=_flags(request)))
 
 
 @router.get(
@@ -310,8 +162,8 @@ def _selector_params(call: LokiCall, name: str = "query") -> list[tuple[str, str
 )
 @router.get("/label", include_in_schema=False)  # Loki's older spelling, same handler there
 async def labels(call: CallDep) -> FastJSONResponse:
-    params = [*_window_params(call.window()), *_selector_params(call)]
-    return await call.get_data(f"{PREFIX}/labels", params, None)
+    params = [*window_params(call.window()), *call.selector_params()]
+    return FastJSONResponse(await call.get_data("labels", params, None))
 
 
 @router.get(
@@ -321,8 +173,10 @@ async def labels(call: CallDep) -> FastJSONResponse:
 )
 async def label_values(name: str, call: CallDep) -> FastJSONResponse:
     check_label_name(name)
-    params = [*_window_params(call.window()), *_selector_params(call)]
-    return await call.get_data(f"{PREFIX}/label/{name}/values", params, lambda d: redact_values(name, d))
+    params = [*window_params(call.window()), *call.selector_params()]
+    return FastJSONResponse(
+        await call.get_data(f"label/{name}/values", params, lambda d: redact_values(name, d))
+    )
 
 
 @router.get(
@@ -331,16 +185,7 @@ async def label_values(name: str, call: CallDep) -> FastJSONResponse:
     summary="Streams (label sets) matching selectors, within the key's label policy",
 )
 async def series(call: CallDep) -> FastJSONResponse:
-    given = [*call.request.query_params.getlist("match[]"), *call.request.query_params.getlist("match")]
-    if len(given) > MAX_MATCHERS:
-        raise ApiError(
-            400, "too_many_matchers", f"{len(given)} match[] parameters", f"give at most {MAX_MATCHERS}"
-        )
-    selectors = [s for s in (call.scoped_selector(m) for m in given) if s]
-    if not given and call.principal.label_policy:
-        selectors = [call.principal.label_policy]
-    params = [*_window_params(call.window()), *(("match[]", s) for s in selectors)]
-    return await call.get_data(f"{PREFIX}/series", params, redact_label_sets)
+    return FastJSONResponse(await call.get_data("series", call.series_params(), redact_label_sets))
 
 
 @router.get(
@@ -349,27 +194,8 @@ async def series(call: CallDep) -> FastJSONResponse:
     summary="Index statistics of a selector, within the key's label policy",
 )
 async def index_stats(call: CallDep) -> FastJSONResponse:
-    params = [*_window_params(call.window()), ("query", call.scoped_selector(call.query()) or "")]
-    body = await call.get(f"{PREFIX}/index/stats", params)
-    if not isinstance(body, dict):
-        raise LokiUpstreamError("Loki's index/stats answer is not an object")
-    return FastJSONResponse(body)
-
-
-def _volume_params(call: LokiCall) -> list[tuple[str, str]]:
-    return [
-        *_window_params(call.window()),
-        ("query", call.scoped_selector(call.query()) or ""),
-        *_optional(call, "limit", lambda v: loki_limit(v, call.settings.query_max_limit)),
-        *_optional(
-            call, "targetLabels", lambda v: ",".join(check_label_name(n.strip()) for n in v.split(","))
-        ),
-        *_optional(call, "aggregateBy", lambda v: v if v in ("series", "labels") else _bad("aggregateBy", v)),
-    ]
-
-
-def _bad(name: str, value: str) -> None:
-    raise ApiError(400, "invalid_parameter", f"invalid {name} {value[:64]!r}", "see Loki's API documentation")
+    params = [*window_params(call.window()), ("query", call.scoped_selector(call.query()) or "")]
+    return FastJSONResponse(await call.get_object("index/stats", params))
 
 
 @router.get(
@@ -378,7 +204,7 @@ def _bad(name: str, value: str) -> None:
     summary="Log volume by label, within the key's label policy",
 )
 async def index_volume(call: CallDep) -> FastJSONResponse:
-    return await call.get_data(f"{PREFIX}/index/volume", _volume_params(call), redact_query_data)
+    return FastJSONResponse(await call.get_data("index/volume", call.volume_params(), redact_query_data))
 
 
 @router.get(
@@ -387,8 +213,8 @@ async def index_volume(call: CallDep) -> FastJSONResponse:
     summary="Log volume over time, within the key's label policy",
 )
 async def index_volume_range(call: CallDep) -> FastJSONResponse:
-    params = [*_volume_params(call), *_optional(call, "step", lambda v: loki_duration("step", v))]
-    return await call.get_data(f"{PREFIX}/index/volume_range", params, redact_query_data)
+    params = [*call.volume_params(), *call.optional("step", step_duration)]
+    return FastJSONResponse(await call.get_data("index/volume_range", params, redact_query_data))
 
 
 @router.get(
@@ -398,27 +224,9 @@ async def index_volume_range(call: CallDep) -> FastJSONResponse:
 )
 async def patterns(call: CallDep) -> FastJSONResponse:
     window = call.window()
-    query = await _scoped_log_query(call, call.query() or "", window.start_ns, window.end_ns)
-    params = [
-        ("query", query),
-        *_window_params(window),
-        *_optional(call, "step", lambda v: loki_duration("step", v)),
-    ]
-    return await call.get_data(f"{PREFIX}/patterns", params, redact_patterns)
-
-
-def _detected_params(call: LokiCall, query: str, window: Window) -> list[tuple[str, str]]:
-    maximum = call.settings.query_max_limit
-    return [
-        ("query", query),
-        *_window_params(window),
-        *_optional(call, "step", lambda v: loki_duration("step", v)),
-        *(
-            p
-            for n in ("limit", "line_limit", "field_limit")
-            for p in _optional(call, n, lambda v: loki_limit(v, maximum))
-        ),
-    ]
+    query = await call.scoped_log_query(window.start_ns, window.end_ns)
+    params = [("query", query), *window_params(window), *call.optional("step", step_duration)]
+    return FastJSONResponse(await call.get_data("patterns", params, redact_patterns))
 
 
 @router.get(
@@ -428,11 +236,9 @@ def _detected_params(call: LokiCall, query: str, window: Window) -> list[tuple[s
 )
 async def detected_fields(call: CallDep) -> FastJSONResponse:
     window = call.window()
-    query = await _scoped_log_query(call, call.query() or "", window.start_ns, window.end_ns)
-    body = await call.get(f"{PREFIX}/detected_fields", _detected_params(call, query, window))
-    if not isinstance(body, dict):
-        raise LokiUpstreamError("Loki's detected_fields answer is not an object")
-    return FastJSONResponse(body)  # field names, types and counts: no line content
+    query = await call.scoped_log_query(window.start_ns, window.end_ns)
+    # field names, types and counts: no line content
+    return FastJSONResponse(await call.get_object("detected_fields", call.detected_params(query, window)))
 
 
 @router.get(
@@ -441,18 +247,7 @@ async def detected_fields(call: CallDep) -> FastJSONResponse:
     summary="Values of one detected field",
 )
 async def detected_field_values(name: str, call: CallDep) -> FastJSONResponse:
-    check_label_name(name)
-    window = call.window()
-    query = await _scoped_log_query(call, call.query() or "", window.start_ns, window.end_ns)
-    body = await call.get(f"{PREFIX}/detected_field/{name}/values", _detected_params(call, query, window))
-    if not isinstance(body, dict):
-        raise LokiUpstreamError("Loki's detected_field values answer is not an object")
-    if call.redacting():
-        try:
-            body = {**body, "values": redact_values(name, body.get("values") or [])}
-        except MalformedAnswer as exc:
-            raise LokiUpstreamError(f"Loki's detected_field values answer is malformed: {exc}") from exc
-    return FastJSONResponse(body)
+    return FastJSONResponse(await call.detected_field_values(name))
 
 
 @router.get(
@@ -461,16 +256,13 @@ async def detected_field_values(name: str, call: CallDep) -> FastJSONResponse:
     summary="Labels of the streams of a selector, with cardinality",
 )
 async def detected_labels(call: CallDep) -> FastJSONResponse:
-    params = [*_window_params(call.window()), *_selector_params(call)]
-    body = await call.get(f"{PREFIX}/detected_labels", params)
-    if not isinstance(body, dict):
-        raise LokiUpstreamError("Loki's detected_labels answer is not an object")
-    return FastJSONResponse(body)  # label names and counts only
+    params = [*window_params(call.window()), *call.selector_params()]
+    return FastJSONResponse(await call.get_object("detected_labels", params))  # label names and counts only
 
 
 @router.get("/status/buildinfo", summary="Loki's version (Grafana reads it to pick features)")
 async def buildinfo(call: CallDep) -> FastJSONResponse:
-    return FastJSONResponse(await call.get(f"{PREFIX}/status/buildinfo", []))
+    return FastJSONResponse(await call.get("status/buildinfo", []))
 
 
 @router.get("/drilldown-limits", summary="Limits Grafana's Logs Drilldown adapts to (the key's tenant)")
@@ -484,50 +276,11 @@ async def drilldown_limits(call: CallDep) -> FastJSONResponse:
     "/format_query", openapi_extra=loki_params("query"), summary="LogQL pretty-printed (reads no logs)"
 )
 async def format_query(call: CallDep) -> FastJSONResponse:
-    return await call.get_data(f"{PREFIX}/format_query", [("query", call.query() or "")], None)
+    return FastJSONResponse(await call.get_data("format_query", [("query", call.query() or "")], None))
 
 
 # ---------------------------------------------------------------------------------------------
 # tail (WebSocket)
-
-
-@dataclass(frozen=True)
-class TailPlan:
-    params: dict[str, str]
-    max_lines: int
-
-
-def tail_plan(query_params: Any, principal: Principal, settings: GatewaySettings) -> TailPlan:
-    """Loki's tail parameters, checked: the query prepared like any other, delay_for within Loki's
-    maximum, start within the gateway's range limit, limit within its maximum."""
-
-    def first(name: str) -> str | None:  # as Loki reads a repeated parameter
-        values = query_params.getlist(name)
-        return values[0] if values else None
-
-    query = first("query")
-    if not query or not query.strip():
-        raise ApiError(400, "missing_parameter", "the query parameter is required", "add query=...")
-    if len(query) > MAX_QUERY_CHARS:
-        raise ApiError(413, "query_too_long", "the query is too long", f"keep it under {MAX_QUERY_CHARS}")
-    scanned = prepare_for(principal, query, settings)
-    now_ns = time.time_ns()
-    params = {"query": scanned.text}
-    start = first("start")
-    if start:
-        window = loki_window(
-            start=start, end=None, since=None, now_ns=now_ns, max_hours=settings.query_max_range_hours
-        )
-        params["start"] = str(window.start_ns)
-    limit = loki_limit(first("limit"), settings.query_max_limit)
-    if limit is not None:
-        params["limit"] = str(limit)
-    delay = first("delay_for")
-    if delay is not None:
-        if not (delay.isascii() and delay.isdigit() and int(delay) <= TAIL_MAX_DELAY_FOR):
-            raise ApiError(400, "invalid_parameter", "delay_for must be 0 to 5 seconds", "e.g. delay_for=2")
-        params["delay_for"] = delay
-    return TailPlan(params, TAIL_MAX_LINES)
 
 
 async def _deny(websocket: WebSocket, exc: ApiError | ServiceError) -> None:
@@ -553,14 +306,14 @@ async def tail(websocket: WebSocket) -> None:
         principal = await gateway.authenticator.authenticate(
             websocket.headers, READ_SCOPE, client=client, method="GET", path=f"{PREFIX}/tail"
         )
-        plan = tail_plan(websocket.query_params, principal, settings)
+        params = tail_params(websocket.query_params, principal, settings)
         sessions.claim(principal.key_id, TAIL_MAX_SESSIONS_PER_KEY)
     except Failure as exc:
         await _deny(websocket, exc)
         return
     started = time.monotonic()
     try:
-        upstream = await LokiPassthrough(loki, settings).open_tail(plan.params, principal.tenant)
+        upstream = await LokiPassthrough(loki, settings).open_tail(params, principal.tenant)
     except Failure as exc:
         sessions.release(principal.key_id)
         await _deny(websocket, exc)
@@ -571,7 +324,7 @@ async def tail(websocket: WebSocket) -> None:
             reason, lines = await relay(
                 websocket,
                 upstream,
-                max_lines=plan.max_lines,
+                max_lines=TAIL_MAX_LINES,
                 max_seconds=TAIL_MAX_SECONDS,
                 redacting=settings.redact_log_lines,
             )

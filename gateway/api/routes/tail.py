@@ -4,7 +4,6 @@ an `error` event carrying the error envelope). See gateway.services.tail."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -13,55 +12,19 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from gateway.api.deps import LokiDep, Principal, SettingsDep, TailSlotsDep
-from gateway.api.routes.logql import QueryText, TimeText
-from gateway.api.routes.logs import MAX_CURSOR_CHARS, LogReader, prepare_for, reject_unknown_params
+from gateway.api.params import CursorText, LogReader, QueryText, TimeText, reject_unknown_params
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError, Failure, envelope
 from gateway.services.logql import ScannedQuery
 from gateway.services.loki import LokiClient, max_entries_per_query
-from gateway.services.pagination import Cursor, query_digest
-from gateway.services.tail import DIRECTION, TailBatch, TailSlots, follow
-from gateway.services.times import NS_PER_HOUR, parse_time_ns
+from gateway.services.pagination import Cursor
+from gateway.services.tail import TailBatch, TailSlots, follow, tail_start
 
 router = APIRouter(
     prefix="/api/monitoring/logs", tags=["logql"], dependencies=[Depends(reject_unknown_params)]
 )
 DEFAULT_TAIL_SECONDS = 30.0
 DEFAULT_TAIL_LINES = 500
-
-
-def tail_start(
-    principal: Principal, settings: GatewaySettings, query: str, since: str | None, cursor_text: str | None
-) -> tuple[ScannedQuery, str, Cursor]:
-    """The policy-scoped query, its cursor digest and where the follow starts: after `cursor`
-    (from a follow's end or a forward query_range page), at `since`, or now."""
-    scanned = prepare_for(principal, query, settings)
-    if not scanned.is_log_query:
-        raise ApiError(
-            400,
-            "invalid_query",
-            "a live follow needs a log query, not a metric query",
-            'e.g. {source="pod"} |= "error"',
-        )
-    digest = query_digest(scanned.text, DIRECTION, principal.tenant)
-    now_ns = time.time_ns()
-    if cursor_text is not None:
-        if since is not None:
-            raise ApiError(
-                400, "invalid_time", "give since or cursor, not both", "a cursor knows where it was"
-            )
-        start = Cursor.decode(cursor_text, digest)
-    else:
-        start_ns = parse_time_ns(since, now_ns) if since else now_ns
-        start = Cursor(digest, start_ns, now_ns)
-    if not 0 <= now_ns - start.boundary_ns <= settings.query_max_range_hours * NS_PER_HOUR:
-        raise ApiError(
-            400,
-            "invalid_time",
-            f"a follow starts at most {settings.query_max_range_hours:g} h back and not in the future",
-            "use query_range for older lines",
-        )
-    return scanned, digest, start
 
 
 def bounded(value: float | None, default: float, maximum: float, name: str) -> float:
@@ -127,7 +90,7 @@ async def tail(
     slots: TailSlotsDep,
     query: QueryText,
     since: TimeText = None,
-    cursor: Annotated[str | None, Query(max_length=MAX_CURSOR_CHARS)] = None,
+    cursor: CursorText = None,
     max_seconds: Annotated[float | None, Query(gt=0, description="seconds to follow (default 30)")] = None,
     max_lines: Annotated[int | None, Query(ge=1, description="lines to return at most (default 500)")] = None,
 ) -> StreamingResponse:

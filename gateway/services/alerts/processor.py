@@ -17,6 +17,7 @@ from gateway.services.alerts.models import (
     TemplateRow,
     WebhookAlert,
     WebhookPayload,
+    visible_entry,
 )
 from gateway.services.alerts.receivers import STREAM_LABELS, Forwarder
 from gateway.services.alerts.store import AlertStore, Change
@@ -105,6 +106,13 @@ class AlertProcessor:
 
     async def store_payload(self, payload: WebhookPayload) -> list[StoredAlert]:
         return [await self.store.upsert(alert, payload) for alert in payload.alerts]
+
+    async def recent(self, status: str, limit: int, scope: ContextScope) -> dict[str, Any]:
+        """Recent notifications, most recently updated first, with their log context where it was
+        read within `scope`, the caller's own label policy and tenant (REST route and MCP tool)."""
+        stored = await self.store.list(status, limit)
+        alerts = [visible_entry(entry, scope.label_policy, scope.tenant) for entry in stored]
+        return {"status": status, "count": len(alerts), "alerts": alerts}
 
     async def _context(self, alert: WebhookAlert, scope: ContextScope) -> AlertContext:
         selector = context_selector(alert.labels)
