@@ -134,7 +134,7 @@ def keys_file(tmp_path: Path) -> KeysFile:
 async def trickling_server() -> AsyncIterator[int]:
     """Answers 200 and then sends its body one byte every 50 ms, for a minute."""
 
-    async def trickle(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def trickle(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1200\r\n\r\n")
         try:
             for _ in range(1200):
