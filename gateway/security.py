@@ -37,7 +37,7 @@ ADMIN_SCOPE = "admin"  # implies every other scope
 KNOWN_SCOPES = frozenset(
     {
         "logs:read",
-        "logs:transform",  # LogQL stages that rewrite lines or labels (see services/logql.py)
+        "logs:transform",  # LogQL stages that rewrite lines or labels (see services/logql/guardrails.py)
         "summary",
         "proxy",
         "monitoring:read",
