@@ -187,6 +187,31 @@ class ScannedQuery:
         return self.text.lstrip().startswith("{")
 
 
+def _refusal(query: str, i: int) -> QueryError | None:
+    """The error for what starts at query[i] outside strings and selectors, if it may not."""
+    if query[i] == "'":
+        return QueryError(
+            "invalid_query",
+            "single quotes are not LogQL strings",
+            'use "double quotes" or `backticks` for strings',
+        )
+    if query.startswith(("/*", "//"), i):
+        # Loki's scanner (Go's text/scanner) skips /* */ and // comments: what we would read
+        # as a string could then be a selector to Loki, escaping the label policy
+        return QueryError(
+            "invalid_query",
+            f"{query[i : i + 2]} comments are not allowed (offset {i})",
+            "use # for a comment",
+        )
+    if query[i] == "}":
+        return QueryError(
+            "invalid_query",
+            f"unbalanced }} at offset {i}",
+            "every } must close a stream selector {...}",
+        )
+    return None
+
+
 def scan_query(query: str) -> ScannedQuery:
     if not query.strip():
         raise QueryError(
@@ -211,20 +236,8 @@ def scan_query(query: str) -> ScannedQuery:
             code.append(query[piece_start:i])
             out.append(query[piece_start:i])
             i = piece_start = end
-        elif char == "'":
-            raise QueryError(
-                "invalid_query",
-                "single quotes are not LogQL strings",
-                'use "double quotes" or `backticks` for strings',
-            )
-        elif query.startswith(("/*", "//"), i):
-            # Loki's scanner (Go's text/scanner) skips /* */ and // comments: what we would read
-            # as a string could then be a selector to Loki, escaping the label policy
-            raise QueryError(
-                "invalid_query",
-                f"{query[i : i + 2]} comments are not allowed (offset {i})",
-                "use # for a comment",
-            )
+        elif char in "'/}" and (refusal := _refusal(query, i)) is not None:
+            raise refusal
         elif char == "{":
             code.append(query[piece_start:i])
             out.append(query[piece_start:i])
@@ -233,12 +246,6 @@ def scan_query(query: str) -> ScannedQuery:
             selectors.append(Selector(offset, offset + parsed.end - parsed.start, parsed.matchers))
             out.append(query[parsed.start : parsed.end])
             i = piece_start = parsed.end
-        elif char == "}":
-            raise QueryError(
-                "invalid_query",
-                f"unbalanced }} at offset {i}",
-                "every } must close a stream selector {...}",
-            )
         else:
             i += 1
     code.append(query[piece_start:])

@@ -85,44 +85,15 @@ def shape_usual_page(
         return None
     forward = direction == "forward"
     try:
-        runs: list[_Run] = []
-        first_index = 0
-        for stream in data.get("result") or []:
-            values = stream.get("values") or []
-            if values:
-                runs.append(_Run(stream.get("stream") or {}, values, first_index))
-            first_index += len(values)
+        runs = _runs(data)
         if not runs:
             return ShapedPage([], False, None, 0)
-        all_stamps = list(chain.from_iterable(run.stamps for run in runs))
-        width = len(all_stamps[0])
-        if (
-            width < MIN_TS_DIGITS
-            or set(map(len, all_stamps)) != {width}
-            or not "".join(all_stamps).encode("ascii").isdigit()
-        ):
+        width = _usual_width(runs, forward)
+        if width is None or not _skip_already_returned(runs, request.boundary, width):
             return None
-        in_order = operator.lt if forward else operator.gt
-        for run in runs:
-            if not all(map(in_order, run.stamps, islice(run.stamps, 1, None))):
-                return None
-        if not _skip_already_returned(runs, request.boundary, width):
+        last = _cut(runs, limit, forward)
+        if last is None:
             return None
-        for run in runs:
-            run.count = len(run.values) - run.start
-        total = sum(run.count for run in runs)
-        truncated = total > limit
-        last = ""
-        if truncated:
-            fresh = sorted(
-                chain.from_iterable(islice(run.stamps, run.start, None) for run in runs),
-                reverse=not forward,
-            )
-            last = fresh[limit - 1]
-            if fresh[limit] == last:  # the cut falls between entries of one timestamp
-                return None
-            for run in runs:
-                run.count = _count_through(run.stamps, run.start, last, forward)
         page_runs = [run for run in runs if run.count]
         page_runs.sort(
             key=lambda run: (
@@ -133,13 +104,59 @@ def shape_usual_page(
             ),
             reverse=not forward,
         )
-        next_cursor = None
-        if truncated:
-            next_cursor = _next_cursor(page_runs, request, last, digest, direction)
+        next_cursor = _next_cursor(page_runs, request, last, digest, direction) if last else None
         streams = _render_runs(page_runs, redact_lines)
     except _UNUSUAL_ANSWER:
         return None
-    return ShapedPage(streams, truncated, next_cursor, sum(run.count for run in page_runs))
+    return ShapedPage(streams, bool(last), next_cursor, sum(run.count for run in page_runs))
+
+
+def _runs(data: Mapping[str, Any]) -> list[_Run]:
+    """The streams of the answer that hold values."""
+    runs: list[_Run] = []
+    first_index = 0
+    for stream in data.get("result") or []:
+        values = stream.get("values") or []
+        if values:
+            runs.append(_Run(stream.get("stream") or {}, values, first_index))
+        first_index += len(values)
+    return runs
+
+
+def _usual_width(runs: list[_Run], forward: bool) -> int | None:
+    """The width of every timestamp when all are decimal texts of one width and each stream is
+    strictly ordered in the direction; None otherwise."""
+    all_stamps = list(chain.from_iterable(run.stamps for run in runs))
+    width = len(all_stamps[0])
+    if (
+        width < MIN_TS_DIGITS
+        or set(map(len, all_stamps)) != {width}
+        or not "".join(all_stamps).encode("ascii").isdigit()
+    ):
+        return None
+    in_order = operator.lt if forward else operator.gt
+    for run in runs:
+        if not all(map(in_order, run.stamps, islice(run.stamps, 1, None))):
+            return None
+    return width
+
+
+def _cut(runs: list[_Run], limit: int, forward: bool) -> str | None:
+    """Each run's `count` on the page. Returns the page's last timestamp when more entries follow
+    it, "" when all fit, None when the cut falls between entries of one timestamp."""
+    for run in runs:
+        run.count = len(run.values) - run.start
+    if sum(run.count for run in runs) <= limit:
+        return ""
+    fresh = sorted(
+        chain.from_iterable(islice(run.stamps, run.start, None) for run in runs), reverse=not forward
+    )
+    last = fresh[limit - 1]
+    if fresh[limit] == last:  # the cut falls between entries of one timestamp
+        return None
+    for run in runs:
+        run.count = _count_through(run.stamps, run.start, last, forward)
+    return last
 
 
 def _skip_already_returned(runs: list[_Run], boundary: Boundary[bytes], width: int) -> bool:
