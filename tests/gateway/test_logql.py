@@ -7,7 +7,6 @@ import pytest
 from gateway.errors import as_api_error
 from gateway.services.errors import QueryError
 from gateway.services.logql import (
-    _unquote_go,
     build_log_query,
     inject_policy,
     parse_levels,
@@ -15,6 +14,7 @@ from gateway.services.logql import (
     prepare_query,
     scan_query,
 )
+from gateway.services.logql.scan import _unquote_go
 from gateway.services.times import format_ns, parse_time_ns, resolve_range
 from tests.gateway.loki_query_mock import parse_simple_query
 

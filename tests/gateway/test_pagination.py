@@ -13,13 +13,13 @@ from gateway.errors import as_api_error
 from gateway.services.loki import sorted_entries
 from gateway.services.pagination import (
     Cursor,
-    _shape_usual_page,
     cut_page,
     plan_page,
     query_digest,
     render_streams,
     shape_page,
 )
+from gateway.services.pagination.usual import shape_usual_page
 from gateway.services.times import format_ns
 from tests.gateway.loki_answers import load_answer
 
@@ -97,7 +97,7 @@ def test_walking_pages_matches_the_general_path_and_returns_everything_once(
         data = loki_answer(pool, plan.start_ns, plan.end_ns, plan.loki_limit, direction, rng)
         expected = reference(data, plan, limit, direction)
         assert shaped(data, plan, limit, direction) == expected
-        usual = _shape_usual_page(data, plan, limit, direction, DIGEST, True)
+        usual = shape_usual_page(data, plan, limit, direction, DIGEST, True)
         if usual is not None:
             fast_pages += 1
             assert (usual.streams, usual.truncated, usual.next_cursor, usual.returned) == expected
@@ -120,7 +120,7 @@ def usual_answer(direction: str) -> dict[str, Any]:
 @pytest.mark.parametrize("direction", ["backward", "forward"])
 def test_usual_answers_take_the_fast_path(direction: str) -> None:
     plan = plan_page(start_ns=WINDOW[0], end_ns=WINDOW[1], limit=3, direction=direction, cursor=None)
-    page = _shape_usual_page(usual_answer(direction), plan, 3, direction, DIGEST, True)
+    page = shape_usual_page(usual_answer(direction), plan, 3, direction, DIGEST, True)
     assert page is not None
     assert page.truncated and page.next_cursor and page.returned == 3
 
@@ -161,7 +161,7 @@ def unusual(direction: str, change: str) -> dict[str, Any]:
 def test_unusual_answers_take_the_general_path_with_the_same_result(direction: str, change: str) -> None:
     data = unusual(direction, change)
     plan = plan_page(start_ns=WINDOW[0], end_ns=WINDOW[1], limit=3, direction=direction, cursor=None)
-    assert _shape_usual_page(data, plan, 3, direction, DIGEST, True) is None
+    assert shape_usual_page(data, plan, 3, direction, DIGEST, True) is None
     if change == "number_timestamp":
         return  # the general path reads it as is; only the string form is Loki's
     assert shaped(data, plan, 3, direction) == reference(data, plan, 3, direction)
@@ -198,7 +198,7 @@ def test_redaction_and_metadata_on_the_fast_path() -> None:
         ],
     }
     plan = plan_page(start_ns=WINDOW[0], end_ns=WINDOW[1], limit=10, direction="backward", cursor=None)
-    page = _shape_usual_page(data, plan, 10, "backward", DIGEST, True)
+    page = shape_usual_page(data, plan, 10, "backward", DIGEST, True)
     assert page is not None
     assert page.streams == [
         {
@@ -213,7 +213,7 @@ def test_redaction_and_metadata_on_the_fast_path() -> None:
             ],
         }
     ]
-    plain = _shape_usual_page(data, plan, 10, "backward", DIGEST, False)
+    plain = shape_usual_page(data, plan, 10, "backward", DIGEST, False)
     assert plain is not None
     assert plain.streams[0]["entries"][0][1:] == [
         "Authorization: Bearer abcdefghijklmnop",
@@ -238,7 +238,7 @@ def test_streams_with_one_label_set_are_ordered_like_the_general_path(
         ],
     }
     plan = plan_page(start_ns=WINDOW[0], end_ns=WINDOW[1], limit=10, direction=direction, cursor=None)
-    page = _shape_usual_page(data, plan, 10, direction, DIGEST, True)
+    page = shape_usual_page(data, plan, 10, direction, DIGEST, True)
     assert page is not None
     assert (page.streams, page.truncated, page.next_cursor, page.returned) == reference(
         data, plan, 10, direction
@@ -317,7 +317,7 @@ def test_fast_path_timestamps_equal_the_general_paths_across_boundaries(first: i
     values = [[str(ts), f"line {i}"] for i, ts in enumerate(stamps)]
     data = {"resultType": "streams", "result": [{"stream": {"a": "b"}, "values": values}]}
     plan = plan_page(start_ns=0, end_ns=stamps[-1] + 1, limit=100, direction="forward", cursor=None)
-    page = _shape_usual_page(data, plan, 100, "forward", DIGEST, True)
+    page = shape_usual_page(data, plan, 100, "forward", DIGEST, True)
     assert page is not None
     assert [e[0] for e in page.streams[0]["entries"]] == [format_ns(ts) for ts in stamps]
 
@@ -329,7 +329,7 @@ def test_recorded_loki_answers_shape_alike_on_both_paths(name: str, limit: int) 
     parsed labels) as the third element, none where Loki sent {}; fast and general path agree."""
     data = load_answer(name).body["data"]
     plan = plan_page(start_ns=0, end_ns=2 * BASE_NS, limit=limit, direction="forward", cursor=None)
-    usual = _shape_usual_page(data, plan, limit, "forward", DIGEST, True)
+    usual = shape_usual_page(data, plan, limit, "forward", DIGEST, True)
     assert usual is not None
     assert (usual.streams, usual.truncated, usual.next_cursor, usual.returned) == reference(
         data, plan, limit, "forward"

@@ -10,7 +10,6 @@ import pytest
 import yaml
 from starlette.datastructures import Headers
 
-from gateway import security
 from gateway.errors import Failure, as_api_error
 from gateway.security import (
     ApiKeyEntry,
@@ -22,6 +21,7 @@ from gateway.security import (
     hash_key,
     presented_key,
 )
+from gateway.security import key_store as security
 from tests.gateway.conftest import KeysFile, make_settings
 
 

@@ -1,8 +1,6 @@
 """Loki's HTTP query API behind one small client. Every failure is translated here, at the
-boundary, into a LokiError of a kind gateway.errors maps to a status, so routes never see httpx
-exceptions: connect error -> unavailable (503), timeout -> timeout (504), Loki 429 or no free slot
--> unavailable with a retry time, other Loki 4xx -> a query error (400) with Loki's message, 5xx or
-junk -> upstream error (502).
+boundary, into a LokiError of a kind (gateway.services.loki.errors), so routes never see httpx
+exceptions.
 
 At most LOKI_MAX_CONCURRENT_REQUESTS calls are in flight at once; the app gives this client a pool
 of its own with a few connections more than that, so a call never queues inside httpcore's pool
@@ -19,16 +17,19 @@ import orjson
 
 from gateway.config import GatewaySettings
 from gateway.metrics import UPSTREAM_ERRORS
+from gateway.services.boundary import entry_key, first_boundary
 from gateway.services.bounded_http import ConcurrencyGate, GateTimeout, request_within
-from gateway.services.errors import (
-    QueryError,
-    ServiceError,
-    TooMuchAtOnce,
-    UpstreamError,
-    UpstreamTimeout,
-    UpstreamUnavailable,
+from gateway.services.loki.answers import sorted_entries
+from gateway.services.loki.errors import (
+    UPSTREAM,
+    LokiBadRequest,
+    LokiBusy,
+    LokiQueueFull,
+    LokiTimeout,
+    LokiUnavailable,
+    LokiUpstreamError,
+    TooManyAtOneTimestamp,
 )
-from gateway.services.logql_hints import explain as explain_parse_error
 
 QUERY_PATH = "/loki/api/v1/query"
 QUERY_RANGE_PATH = "/loki/api/v1/query_range"
@@ -46,80 +47,11 @@ TENANT_HEADER = "X-Scope-OrgID"
 # labels, so every line becomes a "stream" of its own; with it, an entry carries them as a third
 # element {"structuredMetadata": {...}, "parsed": {...}} and streams are real label sets.
 CATEGORIZE_LABELS_HEADERS = {"X-Loki-Response-Encoding-Flags": "categorize-labels"}
-METADATA_CATEGORIES = ("structuredMetadata", "parsed")
 # Headers that choose a tenant or a label policy inside Loki/its proxies: only we may set them.
 FORBIDDEN_FORWARD_HEADERS = frozenset({"x-scope-orgid", "x-prom-label-policy"})
 MAX_ERROR_MESSAGE_CHARS = 500
 DEFAULT_PAGE_SIZE = 1000
 READY_TIMEOUT_SECONDS = 2.0
-UPSTREAM = "loki"
-LOKI_BUSY_RETRY_AFTER_SECONDS = 5
-
-
-class LokiError(ServiceError):
-    """A Loki call failed; its kind (see gateway.services.errors) says how."""
-
-
-class LokiUnavailable(LokiError, UpstreamUnavailable):
-    def __init__(self, detail: str) -> None:
-        super().__init__(
-            "loki_unavailable",
-            f"Loki is not reachable: {detail}",
-            "Loki may be down or restarting; check LOKI_URL and GET /health/ready, then retry",
-        )
-
-
-class LokiTimeout(LokiError, UpstreamTimeout):
-    def __init__(self, timeout: float) -> None:
-        super().__init__(
-            "loki_timeout",
-            f"Loki did not answer within {timeout:g}s",
-            "narrow the query: a shorter time range, more specific labels, or a smaller limit",
-        )
-
-
-class LokiBadRequest(LokiError, QueryError):
-    def __init__(self, message: str, query: str | None = None) -> None:
-        message, hint = explain_parse_error(message, query)
-        super().__init__("loki_bad_request", message, hint)
-
-
-class LokiBusy(LokiError, UpstreamUnavailable):
-    def __init__(self, message: str) -> None:
-        super().__init__(
-            "loki_busy",
-            f"Loki is overloaded: {message}",
-            "retry in a few seconds, or narrow the query",
-            retry_after_seconds=LOKI_BUSY_RETRY_AFTER_SECONDS,
-        )
-
-
-class LokiQueueFull(LokiError, UpstreamUnavailable):
-    """The gateway's own bound on Loki calls in flight (LOKI_MAX_CONCURRENT_REQUESTS) stayed full."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(
-            "loki_busy",
-            f"too many Loki queries in flight: {detail}",
-            "retry after the Retry-After seconds; fewer concurrent or narrower queries get through sooner",
-            retry_after_seconds=LOKI_BUSY_RETRY_AFTER_SECONDS,
-        )
-
-
-class LokiUpstreamError(LokiError, UpstreamError):
-    def __init__(self, message: str) -> None:
-        super().__init__("loki_error", message, "Loki failed to answer; retry later or narrow the query")
-
-
-class TooManyAtOneTimestamp(LokiError, TooMuchAtOnce):
-    """More entries share one timestamp than Loki returns to one query: no page moves past them."""
-
-    def __init__(self, maximum: int) -> None:
-        super().__init__(
-            "too_many_at_one_timestamp",
-            f"more than about {maximum} entries share one timestamp: pages cannot walk past them",
-            "narrow the query (more specific labels, level or q=) so fewer entries share that timestamp",
-        )
 
 
 def max_entries_per_query(settings: GatewaySettings) -> int:
@@ -392,105 +324,31 @@ class LokiClient:
         that timestamp, so nothing is duplicated or lost even when many entries share it."""
         if page_size < 1:
             raise ValueError("page_size must be >= 1")
+        # in memory, not in a cursor: entries are told apart by their whole key, not a digest
+        boundary = first_boundary(entry_key)
         start = start_ns
-        seen_at_start: set[tuple[tuple[tuple[str, str], ...], str]] = set()
         yielded = 0
         while start < end_ns:
             # ask for the duplicates we will skip on top of a full page, so every page moves on,
             # but never for more than Loki's max_entries_limit_per_query allows
-            limit = min(page_size + len(seen_at_start), self._max_entries)
+            limit = min(page_size + len(boundary.seen), self._max_entries)
             data = await self.query_range(
                 query, start_ns=start, end_ns=end_ns, limit=limit, direction="forward", tenant=tenant
             )
             entries = sorted_entries(data, forward=True)
-            fresh_boundary: set[tuple[tuple[tuple[str, str], ...], str]] = set()
+            at_last: list[tuple[dict[str, str], str]] = []  # yielded at the page's last timestamp
             last_ts = start
-            fresh = 0
-            for ts, labels, line, _meta in entries:
-                key = (tuple(sorted(labels.items())), line)
-                if ts == start and key in seen_at_start:
-                    continue
+            for ts, labels, line, _meta in boundary.skip_returned(entries):
                 if max_lines is not None and yielded >= max_lines:
                     return
                 yield ts, labels, line
                 yielded += 1
-                fresh += 1
                 if ts != last_ts:
-                    last_ts = ts
-                    fresh_boundary = set()
-                fresh_boundary.add(key)
+                    last_ts, at_last = ts, []
+                at_last.append((labels, line))
             if len(entries) < limit:
                 return
-            if not fresh:  # Loki sent only entries already yielded, all of one timestamp
+            if not at_last:  # Loki sent only entries already yielded, all of one timestamp
                 raise TooManyAtOneTimestamp(self._max_entries)
-            if last_ts == start:
-                seen_at_start |= fresh_boundary
-            else:
-                start, seen_at_start = last_ts, fresh_boundary
-
-
-Entry = tuple[int, dict[str, str], str, dict[str, str] | None]  # ts_ns, labels, line, metadata
-
-
-def sorted_entries(data: Mapping[str, Any], *, forward: bool) -> list[Entry]:
-    """All entries of a `streams` result, merged across streams in the query's direction (ties
-    broken by labels then line, so the order is deterministic)."""
-    if data.get("resultType") != "streams":
-        raise LokiUpstreamError(f"expected a log (streams) result, got {data.get('resultType')!r}")
-    keyed: list[tuple[int, str, str, int, Entry]] = []
-    try:
-        for stream in data.get("result") or []:
-            labels = stream.get("stream") or {}
-            if not all(isinstance(v, str) for v in labels.values()):
-                raise TypeError("label values must be strings")
-            label_key = "\x00".join(f"{k}={v}" for k, v in sorted(labels.items()))
-            for value in stream.get("values") or []:
-                ts, line = int(value[0]), value[1]
-                meta = entry_metadata(value)
-                if not isinstance(line, str):
-                    raise TypeError("a log line must be a string")
-                # the running index keeps the native tuple sort away from comparing the entries
-                keyed.append((ts, label_key, line, len(keyed), (ts, labels, line, meta)))
-    except (TypeError, ValueError, IndexError, KeyError, AttributeError) as exc:
-        UPSTREAM_ERRORS.labels(UPSTREAM, "invalid_response").inc()
-        raise LokiUpstreamError(f"Loki answered with a malformed streams result: {exc}") from exc
-    keyed.sort(reverse=not forward)
-    return [k[4] for k in keyed]
-
-
-def count_entries(data: Mapping[str, Any]) -> int:
-    """How many entries a `streams` result holds (0 for anything malformed)."""
-    try:
-        return sum(len(stream.get("values") or ()) for stream in data.get("result") or ())
-    except (TypeError, AttributeError):
-        return 0
-
-
-def entry_metadata(value: Sequence[Any]) -> dict[str, str] | None:
-    """An entry's structured metadata and parsed labels as one flat object (None when it has
-    neither), from the third element of a categorized-labels answer. Loki already renames a
-    parsed label that collides with a stream label or a metadata name (`level_extracted`), so
-    the two never overwrite each other. TypeError when the element is not of that form."""
-    if len(value) < 3:
-        return None
-    categories = value[2]
-    if not isinstance(categories, dict):
-        raise TypeError("an entry's third element must be an object of label categories")
-    if not categories:  # what Loki sends for most entries: `{}`
-        return None
-    flat: dict[str, str] = {}
-    # known categories first; one a later Loki may add is kept too, never dropped
-    names = [*METADATA_CATEGORIES, *(name for name in categories if name not in METADATA_CATEGORIES)]
-    for name in names:
-        fields = categories.get(name)
-        if fields is None:
-            continue
-        if not _is_str_map(fields):
-            raise TypeError(f"an entry's {name!r} must be an object of strings")
-        for key, text in fields.items():
-            flat.setdefault(key, text)
-    return flat or None
-
-
-def _is_str_map(value: Any) -> bool:
-    return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+            boundary = boundary.after(last_ts, at_last)
+            start = last_ts
