@@ -340,6 +340,7 @@ def main() -> None:
         "CACHE_TTL_SECONDS": "0",
         "RATE_LIMIT": "1000000/minute",
         "LOG_LEVEL": "WARNING",
+        "ANSWER_BUDGET_ON_REST": "false",  # the same 1,000 lines as the stand-in: no byte budget
     }
     env.pop("GATEWAY_API_KEYS_FILE", None)
     env.pop("REDIS_URL", None)

@@ -145,7 +145,8 @@ def gateway_round(loki: RealLoki, requests: int, profile: Path | None = None) ->
     key = secrets.token_urlsafe(32)
     port = free_port()
     env = {**os.environ, "AI_MONITORING_API_KEY": key, "LOKI_URL": loki.url, "CACHE_TTL_SECONDS": "0",
-           "RATE_LIMIT": "1000000/minute", "LOG_LEVEL": "WARNING"}
+           "RATE_LIMIT": "1000000/minute", "LOG_LEVEL": "WARNING",
+           "ANSWER_BUDGET_ON_REST": "false"}  # the same 1,000 lines as Loki's answer: no byte budget
     for name in ("GATEWAY_API_KEYS_FILE", "REDIS_URL"):
         env.pop(name, None)
     gateway = subprocess.Popen(
