@@ -17,12 +17,14 @@ the pass must not read as ok; "failure"; "stopped".
 
 Pushes in flight. With `pushes_in_flight` >= 1 (the default), pushing and committing run on one
 background thread (push_queue.py) while this thread reads and builds the next batches, at most
-`pushes_in_flight` batches ahead. That thread does exactly what this one does otherwise, in the
-same order: a push, its answer, its commit, then the next push, so the rule above holds as it
-is - a checkpoint moves only past pushes Loki answered, and when a push fails (or leadership is
-lost) nothing handed over after it is pushed or committed; the batches read ahead are dropped
-and read again by the next pass. A source error ends the reading; the batches handed over
-before it are still pushed and committed. 0 does everything on this thread, one batch at a time.
+`pushes_in_flight` batches ahead, and encodes them when the sink can (PreparingSink: the sink
+routes them again when it sends them, with what Loki acknowledged meanwhile). That thread does
+exactly what this one does otherwise, in the same order: a push, its answer, its commit, then
+the next push, so the rule above holds as it is - a checkpoint moves only past pushes Loki
+answered, and when a push fails (or leadership is lost) nothing handed over after it is pushed
+or committed; the batches read ahead are dropped and read again by the next pass. A source error
+ends the reading; the batches handed over before it are still pushed and committed. 0 does
+everything on this thread, one batch at a time.
 
 What is pushed between two commits spans less than MAX_UNCOMMITTED_SPAN_NS of timestamps (a
 batch that would widen the buffer past it is pushed after the buffer is committed): a resend then
@@ -54,7 +56,7 @@ from shipper.config import DEFAULT_PUSHES_IN_FLIGHT
 from shipper.models import MAX_UNCOMMITTED_SPAN_NS, Batch, Cursor, LogRecord
 from shipper.push_queue import PushQueue
 from shipper.records import gc_paused
-from shipper.sinks import Sink, SinkUnavailable
+from shipper.sinks import PreparingSink, Sink, SinkUnavailable
 from shipper.sources.base import Source, SourceError
 
 log = logging.getLogger(__name__)
@@ -201,8 +203,14 @@ class Pipeline:
         cyclic garbage of a cycle lands, are collected every _COLLECT_EVERY_CYCLES cycles."""
         queue = PushQueue(self.pushes_in_flight, name=f"push-{self.source.id}")
 
+        sink = self.sink if isinstance(self.sink, PreparingSink) else None
+
         def hand_over(records: list[LogRecord], cursor: Cursor, result: PassResult) -> None:
-            queue.submit(partial(self._push_and_commit, records, cursor, result))
+            # encoded here, while the push before is in flight (not for a resend check's pushes:
+            # what they send is decided when they are sent)
+            prepared = (sink.prepare_push(records, source=self.source.id)
+                        if sink is not None and records and not self._checking_resends else None)
+            queue.submit(partial(self._push_and_commit, records, cursor, result, prepared))
 
         collect = gc.isenabled()  # else the caller disabled it and keeps it so
         cycles = 0
@@ -267,7 +275,10 @@ class Pipeline:
             self.checkpointer.commit(self._marker_id, {"clean": True})
             self._marked_unclean = False
 
-    def _push_and_commit(self, records: list[LogRecord], cursor: Cursor, result: PassResult) -> None:
+    def _push_and_commit(
+        self, records: list[LogRecord], cursor: Cursor, result: PassResult, prepared: object = None
+    ) -> None:
+        """`prepared`: the sink's prepare_push() of `records`, made ahead (PreparingSink)."""
         self._check_leadership()
         if records:
             if not self._marked_unclean:
@@ -278,7 +289,11 @@ class Pipeline:
                 sent, present = self.sink.drop_present(records, source=self.source.id)
                 result.accepted += present
                 self._checking_resends = present > 0
-            pushed = self.sink.push(sent, source=self.source.id)
+                prepared = None  # made for all of `records`
+            if prepared is not None and isinstance(self.sink, PreparingSink):
+                pushed = self.sink.push_prepared(prepared, source=self.source.id)
+            else:
+                pushed = self.sink.push(sent, source=self.source.id)
             result.pushes += 1
             result.accepted += pushed.accepted
             for rejected in pushed.rejected:
