@@ -241,7 +241,11 @@ class LokiSink:
         """The CPU part of push(), which a caller may run ahead of time (the pipeline does, on its
         reading thread, while the previous push is in flight): limits applied, entries sorted and
         routed with what Loki is known to hold now, live requests encoded. push_prepared() routes
-        again with what Loki acknowledged meanwhile and encodes afresh if that moved anything."""
+        again with what Loki acknowledged meanwhile and encodes afresh if that moved anything.
+        The age limits use the time of this call. It may run on another thread than a push under
+        way: the preparer's caches and the late router are dicts changed one item at a time
+        (atomic under the GIL); at worst a late stream gets two label objects, which Loki reads
+        as one stream."""
         if not records:
             return PreparedPush(records, None, 0, [])
         with gc_paused():
