@@ -153,13 +153,23 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
+class _Encoded(list[Entry]):
+    """A batch with its request body, encoded ahead by prepare_push(). What a partial answer
+    leaves to send again is a plain list (a slice or a new list), encoded when sent."""
+
+    __slots__ = ("body",)
+
+    def __init__(self, entries: list[Entry], body: bytes) -> None:
+        super().__init__(entries)
+        self.body = body
+
+
 @dataclass(slots=True)
 class _Request:
     """One request of a planned push: a live stream's batch (encoded ahead or not), or the late
     streams' entries (checked and batched when sent)."""
 
     entries: list[Entry]
-    body: bytes | None = None
     late: bool = False
 
 
@@ -278,7 +288,7 @@ class LokiSink:
                 for batch in self._batches(self._not_held(request.entries, source, result)):
                     self._push_batch(batch, records, source, result, reporter)
             else:
-                self._push_batch(request.entries, records, source, result, reporter, body=request.body)
+                self._push_batch(request.entries, records, source, result, reporter)
         reporter.finish()
         return result
 
@@ -292,7 +302,7 @@ class LokiSink:
                 plan.append(_Request(group, late=True))
                 continue
             for batch in self._batches(group):
-                plan.append(_Request(batch, body=self._encode(batch) if encode else None))
+                plan.append(_Request(_Encoded(batch, self._encode(batch)) if encode else batch))
         return plan
 
     def drop_present(self, records: list[LogRecord], *, source: str) -> tuple[list[LogRecord], int]:
@@ -417,15 +427,12 @@ class LokiSink:
         source: str,
         result: PushResult,
         reporter: _RejectionReporter,
-        *,
-        body: bytes | None = None,
     ) -> None:
-        """`body`: the batch already encoded (used for its first request only)."""
         work = [batch]
         partial_rounds = 0
         while work:
             pending = work.pop()
-            answer = self._send(pending, body if pending is batch else None)
+            answer = self._send(pending)
             if answer.status < 300:
                 self._acknowledge(pending, source, result)
                 continue
@@ -499,11 +506,10 @@ class LokiSink:
         with gc_paused():
             return self._encoder.encode(group_streams(entries, in_ts_order=True))
 
-    def _send(self, entries: list[Entry], body: bytes | None = None) -> _Answer:
-        """POST the entries (`body`: encoded already); return 2xx/400/413 answers, retry the
-        retryable, raise on the rest."""
-        if body is None:
-            body = self._encode(entries)
+    def _send(self, entries: list[Entry]) -> _Answer:
+        """POST the entries (encoded already when prepare_push made them an _Encoded); return
+        2xx/400/413 answers, retry the retryable, raise on the rest."""
+        body = entries.body if isinstance(entries, _Encoded) else self._encode(entries)
         deadline = self._clock() + self.config.retry_max_total_seconds
         attempt = 0
         while True:
