@@ -21,7 +21,6 @@ from typing import TextIO
 
 import httpx
 from pydantic import ValidationError
-from tqdm import tqdm
 
 from shipper.checkpoint import Checkpointer, CheckpointError, FileCheckpointer
 from shipper.config import ShipperSettings, SourceConfig, get_settings
@@ -264,6 +263,8 @@ def cmd_backfill(args: argparse.Namespace, settings: ShipperSettings) -> int:
 def _backfill_with_progress(source: BackfillPass, pipeline: Pipeline) -> PassResult:
     """One backfill pass under a progress bar in bytes of the objects to read (a total and an ETA,
     which a count of lines cannot give), with the lines shipped beside it."""
+    from tqdm import tqdm  # only here: the other commands start faster without it
+
     planned = source.pending_objects()
     with tqdm(total=sum(info.size for info in planned), unit="B", unit_scale=True,
               desc=f"backfill {source.id} ({len(planned)} objects)", file=sys.stderr) as bar:
@@ -338,7 +339,7 @@ def make_pipeline(
     return Pipeline(
         source, sink, checkpointer, checkpoint_id=checkpoint_id, max_entries=settings.batch_max_entries,
         max_bytes=settings.batch_max_bytes, max_wait_seconds=settings.batch_max_wait_seconds,
-        on_progress=on_progress, still_leading=still_leading,
+        pushes_in_flight=settings.pushes_in_flight, on_progress=on_progress, still_leading=still_leading,
     )
 
 

@@ -34,6 +34,8 @@ DEFAULT_KUBERNETES_NAMESPACE = "gpt"
 DEFAULT_STATE_DIR = "./state"
 DEFAULT_INTERVAL_SECONDS = 60
 DEFAULT_METRICS_PORT = 9102
+DEFAULT_PUSHES_IN_FLIGHT = 1
+MAX_PUSHES_IN_FLIGHT = 8  # each holds a batch (BATCH_MAX_BYTES) in memory
 DEFAULT_TIMESTAMP_FIELDS = ("timestamp", "time", "ts", "created_at")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -131,6 +133,8 @@ class ShipperSettings(BaseSettings):
     """Most entries in one push."""
     batch_max_wait_seconds: float = 1.0
     """Longest a partly filled batch waits for more records, in seconds."""
+    pushes_in_flight: int = Field(default=DEFAULT_PUSHES_IN_FLIGHT, ge=0, le=MAX_PUSHES_IN_FLIGHT)
+    """Batches handed to the push thread (pushed and committed in order) while the next is read; 0: none."""
     retry_min_backoff_seconds: float = loki_defaults.RETRY_MIN_BACKOFF_SECONDS
     """First delay between retries of a failed push (429, 5xx, network), in seconds."""
     retry_max_backoff_seconds: float = loki_defaults.RETRY_MAX_BACKOFF_SECONDS

@@ -15,6 +15,17 @@ Outcome of a pass: "success"; "partial" when it finished but some records could 
 (counted by reason in PassResult.rejected - e.g. older than Loki accepts, a line Loki refuses):
 the pass must not read as ok; "failure"; "stopped".
 
+Pushes in flight. With `pushes_in_flight` >= 1 (the default), pushing and committing run on one
+background thread (push_queue.py) while this thread reads and builds the next batches, at most
+`pushes_in_flight` batches ahead, and encodes them when the sink can (PreparingSink: the sink
+routes them again when it sends them, with what Loki acknowledged meanwhile). That thread does
+exactly what this one does otherwise, in the same order: a push, its answer, its commit, then
+the next push, so the rule above holds as it is - a checkpoint moves only past pushes Loki
+answered, and when a push fails (or leadership is lost) nothing handed over after it is pushed
+or committed; the batches read ahead are dropped and read again by the next pass. A source error
+ends the reading; the batches handed over before it are still pushed and committed. 0 does
+everything on this thread, one batch at a time.
+
 What is pushed between two commits spans less than MAX_UNCOMMITTED_SPAN_NS of timestamps (a
 batch that would widen the buffer past it is pushed after the buffer is committed): a resend then
 takes the same Loki streams as the first send (see models.py).
@@ -29,27 +40,36 @@ the sink which of their records Loki already holds (a bounded query per stream a
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from operator import attrgetter
 from typing import Protocol, runtime_checkable
 
-from shipper import losses, metrics
+from shipper import loki_defaults, losses, metrics
 from shipper.checkpoint import Checkpointer, CheckpointError
+from shipper.config import DEFAULT_PUSHES_IN_FLIGHT
 from shipper.models import MAX_UNCOMMITTED_SPAN_NS, Batch, Cursor, LogRecord
+from shipper.push_queue import PushQueue
 from shipper.records import gc_paused
-from shipper.sinks import Sink, SinkUnavailable
+from shipper.sinks import PreparingSink, Sink, SinkUnavailable
 from shipper.sources.base import Source, SourceError
 
 log = logging.getLogger(__name__)
 
 _RECORD_OVERHEAD_BYTES = 64  # labels + metadata + framing, for buffer sizing only
+# With pushes in flight the GC is paused for the pass; its young generations are collected every
+# this many push cycles (a push leaves ~100 objects of cyclic garbage; a collection scans the
+# ~10k records in flight, ~1 ms, so once per cycle would cost ~2 % of the pass)
+_COLLECT_EVERY_CYCLES = 16
 INFLIGHT_SUFFIX = ".inflight"  # checkpoint id of the marker "a pass pushed and did not end cleanly"
 _line_of = attrgetter("line")
 _ts_of = attrgetter("ts_ns")
+_PushStep = Callable[[list[LogRecord], Cursor, "PassResult"], None]
 
 
 @dataclass(slots=True)
@@ -109,9 +129,10 @@ class Pipeline:
         checkpointer: Checkpointer,
         *,
         checkpoint_id: str | None = None,
-        max_entries: int = 10_000,
-        max_bytes: int = 1 << 20,
+        max_entries: int = loki_defaults.BATCH_MAX_ENTRIES,
+        max_bytes: int = loki_defaults.BATCH_MAX_BYTES,
         max_wait_seconds: float = 1.0,
+        pushes_in_flight: int = DEFAULT_PUSHES_IN_FLIGHT,
         on_progress: Callable[[int], None] | None = None,
         still_leading: Callable[[], bool] | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -124,6 +145,7 @@ class Pipeline:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.max_wait_seconds = max_wait_seconds
+        self.pushes_in_flight = pushes_in_flight
         self.on_progress = on_progress
         self.still_leading = still_leading or _always
         self._clock = clock
@@ -162,17 +184,53 @@ class Pipeline:
 
     def _ship(self, cursor: Cursor | None, result: PassResult) -> None:
         batches = self.source.pull(cursor)
-        while True:
-            # One push cycle with the cyclic GC paused: its records are built, pushed and dropped
-            # before a collection could scan them (and promote them, which triggers full
-            # collections of the whole heap); cyclic garbage made meanwhile is collected after.
-            with gc_paused():
-                more = self._fill_and_push(batches, result)
-            if not more:
-                return
+        if self.pushes_in_flight < 1:
+            while True:
+                # One push cycle with the cyclic GC paused: its records are built, pushed and
+                # dropped before a collection could scan them (and promote them, which triggers
+                # full collections of the whole heap); cyclic garbage made meanwhile is collected
+                # after.
+                with gc_paused():
+                    more = self._fill_and_push(batches, result, self._push_and_commit)
+                if not more:
+                    return
+        self._ship_pipelined(batches, result)
 
-    def _fill_and_push(self, batches: Iterator[Batch], result: PassResult) -> bool:
-        """Buffer batches until a push is due, push and commit; False once the source is done."""
+    def _ship_pipelined(self, batches: Iterator[Batch], result: PassResult) -> None:
+        """Read and build here, push and commit on the queue's thread (see the module docstring).
+        The GC stays paused for the whole pass - both threads allocate all the time, so pausing
+        per cycle would leave it on at random moments - and the young generations, where the
+        cyclic garbage of a cycle lands, are collected every _COLLECT_EVERY_CYCLES cycles."""
+        queue = PushQueue(self.pushes_in_flight, name=f"push-{self.source.id}")
+
+        sink = self.sink if isinstance(self.sink, PreparingSink) else None
+
+        def hand_over(records: list[LogRecord], cursor: Cursor, result: PassResult) -> None:
+            # encoded here, while the push before is in flight (not for a resend check's pushes:
+            # what they send is decided when they are sent)
+            prepared = (sink.prepare_push(records, source=self.source.id)
+                        if sink is not None and records and not self._checking_resends else None)
+            queue.submit(partial(self._push_and_commit, records, cursor, result, prepared))
+
+        collect = gc.isenabled()  # else the caller disabled it and keeps it so
+        cycles = 0
+        with gc_paused():
+            try:
+                while self._fill_and_push(batches, result, hand_over):
+                    cycles += 1
+                    if collect and cycles % _COLLECT_EVERY_CYCLES == 0:
+                        gc.collect(1)
+                queue.finish()
+            except Exception:
+                queue.close(wait=True)  # the batches handed over before a source error still ship
+                raise
+            except BaseException:  # interrupted: no new push starts, a running one is not awaited
+                queue.close(wait=False)
+                raise
+
+    def _fill_and_push(self, batches: Iterator[Batch], result: PassResult, push: _PushStep) -> bool:
+        """Buffer batches until a push is due, push and commit (`push`: at once, or handed to the
+        push thread); False once the source is done."""
         buffer: list[LogRecord] = []
         buffered_bytes = 0
         pending: Cursor | None = None
@@ -182,14 +240,14 @@ class Pipeline:
             if not batch.records and not buffer:
                 # a checkpoint alone (e.g. GCS registers new objects before reading them): it
                 # must be committed before what follows is pushed, not merged into that push
-                self._push_and_commit([], batch.cursor, result)
+                push([], batch.cursor, result)
                 continue
             records = batch.records
             if records:
                 low, high = min(map(_ts_of, records)), max(map(_ts_of, records))
                 spans = max(high, newest) - min(low, oldest)
                 if buffer and pending is not None and spans >= MAX_UNCOMMITTED_SPAN_NS:
-                    self._push_and_commit(buffer, pending, result)  # see MAX_UNCOMMITTED_SPAN_NS
+                    push(buffer, pending, result)  # see MAX_UNCOMMITTED_SPAN_NS
                     buffer, buffered_bytes = [], 0
                 oldest, newest = (min(low, oldest), max(high, newest)) if buffer else (low, high)
             if not buffer:
@@ -202,10 +260,10 @@ class Pipeline:
                 or buffered_bytes >= self.max_bytes
                 or self._clock() - first_buffered_at >= self.max_wait_seconds
             ):
-                self._push_and_commit(buffer, pending, result)
+                push(buffer, pending, result)
                 return True
         if pending is not None:
-            self._push_and_commit(buffer, pending, result)
+            push(buffer, pending, result)
         return False
 
     def _check_leadership(self) -> None:
@@ -217,7 +275,10 @@ class Pipeline:
             self.checkpointer.commit(self._marker_id, {"clean": True})
             self._marked_unclean = False
 
-    def _push_and_commit(self, records: list[LogRecord], cursor: Cursor, result: PassResult) -> None:
+    def _push_and_commit(
+        self, records: list[LogRecord], cursor: Cursor, result: PassResult, prepared: object = None
+    ) -> None:
+        """`prepared`: the sink's prepare_push() of `records`, made ahead (PreparingSink)."""
         self._check_leadership()
         if records:
             if not self._marked_unclean:
@@ -228,7 +289,11 @@ class Pipeline:
                 sent, present = self.sink.drop_present(records, source=self.source.id)
                 result.accepted += present
                 self._checking_resends = present > 0
-            pushed = self.sink.push(sent, source=self.source.id)
+                prepared = None  # made for all of `records`
+            if prepared is not None and isinstance(self.sink, PreparingSink):
+                pushed = self.sink.push_prepared(prepared, source=self.source.id)
+            else:
+                pushed = self.sink.push(sent, source=self.source.id)
             result.pushes += 1
             result.accepted += pushed.accepted
             for rejected in pushed.rejected:

@@ -33,7 +33,7 @@ _LEADING_LEVEL = re.compile(
 )
 _EPOCH_NS_THRESHOLD = 10**17
 _EPOCH_US_THRESHOLD = 10**14
-_EPOCH_MS_THRESHOLD = 10**11
+_EPOCH_MS_THRESHOLD = 10**11  # also written as 1e11 in timestamp_from_fields
 _INFINITY = float("inf")
 # epoch units as _epoch_ns tells them apart by magnitude: (smallest value of the unit, units per
 # second), largest unit first
@@ -107,9 +107,10 @@ def timestamp_from_fields(record: Mapping[str, Any], fields: Sequence[str]) -> i
     for name in fields:
         value = record.get(name)  # absent and null are both "no timestamp here"
         if value is not None:
-            if type(value) is float and 0 <= value < _EPOCH_MS_THRESHOLD:  # the common case, inlined
-                whole = int(value)  # as _epoch_ns does for seconds
-                return whole * 1_000_000_000 + round((value - whole) * 1_000_000_000)
+            # the common case inlined (epoch seconds below _EPOCH_MS_THRESHOLD), as _epoch_ns does it
+            if type(value) is float and 0.0 <= value < 1e11:
+                whole = int(value)
+                return whole * 1_000_000_000 + round((value - whole) * 1e9)
             parsed = parse_timestamp_ns(value)
             if parsed is not None:
                 return parsed

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from shipper.models import LogRecord
 
@@ -33,4 +33,18 @@ class Sink(Protocol):
         """Send all records (split into requests as needed) and return only when every one was
         acknowledged or definitively rejected; raise SinkUnavailable otherwise. `source` is the
         source id, used for metrics and log lines."""
+        ...
+
+
+@runtime_checkable
+class PreparingSink(Protocol):
+    """A sink whose push() splits in two: the CPU part, which a caller may run ahead on another
+    thread while the previous push is in flight, and the sending (LokiSink)."""
+
+    def prepare_push(self, records: Sequence[LogRecord], *, source: str) -> Any:
+        """Everything push() does before its first request that does not depend on earlier pushes' answers."""
+        ...
+
+    def push_prepared(self, prepared: Any, *, source: str) -> PushResult:
+        """push() of what prepare_push() returned, with what earlier pushes' answers taught since."""
         ...

@@ -40,7 +40,7 @@ from shipper.sinks import PushResult, RejectedEntry, SinkUnavailable
 from shipper.sinks.loki import rejections
 from shipper.sinks.loki.encode import Encoder, Entry, PushFormat, group_streams
 from shipper.sinks.loki.late import LATE_STREAM, LateRouter
-from shipper.sinks.loki.prepare import Preparer
+from shipper.sinks.loki.prepare import Prepared, Preparer
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +153,36 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
+class _Encoded(list[Entry]):
+    """A batch with its request body, encoded ahead by prepare_push(). What a partial answer
+    leaves to send again is a plain list (a slice or a new list), encoded when sent."""
+
+    __slots__ = ("body",)
+
+    def __init__(self, entries: list[Entry], body: bytes) -> None:
+        super().__init__(entries)
+        self.body = body
+
+
+@dataclass(slots=True)
+class _Request:
+    """One request of a planned push: a live stream's batch (encoded ahead or not), or the late
+    streams' entries (checked and batched when sent)."""
+
+    entries: list[Entry]
+    late: bool = False
+
+
+@dataclass(slots=True)
+class PreparedPush:
+    """What LokiSink.prepare_push() made, for push_prepared()."""
+
+    records: Sequence[LogRecord]
+    prepared: Prepared | None  # None: nothing to push
+    late: int  # entries routed to a late stream when prepared
+    plan: list[_Request]
+
+
 @dataclass(slots=True)
 class _Answer:
     status: int
@@ -215,13 +245,36 @@ class LokiSink:
     # -- Sink ------------------------------------------------------------------------------------
 
     def push(self, records: Sequence[LogRecord], *, source: str) -> PushResult:
-        result = PushResult()
+        return self.push_prepared(self.prepare_push(records, source=source), source=source)
+
+    def prepare_push(self, records: Sequence[LogRecord], *, source: str) -> PreparedPush:
+        """The CPU part of push(), which a caller may run ahead of time (the pipeline does, on its
+        reading thread, while the previous push is in flight): limits applied, entries sorted and
+        routed with what Loki is known to hold now, live requests encoded. push_prepared() routes
+        again with what Loki acknowledged meanwhile and encodes afresh if that moved anything.
+        The age limits use the time of this call. It may run on another thread than a push under
+        way: the preparer's caches and the late router are dicts changed one item at a time
+        (atomic under the GIL); at worst a late stream gets two label objects, which Loki reads
+        as one stream."""
         if not records:
-            return result
+            return PreparedPush(records, None, 0, [])
         with gc_paused():
             prepared = self._preparer.prepare(records, now_ns=self._now_ns())
             prepared.entries.sort(key=_ts_of)  # oldest first: no batch lands "too far behind" a later one
             late = self._late.route(prepared.entries)
+            return PreparedPush(records, prepared, late, self._plan(prepared.entries, encode=True))
+
+    def push_prepared(self, push: PreparedPush, *, source: str) -> PushResult:
+        """Send what prepare_push() made: the second half of push()."""
+        result = PushResult()
+        prepared, records = push.prepared, push.records
+        if prepared is None:
+            return result
+        plan, late = push.plan, push.late
+        moved = self._late.route(prepared.entries)  # pushes acknowledged since it was prepared
+        if moved:
+            late += moved
+            plan = self._plan(prepared.entries, encode=False)
         if late:
             metrics.RECORDS_ADJUSTED.labels(source=source, reason=LATE_STREAM).inc(late)
         for reason, count in prepared.adjusted.items():
@@ -230,13 +283,27 @@ class LokiSink:
         for index in prepared.too_old:
             result.rejected.append(RejectedEntry(records[index], rejections.TOO_OLD))
             reporter.report(records[index], rejections.TOO_OLD, counter=metrics.RECORDS_SKIPPED)
-        for group in self._late.requests(prepared.entries):
-            if self._late.is_late(group[0].stream):
-                group = self._not_held(group, source, result)
-            for batch in self._batches(group):
-                self._push_batch(batch, records, source, result, reporter)
+        for request in plan:
+            if request.late:
+                for batch in self._batches(self._not_held(request.entries, source, result)):
+                    self._push_batch(batch, records, source, result, reporter)
+            else:
+                self._push_batch(request.entries, records, source, result, reporter)
         reporter.finish()
         return result
+
+    def _plan(self, entries: list[Entry], *, encode: bool) -> list[_Request]:
+        """The requests of a push, in sending order: each live stream alone, batched (and encoded
+        with `encode`); the late streams together, batched when sent (what Loki holds already
+        is taken out first, see _not_held)."""
+        plan = []
+        for group in self._late.requests(entries):
+            if self._late.is_late(group[0].stream):
+                plan.append(_Request(group, late=True))
+                continue
+            for batch in self._batches(group):
+                plan.append(_Request(_Encoded(batch, self._encode(batch)) if encode else batch))
+        return plan
 
     def drop_present(self, records: list[LogRecord], *, source: str) -> tuple[list[LogRecord], int]:
         """The records Loki does not hold yet, and how many it holds already (same labels -
@@ -435,10 +502,14 @@ class LokiSink:
     def _auth_headers(self) -> dict[str, str]:
         return {k: v for k, v in self._headers.items() if k in ("X-Scope-OrgID", "Authorization")}
 
-    def _send(self, entries: list[Entry]) -> _Answer:
-        """POST the entries; return 2xx/400/413 answers, retry the retryable, raise on the rest."""
+    def _encode(self, entries: list[Entry]) -> bytes:
         with gc_paused():
-            body = self._encoder.encode(group_streams(entries, in_ts_order=True))
+            return self._encoder.encode(group_streams(entries, in_ts_order=True))
+
+    def _send(self, entries: list[Entry]) -> _Answer:
+        """POST the entries (encoded already when prepare_push made them an _Encoded); return
+        2xx/400/413 answers, retry the retryable, raise on the rest."""
+        body = entries.body if isinstance(entries, _Encoded) else self._encode(entries)
         deadline = self._clock() + self.config.retry_max_total_seconds
         attempt = 0
         while True:

@@ -18,12 +18,14 @@ import gzip
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import cramjam
 
-from shipper.sinks.loki import push_pb2
 from shipper.sinks.loki.wire import serialize_push_request
+
+if TYPE_CHECKING:
+    from shipper.sinks.loki import push_pb2
 
 PushFormat = Literal["protobuf", "json"]
 PROTOBUF_CONTENT_TYPE = "application/x-protobuf"
@@ -104,7 +106,10 @@ def encode_protobuf(streams: Mapping[StreamLabels, list[Entry]]) -> bytes:
 
 
 def build_push_request(streams: Mapping[StreamLabels, list[Entry]]) -> push_pb2.PushRequest:
-    """The same request built with the generated classes: the reference wire.py must match."""
+    """The same request built with the generated classes: the reference wire.py must match.
+    (push_pb2 is imported here only: the shipper's start-up does not need it.)"""
+    from shipper.sinks.loki import push_pb2
+
     request = push_pb2.PushRequest()
     for stream, entries in streams.items():
         add_entry = request.streams.add(labels=stream.label_string).entries.add

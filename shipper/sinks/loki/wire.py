@@ -73,6 +73,7 @@ def serialize_push_request(streams: Iterable[tuple[str, Iterable[WireEntry]]]) -
     seconds_cache: dict[int, list[bytes]] = {}  # seconds -> _timestamp_prefixes(seconds)
     name_cache: dict[str, bytes] = {}  # metadata name -> LabelPairAdapter.name field
     pair_cache: dict[tuple[str, str], bytes] = {}  # (name, value) -> whole structuredMetadata field
+    value_heads: dict[str, list[bytes]] = {}  # metadata name -> _value_heads of its name field
     out: list[bytes] = []
     for label_string, entries in streams:
         labels = label_string.encode("utf-8", "replace")
@@ -111,14 +112,14 @@ def serialize_push_request(streams: Iterable[tuple[str, Iterable[WireEntry]]]) -
                     field = pair_cache.get(pair)
                     if field is None:
                         name, value = pair
-                        name_field = name_cache.get(name)
-                        encoded = value.encode("utf-8", "replace")
-                        n = len(encoded)
-                        if name_field is not None and 0 < n < 128:  # the common miss, inlined
-                            length = small[len(name_field) + 2 + n]
-                            field = b"".join((_METADATA, length, name_field, _VALUE, small[n], encoded))
+                        heads = value_heads.get(name)
+                        if heads is not None and value.isascii() and 0 < len(value) < 128:
+                            # the common miss (a line number): a cached head for this value length
+                            field = heads[len(value)] + value.encode()
                         else:
                             field = _pair_field(pair, name_cache)
+                            if name in name_cache and name not in value_heads:
+                                value_heads[name] = _value_heads(name_cache[name])
                         if len(pair_cache) >= _PAIR_CACHE_MAX:
                             pair_cache.clear()
                         pair_cache[pair] = field
@@ -143,6 +144,12 @@ def _timestamp_prefixes(seconds: int) -> list[bytes]:
     for nanos_bytes in range(1, 6):
         prefixes.append(_TIMESTAMP + _SMALL[len(seconds_field) + 1 + nanos_bytes] + seconds_field + _NANOS)
     return prefixes
+
+
+def _value_heads(name_field: bytes) -> list[bytes]:
+    """For each value length n < 128: a structuredMetadata field up to its value's bytes (tag,
+    length, the cached name field, the value's tag and length)."""
+    return [_METADATA + _SMALL[len(name_field) + 2 + n] + name_field + _VALUE + _SMALL[n] for n in range(128)]
 
 
 def _pair_field(pair: tuple[str, str], name_cache: dict[str, bytes]) -> bytes:
