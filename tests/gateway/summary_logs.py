@@ -1,6 +1,6 @@
 """A deterministic synthetic log with a planted incident, served through the summary's
-LineReader protocol (no Loki needed). Shared by tests/gateway/test_summary*.py and
-bench/summary_bench.py."""
+LineReader protocol (no Loki needed). Shared by tests/gateway/services/test_summary*.py,
+tests/gateway/api/routes/test_summary_api.py and bench/summary_bench.py."""
 
 from __future__ import annotations
 

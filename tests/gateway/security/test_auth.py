@@ -30,7 +30,7 @@ except ImportError:  # pragma: no cover - older FastAPI flattens app.routes itse
 DOCS_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 KEY_OPTIONAL_PATHS = frozenset({"/metrics"})  # open unless GATEWAY_METRICS_REQUIRE_KEY
 OPEN_PATHS = UNAUTHENTICATED_PATHS | DOCS_PATHS | KEY_OPTIONAL_PATHS
-# authenticate every request themselves and check a scope per MCP tool: tests/gateway/test_mcp.py
+# authenticate every request themselves and check a scope per MCP tool: tests/gateway/mcp/test_mcp.py
 SELF_AUTHENTICATED_PATHS = frozenset({"/mcp"})
 
 

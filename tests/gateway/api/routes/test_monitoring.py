@@ -460,7 +460,7 @@ async def test_memory_cache_expires_and_evicts_least_recent() -> None:
 
 async def test_an_unreachable_redis_degrades_requests_and_never_fails_them(api_key: str) -> None:
     """Not this process's memory (which would split the replicas' state): a miss, and an open
-    rate limit, until Redis answers (tests/gateway/test_redis_backends.py starts one late)."""
+    rate limit, until Redis answers (tests/gateway/services/test_redis_backends.py starts one late)."""
     settings = make_settings(
         ai_monitoring_api_key=api_key, redis_url=f"redis://127.0.0.1:{free_port()}/0", rate_limit="1/minute"
     )
