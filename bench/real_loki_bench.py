@@ -52,7 +52,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from gateway_overhead import log_line, wait_ready  # noqa: E402
+from common import wait_ready  # noqa: E402
+from loki_stand_in import log_line  # noqa: E402
 
 from shipper.models import LogRecord  # noqa: E402
 from shipper.sinks.loki.encode import Encoder, group_streams  # noqa: E402
