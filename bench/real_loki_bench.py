@@ -27,73 +27,46 @@ its on-CPU samples into start-up, reading, record building, encoding and the pus
 from __future__ import annotations
 
 import argparse
-import collections
-import concurrent.futures
-import json
 import os
-import re
-import secrets
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-
-import httpx
-import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from common import wait_ready  # noqa: E402
-from loki_stand_in import log_line  # noqa: E402
-
-from shipper.models import LogRecord  # noqa: E402
-from shipper.sinks.loki.encode import Encoder, group_streams  # noqa: E402
-from shipper.sinks.loki.prepare import Preparer  # noqa: E402
-from tests.conftest import free_port, stop_process  # noqa: E402
-from tests.real_loki import LOKI_VERSION, RealLoki, find_loki_binary, run_id, start_loki  # noqa: E402
-
-NS = 1_000_000_000
-LINES_PER_ANSWER = 1000
-GATEWAY_STREAMS = 4
-WINDOW_S = 40  # ~1,300 matching lines per window at the density below: every answer is a full page
-LINES_PER_SECOND_STORED = 36  # matching lines; one more in ten belongs to another service
-WARMUP = 20
-GATEWAY_CPU = "gateway CPU per request"
-FLOOR = "floor: FastAPI + httpx passing Loki's bytes through (limit+1)"
-RAISED_LIMITS = (
-    "-distributor.ingestion-rate-limit-mb=10000", "-distributor.ingestion-burst-size-mb=20000",
-    "-ingester.per-stream-rate-limit=10000MB", "-ingester.per-stream-rate-limit-burst=20000MB",
+from common import percentile, wait_ready  # noqa: E402
+from gateway_rounds import FLOOR, GATEWAY_CPU, LINES_PER_ANSWER, WINDOW_S, gateway_round  # noqa: E402
+from pyspy import top_functions  # noqa: E402
+from shipper_profile import profile_shipper  # noqa: E402
+from shipper_rounds import (  # noqa: E402
+    CEILING_BATCH,
+    CEILING_THREADS,
+    RAISED_LIMITS,
+    ceiling_round,
+    shipper_round,
 )
-CEILING_BATCH = 5000
-CEILING_THREADS = 4
-BUCKET_PREFIX = "trades/"
+
+from tests.conftest import free_port, stop_process  # noqa: E402
+from tests.real_loki import LOKI_VERSION, RealLoki, find_loki_binary, start_loki  # noqa: E402
+
+# leaves of the gateway's idle waits, left out of its top functions
+IDLE_LEAVES = ("Condition.wait", "Runner.run", "select (", "_worker (", "BaseSelectorEventLoop.select")
 
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 
 
-def percentile(values: Sequence[float], q: int) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
-
-
 def load() -> str:
     one, five, fifteen = os.getloadavg()
     return f"{one:.2f} {five:.2f} {fifteen:.2f}"
-
-
-def loki_cpu(loki: RealLoki) -> float:
-    times = psutil.Process(loki.process.pid).cpu_times()
-    return float(times.user + times.system)
 
 
 @contextmanager
@@ -103,294 +76,6 @@ def loki_running(binary: str, work: Path, name: str, flags: Sequence[str] = ()) 
         yield loki
     finally:
         loki.stop()
-
-
-# -------------------------------------------------------------------------------------------------
-# 1. gateway query_range vs the same request straight to Loki
-
-
-@dataclass(frozen=True)
-class Target:
-    name: str
-    url: str
-    params: dict[str, str]
-    headers: dict[str, str]
-
-
-def seed_gateway_data(loki: RealLoki, run: str, span_s: int, end_s: int) -> None:
-    """`span_s` seconds of trade logs before `end_s` in GATEWAY_STREAMS streams (+ another service)."""
-    base = {"source": "gcs", "bucket": run, "prefix": "trades", "level": "info"}
-    per_second = LINES_PER_SECOND_STORED * 10 // 9
-    total = span_s * per_second
-    step_ns = NS // per_second
-    start_ns = (end_s - span_s) * NS
-    for first in range(0, total, 20_000):
-        streams: dict[int, list[tuple[int, str]]] = collections.defaultdict(list)
-        for i in range(first, min(total, first + 20_000)):
-            shard = i % GATEWAY_STREAMS if i % 10 else GATEWAY_STREAMS
-            streams[shard].append((start_ns + i * step_ns, log_line(i, shard)))
-        loki.push(
-            ({**base, "service_name": "trades" if shard < GATEWAY_STREAMS else "billing",
-              "shard": str(shard)}, entries)
-            for shard, entries in streams.items()
-        )
-
-
-def gateway_round(loki: RealLoki, requests: int, profile: Path | None = None) -> dict[str, list[float]]:
-    run = run_id("gw")
-    windows = (WARMUP + requests) * 4 + 10  # one per request of each of the 4 targets
-    end_s = int(time.time()) - 5
-    span_s = windows + WINDOW_S
-    seed_gateway_data(loki, run, span_s, end_s)
-    selector = f'{{source="gcs", bucket="{run}", service_name="trades"}}'
-    key = secrets.token_urlsafe(32)
-    port = free_port()
-    env = {**os.environ, "AI_MONITORING_API_KEY": key, "LOKI_URL": loki.url, "CACHE_TTL_SECONDS": "0",
-           "RATE_LIMIT": "1000000/minute", "LOG_LEVEL": "WARNING",
-           "ANSWER_BUDGET_ON_REST": "false"}  # the same 1,000 lines as Loki's answer: no byte budget
-    for name in ("GATEWAY_API_KEYS_FILE", "REDIS_URL"):
-        env.pop(name, None)
-    gateway = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "gateway.main:create_app", "--factory", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning", "--no-access-log"], env=env, cwd=ROOT)
-    floor_port = free_port()
-    floor = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "passthrough_app:create_app", "--factory", "--app-dir",
-         str(ROOT / "bench"), "--host", "127.0.0.1", "--port", str(floor_port), "--log-level", "warning",
-         "--no-access-log"], env=env, cwd=ROOT)
-    limit = str(LINES_PER_ANSWER)
-    targets = [
-        Target("direct Loki", f"{loki.url}/loki/api/v1/query_range", {"query": selector, "limit": limit}, {}),
-        Target("Loki as the gateway asks it (limit+1, categorized labels)",
-               f"{loki.url}/loki/api/v1/query_range",
-               {"query": selector, "limit": str(LINES_PER_ANSWER + 1)},
-               {"X-Loki-Response-Encoding-Flags": "categorize-labels"}),
-        Target(FLOOR, f"http://127.0.0.1:{floor_port}/passthrough/query_range",
-               {"query": selector, "limit": str(LINES_PER_ANSWER + 1)}, {}),
-        Target("gateway /api/monitoring/logs/query_range",
-               f"http://127.0.0.1:{port}/api/monitoring/logs/query_range",
-               {"query": selector, "limit": limit}, {"x-api-key": key}),
-    ]
-    window_start = iter(range(end_s - span_s, end_s - WINDOW_S))
-    timings: dict[str, list[float]] = {t.name: [] for t in targets}
-    spy: subprocess.Popen[bytes] | None = None
-    try:
-        wait_ready(f"http://127.0.0.1:{port}/health", gateway)
-        wait_ready(f"http://127.0.0.1:{floor_port}/health", floor)
-        with httpx.Client(timeout=30) as client:
-            for n in range(WARMUP + requests):
-                for target in targets:
-                    start = next(window_start)
-                    params = {**target.params, "start": str(start * NS), "end": str((start + WINDOW_S) * NS)}
-                    began = time.perf_counter()
-                    answer = client.get(target.url, params=params, headers=target.headers)
-                    answer.raise_for_status()
-                    body = answer.json()
-                    elapsed = time.perf_counter() - began
-                    got = (sum(len(s["entries"]) for s in body["streams"]) if "streams" in body
-                           else sum(len(s["values"]) for s in body["data"]["result"]))
-                    if got < LINES_PER_ANSWER:
-                        raise SystemExit(f"{target.name}: {got} lines for window {start}, not a full page")
-                    if n >= WARMUP:
-                        timings[target.name].append(elapsed)
-                if n == WARMUP - 1:
-                    gateway_cpu = sum(psutil.Process(gateway.pid).cpu_times()[:2])
-                if n == WARMUP - 1 and profile is not None:
-                    spy = subprocess.Popen([py_spy(), "record", "--pid", str(gateway.pid), "--format", "raw",
-                                            "--rate", "500", "--output", str(profile)],
-                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                    time.sleep(1.0)  # py-spy attaches
-        timings[GATEWAY_CPU] = [(sum(psutil.Process(gateway.pid).cpu_times()[:2]) - gateway_cpu) / requests]
-    finally:
-        if spy is not None:
-            spy.send_signal(signal.SIGINT)  # py-spy writes its samples on SIGINT
-            spy.wait(timeout=30)
-        stop_process(gateway)
-        stop_process(floor)
-    return timings
-
-
-# -------------------------------------------------------------------------------------------------
-# 2 + 3. shipper once vs Loki's own ceiling
-
-
-def object_lines(count: int, base_s: float) -> Iterator[str]:
-    for i in range(count):
-        yield json.dumps({
-            "timestamp": base_s + i / 1000, "level": "info", "service": "trader",
-            "order_id": f"o-{i:09d}", "symbol": "BTC-USD", "side": "buy" if i % 2 else "sell",
-            "qty": i % 97, "msg": "order filled at the requested price, no slippage",
-        })
-
-
-def ceiling_bodies(count: int, run: str, base_s: float) -> list[bytes]:
-    """The object's lines as the shipper would label them, pre-encoded: protobuf+snappy bodies."""
-    preparer, encoder = Preparer(max_age_ns=None), Encoder("protobuf")
-    labels = {"source": "gcs", "service_name": "trades", "bucket": run, "prefix": "trades", "level": "info"}
-    bodies, chunk = [], []
-    for i, line in enumerate(object_lines(count, base_s)):
-        chunk.append(LogRecord(ts_ns=int((base_s + i / 1000) * NS), line=line, labels=dict(labels),
-                               metadata={"object": "trades/bench.jsonl", "generation": "1",
-                                         "line_no": str(i)}))
-        if len(chunk) == CEILING_BATCH or i == count - 1:
-            entries = preparer.prepare(chunk, now_ns=time.time_ns()).entries
-            entries.sort(key=lambda entry: entry.ts_ns)
-            bodies.append(encoder.encode(group_streams(entries, in_ts_order=True)))
-            chunk = []
-    return bodies
-
-
-def ceiling_round(loki: RealLoki, count: int) -> tuple[float, float]:
-    """(lines/s, Loki CPU seconds) for `count` pre-encoded lines pushed by CEILING_THREADS threads."""
-    bodies = ceiling_bodies(count, run_id("ceil"), time.time() - 3000)
-    headers = Encoder("protobuf").headers
-    with httpx.Client(timeout=60, limits=httpx.Limits(max_connections=CEILING_THREADS)) as client:
-        def send(body: bytes) -> None:
-            client.post(f"{loki.url}/loki/api/v1/push", content=body, headers=headers).raise_for_status()
-
-        cpu_before, began = loki_cpu(loki), time.perf_counter()
-        with concurrent.futures.ThreadPoolExecutor(CEILING_THREADS) as pool:
-            list(pool.map(send, bodies))
-        elapsed = time.perf_counter() - began
-        return count / elapsed, loki_cpu(loki) - cpu_before
-
-
-@dataclass
-class ShipperRun:
-    lines_per_s: float
-    cpu: float
-    loki_cpu: float
-    emulator_cpu: float
-    wall: float
-
-
-def upload_object(emulator_url: str, bucket_name: str, count: int, base_s: float, work: Path) -> None:
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
-
-    os.environ["STORAGE_EMULATOR_HOST"] = emulator_url
-    client = storage.Client(project="bench", credentials=AnonymousCredentials())
-    bucket = client.create_bucket(bucket_name)
-    local = work / f"{bucket_name}.jsonl"
-    with local.open("w") as handle:
-        for line in object_lines(count, base_s):
-            handle.write(line + "\n")
-    bucket.blob(f"{BUCKET_PREFIX}bench.jsonl", chunk_size=8 << 20).upload_from_filename(str(local))
-    local.unlink()
-
-
-def shipper_env(loki: RealLoki, emulator_url: str, bucket: str, state: Path) -> dict[str, str]:
-    env = {**os.environ, "LOKI_URL": loki.url, "GCS_BUCKET_NAME": bucket, "GCS_PREFIXES": BUCKET_PREFIX,
-           "SHIPPER_STATE_DIR": str(state), "STORAGE_EMULATOR_HOST": emulator_url, "LOG_LEVEL": "WARNING"}
-    for name in ("SHIPPER_CONFIG_FILE", "SHIPPER_STATE_URL", "FIRESTORE_PROJECT_ID", "KUBERNETES_ENABLED",
-                 "LOKI_TENANT_ID"):
-        env.pop(name, None)
-    return env
-
-
-def shipper_round(loki: RealLoki, emulator: subprocess.Popen[bytes], emulator_url: str, count: int,
-                  work: Path) -> ShipperRun:
-    bucket = run_id("ship")
-    upload_object(emulator_url, bucket, count, time.time() - 3000, work)
-    env = shipper_env(loki, emulator_url, bucket, work / bucket)
-    emulator_process = psutil.Process(emulator.pid)
-    emulator_before = sum(emulator_process.cpu_times()[:2])
-    loki_before, began = loki_cpu(loki), time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "shipper", "once"], cwd=ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - began
-    loki_used = loki_cpu(loki) - loki_before
-    process.returncode = os.waitstatus_to_exitcode(status)
-    output = process.stdout.read().decode() if process.stdout else ""
-    if process.returncode != 0 or f"{count}" not in output.replace(",", ""):
-        raise SystemExit(f"shipper once failed ({process.returncode}):\n{output}")
-    return ShipperRun(count / wall, usage.ru_utime + usage.ru_stime, loki_used,
-                      sum(emulator_process.cpu_times()[:2]) - emulator_before, wall)
-
-
-# -------------------------------------------------------------------------------------------------
-# the shipper's CPU split (py-spy)
-
-PHASES: list[tuple[str, Callable[[str], bool]]] = [
-    ("push (HTTP to Loki)", lambda f: "sinks/loki/client.py" in f and ("httpx" in f or "httpcore" in f)),
-    ("encoding (prepare + protobuf + snappy)", lambda f: "sinks/loki/" in f),
-    ("reading (GCS download, decompress, split lines)",
-     lambda f: "google/" in f or f.startswith("RangedReader") or "sources/gcs/reader.py" in f
-     or "urllib3" in f or "requests/" in f or "gzip.py" in f),
-    ("record building (parse JSON, timestamps, levels, labels)",
-     lambda f: "sources/gcs/" in f or "shipper/records.py" in f or "shipper/models.py" in f),
-    ("pipeline (batching, checkpoints)", lambda f: "shipper/pipeline.py" in f or "checkpoint" in f),
-]
-
-
-IDLE_LEAVES = ("Condition.wait", "Runner.run", "select (", "_worker (", "BaseSelectorEventLoop.select")
-IDLE = "waiting in a blocking call (py-spy counts it)"
-
-
-# py-spy's idle detection misses these blocking calls here: samples in them are waits, not CPU
-WAIT_LEAVES = ("_worker (", "SyncStream.read (", "SocketIO.readinto (", "Condition.wait (", "Event.wait (",
-               "Future.result (", "Thread.join (", "select (")
-
-
-def classify(stack: str) -> str:
-    frames = stack.split(";")
-    in_thread = frames[0].startswith("Thread._bootstrap")
-    if frames[-1].startswith(WAIT_LEAVES):
-        return IDLE
-    if not in_thread and not any("shipper/cli.py" in f and "cmd_once" in f for f in frames):
-        return "start-up (interpreter, imports, settings) and exit"
-    if any("sinks/loki/client.py" in f for f in frames) and any("httpx" in f or "httpcore" in f
-                                                               for f in frames):
-        return "push (HTTP to Loki)"
-    for frame in reversed(frames):  # the innermost project frame decides
-        for name, matches in PHASES[1:]:
-            if matches(frame):
-                return name
-    return "other"
-
-
-def py_spy() -> str:
-    found = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    if not Path(found).exists():
-        raise SystemExit("py-spy not found: pip install py-spy")
-    return found
-
-
-def top_functions(raw: Path, count: int = 15) -> tuple[int, list[tuple[str, int]]]:
-    """(samples, the `count` functions with most self samples) of a py-spy raw profile."""
-    functions: collections.Counter[str] = collections.Counter()
-    for row in raw.read_text().splitlines():
-        stack, _, count_text = row.rpartition(" ")
-        leaf = stack.split(";")[-1]
-        functions[re.sub(r" \(.*?/(site-packages/|wt-[^/]+/)?", " (", leaf)] += int(count_text)
-    return sum(functions.values()), functions.most_common(count)
-
-
-def profile_shipper(loki: RealLoki, emulator_url: str, count: int, work: Path) -> None:
-    bucket = run_id("prof")
-    upload_object(emulator_url, bucket, count, time.time() - 3000, work)
-    env = shipper_env(loki, emulator_url, bucket, work / bucket)
-    out = work / f"{bucket}.txt"
-    subprocess.run([py_spy(), "record", "--format", "raw", "--rate", "250", "--output", str(out), "--",
-                    sys.executable, "-m", "shipper", "once"], cwd=ROOT, env=env, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    phases: collections.Counter[str] = collections.Counter()
-    for row in out.read_text().splitlines():
-        stack, _, count_text = row.rpartition(" ")
-        phases[classify(stack)] += int(count_text)
-    idle = phases.pop(IDLE, 0)
-    total = sum(phases.values())
-    print(f"shipper once, {count:,} lines, py-spy on-CPU samples ({total} at 250 Hz; {idle} more of "
-          f"{IDLE} left out):")
-    for name, samples in phases.most_common():
-        print(f"  {name:<58} {100 * samples / total:5.1f} %  (~{samples / 250:.2f} s)")
-    print("  top functions (self time):")
-    for name, samples in top_functions(out, 12)[1]:
-        print(f"    {100 * samples / total:5.1f} %  {name}")
-
-
-# -------------------------------------------------------------------------------------------------
 
 
 def main() -> None:

@@ -1,0 +1,132 @@
+"""The shipper measures of bench/real_loki_bench.py, one round each: `shipper once` (the real
+command, its own process) shipping an object from the GCS emulator into Loki, and Loki's own
+ceiling for the same lines pushed pre-encoded."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil
+from common import NS, ROOT
+
+from shipper.models import LogRecord
+from shipper.sinks.loki.encode import Encoder, group_streams
+from shipper.sinks.loki.prepare import Preparer
+from tests.real_loki import RealLoki, run_id
+
+RAISED_LIMITS = (
+    "-distributor.ingestion-rate-limit-mb=10000", "-distributor.ingestion-burst-size-mb=20000",
+    "-ingester.per-stream-rate-limit=10000MB", "-ingester.per-stream-rate-limit-burst=20000MB",
+)
+CEILING_BATCH = 5000
+CEILING_THREADS = 4
+BUCKET_PREFIX = "trades/"
+
+
+def loki_cpu(loki: RealLoki) -> float:
+    times = psutil.Process(loki.process.pid).cpu_times()
+    return float(times.user + times.system)
+
+
+def object_lines(count: int, base_s: float) -> Iterator[str]:
+    for i in range(count):
+        yield json.dumps({
+            "timestamp": base_s + i / 1000, "level": "info", "service": "trader",
+            "order_id": f"o-{i:09d}", "symbol": "BTC-USD", "side": "buy" if i % 2 else "sell",
+            "qty": i % 97, "msg": "order filled at the requested price, no slippage",
+        })
+
+
+def ceiling_bodies(count: int, run: str, base_s: float) -> list[bytes]:
+    """The object's lines as the shipper would label them, pre-encoded: protobuf+snappy bodies."""
+    preparer, encoder = Preparer(max_age_ns=None), Encoder("protobuf")
+    labels = {"source": "gcs", "service_name": "trades", "bucket": run, "prefix": "trades", "level": "info"}
+    bodies, chunk = [], []
+    for i, line in enumerate(object_lines(count, base_s)):
+        chunk.append(LogRecord(ts_ns=int((base_s + i / 1000) * NS), line=line, labels=dict(labels),
+                               metadata={"object": "trades/bench.jsonl", "generation": "1",
+                                         "line_no": str(i)}))
+        if len(chunk) == CEILING_BATCH or i == count - 1:
+            entries = preparer.prepare(chunk, now_ns=time.time_ns()).entries
+            entries.sort(key=lambda entry: entry.ts_ns)
+            bodies.append(encoder.encode(group_streams(entries, in_ts_order=True)))
+            chunk = []
+    return bodies
+
+
+def ceiling_round(loki: RealLoki, count: int) -> tuple[float, float]:
+    """(lines/s, Loki CPU seconds) for `count` pre-encoded lines pushed by CEILING_THREADS threads."""
+    bodies = ceiling_bodies(count, run_id("ceil"), time.time() - 3000)
+    headers = Encoder("protobuf").headers
+    with httpx.Client(timeout=60, limits=httpx.Limits(max_connections=CEILING_THREADS)) as client:
+        def send(body: bytes) -> None:
+            client.post(f"{loki.url}/loki/api/v1/push", content=body, headers=headers).raise_for_status()
+
+        cpu_before, began = loki_cpu(loki), time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(CEILING_THREADS) as pool:
+            list(pool.map(send, bodies))
+        elapsed = time.perf_counter() - began
+        return count / elapsed, loki_cpu(loki) - cpu_before
+
+
+@dataclass
+class ShipperRun:
+    lines_per_s: float
+    cpu: float
+    loki_cpu: float
+    emulator_cpu: float
+    wall: float
+
+
+def upload_object(emulator_url: str, bucket_name: str, count: int, base_s: float, work: Path) -> None:
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    os.environ["STORAGE_EMULATOR_HOST"] = emulator_url
+    client = storage.Client(project="bench", credentials=AnonymousCredentials())
+    bucket = client.create_bucket(bucket_name)
+    local = work / f"{bucket_name}.jsonl"
+    with local.open("w") as handle:
+        for line in object_lines(count, base_s):
+            handle.write(line + "\n")
+    bucket.blob(f"{BUCKET_PREFIX}bench.jsonl", chunk_size=8 << 20).upload_from_filename(str(local))
+    local.unlink()
+
+
+def shipper_env(loki: RealLoki, emulator_url: str, bucket: str, state: Path) -> dict[str, str]:
+    env = {**os.environ, "LOKI_URL": loki.url, "GCS_BUCKET_NAME": bucket, "GCS_PREFIXES": BUCKET_PREFIX,
+           "SHIPPER_STATE_DIR": str(state), "STORAGE_EMULATOR_HOST": emulator_url, "LOG_LEVEL": "WARNING"}
+    for name in ("SHIPPER_CONFIG_FILE", "SHIPPER_STATE_URL", "FIRESTORE_PROJECT_ID", "KUBERNETES_ENABLED",
+                 "LOKI_TENANT_ID"):
+        env.pop(name, None)
+    return env
+
+
+def shipper_round(loki: RealLoki, emulator: subprocess.Popen[bytes], emulator_url: str, count: int,
+                  work: Path) -> ShipperRun:
+    bucket = run_id("ship")
+    upload_object(emulator_url, bucket, count, time.time() - 3000, work)
+    env = shipper_env(loki, emulator_url, bucket, work / bucket)
+    emulator_process = psutil.Process(emulator.pid)
+    emulator_before = sum(emulator_process.cpu_times()[:2])
+    loki_before, began = loki_cpu(loki), time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "shipper", "once"], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - began
+    loki_used = loki_cpu(loki) - loki_before
+    process.returncode = os.waitstatus_to_exitcode(status)
+    output = process.stdout.read().decode() if process.stdout else ""
+    if process.returncode != 0 or f"{count}" not in output.replace(",", ""):
+        raise SystemExit(f"shipper once failed ({process.returncode}):\n{output}")
+    return ShipperRun(count / wall, usage.ru_utime + usage.ru_stime, loki_used,
+                      sum(emulator_process.cpu_times()[:2]) - emulator_before, wall)
