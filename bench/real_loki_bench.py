@@ -312,7 +312,7 @@ def shipper_round(loki: RealLoki, emulator: subprocess.Popen[bytes], emulator_ur
 # the shipper's CPU split (py-spy)
 
 PHASES: list[tuple[str, Callable[[str], bool]]] = [
-    ("push (HTTP to Loki)", lambda f: "sinks/loki/transport.py" in f and ("httpx" in f or "httpcore" in f)),
+    ("push (HTTP to Loki)", lambda f: "sinks/loki/client.py" in f and ("httpx" in f or "httpcore" in f)),
     ("encoding (prepare + protobuf + snappy)", lambda f: "sinks/loki/" in f),
     ("reading (GCS download, decompress, split lines)",
      lambda f: "google/" in f or f.startswith("RangedReader") or "sources/gcs/reader.py" in f
@@ -339,7 +339,7 @@ def classify(stack: str) -> str:
         return IDLE
     if not in_thread and not any("shipper/cli.py" in f and "cmd_once" in f for f in frames):
         return "start-up (interpreter, imports, settings) and exit"
-    if any("sinks/loki/transport.py" in f for f in frames) and any("httpx" in f or "httpcore" in f
+    if any("sinks/loki/client.py" in f for f in frames) and any("httpx" in f or "httpcore" in f
                                                                for f in frames):
         return "push (HTTP to Loki)"
     for frame in reversed(frames):  # the innermost project frame decides
