@@ -29,7 +29,8 @@ from shipper.metrics import MetricsServerError
 from shipper.pipeline import PassResult, Pipeline
 from shipper.settings_errors import describe_settings_error, environment_help, program_version
 from shipper.sinks import Sink, SinkUnavailable
-from shipper.sinks.loki.client import LokiSink, stoppable_sleep
+from shipper.sinks.loki.client import LokiSink
+from shipper.sinks.loki.transport import stoppable_sleep
 from shipper.sources.base import Backfillable, BackfillPass, Source
 from shipper.sources.factory import build_backfill, build_source
 

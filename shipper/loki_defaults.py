@@ -1,5 +1,5 @@
 """The Loki sink's defaults, in one place: the settings (config.ShipperSettings) and the sink's own
-config (sinks.loki.client.LokiSinkConfig) both take theirs from here. A leaf module: the settings
+config (sinks.loki.config.LokiSinkConfig) both take theirs from here. A leaf module: the settings
 import it without loading the sink."""
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from shipper.config import GcsSourceConfig
 from shipper.models import Cursor, LogRecord
 from shipper.pipeline import INFLIGHT_SUFFIX, Pipeline
 from shipper.sinks import PushResult
-from shipper.sinks.loki.client import LokiSink, LokiSinkConfig
+from shipper.sinks.loki import LokiSink, LokiSinkConfig
 from shipper.sources.gcs import GcsSource
 from tests.loki_mock import LokiMock
 from tests.shipper.gcs_emulator import GcsEmulator, running_emulator

@@ -16,7 +16,7 @@ from google.cloud import firestore
 from shipper.checkpoint import FileCheckpointer
 from shipper.config import FirestoreSourceConfig
 from shipper.pipeline import Pipeline
-from shipper.sinks.loki.client import LokiSink, LokiSinkConfig
+from shipper.sinks.loki import LokiSink, LokiSinkConfig
 from shipper.sources.firestore import FirestoreSource
 from tests import firestore_emulator as emulator_fixtures
 from tests.firestore_emulator import PROJECT_ID

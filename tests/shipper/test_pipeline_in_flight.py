@@ -15,7 +15,8 @@ from shipper.checkpoint import MemoryCheckpointer
 from shipper.models import Batch, Cursor, LogRecord
 from shipper.pipeline import INFLIGHT_SUFFIX, PassResult, Pipeline
 from shipper.sinks import PushResult, SinkUnavailable
-from shipper.sinks.loki.client import LokiSink, LokiSinkConfig, stoppable_sleep
+from shipper.sinks.loki import LokiSink, LokiSinkConfig
+from shipper.sinks.loki.transport import stoppable_sleep
 from shipper.sources.memory import MemorySource
 from tests.loki_mock import LokiMock, Reply
 

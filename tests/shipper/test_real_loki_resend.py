@@ -16,7 +16,7 @@ import pytest
 from shipper.checkpoint import FileCheckpointer
 from shipper.models import Cursor, LogRecord
 from shipper.pipeline import INFLIGHT_SUFFIX, Pipeline
-from shipper.sinks.loki.client import LokiSink, LokiSinkConfig
+from shipper.sinks.loki import LokiSink, LokiSinkConfig
 from shipper.sources.memory import MemorySource
 from tests.real_loki import RealLoki, run_id
 

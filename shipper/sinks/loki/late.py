@@ -29,13 +29,13 @@ from shipper.sinks.loki.encode import Entry, StreamLabels
 LATE_LABEL = "late_hour"
 LATE_STREAM = "late_stream"  # shipper_records_adjusted{reason}: entries sent to a late stream
 OUT_OF_ORDER_WINDOW_NS = 3600 * 1_000_000_000  # Loki's max_chunk_age (2 h) / 2
-_HOUR_NS = 3600 * 1_000_000_000
+HOUR_NS = 3600 * 1_000_000_000
 _MAX_STREAMS = 50_000  # streams remembered; forgetting one only costs a refused push
 
 
 def hour_value(ts_ns: int) -> str:
     """The `late_hour` value of an entry: its UTC hour, `YYYY-MM-DDTHH`."""
-    return datetime.fromtimestamp(ts_ns // _HOUR_NS * 3600, UTC).strftime("%Y-%m-%dT%H")
+    return datetime.fromtimestamp(ts_ns // HOUR_NS * 3600, UTC).strftime("%Y-%m-%dT%H")
 
 
 class LateRouter:

@@ -37,7 +37,7 @@ older than the newest one already in its stream is refused):
 - by default it ships into the *same* streams as the live pass: entries the live pass already
   shipped are dropped by Loki as exact duplicates, or, when they are more than an hour behind the
   live stream's newest entry, found by the sink's question to Loki before they would go to a
-  late stream (sinks/loki/client.py, `_not_held`), so history is not doubled; history Loki does
+  late stream (sinks/loki/held.py, `split_late`), so history is not doubled; history Loki does
   not hold lands in `late_hour` streams;
 - `--separate-stream` ships into streams with an extra `backfill="true"` label instead. The
   price: those entries are not deduplicated against live entries, so queries should select

@@ -14,7 +14,7 @@ from collections import Counter
 import httpx
 
 from shipper.models import LogRecord
-from shipper.sinks.loki.client import LokiSink, LokiSinkConfig
+from shipper.sinks.loki import LokiSink, LokiSinkConfig
 from tests.real_loki import RealLoki, flush_and_wait, push_body, run_id
 
 HOUR = 3600 * 1_000_000_000

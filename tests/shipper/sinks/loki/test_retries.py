@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from shipper.sinks import SinkUnavailable
-from shipper.sinks.loki.client import parse_retry_after
+from shipper.sinks.loki.transport import parse_retry_after
 from tests.loki_mock import Disconnect, LokiMock, Reply, rate_limited_message
 from tests.shipper.sinks.loki.conftest import NOW_NS, FakeTime, metric, record
 
@@ -133,7 +133,7 @@ def test_timeout_after_store_is_retried_and_deduplicated(make_sink, fake_time: F
 def test_backoff_after_very_many_attempts_stays_a_number(make_sink) -> None:
     """Tiny backoffs mean many attempts within the budget: 2**attempt must not overflow a float."""
     sink = make_sink(LokiMock(), retry_min_backoff_seconds=1e-300, retry_max_backoff_seconds=5.0)
-    assert 2.5 <= sink._backoff(5000) <= 5.0
+    assert 2.5 <= sink._transport.backoff(5000) <= 5.0
 
 
 @pytest.mark.parametrize(
