@@ -124,6 +124,8 @@ def test_sample_times_of_every_metric_result_type() -> None:
     assert samples_in_rfc3339(vector) == [{"metric": {}, "value": ["2026-05-28T20:26:40.250Z", "3"]}]
     assert samples_in_rfc3339([1780000000, "4"]) == ["2026-05-28T20:26:40Z", "4"]  # scalar
     assert seconds_z(1780000000.9999) == "2026-05-28T20:26:41Z"  # rounds into the next second
+    malformed = [{"metric": {}, "value": [float("nan"), "1"]}, {"metric": {}, "values": [[1e300, "2"], "x"]}]
+    assert samples_in_rfc3339(malformed) == malformed  # passed on as they came, not a 500
     assert datetime(2026, 5, 28, 20, 26, 40, tzinfo=UTC) + timedelta(seconds=1) == datetime.fromisoformat(
         seconds_z(1780000001)
     )
