@@ -17,7 +17,7 @@ from typing import Any, Literal, Protocol
 from gateway.services.errors import QueryError
 from gateway.services.summarize import LineReader
 from gateway.services.templates import TemplateMiner, error_codes
-from gateway.services.times import format_ns, seconds_z
+from gateway.services.times import format_ns, is_unix_seconds, seconds_z
 
 Kind = Literal["template", "label", "field"]
 DEFAULT_GROUPS = 5
@@ -179,7 +179,10 @@ def pattern_totals(found: list[dict[str, Any]], matched: int) -> dict[str, Any]:
     lines it has seen often enough, so rare ones are missing from its list, not absent)."""
     rows = []
     for pattern in found:
-        samples = [s for s in pattern.get("samples") or [] if isinstance(s, list) and len(s) == 2]
+        samples = [  # [Unix seconds, lines]; a malformed one (from a broken upstream) is left out
+            s for s in pattern.get("samples") or []
+            if isinstance(s, list) and len(s) == 2 and is_unix_seconds(s[0]) and isinstance(s[1], int)
+        ]
         total = sum(int(count) for _, count in samples)
         times = [int(at) * _NS for at, _ in samples]
         row = {**pattern, "samples": [[seconds_z(at), count] for at, count in samples], "total": total}

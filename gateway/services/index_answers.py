@@ -17,7 +17,7 @@ from gateway.services.loki_compat import Window
 from gateway.services.offload import shape_loki_answer
 from gateway.services.pagination import loki_stats, render_streams
 from gateway.services.query import metric_answer
-from gateway.services.query_checks import check_bytes, check_step, index_totals, prepare_for
+from gateway.services.query_checks import check_bytes, check_step, index_totals, policy_selector, prepare_for
 from gateway.services.redact import redact_fields, redact_patterns
 from gateway.services.times import echo_window, format_ns
 
@@ -64,6 +64,41 @@ async def check_instant_bytes(
     if reach_ns:
         max_bytes = settings.query_max_bytes
         await check_bytes(loki, scanned, at_ns - reach_ns, at_ns, principal.tenant, max_bytes)
+
+
+async def labels_answer(
+    loki: LokiClient, principal: Principal, settings: GatewaySettings, query: str | None, window: Window
+) -> dict[str, Any]:
+    """Label names of the streams the key may see (and `query` selects)."""
+    names = await loki.labels(
+        start_ns=window.start_ns,
+        end_ns=window.end_ns,
+        query=policy_selector(principal, settings, query),
+        tenant=principal.tenant,
+    )
+    # Loki's own internal labels (__stream_shard__) are no filter a caller can use
+    shown = [name for name in names if not name.startswith("__")]
+    return {"labels": shown, "window": echo_window(window.start_ns, window.end_ns)}
+
+
+async def label_values_answer(
+    loki: LokiClient,
+    principal: Principal,
+    settings: GatewaySettings,
+    name: str,
+    query: str | None,
+    window: Window,
+) -> dict[str, Any]:
+    """Values of one label among the streams the key may see (and `query` selects)."""
+    check_label_name(name)
+    values = await loki.label_values(
+        name,
+        start_ns=window.start_ns,
+        end_ns=window.end_ns,
+        query=policy_selector(principal, settings, query),
+        tenant=principal.tenant,
+    )
+    return {"label": name, "values": values, "window": echo_window(window.start_ns, window.end_ns)}
 
 
 async def stats_answer(

@@ -148,7 +148,7 @@ async def run_log_query(
             "streams": page.streams,
             "truncated": page.truncated,
             "next_cursor": page.next_cursor,
-            "window": echo_window(start_ns, end_ns),
+            "window": echo_window(plan.start_ns, plan.end_ns),  # this page's: a cursor narrows it
             "stats": loki_stats(data, page.returned),
         }
         if link:

@@ -199,7 +199,7 @@ def seconds_z(seconds: float) -> str:
     return f"{format_second(whole)}.{millis:03d}Z" if millis else f"{format_second(whole)}Z"
 
 
-def _is_unix_seconds(value: Any) -> bool:
+def is_unix_seconds(value: Any) -> bool:
     return (
         isinstance(value, int | float) and not isinstance(value, bool)
         and 0 <= value < END_OF_YEAR_9999_NS // NS_PER_SECOND  # also False for NaN
@@ -208,7 +208,7 @@ def _is_unix_seconds(value: Any) -> bool:
 
 def _sample(point: Any) -> Any:
     """[t, v] with t in RFC 3339; anything else (a malformed sample) as it came."""
-    if isinstance(point, list) and len(point) == 2 and _is_unix_seconds(point[0]):
+    if isinstance(point, list) and len(point) == 2 and is_unix_seconds(point[0]):
         return [seconds_z(point[0]), point[1]]
     return point
 
@@ -217,7 +217,7 @@ def samples_in_rfc3339(result: Any) -> Any:
     """A metric result (matrix, vector or scalar) with its Unix-second sample times in RFC 3339."""
     if not isinstance(result, list):
         return result
-    if len(result) == 2 and _is_unix_seconds(result[0]):  # scalar / string: [t, "v"]
+    if len(result) == 2 and is_unix_seconds(result[0]):  # scalar / string: [t, "v"]
         return _sample(result)
     shown = []
     for series in result:

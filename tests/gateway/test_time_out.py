@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from gateway.main import create_app
+from gateway.services.aggregate import pattern_totals
 from gateway.services.times import echo_window, parse_time_ns, samples_in_rfc3339, seconds_z
 from tests.gateway.conftest import make_settings
 from tests.gateway.incident import Incident, plant_incident
@@ -126,6 +127,28 @@ def test_sample_times_of_every_metric_result_type() -> None:
     assert seconds_z(1780000000.9999) == "2026-05-28T20:26:41Z"  # rounds into the next second
     malformed = [{"metric": {}, "value": [float("nan"), "1"]}, {"metric": {}, "values": [[1e300, "2"], "x"]}]
     assert samples_in_rfc3339(malformed) == malformed  # passed on as they came, not a 500
+    broken = [{"pattern": "a <_>", "samples": [[1780000000, 3], [float("nan"), 2], [1e300, 1], ["x", 1]]}]
+    (row,) = pattern_totals(broken, matched=5)["patterns"]  # counted only where the time is one
+    assert (row["samples"], row["total"], row["first_seen"]) == (
+        [["2026-05-28T20:26:40Z", 3]], 3, "2026-05-28T20:26:40.000000000Z"
+    )
     assert datetime(2026, 5, 28, 20, 26, 40, tzinfo=UTC) + timedelta(seconds=1) == datetime.fromisoformat(
         seconds_z(1780000001)
     )
+
+
+async def test_a_cursor_page_echoes_the_window_it_read(client: httpx.AsyncClient, incident: Incident) -> None:
+    """The cursor, not the time words of the request, fixes where a later page reads (here the
+    words even say the last 5 minutes, while the cursor walks back through the last hour)."""
+    params = {"bucket": incident.bucket, "limit": 100}
+    first = (await client.get("/logs/gcs", params={**params, "since": "1h"})).json()
+    later = await client.get(
+        "/logs/gcs",
+        params={**params, "since": "5m", "cursor": first["next_cursor"]},
+    )
+    assert later.status_code == 200, later.text
+    body = later.json()
+    stamps = [parse_time_ns(e[0], 0) for stream in body["streams"] for e in stream["entries"]]
+    since, until = parse_time_ns(body["window"]["since"], 0), parse_time_ns(body["window"]["until"], 0)
+    assert stamps and all(since <= stamp < until for stamp in stamps)
+    assert min(stamps) < incident.now_ns - 5 * 60 * NS  # older than the words' 5 minutes

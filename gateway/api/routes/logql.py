@@ -30,16 +30,17 @@ from gateway.services.index_answers import (
     check_instant_bytes,
     detected_fields_answer,
     instant_answer,
+    label_values_answer,
+    labels_answer,
     patterns_answer,
     stats_answer,
     volume_answer,
 )
 from gateway.services.log_filters import Direction
-from gateway.services.logql import check_label_name
 from gateway.services.loki_compat import Window
 from gateway.services.query import PageAsk
-from gateway.services.query_checks import check_limit, policy_selector, prepare_for, query_window
-from gateway.services.times import echo_window, parse_time_ns
+from gateway.services.query_checks import check_limit, prepare_for, query_window
+from gateway.services.times import parse_time_ns
 
 router = APIRouter(
     prefix="/api/monitoring/logs", tags=["logql"], dependencies=[Depends(reject_unknown_params)]
@@ -128,16 +129,7 @@ async def labels(
     window: WindowDep,
     query: OptionalQueryText = None,
 ) -> FastJSONResponse:
-    start_ns, end_ns = window.start_ns, window.end_ns
-    names = await loki.labels(
-        start_ns=start_ns,
-        end_ns=end_ns,
-        query=policy_selector(principal, settings, query),
-        tenant=principal.tenant,
-    )
-    # Loki's own internal labels (__stream_shard__) are no filter a caller can use
-    shown = [name for name in names if not name.startswith("__")]
-    return FastJSONResponse({"labels": shown, "window": echo_window(start_ns, end_ns)})
+    return FastJSONResponse(await labels_answer(loki, principal, settings, query, window))
 
 
 @router.get("/label/{name}/values", summary="Values of one label (within the key's label policy)")
@@ -149,16 +141,7 @@ async def label_values(
     window: WindowDep,
     query: OptionalQueryText = None,
 ) -> FastJSONResponse:
-    check_label_name(name)
-    start_ns, end_ns = window.start_ns, window.end_ns
-    values = await loki.label_values(
-        name,
-        start_ns=start_ns,
-        end_ns=end_ns,
-        query=policy_selector(principal, settings, query),
-        tenant=principal.tenant,
-    )
-    return FastJSONResponse({"label": name, "values": values, "window": echo_window(start_ns, end_ns)})
+    return FastJSONResponse(await label_values_answer(loki, principal, settings, name, query, window))
 
 
 @router.get("/stats", summary="Index statistics (streams, chunks, entries, bytes) of a query")

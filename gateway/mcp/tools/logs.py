@@ -18,17 +18,20 @@ from gateway.mcp.tools.args import (
     VolumeArgs,
 )
 from gateway.mcp.tools.call import ToolCall
-from gateway.services.index_answers import detected_fields_answer, volume_answer
+from gateway.services.index_answers import (
+    detected_fields_answer,
+    label_values_answer,
+    labels_answer,
+    patterns_answer,
+    stats_answer,
+    volume_answer,
+)
 from gateway.services.log_filters import LogParams, filtered_query, source_filters
-from gateway.services.logql import ScannedQuery, check_label_name
+from gateway.services.logql import ScannedQuery
 from gateway.services.loki_compat import Window
 from gateway.services.query import PageAsk
 from gateway.services.query_checks import (
-    check_bytes,
     check_limit,
-    check_step,
-    index_totals,
-    policy_selector,
     prepare_for,
 )
 
@@ -80,54 +83,35 @@ async def source_logs(call: ToolCall, args: SourceLogsArgs) -> dict[str, Any]:
 
 
 async def list_labels(call: ToolCall, args: LabelsArgs) -> dict[str, Any]:
-    start_ns, end_ns = args.range_ns(call.settings)
-    selector = policy_selector(call.principal, call.settings, args.query)
+    window = Window(*args.range_ns(call.settings))
 
     async def compute() -> dict[str, Any]:
-        names = await call.loki.labels(
-            start_ns=start_ns, end_ns=end_ns, query=selector, tenant=call.principal.tenant
-        )
-        return {"labels": names}
+        return await labels_answer(call.loki, call.principal, call.settings, args.query, window)
 
     return await call.cached("labels", args, compute)  # type: ignore[no-any-return]
 
 
 async def label_values(call: ToolCall, args: LabelValuesArgs) -> dict[str, Any]:
-    check_label_name(args.name)
-    start_ns, end_ns = args.range_ns(call.settings)
-    selector = policy_selector(call.principal, call.settings, args.query)
+    window = Window(*args.range_ns(call.settings))
 
     async def compute() -> dict[str, Any]:
-        values = await call.loki.label_values(
-            args.name, start_ns=start_ns, end_ns=end_ns, query=selector, tenant=call.principal.tenant
+        return await label_values_answer(
+            call.loki, call.principal, call.settings, args.name, args.query, window
         )
-        return {"label": args.name, "values": values}
 
     return await call.cached("label_values", args, compute)  # type: ignore[no-any-return]
 
 
 async def query_stats(call: ToolCall, args: StatsArgs) -> dict[str, Any]:
-    start_ns, end_ns = args.range_ns(call.settings)
-    scanned = prepare_for(call.principal, args.query, call.settings)
-    totals = await index_totals(call.loki, scanned, start_ns, end_ns, call.principal.tenant)
+    window = Window(*args.range_ns(call.settings))
+    answer = await stats_answer(call.loki, call.principal, call.settings, args.query, window)
     limit = call.settings.query_max_bytes
-    return {
-        "query": scanned.text,
-        **totals,
-        "max_query_bytes": limit,
-        "over_limit": limit is not None and totals["bytes"] > limit,
-    }
+    return {**answer, "max_query_bytes": limit, "over_limit": limit is not None and answer["bytes"] > limit}
 
 
 async def log_patterns(call: ToolCall, args: PatternsArgs) -> dict[str, Any]:
-    settings, principal = call.settings, call.principal
-    start_ns, end_ns = args.range_ns(settings)
-    scanned = prepare_for(principal, args.query, settings)
-    await check_bytes(call.loki, scanned, start_ns, end_ns, principal.tenant, settings.query_max_bytes)
-    found = await call.loki.patterns(
-        scanned.text, start_ns, end_ns, principal.tenant, step=check_step(args.step)
-    )
-    return {"query": scanned.text, "patterns": found}
+    window = Window(*args.range_ns(call.settings))
+    return await patterns_answer(call.loki, call.principal, call.settings, args.query, window, args.step)
 
 
 async def log_volume(call: ToolCall, args: VolumeArgs) -> dict[str, Any]:

@@ -138,8 +138,8 @@ class AlertContext:
 
 @dataclass(frozen=True)
 class StoredAlert:
-    """The entry kept per fingerprint. `context_scope` is the store's own: never shown, never
-    forwarded once this gateway wrote it (see `visible_to`)."""
+    """The entry kept per fingerprint. `context_scope` (the posting key's policy and tenant) is the
+    store's own: never shown (`visible_entry`), never forwarded (`forwarded_entry`)."""
 
     fingerprint: str
     status: AlertStatus
@@ -235,11 +235,17 @@ class StoredAlert:
         )
 
 
+def forwarded_entry(entry: StoredAlert) -> Json:
+    """`entry` as the alert receivers get it: without the posting key's policy and tenant."""
+    sent = entry.dump()
+    sent.pop("context_scope", None)
+    return sent
+
+
 def visible_entry(entry: StoredAlert, label_policy: str | None, tenant: str | None) -> Json:
     """`entry` as a reader with `label_policy` and `tenant` may see it: without the log context
     when that was read under another key's view."""
-    shown = entry.dump()
-    shown.pop("context_scope", None)
+    shown = forwarded_entry(entry)
     scope = entry.context_scope or ContextScope()
     if entry.context is not None and not scope.readable_by(label_policy, tenant):
         shown["context"] = {"summary": None, "reason": HIDDEN_CONTEXT}

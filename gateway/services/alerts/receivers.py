@@ -9,7 +9,7 @@ from typing import Protocol
 
 import httpx
 
-from gateway.services.alerts.models import Json, StoredAlert, WebhookPayload
+from gateway.services.alerts.models import Json, StoredAlert, WebhookPayload, forwarded_entry
 from gateway.services.bounded_http import request_within
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class GenericWebhookReceiver:
             "groupKey": payload.groupKey,
             "groupLabels": payload.groupLabels,
             "externalURL": payload.externalURL,
-            "alerts": [entry.dump() for entry in entries],
+            "alerts": [forwarded_entry(entry) for entry in entries],
         }
 
 

@@ -376,6 +376,18 @@ async def test_every_tool_answers_for_a_full_access_key(gateway: Gateway) -> Non
             await client.call_tool("log_patterns", {"query": f'{{run_id="{rid}"}}', **window(gateway)})
         )
         assert patterns["query"] == f'{{run_id="{rid}"}}'
+        # the REST route's answer: redacted patterns with totals, RFC 3339 samples, the window
+        assert {"patterns", "other", "stats", "window"} <= set(patterns)
+        for name, args in (
+            ("list_labels", {"query": f'{{run_id="{rid}"}}'}),
+            ("query_stats", {"query": f'{{run_id="{rid}"}}'}),
+        ):
+            answer = structured(await client.call_tool(name, {**args, **window(gateway)}))
+            assert answer["window"]["since"].endswith("Z"), name
+        labels = structured(
+            await client.call_tool("list_labels", {"query": f'{{run_id="{rid}"}}', **window(gateway)})
+        )
+        assert "source" in labels["labels"] and not any(name.startswith("__") for name in labels["labels"])
         alerts = structured(await client.call_tool("list_alerts", {"status": "firing", "limit": 5}))
         assert alerts["status"] == "firing" and alerts["count"] == len(alerts["alerts"])
         values = structured(
@@ -383,7 +395,7 @@ async def test_every_tool_answers_for_a_full_access_key(gateway: Gateway) -> Non
                 "label_values", {"name": "source", "query": f'{{run_id="{rid}"}}', **window(gateway)}
             )
         )
-        assert values["values"] == ["firestore", "gcs", "pod"]
+        assert values["values"] == ["firestore", "gcs", "pod"] and values["window"]["until"].endswith("Z")
         summary = structured(
             await client.call_tool(
                 "summarize_logs",

@@ -9,6 +9,7 @@ from typing import Any
 import redis.asyncio as redis_asyncio
 
 from gateway.services.alerts import HIDDEN_CONTEXT, StoredAlert, WebhookPayload, visible_entry
+from gateway.services.alerts.receivers import GenericWebhookReceiver
 from gateway.services.alerts.redis_store import KEY_PREFIX, RedisAlertStore
 from tests import redis_server as redis_fixtures
 
@@ -56,6 +57,13 @@ def test_an_old_entry_is_shown_only_within_the_view_it_was_read_with() -> None:
     assert shown == {k: v for k, v in READ.items() if k != "context_scope"}
     assert visible_entry(entry, None, "team-b")["context"] == {"summary": None, "reason": HIDDEN_CONTEXT}
     assert visible_entry(StoredAlert.load(FRESH), None, "team-b") == FRESH
+
+
+def test_receivers_never_get_the_posting_keys_policy_and_tenant() -> None:
+    body = GenericWebhookReceiver("http://receiver.test").body(_notification("fp1"), [StoredAlert.load(READ)])
+    (sent,) = body["alerts"]
+    assert "context_scope" not in sent and sent == {k: v for k, v in READ.items() if k != "context_scope"}
+    assert "team-a" not in json.dumps(body)
 
 
 def _notification(fingerprint: str) -> WebhookPayload:
