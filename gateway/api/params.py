@@ -12,9 +12,7 @@ from gateway.config import MIN_ANSWER_BYTES
 from gateway.errors import ApiError
 from gateway.services.aggregate import AGGREGATE_HINT, DEFAULT_GROUPS, MAX_GROUPS
 from gateway.services.log_filters import AnswerFormat, Direction, LogParams
-from gateway.services.query_checks import MAX_CURSOR_CHARS, MAX_PARAM_CHARS
-
-MAX_QUERY_CHARS = 8192
+from gateway.services.query_checks import MAX_CURSOR_CHARS, MAX_PARAM_CHARS, MAX_QUERY_CHARS
 
 LogReader = Annotated[Principal, Depends(require_scope("logs:read"))]
 FormatParam = Annotated[

@@ -26,10 +26,9 @@ from gateway.services.loki_compat import (
     redact_values,
 )
 from gateway.services.loki_passthrough import LokiPassthrough
-from gateway.services.query_checks import check_bytes, key_policy, prepare_for
+from gateway.services.query_checks import MAX_QUERY_CHARS, check_bytes, key_policy, prepare_for
 
 LOKI_API = "/loki/api/v1"
-MAX_QUERY_CHARS = 8192
 MAX_MATCHERS = 32  # match[] parameters of one series request
 TAIL_MAX_DELAY_FOR = 5  # Loki's own maximum of delay_for, in seconds
 

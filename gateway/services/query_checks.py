@@ -25,6 +25,7 @@ from gateway.services.times import NS_PER_HOUR, parse_duration_ns, resolve_range
 DEFAULT_RANGE_HOURS = 1.0
 MAX_PARAM_CHARS = 1024
 MAX_CURSOR_CHARS = 16_384
+MAX_QUERY_CHARS = 8192  # a LogQL query, on every route and tool
 
 
 def query_window(

@@ -8,9 +8,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.config import MIN_ANSWER_BYTES, GatewaySettings
 from gateway.services.index_answers import MAX_DETECTED_FIELDS
-from gateway.services.query_checks import DEFAULT_RANGE_HOURS, MAX_CURSOR_CHARS, MAX_PARAM_CHARS, query_window
+from gateway.services.query_checks import (
+    DEFAULT_RANGE_HOURS,
+    MAX_CURSOR_CHARS,
+    MAX_PARAM_CHARS,
+    MAX_QUERY_CHARS,
+    query_window,
+)
 
-MAX_QUERY_CHARS = 8192
 MCP_TAIL_MAX_SECONDS = 60  # a tool call holds the agent: short waits, resumed with the cursor
 TIME_TEXT = (
     "RFC 3339 (2026-05-01T12:00:00Z), a relative duration back from now (30m, 2h, 7d), `now` or Unix "
