@@ -79,6 +79,14 @@ def as_api_error(exc: ApiError | ServiceError) -> ApiError:
     return ApiError(status_of(exc), exc.code, exc.message, exc.hint, headers=headers)
 
 
+def response_headers(exc: ApiError) -> dict[str, str]:
+    """The headers of an error answer: its own, and a Retry-After on every 503."""
+    headers = dict(exc.headers)
+    if exc.status == 503 and not any(name.lower() == "retry-after" for name in headers):
+        headers["Retry-After"] = str(DEFAULT_RETRY_AFTER_SECONDS)
+    return headers
+
+
 # what every caller that turns failures into answers catches
 Failure = (ApiError, ServiceError)
 
@@ -90,10 +98,9 @@ def envelope(code: str, message: str, hint: str = "") -> dict[str, dict[str, str
 def _api_error(_: Request, failure: Exception) -> JSONResponse:
     assert isinstance(failure, ApiError | ServiceError)
     exc = as_api_error(failure)
-    headers = dict(exc.headers)
-    if exc.status == 503 and not any(name.lower() == "retry-after" for name in headers):
-        headers["Retry-After"] = str(DEFAULT_RETRY_AFTER_SECONDS)
-    return JSONResponse(envelope(exc.code, exc.message, exc.hint), status_code=exc.status, headers=headers)
+    return JSONResponse(
+        envelope(exc.code, exc.message, exc.hint), status_code=exc.status, headers=response_headers(exc)
+    )
 
 
 def describe_problems(errors: Sequence[Any]) -> str:

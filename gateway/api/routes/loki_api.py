@@ -30,7 +30,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from gateway.api.deps import LokiDep, Principal, SettingsDep, require_scope
 from gateway.api.responses import FastJSONResponse
 from gateway.container import running
-from gateway.errors import DEFAULT_RETRY_AFTER_SECONDS, ApiError, Failure, as_api_error, envelope
+from gateway.errors import ApiError, Failure, as_api_error, envelope, response_headers
 from gateway.services.errors import ServiceError
 from gateway.services.logql import check_label_name
 from gateway.services.loki_compat import (
@@ -71,10 +71,7 @@ def loki_error_response(failure: ApiError | ServiceError) -> JSONResponse:
     exc = as_api_error(failure)
     text = f"{exc.message} ({exc.hint})" if exc.hint else exc.message
     body = {**envelope(exc.code, exc.message, exc.hint), "status": "error", "message": text}
-    headers = dict(exc.headers)
-    if exc.status == 503 and not any(name.lower() == "retry-after" for name in headers):
-        headers["Retry-After"] = str(DEFAULT_RETRY_AFTER_SECONDS)  # as the app's own handler
-    return JSONResponse(body, status_code=exc.status, headers=headers)
+    return JSONResponse(body, status_code=exc.status, headers=response_headers(exc))
 
 
 class LokiRoute(APIRoute):
