@@ -117,7 +117,7 @@ class _StreamPages:
 
     data: dict[str, Any]
     plan: PageRequest
-    limit: int
+    limit: int  # entries in the full page
     direction: str
     digest: str
     redact_lines: bool

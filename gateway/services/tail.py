@@ -126,15 +126,8 @@ class _Poller:
             direction=DIRECTION,
             tenant=self.tenant,
         )
-        return shape_page(
-            data,
-            request=plan,
-            limit=limit,
-            direction=DIRECTION,
-            digest=self.digest,
-            redact_lines=self.redact_lines,
-            assume_more=True,
-        )
+        return shape_page(data, request=plan, limit=limit, direction=DIRECTION, digest=self.digest,
+                          redact_lines=self.redact_lines, assume_more=True)
 
 
 def tail_start(
