@@ -131,37 +131,17 @@ async def aggregate(
     redact: Callable[[str], str],
 ) -> dict[str, Any]:
     """Counts per group (largest first), the top `groups` of them with a sample, the rest as "other"."""
-    miner = TemplateMiner(redact) if grouping.kind == "template" else None
-    by_key: dict[str, Group] = {}
-    read = 0
-    truncated = False
+    grouper = _Grouper(grouping, redact, TemplateMiner(redact) if grouping.kind == "template" else None)
+    tally = _Tally()
     async for ts_ns, labels, line in loki.iter_lines(
         query, start_ns=start_ns, end_ns=end_ns, tenant=tenant, max_lines=max_lines + 1
     ):
-        if read >= max_lines:
-            truncated = True
+        if tally.read >= max_lines:
+            tally.truncated = True
             break
-        read += 1
-        if miner is not None:
-            key = str(miner.cluster_of(line))
-        elif grouping.kind == "label":
-            key = labels.get(grouping.name or "", "<none>")
-        else:
-            key = _field_value(line, grouping.name or "")
-        group = by_key.get(key)
-        if group is None:
-            group = by_key[key] = Group(key)
-        group.add(ts_ns, labels.get("level", "unknown"), line)
-    ranked = sorted(by_key.values(), key=lambda g: (-g.count, g.first_ns, g.key))
-    shown = []
-    for group in ranked[:groups]:
-        row = group.as_dict(redact)
-        if miner is not None:
-            row = {"template": miner.template_text(int(group.key)), **row}
-            del row["key"]
-        else:
-            row["key"] = redact(row["key"])
-        shown.append(row)
+        tally.add(grouper.key_of(labels, line), ts_ns, labels, line)
+    ranked = sorted(tally.by_key.values(), key=lambda g: (-g.count, g.first_ns, g.key))
+    shown = [grouper.row(group) for group in ranked[:groups]]
     rest = ranked[groups:]
     matched = await matched_total(loki, query, start_ns, end_ns, tenant)
     return {
@@ -169,8 +149,49 @@ async def aggregate(
         "groups": shown,
         "other": {"groups": len(rest), "count": sum(g.count for g in rest)},
         "window": {"since": format_ns(start_ns), "until": format_ns(end_ns)},
-        "stats": {"matched": max(matched, read), "read": read, "truncated": truncated},
+        "stats": {"matched": max(matched, tally.read), "read": tally.read, "truncated": tally.truncated},
     }
+
+
+@dataclass(frozen=True)
+class _Grouper:
+    """Which group a line falls in, and how a group is shown."""
+
+    grouping: Grouping
+    redact: Callable[[str], str]
+    miner: TemplateMiner | None  # grouping by template
+
+    def key_of(self, labels: dict[str, str], line: str) -> str:
+        if self.miner is not None:
+            return str(self.miner.cluster_of(line))
+        if self.grouping.kind == "label":
+            return labels.get(self.grouping.name or "", "<none>")
+        return _field_value(line, self.grouping.name or "")
+
+    def row(self, group: Group) -> dict[str, Any]:
+        row = group.as_dict(self.redact)
+        if self.miner is None:
+            row["key"] = self.redact(row["key"])
+            return row
+        row = {"template": self.miner.template_text(int(group.key)), **row}
+        del row["key"]
+        return row
+
+
+@dataclass
+class _Tally:
+    """The groups of the lines read so far."""
+
+    by_key: dict[str, Group] = field(default_factory=dict)
+    read: int = 0
+    truncated: bool = False  # stopped at the line limit
+
+    def add(self, key: str, ts_ns: int, labels: dict[str, str], line: str) -> None:
+        self.read += 1
+        group = self.by_key.get(key)
+        if group is None:
+            group = self.by_key[key] = Group(key)
+        group.add(ts_ns, labels.get("level", "unknown"), line)
 
 
 def pattern_totals(found: list[dict[str, Any]], matched: int) -> dict[str, Any]:

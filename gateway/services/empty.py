@@ -37,12 +37,7 @@ async def explain_empty(
                 "hint": "loosen the filters after the selector, or widen the time range",
             }
     policy = parse_policy(label_policy) if label_policy else ()
-    policy_texts = {m.render() for m in policy}
-    own = (
-        [m for m in scanned.selectors[0].matchers if m.render() not in policy_texts]
-        if scanned.selectors
-        else []
-    )
+    own = _own_matchers(scanned, policy)
     if policy and own:
         unscoped = await loki.labels(start_ns=start_ns, end_ns=end_ns, query=_render(own), tenant=tenant)
         if unscoped:
@@ -52,8 +47,27 @@ async def explain_empty(
                 f"({label_policy}) excludes them",
                 "hint": "use a key whose label policy covers these streams",
             }
+    return {
+        "reason": "no_stream_matched",
+        "message": "no stream matched the selector in this range",
+        "hint": "check the label values (closest ones below), or widen the time range",
+        "closest_values": await _closest_values(loki, own, label_policy or None, start_ns, end_ns, tenant),
+    }
+
+
+def _own_matchers(scanned: ScannedQuery, policy: tuple[Matcher, ...]) -> list[Matcher]:
+    """The first selector's matchers the caller wrote (not injected by the key's policy)."""
+    if not scanned.selectors:
+        return []
+    policy_texts = {m.render() for m in policy}
+    return [m for m in scanned.selectors[0].matchers if m.render() not in policy_texts]
+
+
+async def _closest_values(
+    loki: LokiClient, own: list[Matcher], scope: str | None, start_ns: int, end_ns: int, tenant: str | None
+) -> dict[str, list[str]]:
+    """For each `label="value"` matcher whose value no stream has, the closest values that exist."""
     suggestions: dict[str, list[str]] = {}
-    scope = label_policy or None
     for matcher in own:
         if matcher.op != "=":
             continue
@@ -64,9 +78,4 @@ async def explain_empty(
             continue
         close = difflib.get_close_matches(matcher.value, values, n=MAX_SUGGESTIONS, cutoff=CLOSENESS)
         suggestions[matcher.name] = close or values[:MAX_SUGGESTIONS]
-    return {
-        "reason": "no_stream_matched",
-        "message": "no stream matched the selector in this range",
-        "hint": "check the label values (closest ones below), or widen the time range",
-        "closest_values": suggestions,
-    }
+    return suggestions

@@ -88,59 +88,65 @@ async def run_log_query(
     says why (`empty`, see gateway.services.empty)."""
     step = check_step(step)
     digest = query_digest(scanned.text, direction, principal.tenant)
-    cursor = Cursor.decode(cursor_text, digest) if cursor_text else None
-    if cursor is not None:
-        check_cursor_window(cursor, direction, settings.query_max_range_hours)
+    run = _QueryRun(loki, settings, principal, scanned, direction, digest)
+    cursor = run.resume_from(cursor_text)
     plan = plan_page(start_ns=start_ns, end_ns=end_ns, limit=limit, direction=direction, cursor=cursor)
-    # every page: a cursor is not signed, so a made-up one must not skip the check
-    await check_bytes(loki, scanned, plan.start_ns, plan.end_ns, principal.tenant, settings.query_max_bytes)
-    asked = min(plan.loki_limit, max_entries_per_query(settings))  # what Loki accepts
-    data = await loki.query_range(
-        scanned.text,
-        start_ns=plan.start_ns,
-        end_ns=plan.end_ns,
-        limit=asked,
-        direction=direction,
-        step=step,
-        tenant=principal.tenant,
-    )
-    link = None
-    if settings.grafana_url:  # the original window, not this page's: the view of the whole query
-        uid = settings.grafana_loki_datasource_uid
-        link = explore_url(settings.grafana_url, uid, scanned.text, start_ns, end_ns)
+    data = await run.fetch(plan, step)
+    link = _grafana_link(settings, scanned.text, start_ns, end_ns)
     if data.get("resultType") != "streams":
         echo = echo_window(start_ns, end_ns)
         metric = await shape_loki_answer(partial(metric_answer, data, settings.redact_log_lines, echo), data)
         return {**metric, "grafana_url": link} if link else metric
+    pages = _StreamPages(data, plan, limit, direction, digest, settings.redact_log_lines)
+    full = await run.full_page(pages)
+    why_empty = await run.why_empty(plan) if cursor is None and not full.returned else None
+    # the window this page read: a cursor narrows the one the request's time words resolve to
+    shape = _PageAnswers(pages, full, (plan.start_ns, plan.end_ns), link, why_empty)
+    return await _rendered(shape, limit, budget, compact, direction == "forward", data)
 
-    def shaped(count: int, assume_more: bool = False) -> ShapedPage:
+
+def _grafana_link(settings: GatewaySettings, query: str, start_ns: int, end_ns: int) -> str | None:
+    """Grafana's Explore view of the whole query (the original window, not one page's)."""
+    if not settings.grafana_url:
+        return None
+    return explore_url(settings.grafana_url, settings.grafana_loki_datasource_uid, query, start_ns, end_ns)
+
+
+@dataclass(frozen=True)
+class _StreamPages:
+    """Loki's streams answer for one page request, shaped into a page of any count of entries."""
+
+    data: dict[str, Any]
+    plan: PageRequest
+    limit: int  # entries in the full page
+    direction: str
+    digest: str
+    redact_lines: bool
+
+    def shaped(self, count: int, assume_more: bool = False) -> ShapedPage:
         return shape_page(
-            data,
-            request=plan,
+            self.data,
+            request=self.plan,
             limit=count,
-            direction=direction,
-            digest=digest,
-            redact_lines=settings.redact_log_lines,
+            direction=self.direction,
+            digest=self.digest,
+            redact_lines=self.redact_lines,
             assume_more=assume_more,
         )
 
-    full = await shape_loki_answer(partial(shaped, limit), data)  # off the event loop when big
-    if asked < plan.loki_limit and not full.truncated and count_entries(data) >= asked:
-        full = await _page_cut_by_cap(
-            loki, scanned, shaped(limit, assume_more=True), plan, direction, digest, principal, settings
-        )
 
-    why_empty: dict[str, Any] | None = None
-    if cursor is None and not full.returned:
-        with contextlib.suppress(ServiceError):  # a courtesy: the (empty) answer stands without it
-            why_empty = await explain_empty(
-                loki, scanned, label_policy=principal.label_policy,
-                start_ns=plan.start_ns, end_ns=plan.end_ns, tenant=principal.tenant,
-            )
+@dataclass(frozen=True)
+class _PageAnswers:
+    """The answer for a page of `count` entries (fewer than `limit`: cut by the budget)."""
 
-    def shape(count: int) -> dict[str, Any]:
-        """The answer for a page of `count` entries (fewer than `limit`: cut by the budget)."""
-        page = full if count >= limit else shaped(count)
+    pages: _StreamPages
+    full: ShapedPage
+    window: tuple[int, int]
+    link: str | None
+    why_empty: dict[str, Any] | None
+
+    def __call__(self, count: int) -> dict[str, Any]:
+        page = self.full if count >= self.pages.limit else self.pages.shaped(count)
         if page.next_cursor is not None and len(page.next_cursor) > MAX_CURSOR_CHARS:
             # it holds a digest per entry returned at its timestamp: too many to pass back in a URL
             raise TooManyAtOneTimestamp(MAX_CURSOR_CHARS * 3 // 4 // ENTRY_DIGEST_BYTES)
@@ -148,61 +154,112 @@ async def run_log_query(
             "streams": page.streams,
             "truncated": page.truncated,
             "next_cursor": page.next_cursor,
-            "window": echo_window(plan.start_ns, plan.end_ns),  # this page's: a cursor narrows it
-            "stats": loki_stats(data, page.returned),
+            "window": echo_window(*self.window),
+            "stats": loki_stats(self.pages.data, page.returned),
         }
-        if link:
-            answer["grafana_url"] = link
-        if why_empty:
-            answer["empty"] = why_empty
+        if self.link:
+            answer["grafana_url"] = self.link
+        if self.why_empty:
+            answer["empty"] = self.why_empty
         return answer
 
+
+async def _rendered(
+    shape: _PageAnswers, limit: int, budget: Budget | None, compact: bool, forward: bool, data: dict[str, Any]
+) -> dict[str, Any]:
+    """The full page's answer, or the largest page whose answer fits `budget`."""
     render = compact_answer if compact else as_is
     if budget is None:
         return render(shape(limit))
-    chosen = budget
-    return await shape_loki_answer(
-        lambda: fit_page(shape, limit, chosen, direction == "forward", render).answer, data
-    )
+    return await shape_loki_answer(lambda: fit_page(shape, limit, budget, forward, render).answer, data)
 
 
-async def _page_cut_by_cap(
-    loki: LokiClient,
-    scanned: ScannedQuery,
-    page: ShapedPage,
-    plan: PageRequest,
-    direction: str,
-    digest: str,
-    principal: Principal,
-    settings: GatewaySettings,
-) -> ShapedPage:
-    """Loki sent all `cap` entries it was asked for, fewer than the page needed to know whether
-    there is more. Cut the page there (`page`, shaped assuming more follows), then ask whether
-    anything follows its last entry (a request of limit 0 from its cursor, when that fits under
-    the cap); if it cannot tell, the page says truncated and the next one finds out."""
-    if page.next_cursor is None:  # nothing fresh: more than `cap` entries share the boundary
-        raise TooManyAtOneTimestamp(max_entries_per_query(settings))
-    probe = plan_page(
-        start_ns=plan.start_ns,
-        end_ns=plan.end_ns,
-        limit=0,
-        direction=direction,
-        cursor=Cursor.decode(page.next_cursor, digest),
-    )
-    if probe.loki_limit > max_entries_per_query(settings):
-        return page
-    after = await loki.query_range(
-        scanned.text,
-        start_ns=probe.start_ns,
-        end_ns=probe.end_ns,
-        limit=probe.loki_limit,
-        direction=direction,
-        tenant=principal.tenant,
-    )
-    entries = sorted_entries(after, forward=direction == "forward")
-    if cut_page(entries, request=probe, limit=0, direction=direction, digest=digest).truncated:
-        return page
-    return ShapedPage(page.streams, False, None, page.returned)
+@dataclass(frozen=True)
+class _QueryRun:
+    """What the steps of one page of a log query share: who asks what, in which order."""
+
+    loki: LokiClient
+    settings: GatewaySettings
+    principal: Principal
+    scanned: ScannedQuery
+    direction: str
+    digest: str
+
+    @property
+    def cap(self) -> int:
+        """The most entries Loki accepts in one query."""
+        return max_entries_per_query(self.settings)
+
+    def resume_from(self, cursor_text: str | None) -> Cursor | None:
+        """The cursor the page resumes from, checked against this query and the allowed range."""
+        if not cursor_text:
+            return None
+        cursor = Cursor.decode(cursor_text, self.digest)
+        check_cursor_window(cursor, self.direction, self.settings.query_max_range_hours)
+        return cursor
+
+    async def fetch(self, plan: PageRequest, step: str | None) -> dict[str, Any]:
+        """Loki's answer for `plan`, at most `cap` entries, once the bytes it would read are allowed."""
+        tenant, max_bytes = self.principal.tenant, self.settings.query_max_bytes
+        # every page: a cursor is not signed, so a made-up one must not skip the check
+        await check_bytes(self.loki, self.scanned, plan.start_ns, plan.end_ns, tenant, max_bytes)
+        return await self.loki.query_range(
+            self.scanned.text,
+            start_ns=plan.start_ns,
+            end_ns=plan.end_ns,
+            limit=min(plan.loki_limit, self.cap),
+            direction=self.direction,
+            step=step,
+            tenant=tenant,
+        )
+
+    async def full_page(self, pages: _StreamPages) -> ShapedPage:
+        """The page of `limit` entries; cut at the cap when Loki sent all the cap allowed and that
+        was fewer than the page needed."""
+        # off the event loop when big
+        full = await shape_loki_answer(partial(pages.shaped, pages.limit), pages.data)
+        capped = self.cap < pages.plan.loki_limit and count_entries(pages.data) >= self.cap
+        if capped and not full.truncated:
+            return await self.cut_by_cap(pages.shaped(pages.limit, assume_more=True), pages.plan)
+        return full
+
+    async def why_empty(self, plan: PageRequest) -> dict[str, Any] | None:
+        """Why a first page has no entries (see gateway.services.empty)."""
+        with contextlib.suppress(ServiceError):  # a courtesy: the (empty) answer stands without it
+            return await explain_empty(
+                self.loki, self.scanned, label_policy=self.principal.label_policy,
+                start_ns=plan.start_ns, end_ns=plan.end_ns, tenant=self.principal.tenant,
+            )
+        return None
+
+    async def cut_by_cap(self, page: ShapedPage, plan: PageRequest) -> ShapedPage:
+        """Loki sent all `cap` entries it was asked for, fewer than the page needed to know whether
+        there is more. Cut the page there (`page`, shaped assuming more follows), then ask whether
+        anything follows its last entry (a request of limit 0 from its cursor, when that fits under
+        the cap); if it cannot tell, the page says truncated and the next one finds out."""
+        if page.next_cursor is None:  # nothing fresh: more than `cap` entries share the boundary
+            raise TooManyAtOneTimestamp(self.cap)
+        probe = plan_page(
+            start_ns=plan.start_ns,
+            end_ns=plan.end_ns,
+            limit=0,
+            direction=self.direction,
+            cursor=Cursor.decode(page.next_cursor, self.digest),
+        )
+        if probe.loki_limit > self.cap:
+            return page
+        after = await self.loki.query_range(
+            self.scanned.text,
+            start_ns=probe.start_ns,
+            end_ns=probe.end_ns,
+            limit=probe.loki_limit,
+            direction=self.direction,
+            tenant=self.principal.tenant,
+        )
+        entries = sorted_entries(after, forward=self.direction == "forward")
+        if cut_page(entries, request=probe, limit=0, direction=self.direction, digest=self.digest).truncated:
+            return page
+        return ShapedPage(page.streams, False, None, page.returned)
 
 
 @dataclass(frozen=True)

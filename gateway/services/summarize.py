@@ -20,10 +20,10 @@ from typing import Any, Literal, Protocol
 
 from anyio import to_thread
 
-from gateway.services.evidence import build_evidence, disappeared, headline, plain_digest
+from gateway.services.evidence import EvidenceRow, build_evidence, disappeared, headline, plain_digest
 from gateway.services.llm import ChatModel, ModelError
 from gateway.services.logql import build_log_query
-from gateway.services.prompt import build_prompt
+from gateway.services.prompt import Prompt, build_prompt
 from gateway.services.templates import TemplateMiner
 from gateway.services.times import echo_window
 
@@ -165,75 +165,139 @@ class Summarizer:
     async def _summarize(self, q: SummaryQuery) -> dict[str, Any]:
         started = time.perf_counter()
         query = with_focus(normalise_query(q.query), q.focus)
-        length = q.end_ns - q.start_ns
         miner = TemplateMiner(self._redact)
-        previous_lines, previous_cut = await self._read(
-            miner, q, query, q.start_ns - length, q.start_ns, current=False
-        )
-        lines, truncated = await self._read(miner, q, query, q.start_ns, q.end_ns, current=True)
+        reading = await self._read_windows(miner, q, query)
         rows = await to_thread.run_sync(
-            partial(build_evidence, miner, lines=lines, previous_lines=previous_lines,
-                    comparable=not (truncated or previous_cut))
+            partial(build_evidence, miner, lines=reading.lines, previous_lines=reading.previous_lines,
+                    comparable=not (reading.truncated or reading.previous_cut))
         )
         gone = disappeared(miner)
         prompt = build_prompt(
             rows,
             selector=self._redact(query),
             window=(q.start_ns, q.end_ns),
-            lines=lines,
-            previous_lines=previous_lines,
-            truncated=truncated,
+            lines=reading.lines,
+            previous_lines=reading.previous_lines,
+            truncated=reading.truncated,
             focus=q.focus,
             max_bytes=q.prompt_max_bytes,
         )
-        summary, model_name, usage, model_error = None, None, None, None
-        if self._model is not None and lines > 0:
-            try:
-                answer = await self._model.complete(
-                    prompt.system, prompt.user, max_tokens=q.completion_tokens
-                )
-                # the model saw redacted evidence only; its answer is masked like a line all the same
-                summary, model_name, usage = self._redact(answer.text), answer.model, answer.usage()
-            except ModelError as exc:
-                model_error = str(exc)
-                log.warning("summary model call failed, answering with the plain digest: %s", exc)
-        first_line = headline(rows, lines=lines)
-        if summary is None:
-            summary = plain_digest(rows, lines=lines, truncated=truncated, gone=gone)
-        elif not summary.startswith(first_line):
-            summary = f"{first_line}\n{summary}"  # the incident named before the model's prose
-        sent = model_name is not None or model_error is not None
-        notes = [note for note in (prompt.omission_note,) if note and sent]
-        if len(rows) > MAX_EVIDENCE_ROWS:
-            notes.append(f"The evidence table lists the top {MAX_EVIDENCE_ROWS} of {len(rows)} templates.")
-        return {
-            "summary": summary,
-            "headline": first_line,
-            "model": model_name,
-            "usage": usage,
-            "model_error": model_error,
-            "query": query,
-            "focus": q.focus,
-            "window": {
-                **echo_window(q.start_ns, q.end_ns),
-                "previous": echo_window(q.start_ns - length, q.start_ns),
-                "step_seconds": WINDOW_STEP_SECONDS,
-            },
-            "lines_read": lines,
-            "previous_lines_read": previous_lines,
-            "truncated": truncated,
-            "templates_total": len(rows),
-            "templates_disappeared": gone,
-            "evidence": [row.as_dict() for row in rows[:MAX_EVIDENCE_ROWS]],
-            "prompt": {
-                "bytes": prompt.size_bytes,
-                "estimated_tokens": prompt.estimated_tokens,
-                "templates_included": prompt.templates_included,
-                "templates_omitted": prompt.templates_omitted,
-                "samples_omitted": prompt.samples_omitted,
-                "sent": sent,
-            },
-            "notes": notes,
-            "elapsed_seconds": round(time.perf_counter() - started, 3),
-            "cached": False,
-        }
+        reply = await self._ask_model(prompt, q.completion_tokens) if reading.lines > 0 else _ModelReply()
+        evidence = _Evidence(rows, gone, reading)
+        return _answer(q, query, evidence, prompt, reply, started)
+
+    async def _read_windows(self, miner: TemplateMiner, q: SummaryQuery, query: str) -> _Reading:
+        """Feeds the previous window (as long as `q`'s, just before it) and then `q`'s into the miner."""
+        length = q.end_ns - q.start_ns
+        previous_lines, previous_cut = await self._read(
+            miner, q, query, q.start_ns - length, q.start_ns, current=False
+        )
+        lines, truncated = await self._read(miner, q, query, q.start_ns, q.end_ns, current=True)
+        return _Reading(lines, truncated, previous_lines, previous_cut)
+
+    async def _ask_model(self, prompt: Prompt, completion_tokens: int) -> _ModelReply:
+        """The model's summary of the prompt, or why there is none (no model, or its error)."""
+        if self._model is None:
+            return _ModelReply()
+        try:
+            answer = await self._model.complete(prompt.system, prompt.user, max_tokens=completion_tokens)
+        except ModelError as exc:
+            log.warning("summary model call failed, answering with the plain digest: %s", exc)
+            return _ModelReply(error=str(exc))
+        # the model saw redacted evidence only; its answer is masked like a line all the same
+        return _ModelReply(self._redact(answer.text), answer.model, answer.usage())
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """How many lines the two windows gave the miner, and whether either was cut at the limit."""
+
+    lines: int
+    truncated: bool
+    previous_lines: int
+    previous_cut: bool
+
+
+@dataclass(frozen=True)
+class _Evidence:
+    rows: list[EvidenceRow]
+    gone: int  # templates seen in the previous window only
+    reading: _Reading
+
+
+@dataclass(frozen=True)
+class _ModelReply:
+    summary: str | None = None
+    model: str | None = None
+    usage: dict[str, int | None] | None = None
+    error: str | None = None
+
+    @property
+    def sent(self) -> bool:
+        """Whether the prompt went to a model (it answered or failed)."""
+        return self.model is not None or self.error is not None
+
+
+def _answer(
+    q: SummaryQuery, query: str, evidence: _Evidence, prompt: Prompt, reply: _ModelReply, started: float
+) -> dict[str, Any]:
+    rows, reading = evidence.rows, evidence.reading
+    first_line = headline(rows, lines=reading.lines)
+    return {
+        "summary": _summary_text(evidence, reply.summary, first_line),
+        "headline": first_line,
+        "model": reply.model,
+        "usage": reply.usage,
+        "model_error": reply.error,
+        "query": query,
+        "focus": q.focus,
+        "window": _windows(q),
+        "lines_read": reading.lines,
+        "previous_lines_read": reading.previous_lines,
+        "truncated": reading.truncated,
+        "templates_total": len(rows),
+        "templates_disappeared": evidence.gone,
+        "evidence": [row.as_dict() for row in rows[:MAX_EVIDENCE_ROWS]],
+        "prompt": _prompt_report(prompt, reply.sent),
+        "notes": _notes(prompt, reply.sent, len(rows)),
+        "elapsed_seconds": round(time.perf_counter() - started, 3),
+        "cached": False,
+    }
+
+
+def _summary_text(evidence: _Evidence, model_summary: str | None, first_line: str) -> str:
+    """The model's summary led by the headline, or without a model the plain digest."""
+    if model_summary is None:
+        lines, truncated = evidence.reading.lines, evidence.reading.truncated
+        return plain_digest(evidence.rows, lines=lines, truncated=truncated, gone=evidence.gone)
+    if model_summary.startswith(first_line):
+        return model_summary
+    return f"{first_line}\n{model_summary}"  # the incident named before the model's prose
+
+
+def _windows(q: SummaryQuery) -> dict[str, Any]:
+    """The window summarised and the previous one it is compared with."""
+    length = q.end_ns - q.start_ns
+    return {
+        **echo_window(q.start_ns, q.end_ns),
+        "previous": echo_window(q.start_ns - length, q.start_ns),
+        "step_seconds": WINDOW_STEP_SECONDS,
+    }
+
+
+def _prompt_report(prompt: Prompt, sent: bool) -> dict[str, Any]:
+    return {
+        "bytes": prompt.size_bytes,
+        "estimated_tokens": prompt.estimated_tokens,
+        "templates_included": prompt.templates_included,
+        "templates_omitted": prompt.templates_omitted,
+        "samples_omitted": prompt.samples_omitted,
+        "sent": sent,
+    }
+
+
+def _notes(prompt: Prompt, sent: bool, templates: int) -> list[str]:
+    notes = [note for note in (prompt.omission_note,) if note and sent]
+    if templates > MAX_EVIDENCE_ROWS:
+        notes.append(f"The evidence table lists the top {MAX_EVIDENCE_ROWS} of {templates} templates.")
+    return notes

@@ -19,7 +19,7 @@ from gateway.security import Principal
 from gateway.services.errors import QueryError, RateLimited
 from gateway.services.logql import ScannedQuery
 from gateway.services.loki import LokiClient
-from gateway.services.pagination import Cursor, plan_page, query_digest, shape_page
+from gateway.services.pagination import Cursor, ShapedPage, plan_page, query_digest, shape_page
 from gateway.services.query_checks import prepare_for
 from gateway.services.times import NS_PER_HOUR, parse_time_ns
 
@@ -80,32 +80,13 @@ async def follow(
     redact_lines: bool,
 ) -> AsyncIterator[TailBatch | TailEnd]:
     """Batches of entries after `start` (forward), then one TailEnd with the cursor to resume."""
+    poller = _Poller(loki, scanned, tenant, digest, max_entries, redact_lines)
     deadline = time.monotonic() + max_seconds
     cursor, sent = start, 0
     while True:
-        now_ns = time.time_ns()
-        cursor = replace(cursor, far_ns=max(now_ns, cursor.boundary_ns + 1))
+        cursor = replace(cursor, far_ns=max(time.time_ns(), cursor.boundary_ns + 1))
         limit = min(BATCH_LINES, max_lines - sent)
-        plan = plan_page(
-            start_ns=cursor.boundary_ns, end_ns=cursor.far_ns, limit=limit, direction=DIRECTION, cursor=cursor
-        )
-        data = await loki.query_range(
-            scanned.text,
-            start_ns=plan.start_ns,
-            end_ns=plan.end_ns,
-            limit=min(plan.loki_limit, max_entries),
-            direction=DIRECTION,
-            tenant=tenant,
-        )
-        page = shape_page(
-            data,
-            request=plan,
-            limit=limit,
-            direction=DIRECTION,
-            digest=digest,
-            redact_lines=redact_lines,
-            assume_more=True,
-        )
+        page = await poller.poll(cursor, limit)
         if page.returned and page.next_cursor is not None:
             cursor = Cursor.decode(page.next_cursor, digest)
             sent += page.returned
@@ -119,6 +100,34 @@ async def follow(
             yield TailEnd(cursor.encode(), "max_seconds", sent)
             return
         await asyncio.sleep(min(poll_seconds, max(0.0, deadline - time.monotonic())))
+
+
+@dataclass(frozen=True)
+class _Poller:
+    """One poll of a follow: what Loki holds from the cursor up to its far end (now)."""
+
+    loki: LokiClient
+    scanned: ScannedQuery
+    tenant: str | None
+    digest: str
+    max_entries: int
+    redact_lines: bool
+
+    async def poll(self, cursor: Cursor, limit: int) -> ShapedPage:
+        """Up to `limit` entries after `cursor`, shaped as though more may follow."""
+        plan = plan_page(
+            start_ns=cursor.boundary_ns, end_ns=cursor.far_ns, limit=limit, direction=DIRECTION, cursor=cursor
+        )
+        data = await self.loki.query_range(
+            self.scanned.text,
+            start_ns=plan.start_ns,
+            end_ns=plan.end_ns,
+            limit=min(plan.loki_limit, self.max_entries),
+            direction=DIRECTION,
+            tenant=self.tenant,
+        )
+        return shape_page(data, request=plan, limit=limit, direction=DIRECTION, digest=self.digest,
+                          redact_lines=self.redact_lines, assume_more=True)
 
 
 def tail_start(

@@ -242,56 +242,12 @@ async def _proxy_exchange(
 ) -> ProxiedResponse:
     root = proxy_root(service)
     url = proxy_url(service, path, query)
-    headers = service_headers(service)
-    loop = asyncio.get_running_loop()
+    exchange = _Exchange(http, service, root, service_headers(service), max_bytes, deadline)
     for _ in range(MAX_REDIRECTS + 1):
-        remaining = deadline - loop.time()
-        if remaining <= 0:
-            raise _timeout_error(service)
-        try:
-            async with http.stream(
-                "GET", url, headers=headers, timeout=remaining, follow_redirects=False
-            ) as response:
-                if response.is_redirect:
-                    location = url.join(response.headers.get("location", ""))
-                    if not within_root(location, root):
-                        raise _upstream_error(
-                            service.name,
-                            "redirect",
-                            UpstreamError,
-                            "upstream_redirect_refused",
-                            f"{service.name} redirected outside its monitoring prefix",
-                            "the gateway follows redirects only below the same service's prefix",
-                        )
-                    url = location
-                    continue
-                if response.status_code >= 500:
-                    raise _upstream_error(
-                        service.name,
-                        "status",
-                        UpstreamError,
-                        "upstream_error",
-                        f"{service.name} answered HTTP {response.status_code}",
-                        "the service is failing; check its health with /api/monitoring/health/<service>",
-                    )
-                try:
-                    async with asyncio.timeout(deadline - loop.time()):
-                        body = await _read_bounded(response, service.name, max_bytes)
-                except TimeoutError as exc:
-                    raise _timeout_error(service) from exc
-                kept = {k: v for k, v in response.headers.items() if k.lower() in PROXIED_RESPONSE_HEADERS}
-                return ProxiedResponse(response.status_code, kept, body)
-        except httpx.TimeoutException as exc:
-            raise _timeout_error(service) from exc
-        except httpx.HTTPError as exc:
-            raise _upstream_error(
-                service.name,
-                "connect",
-                UpstreamError,
-                "upstream_unreachable",
-                f"{service.name} is unreachable: {type(exc).__name__}",
-                "check that the service is running and its base_url",
-            ) from exc
+        outcome = await exchange.send(url)
+        if isinstance(outcome, ProxiedResponse):
+            return outcome
+        url = outcome
     raise _upstream_error(
         service.name,
         "redirect",
@@ -300,3 +256,71 @@ async def _proxy_exchange(
         f"{service.name} redirected more than {MAX_REDIRECTS} times",
         "check the service's path",
     )
+
+
+@dataclass(frozen=True)
+class _Exchange:
+    """The GETs of one proxied request (the first and its redirects), under one deadline."""
+
+    http: httpx.AsyncClient
+    service: UpstreamService
+    root: httpx.URL
+    headers: dict[str, str]
+    max_bytes: int
+    deadline: float
+
+    async def send(self, url: httpx.URL) -> ProxiedResponse | httpx.URL:
+        """One GET: the service's answer, or where it redirects to (below the prefix)."""
+        remaining = self.deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            raise _timeout_error(self.service)
+        try:
+            async with self.http.stream(
+                "GET", url, headers=self.headers, timeout=remaining, follow_redirects=False
+            ) as response:
+                if response.is_redirect:
+                    return self._redirect_target(url, response)
+                return await self._answer(response)
+        except httpx.TimeoutException as exc:
+            raise _timeout_error(self.service) from exc
+        except httpx.HTTPError as exc:
+            raise _upstream_error(
+                self.service.name,
+                "connect",
+                UpstreamError,
+                "upstream_unreachable",
+                f"{self.service.name} is unreachable: {type(exc).__name__}",
+                "check that the service is running and its base_url",
+            ) from exc
+
+    def _redirect_target(self, url: httpx.URL, response: httpx.Response) -> httpx.URL:
+        location = url.join(response.headers.get("location", ""))
+        if not within_root(location, self.root):
+            raise _upstream_error(
+                self.service.name,
+                "redirect",
+                UpstreamError,
+                "upstream_redirect_refused",
+                f"{self.service.name} redirected outside its monitoring prefix",
+                "the gateway follows redirects only below the same service's prefix",
+            )
+        return location
+
+    async def _answer(self, response: httpx.Response) -> ProxiedResponse:
+        """The answer passed on: its status, the headers worth keeping and the body (bounded)."""
+        if response.status_code >= 500:
+            raise _upstream_error(
+                self.service.name,
+                "status",
+                UpstreamError,
+                "upstream_error",
+                f"{self.service.name} answered HTTP {response.status_code}",
+                "the service is failing; check its health with /api/monitoring/health/<service>",
+            )
+        try:
+            async with asyncio.timeout(self.deadline - asyncio.get_running_loop().time()):
+                body = await _read_bounded(response, self.service.name, self.max_bytes)
+        except TimeoutError as exc:
+            raise _timeout_error(self.service) from exc
+        kept = {k: v for k, v in response.headers.items() if k.lower() in PROXIED_RESPONSE_HEADERS}
+        return ProxiedResponse(response.status_code, kept, body)

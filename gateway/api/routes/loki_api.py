@@ -19,6 +19,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, WebSocket
@@ -29,7 +30,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from gateway.api.deps import LokiDep, Principal, SettingsDep, require_scope
 from gateway.api.responses import FastJSONResponse
-from gateway.container import running
+from gateway.container import Gateway, running
 from gateway.errors import ApiError, Failure, as_api_error, envelope, response_headers
 from gateway.services.errors import ServiceError
 from gateway.services.logql import check_label_name
@@ -289,30 +290,55 @@ async def _deny(websocket: WebSocket, exc: ApiError | ServiceError) -> None:
         await websocket.close(code=1008, reason=exc.message[:120])
 
 
+@dataclass(frozen=True)
+class _TailSession:
+    """A tail the key may open: one of its session slots is claimed until `release`."""
+
+    gateway: Gateway
+    principal: Principal
+    params: dict[str, str]
+
+    def release(self) -> None:
+        self.gateway.loki_tail_sessions.release(self.principal.key_id)
+
+
+async def _claim_tail(websocket: WebSocket, client: str) -> _TailSession:
+    """The caller authenticated, its tail parameters checked and a session slot of its key claimed."""
+    gateway = running(websocket.app)
+    if gateway is None:
+        raise ApiError(503, "loki_unavailable", "the Loki client is not set up", "start the app's lifespan")
+    principal = await gateway.authenticator.authenticate(
+        websocket.headers, READ_SCOPE, client=client, method="GET", path=f"{PREFIX}/tail"
+    )
+    params = tail_params(websocket.query_params, principal, gateway.settings)
+    gateway.loki_tail_sessions.claim(principal.key_id, TAIL_MAX_SESSIONS_PER_KEY)
+    return _TailSession(gateway, principal, params)
+
+
+async def _close_tail(websocket: WebSocket, reason: str) -> None:
+    """Close the client's socket, if still open, saying why the tail ended."""
+    if websocket.client_state == WebSocketState.CONNECTED:
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+            code = WS_INTERNAL_ERROR if reason.startswith("error") else WS_NORMAL_CLOSURE
+            await websocket.close(code=code, reason=f"gateway: {reason}"[:WS_MAX_REASON_BYTES])
+
+
 @router.websocket("/tail")
 async def tail(websocket: WebSocket) -> None:
     """Loki's live tail, with the key's policy injected, redacted, bounded in time and lines."""
     client = websocket.client.host if websocket.client else "-"
     try:
-        gateway = running(websocket.app)
-        if gateway is None:
-            raise ApiError(
-                503, "loki_unavailable", "the Loki client is not set up", "start the app's lifespan"
-            )
-        settings, loki, sessions = gateway.settings, gateway.loki, gateway.loki_tail_sessions
-        principal = await gateway.authenticator.authenticate(
-            websocket.headers, READ_SCOPE, client=client, method="GET", path=f"{PREFIX}/tail"
-        )
-        params = tail_params(websocket.query_params, principal, settings)
-        sessions.claim(principal.key_id, TAIL_MAX_SESSIONS_PER_KEY)
+        session = await _claim_tail(websocket, client)
     except Failure as exc:
         await _deny(websocket, exc)
         return
+    gateway, principal = session.gateway, session.principal
     started = time.monotonic()
     try:
-        upstream = await LokiPassthrough(loki, settings).open_tail(params, principal.tenant)
+        passthrough = LokiPassthrough(gateway.loki, gateway.settings)
+        upstream = await passthrough.open_tail(session.params, principal.tenant)
     except Failure as exc:
-        sessions.release(principal.key_id)
+        session.release()
         await _deny(websocket, exc)
         return
     try:
@@ -323,25 +349,14 @@ async def tail(websocket: WebSocket) -> None:
                 upstream,
                 max_lines=TAIL_MAX_LINES,
                 max_seconds=TAIL_MAX_SECONDS,
-                redacting=settings.redact_log_lines,
+                redacting=gateway.settings.redact_log_lines,
             )
     finally:
-        sessions.release(principal.key_id)
-    if websocket.client_state == WebSocketState.CONNECTED:
-        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-            code = WS_INTERNAL_ERROR if reason.startswith("error") else WS_NORMAL_CLOSURE
-            await websocket.close(code=code, reason=f"gateway: {reason}"[:WS_MAX_REASON_BYTES])
+        session.release()
+    await _close_tail(websocket, reason)
     seconds = round(time.monotonic() - started, 3)
-    _audit(
-        {
-            "event": "loki_tail",
-            "key": principal.name,
-            "client": client,
-            "lines": lines,
-            "seconds": seconds,
-            "ended": reason,
-        }
-    )
+    _audit({"event": "loki_tail", "key": principal.name, "client": client, "lines": lines, "seconds": seconds,
+            "ended": reason})
 
 
 # ---------------------------------------------------------------------------------------------

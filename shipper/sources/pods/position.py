@@ -86,3 +86,34 @@ class ShippedBefore:
             return True
         self._shipping = True
         return False
+
+
+class ReadProgress:
+    """Where one read of a container's log has got to from its saved `position`: which lines are
+    new, the newest timestamp read and how many lines had it, and the mark the next read resumes
+    after."""
+
+    def __init__(self, position: dict[str, Any], limits: PodLimits) -> None:
+        self._saved = position
+        self.shipped = ShippedBefore(position)
+        self._counts = TimestampCounts(limits)
+        self._ts_ns, self._at_ts = int(position["ts_ns"]), int(position["at_ts"])
+        self._mark: tuple[int, int] | None = None
+
+    def is_new(self, line_ts: int) -> bool:
+        """Takes the next line of the read into account; False when an earlier read shipped it."""
+        nth = self._counts.add(line_ts)
+        if self.shipped.skips(line_ts):
+            self._mark = self.shipped.found_mark  # the saved mark once found: the lines after it are new
+            return False
+        if line_ts > self._ts_ns:
+            self._ts_ns, self._at_ts = line_ts, 1
+        elif line_ts == self._ts_ns:
+            self._at_ts += 1
+        if nth is not None:  # else the last line that has a count stays the mark:
+            self._mark = (line_ts, nth)  # what follows it is sent again, Loki drops repeats
+        return True
+
+    def position(self) -> dict[str, Any]:
+        """The saved position moved past the new lines taken so far."""
+        return moved_position(self._saved, self._ts_ns, self._at_ts, self._mark)

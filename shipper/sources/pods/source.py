@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
+from contextlib import closing
 from typing import Any
 
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError as TransportError
+from urllib3.response import HTTPResponse
 
 from shipper.config import PodsSourceConfig
 from shipper.metrics import RECORDS_ADJUSTED, RECORDS_SKIPPED
@@ -29,7 +31,7 @@ from shipper.sources.pods.api import (
     open_log,
 )
 from shipper.sources.pods.limits import DEFAULT_LIMITS, PodLimits
-from shipper.sources.pods.position import MARK_KEYS, ShippedBefore, TimestampCounts, moved_position
+from shipper.sources.pods.position import MARK_KEYS, ReadProgress
 
 log = logging.getLogger("shipper.sources.pods")
 
@@ -169,44 +171,41 @@ class PodSource:
         self, pod: ListedPod, container: str, position: dict[str, Any], instance: Instance, *,
         previous: bool, restart_count: int,
     ) -> Iterator[tuple[list[LogRecord], dict[str, Any]]]:
-        name = pod.name
-        shipped = ShippedBefore(position)
+        progress = ReadProgress(position, self.limits)
         try:
-            response = open_log(self.api_client, self.config.namespace, name, container,
-                                after_ns=shipped.read_from, previous=previous, limits=self.limits)
+            response = open_log(self.api_client, self.config.namespace, pod.name, container,
+                                after_ns=progress.shipped.read_from, previous=previous, limits=self.limits)
         except LogReadError as exc:
-            self._log_outcome(name, container, exc, previous)
+            self._log_outcome(pod.name, container, exc, previous)
             return
-        labels = self._labels(pod, container)
-        metadata = {"node": pod.node, "restart_count": str(restart_count)}
-        ts_ns, at_ts = int(position["ts_ns"]), int(position["at_ts"])
-        counts = TimestampCounts(self.limits)
-        mark: tuple[int, int] | None = None  # where the next read resumes
+        make_record = self._record_maker(pod, container, restart_count)
+        read = self._record_batches(response, progress, make_record, f"{pod.name}/{container}")
+        checked = False
+        with closing(read) as batches:  # a read stopped early frees its response now, not when collected
+            for records in batches:
+                if not checked:
+                    self._check_instance(pod.name, container, instance)
+                    checked = True
+                yield records, progress.position()
+
+    def _record_batches(
+        self, response: HTTPResponse, progress: ReadProgress, make_record: Callable[[int, str], LogRecord],
+        where: str,
+    ) -> Generator[list[LogRecord], None, None]:
+        """The new lines of `response` as records, in batches of log_batch_lines (the last one smaller)."""
         records: list[LogRecord] = []
-        checked = finished = False
+        finished = False
         try:
             for raw in response:
                 line_ts, text = self._split(raw)
                 if line_ts is None:
-                    self._count("unparsable_log_line", 1, f"{name}/{container}: {text[:80]!r}")
+                    self._count("unparsable_log_line", 1, f"{where}: {text[:80]!r}")
                     continue
-                nth = counts.add(line_ts)
-                if shipped.skips(line_ts):
-                    mark = shipped.found_mark  # the saved mark once found: the lines after it are new
+                if not progress.is_new(line_ts):
                     continue
-                if line_ts > ts_ns:
-                    ts_ns, at_ts = line_ts, 1
-                elif line_ts == ts_ns:
-                    at_ts += 1
-                if nth is not None:  # else the last line that has a count stays the mark:
-                    mark = (line_ts, nth)  # what follows it is sent again, Loki drops repeats
-                records.append(LogRecord(ts_ns=line_ts, line=text, labels={**labels, "level": _level(text)},
-                                         metadata=dict(metadata)))
+                records.append(make_record(line_ts, text))
                 if len(records) >= self.limits.log_batch_lines:
-                    if not checked:
-                        self._check_instance(name, container, instance)
-                        checked = True
-                    yield records, moved_position(position, ts_ns, at_ts, mark)
+                    yield records
                     records = []
             finished = True
         finally:
@@ -214,9 +213,19 @@ class PodSource:
                 response.close()
             response.release_conn()
         if records:
-            if not checked:
-                self._check_instance(name, container, instance)
-            yield records, moved_position(position, ts_ns, at_ts, mark)
+            yield records
+
+    def _record_maker(
+        self, pod: ListedPod, container: str, restart_count: int
+    ) -> Callable[[int, str], LogRecord]:
+        labels = self._labels(pod, container)
+        metadata = {"node": pod.node, "restart_count": str(restart_count)}
+
+        def make_record(ts_ns: int, text: str) -> LogRecord:
+            return LogRecord(ts_ns=ts_ns, line=text, labels={**labels, "level": _level(text)},
+                             metadata=dict(metadata))
+
+        return make_record
 
     def _check_instance(self, name: str, container: str, instance: Instance) -> None:
         """Raise InstanceChanged unless the pod still runs `instance` of the container (one GET).
