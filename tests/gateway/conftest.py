@@ -33,6 +33,8 @@ from fastapi import FastAPI
 from gateway.config import GatewaySettings
 from gateway.main import create_app
 from gateway.security import generate_key, hash_key
+from tests.gateway.incident import Incident, plant_incident
+from tests.real_loki import RealLoki
 
 LOKI_TEST_URL = "http://loki.test"
 GATEWAY_TEST_URL = "http://gateway.test"
@@ -151,3 +153,18 @@ async def trickling_server() -> AsyncIterator[int]:
         yield server.sockets[0].getsockname()[1]
     finally:
         server.close()
+
+
+@pytest.fixture(scope="module")
+def incident(real_loki: RealLoki) -> Incident:
+    """Issue 19's incident, planted in the real Loki once per test module."""
+    return plant_incident(real_loki)
+
+
+@pytest.fixture
+async def agent(real_loki: RealLoki, api_key: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A gateway on the real Loki, asked as an agent asks it: with one full-access key."""
+    app = create_app(make_settings(ai_monitoring_api_key=api_key, loki_url=real_loki.url))
+    async with running_client(app) as client:
+        client.headers["x-api-key"] = api_key
+        yield client

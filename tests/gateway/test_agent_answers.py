@@ -16,25 +16,12 @@ from gateway.services.redact import redact
 from gateway.services.templates import TemplateMiner
 from gateway.services.times import format_ns as rfc3339
 from tests.gateway.conftest import KeysFile, make_settings
-from tests.gateway.incident import MARGIN, RATE_LIMIT, TIMEOUTS, WEBSOCKET, Incident, plant_incident
+from tests.gateway.incident import MARGIN, RATE_LIMIT, TIMEOUTS, WEBSOCKET, Incident
 from tests.real_loki import RealLoki
 
 AGENT_BUDGET_BYTES = 4096
 
 
-@pytest.fixture(scope="module")
-def incident(real_loki: RealLoki) -> Incident:
-    return plant_incident(real_loki)
-
-
-@pytest.fixture
-async def agent(
-    real_loki: RealLoki, api_key: str, client_for: Callable[..., Any]
-) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(make_settings(ai_monitoring_api_key=api_key, loki_url=real_loki.url))
-    async with client_for(app) as client:
-        client.headers["x-api-key"] = api_key
-        yield client
 
 
 async def test_which_error_dominates_how_often_since_when_in_one_small_request(

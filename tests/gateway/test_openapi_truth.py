@@ -4,32 +4,12 @@ envelope, not FastAPI's HTTPValidationError; limits carry their defaults and max
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import jsonschema
-import pytest
 
-from gateway.main import create_app
-from tests.gateway.conftest import make_settings
-from tests.gateway.incident import Incident, plant_incident
-from tests.real_loki import RealLoki
-
-
-@pytest.fixture(scope="module")
-def incident(real_loki: RealLoki) -> Incident:
-    return plant_incident(real_loki)
-
-
-@pytest.fixture
-async def client(
-    real_loki: RealLoki, api_key: str, client_for: Callable[..., Any]
-) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(make_settings(ai_monitoring_api_key=api_key, loki_url=real_loki.url))
-    async with client_for(app) as running:
-        running.headers["x-api-key"] = api_key
-        yield running
+from tests.gateway.incident import Incident
 
 
 def check(spec: dict[str, Any], path: str, method: str, answer: httpx.Response) -> None:
@@ -43,9 +23,9 @@ def check(spec: dict[str, Any], path: str, method: str, answer: httpx.Response) 
 
 
 async def test_real_answers_validate_against_the_published_schemas(
-    client: httpx.AsyncClient, incident: Incident
+    agent: httpx.AsyncClient, incident: Incident
 ) -> None:
-    spec = (await client.get("/openapi.json")).json()
+    spec = (await agent.get("/openapi.json")).json()
     selector = f'{{bucket="{incident.bucket}"}}'
     calls: list[tuple[str, str, dict[str, Any]]] = [
         ("/logs/gcs", "get", {"params": {"bucket": incident.bucket, "limit": 5}}),
@@ -69,14 +49,14 @@ async def test_real_answers_validate_against_the_published_schemas(
     statuses = []
     for path, method, kwargs in calls:
         url = path.replace("{name}", "level")
-        answer = await client.request(method.upper(), url, **kwargs)
+        answer = await agent.request(method.upper(), url, **kwargs)
         statuses.append(answer.status_code)
         check(spec, path, method, answer)
     assert statuses == [200, 200, 200, 400, 422, 401, 200, 400, 200, 200, 200, 200, 200, 200, 200, 422]
 
 
-async def test_the_schema_documents_the_envelope_limits_and_log_routes(client: httpx.AsyncClient) -> None:
-    spec = (await client.get("/openapi.json")).json()
+async def test_the_schema_documents_the_envelope_limits_and_log_routes(agent: httpx.AsyncClient) -> None:
+    spec = (await agent.get("/openapi.json")).json()
     assert "HTTPValidationError" not in str(spec)
     gcs = spec["paths"]["/logs/gcs"]["get"]
     assert "aggregate=template" in gcs["description"]

@@ -5,38 +5,21 @@ time words to. (The Loki-compatible /loki/api/v1 routes keep Loki's own formats 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 
-from gateway.main import create_app
 from gateway.services.aggregate import pattern_totals
 from gateway.services.times import echo_window, parse_time_ns, samples_in_rfc3339, seconds_z
-from tests.gateway.conftest import make_settings
-from tests.gateway.incident import Incident, plant_incident
-from tests.real_loki import RealLoki
+from tests.gateway.incident import Incident
 
 NS = 1_000_000_000
 RFC3339_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z")
 TIME_KEYS = re.compile(r"(since|until|checked_at|first_seen|last_seen|.*_at)$")
 
 
-@pytest.fixture(scope="module")
-def incident(real_loki: RealLoki) -> Incident:
-    return plant_incident(real_loki)
-
-
-@pytest.fixture
-async def client(
-    real_loki: RealLoki, api_key: str, client_for: Callable[..., Any]
-) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(make_settings(ai_monitoring_api_key=api_key, loki_url=real_loki.url))
-    async with client_for(app) as running:
-        running.headers["x-api-key"] = api_key
-        yield running
 
 
 def looks_like_a_time(value: Any) -> bool:
@@ -70,7 +53,7 @@ def assert_times_in_rfc3339(body: Any, where: str) -> None:
 
 
 async def test_every_route_answers_in_rfc3339_z_and_echoes_its_window(
-    client: httpx.AsyncClient, incident: Incident
+    agent: httpx.AsyncClient, incident: Incident
 ) -> None:
     selector = f'{{bucket="{incident.bucket}"}}'
     window = {"since": "now-2h", "until": "now"}
@@ -95,9 +78,9 @@ async def test_every_route_answers_in_rfc3339_z_and_echoes_its_window(
     for method, path, params in calls:
         where = f"{method} {path} {params}"
         if method == "GET":
-            answer = await client.get(path, params=params)
+            answer = await agent.get(path, params=params)
         else:
-            answer = await client.post(path, json=params)
+            answer = await agent.post(path, json=params)
         assert answer.status_code == 200, f"{where}: {answer.text[:300]}"
         body = answer.json()
         assert_times_in_rfc3339(body, where)
@@ -137,12 +120,12 @@ def test_sample_times_of_every_metric_result_type() -> None:
     )
 
 
-async def test_a_cursor_page_echoes_the_window_it_read(client: httpx.AsyncClient, incident: Incident) -> None:
+async def test_a_cursor_page_echoes_the_window_it_read(agent: httpx.AsyncClient, incident: Incident) -> None:
     """The cursor, not the time words of the request, fixes where a later page reads (here the
     words even say the last 5 minutes, while the cursor walks back through the last hour)."""
     params = {"bucket": incident.bucket, "limit": 100}
-    first = (await client.get("/logs/gcs", params={**params, "since": "1h"})).json()
-    later = await client.get(
+    first = (await agent.get("/logs/gcs", params={**params, "since": "1h"})).json()
+    later = await agent.get(
         "/logs/gcs",
         params={**params, "since": "5m", "cursor": first["next_cursor"]},
     )
