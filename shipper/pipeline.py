@@ -154,6 +154,7 @@ class Pipeline:
         self._marker_id = self.checkpoint_id + INFLIGHT_SUFFIX
         self._marked_unclean = False  # this pass wrote the unclean marker
         self._checking_resends = False
+        self._pushed_uncommitted = False  # a push Loki answered whose checkpoint is not written yet
 
     def run_once(self) -> PassResult:
         """One pass. Raises CheckpointError for an unreadable checkpoint (the pass never started);
@@ -164,6 +165,7 @@ class Pipeline:
         marker = self.checkpointer.load(self._marker_id)
         self._marked_unclean = marker is not None and marker.get("clean") is False
         self._checking_resends = self._marked_unclean and isinstance(self.sink, ResendChecker)
+        self._pushed_uncommitted = False
         started = self._clock()
         skipped_before = losses.skipped_so_far(self.source.id)
         try:
@@ -171,7 +173,8 @@ class Pipeline:
             self._mark_clean()
         except _LeadershipLost:
             result.stopped = True
-            self._mark_clean()  # stopped at a commit boundary: nothing pushed after the last commit
+            if not self._pushed_uncommitted:  # stopped at a commit boundary: nothing to check later
+                self._mark_clean()
         except (SinkUnavailable, SourceError, CheckpointError) as exc:
             result.ok, result.error = False, f"{type(exc).__name__}: {exc}"
         except Exception as exc:
@@ -300,8 +303,10 @@ class Pipeline:
                 result.rejected[rejected.reason] += 1
             newest = max(map(_ts_of, records))
             result.newest_ts_ns = max(result.newest_ts_ns or newest, newest)
+            self._pushed_uncommitted = True
             self._check_leadership()  # the push can take long (retries): ask again
         self.checkpointer.commit(self.checkpoint_id, cursor)
+        self._pushed_uncommitted = False
         result.commits += 1
         if result.newest_ts_ns is not None:
             self._newest_committed_ns = max(self._newest_committed_ns or 0, result.newest_ts_ns)

@@ -86,3 +86,27 @@ def test_sinks_without_the_check_still_work() -> None:
     sink = RecordingSink()
     assert Pipeline(MemorySource("plain", spread(3, 1)), sink, checkpoints).run_once().accepted == 3
     assert checkpoints.load("plain" + INFLIGHT_SUFFIX) == {"clean": True}
+
+
+def test_leadership_lost_between_a_push_and_its_commit_leaves_the_pass_unclean() -> None:
+    """The next leader resends from the last commit: it must first ask what Loki holds."""
+    checkpoints = MemoryCheckpointer()
+    answers = iter([True, True, True, False])  # push 1 + commit 1, push 2, lost before commit 2
+    lost = Pipeline(MemorySource("handover", spread(30, 1), batch_size=10), RecordingSink(), checkpoints,
+                    max_entries=10, still_leading=lambda: next(answers)).run_once()
+    assert lost.stopped and checkpoints.load("handover") == {"offset": 10}
+    assert checkpoints.load("handover" + INFLIGHT_SUFFIX) == {"clean": False}
+
+    sink = CheckingSink(held=10)  # the second push reached Loki
+    resumed = Pipeline(MemorySource("handover", spread(30, 1), batch_size=10), sink, checkpoints,
+                       max_entries=10).run_once()
+    assert resumed.ok and resumed.accepted == 20 and sink.asked[0] == 10
+    assert sum(len(push) for push in sink.pushes) == 10  # only the third batch is new
+
+
+def test_leadership_lost_at_a_commit_boundary_leaves_the_pass_clean() -> None:
+    checkpoints = MemoryCheckpointer()
+    answers = iter([True, True, False])  # push 1 + commit 1, then lost before push 2
+    Pipeline(MemorySource("boundary", spread(30, 1), batch_size=10), RecordingSink(), checkpoints,
+             max_entries=10, still_leading=lambda: next(answers)).run_once()
+    assert checkpoints.load("boundary" + INFLIGHT_SUFFIX) == {"clean": True}
