@@ -44,6 +44,7 @@ class HeadDigest:
     def __init__(self, saved: str, *, reading_from_start: bool) -> None:
         self._saved = saved
         self._bytes = bytearray() if reading_from_start else None
+        self._text = (0, saved)  # (bytes kept, text()) of the last text(): asked once per batch
 
     def wants_more(self) -> bool:
         """False once add() would keep nothing more (not read from the start, or HEAD_BYTES kept)."""
@@ -58,7 +59,10 @@ class HeadDigest:
     def text(self) -> str:
         if self._bytes is None or not self._bytes:
             return self._saved
-        return f"{len(self._bytes)}:{digest(bytes(self._bytes))}"
+        kept = len(self._bytes)  # the bytes only grow: their length says whether they changed
+        if self._text[0] != kept:
+            self._text = (kept, f"{kept}:{digest(bytes(self._bytes))}")
+        return self._text[1]
 
 
 def digest(data: bytes) -> str:
