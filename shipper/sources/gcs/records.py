@@ -111,6 +111,7 @@ class RecordMaker:
                     # the common cases of timestamp_from_fields and level_from_fields inlined: epoch
                     # seconds in the first timestamp field, an exact level name in "level"
                     value = fields.get(self._first_timestamp_field)
+                    ts_ns: int | None
                     if type(value) is float and 0.0 <= value < 1e11:
                         whole = int(value)
                         ts_ns = whole * 1_000_000_000 + round((value - whole) * 1e9)
