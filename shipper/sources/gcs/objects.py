@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
-import ijson
 from google.api_core import exceptions as gexc
 
 from shipper.models import LogRecord
@@ -183,6 +182,8 @@ class ObjectReader:
     def _read_document(self, info: ObjectInfo, stream: io.BufferedIOBase, start: ObjectEntry) -> Read:
         """A single JSON document: an array gives one record per element, streamed; an object gives
         one record and is parsed whole, so one larger than the document limit is skipped."""
+        import ijson  # only for JSON documents: a pass over JSON lines does not load it
+
         done_elements, span = start.offset, self._limits.max_batch_span_ns
         cap = self._limits.max_document_object_bytes
         element_no = low = high = 0
