@@ -18,6 +18,7 @@ from shipper import metrics
 from shipper.models import LEVELS, LogRecord
 from shipper.records import (
     EXACT_LEVELS,
+    LEVEL_FIELDS,
     level_from_fields,
     level_from_text,
     level_of,
@@ -109,7 +110,7 @@ class RecordMaker:
             else:
                 if fields and isinstance(fields, dict):
                     # the common cases of timestamp_from_fields and level_from_fields inlined: epoch
-                    # seconds in the first timestamp field, an exact level name in "level"
+                    # seconds in the first timestamp field, an exact level name in the first level field
                     value = fields.get(self._first_timestamp_field)
                     ts_ns: int | None
                     if type(value) is float and 0.0 <= value < 1e11:
@@ -117,7 +118,7 @@ class RecordMaker:
                         ts_ns = whole * 1_000_000_000 + round((value - whole) * 1e9)
                     else:
                         ts_ns = timestamp_from_fields(fields, self._timestamp_fields)
-                    value = fields.get("level")
+                    value = fields.get(LEVEL_FIELDS[0])
                     level = EXACT_LEVELS.get(value) if type(value) is str else None
                     if level is None:
                         level = level_from_fields(fields) or level_from_text(text)
