@@ -7,7 +7,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -246,6 +245,8 @@ class _SourcesFile(BaseModel):
 
 def load_sources_file(path: Path) -> list[SourceConfig]:
     """The `sources:` list of SHIPPER_CONFIG_FILE; a ValueError saying where it is wrong."""
+    import yaml  # only with a sources file: a start-up without one does not load it
+
     try:
         with path.open("rb") as handle:
             document = yaml.safe_load(handle) or {}

@@ -22,7 +22,7 @@ _LEVEL_ALIASES = {
     "alert": "critical", "emergency": "critical", "emerg": "critical",
 }
 # Values used as they are (no strip/lower needed): every alias in lower, upper and title case.
-_EXACT_LEVELS = {
+EXACT_LEVELS = {
     variant: level
     for alias, level in _LEVEL_ALIASES.items()
     for variant in (alias, alias.upper(), alias.title())
@@ -56,7 +56,7 @@ def level_from_fields(record: Mapping[str, Any]) -> str | None:
         if name in record:
             value = record[name]
             if type(value) is str:  # the common case: an exact alias such as "info" or "ERROR"
-                level = _EXACT_LEVELS.get(value)
+                level = EXACT_LEVELS.get(value)
                 if level is not None:
                     return level
             return normalise_level(value)

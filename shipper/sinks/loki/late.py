@@ -61,9 +61,10 @@ class LateRouter:
         far behind, and they would be lost unseen. A late stream is never refused for that, so
         late streams can share a request. Order inside each group is kept."""
         groups: dict[str, list[Entry]] = {}
+        live_of = self._live_of
         for entry in entries:
             name = entry.stream.label_string
-            key = "" if name in self._live_of else name
+            key = "" if name in live_of else name
             group = groups.get(key)
             if group is None:
                 groups[key] = [entry]
@@ -82,10 +83,10 @@ class LateRouter:
     def route(self, entries: Iterable[Entry]) -> int:
         """Moves entries the live stream would refuse to their late stream; returns how many."""
         moved = 0
-        newest = self._newest
+        newest, window_ns = self._newest, self.window_ns
         for entry in entries:
             known = newest.get(entry.stream.label_string)
-            if known is not None and entry.ts_ns < known - self.window_ns:
+            if known is not None and entry.ts_ns < known - window_ns:
                 self.move_late(entry)
                 moved += 1
         return moved
@@ -105,10 +106,10 @@ class LateRouter:
         entry.stream = late
 
     def acknowledged(self, entries: Iterable[Entry]) -> None:
-        newest = self._newest
+        newest, live_of = self._newest, self._live_of
         for entry in entries:
             name = entry.stream.label_string
-            if name in self._live_of:
+            if name in live_of:
                 continue
             if entry.ts_ns > newest.get(name, -1):
                 if name not in newest and len(newest) >= _MAX_STREAMS:

@@ -38,50 +38,44 @@ def continues(blob: Any, info: ObjectInfo, entry: ObjectEntry) -> bool:
     return digest(first) == head_digest
 
 
-class ResumePoint:
-    """Where a read of an object's lines may resume, and the bytes before it (the append check).
-    A last line without its newline is shipped but not passed: the object may still be written
-    (an appendable object, or a new generation that completes the line), and the completed line
-    must be read whole, with the same line number."""
-
-    def __init__(self, offset: int, line_no: int, tail: str) -> None:
-        self.offset, self.line_no = offset, line_no
-        self._before = bytes.fromhex(tail)  # the bytes before offset: a whole line, or its end
-
-    def after(self, line: bytes, offset: int, line_no: int) -> None:
-        if line.endswith(b"\n"):
-            self.offset, self.line_no, self._before = offset, line_no, line
-
-    def after_cut_line(self, offset: int, line_no: int) -> None:
-        """Past a line cut at the line limit: its bytes are not kept, so no append check."""
-        self.offset, self.line_no, self._before = offset, line_no, b""
-
-    def tail(self) -> str:
-        return self._before[-TAIL_BYTES:].hex()
-
-
 class HeadDigest:
     """A digest of an object's first HEAD_BYTES (or fewer) shipped bytes, as "length:digest"."""
 
     def __init__(self, saved: str, *, reading_from_start: bool) -> None:
         self._saved = saved
         self._bytes = bytearray() if reading_from_start else None
+        self._text = (0, saved)  # (bytes kept, text()) of the last text(): asked once per batch
 
-    def add(self, line: bytes) -> None:
+    def wants_more(self) -> bool:
+        """False once add() would keep nothing more (not read from the start, or HEAD_BYTES kept)."""
+        return self._bytes is not None and len(self._bytes) < HEAD_BYTES
+
+    def add(self, line: bytes) -> bool:
+        """Keeps the start of `line` as far as HEAD_BYTES; answers wants_more()."""
         if self._bytes is not None and len(self._bytes) < HEAD_BYTES:
             self._bytes += line[: HEAD_BYTES - len(self._bytes)]
+        return self.wants_more()
 
     def text(self) -> str:
         if self._bytes is None or not self._bytes:
             return self._saved
-        return f"{len(self._bytes)}:{digest(bytes(self._bytes))}"
+        kept = len(self._bytes)  # the bytes only grow: their length says whether they changed
+        if self._text[0] != kept:
+            self._text = (kept, f"{kept}:{digest(bytes(self._bytes))}")
+        return self._text[1]
 
 
 def digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=8).hexdigest()
 
 
-def moved(start: ObjectEntry, resume: ResumePoint, head: HeadDigest, *, done: bool = False) -> ObjectEntry:
-    """`start` moved to `resume`, the entry a batch of lines commits."""
-    return replace(start, offset=resume.offset, line_no=resume.line_no, tail=resume.tail(), head=head.text(),
+def moved(start: ObjectEntry, offset: int, line_no: int, before: bytes, head: HeadDigest, *,
+          done: bool = False) -> ObjectEntry:
+    """`start` moved to where a read of its lines may resume, the entry a batch of lines commits:
+    `offset` and `line_no` past the last whole line read, `before` the bytes before `offset` (that
+    line, or b"" past a line cut at the line limit: no append check then). A last line without its
+    newline is shipped but not passed: the object may still be written (an appendable object, or a
+    new generation that completes the line), and the completed line must be read whole, with the
+    same line number."""
+    return replace(start, offset=offset, line_no=line_no, tail=before[-TAIL_BYTES:].hex(), head=head.text(),
                    done=done or start.done)

@@ -19,12 +19,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
-import ijson
 from google.api_core import exceptions as gexc
 
 from shipper.models import LogRecord
 from shipper.sources.base import SourceError
-from shipper.sources.gcs.append import HeadDigest, ResumePoint, continues, moved
+from shipper.sources.gcs.append import HeadDigest, continues, moved
 from shipper.sources.gcs.cursor import ObjectEntry
 from shipper.sources.gcs.limits import GcsLimits
 from shipper.sources.gcs.listing import ACCESS_ERRORS, ObjectInfo
@@ -133,8 +132,10 @@ class ObjectReader:
 
     def _read_lines(self, info: ObjectInfo, stream: io.BufferedIOBase, start: ObjectEntry) -> Read:
         offset, line_no = start.offset, start.line_no
-        resume = ResumePoint(offset, line_no, start.tail or "")
+        # where a read may resume (append.moved): past the last whole line, and that line's bytes
+        passed_offset, passed_line_no, before = offset, line_no, bytes.fromhex(start.tail or "")
         head = HeadDigest(start.head or "", reading_from_start=offset == 0)
+        heading = head.wants_more()
         records: list[LogRecord] = []
         readline, make, batch_records = stream.readline, self._maker.line_record, self._batch_records
         span, max_line, low, high = self._limits.max_batch_span_ns, self._limits.max_line_read_bytes, 0, 0
@@ -151,35 +152,38 @@ class ObjectReader:
                 break
             offset += size
             line_no += 1
-            head.add(raw)
+            if heading:
+                heading = head.add(raw)
             record = make(name, generation, labels_for, raw, line_no, base_ns)
             if record is not None:
                 ts = record.ts_ns
                 if not records:
                     low = high = ts
                 elif ts - low >= span or high - ts >= span:  # see GcsLimits.max_batch_span_ns
-                    yield records, moved(start, resume, head)  # before this line
+                    yield records, moved(start, passed_offset, passed_line_no, before, head)
                     records, low, high = [], ts, ts
                 elif ts < low:
                     low = ts
                 elif ts > high:
                     high = ts
-            if size == max_line and not raw.endswith(b"\n"):
+            if raw[-1] == 10:  # ends with b"\n": a whole line
+                passed_offset, passed_line_no, before = offset, line_no, raw
+            elif size == max_line:  # cut at the line limit
                 offset += discard_rest_of_line(stream, max_line)
                 self._tally.count("adjusted", "truncated")
-                resume.after_cut_line(offset, line_no)
-            else:
-                resume.after(raw, offset, line_no)
+                passed_offset, passed_line_no, before = offset, line_no, b""
             if record is not None:
                 records.append(record)
                 if len(records) >= batch_records:
-                    yield records, moved(start, resume, head)
+                    yield records, moved(start, passed_offset, passed_line_no, before, head)
                     records = []
-        yield records, moved(start, resume, head, done=True)
+        yield records, moved(start, passed_offset, passed_line_no, before, head, done=True)
 
     def _read_document(self, info: ObjectInfo, stream: io.BufferedIOBase, start: ObjectEntry) -> Read:
         """A single JSON document: an array gives one record per element, streamed; an object gives
         one record and is parsed whole, so one larger than the document limit is skipped."""
+        import ijson  # only for JSON documents: a pass over JSON lines does not load it
+
         done_elements, span = start.offset, self._limits.max_batch_span_ns
         cap = self._limits.max_document_object_bytes
         element_no = low = high = 0

@@ -17,6 +17,8 @@ from orjson import loads as _loads  # 3-5x faster than json's per line; raises a
 from shipper import metrics
 from shipper.models import LEVELS, LogRecord
 from shipper.records import (
+    EXACT_LEVELS,
+    LEVEL_FIELDS,
     level_from_fields,
     level_from_text,
     level_of,
@@ -71,6 +73,7 @@ class StreamLabels:
 class RecordMaker:
     def __init__(self, timestamp_fields: Sequence[str], labels: StreamLabels, tally: Tally) -> None:
         self._timestamp_fields = tuple(timestamp_fields)
+        self._first_timestamp_field = self._timestamp_fields[0] if self._timestamp_fields else None
         self.labels = labels
         self._count = tally.count
 
@@ -106,8 +109,19 @@ class RecordMaker:
                 self._count("adjusted", "parse_error")
             else:
                 if fields and isinstance(fields, dict):
-                    ts_ns = timestamp_from_fields(fields, self._timestamp_fields)
-                    level = level_from_fields(fields) or level_from_text(text)
+                    # the common cases of timestamp_from_fields and level_from_fields inlined: epoch
+                    # seconds in the first timestamp field, an exact level name in the first level field
+                    value = fields.get(self._first_timestamp_field)
+                    ts_ns: int | None
+                    if type(value) is float and 0.0 <= value < 1e11:
+                        whole = int(value)
+                        ts_ns = whole * 1_000_000_000 + round((value - whole) * 1e9)
+                    else:
+                        ts_ns = timestamp_from_fields(fields, self._timestamp_fields)
+                    value = fields.get(LEVEL_FIELDS[0])
+                    level = EXACT_LEVELS.get(value) if type(value) is str else None
+                    if level is None:
+                        level = level_from_fields(fields) or level_from_text(text)
                     return LogRecord(base_ns + line_no if ts_ns is None else ts_ns, text, labels_for[level],
                                      metadata)
         own_ns = timestamp_from_text(text, base_ns)  # a text line's leading time is its entry time

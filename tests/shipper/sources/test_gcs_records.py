@@ -1,0 +1,54 @@
+"""RecordMaker.line_record takes the common timestamp and level cases without calling the shared
+helpers: its records must be the ones the helpers give, for the common cases and the others."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from shipper.records import level_from_fields, level_from_text, timestamp_from_fields
+from shipper.sources.gcs.records import RecordMaker, StreamLabels, Tally
+
+TIMESTAMP_FIELDS = ("timestamp", "ts", "time")
+BASE_NS = 1_700_000_000_000_000_000
+LINES = [
+    b'{"timestamp": 1772366432.565, "level": "info", "msg": "epoch seconds"}\n',
+    b'{"timestamp": 1772366432, "level": "ERROR"}\n',  # an int, not the inlined float
+    b'{"timestamp": 1772366432565.0, "level": "Warning"}\n',  # milliseconds
+    b'{"timestamp": -1.5, "level": "info"}\n',  # negative: no own timestamp
+    b'{"timestamp": null, "ts": 1772366432.25, "level": " info "}\n',  # level needs strip()
+    b'{"timestamp": "2026-01-01T00:00:00.123456789Z", "level": "nope"}\n',  # unknown level
+    b'{"time": 1772366432.5, "level": null, "severity": "crit"}\n',  # null level: the next field
+    b'{"level": 3, "msg": "a number as level"}\n',
+    b'{"severity": "debug", "level": "warn"}\n',
+    b'{"msg": "ERROR no level field, level from the text"}\n',
+    b'{"timestamp": 1e11, "lvl": "fatal"}\n',  # the inlined range's upper bound
+    b'{"timestamp": 0.0, "level": "info"}\n',
+]
+
+
+def reference(line: bytes, line_no: int) -> tuple[int, str]:
+    """(ts_ns, level) as the shared helpers give them."""
+    text = line.rstrip(b"\n").decode()
+    fields = orjson.loads(text)
+    ts_ns = timestamp_from_fields(fields, TIMESTAMP_FIELDS)
+    level = level_from_fields(fields) or level_from_text(text)
+    return (BASE_NS + line_no if ts_ns is None else ts_ns), level
+
+
+@pytest.mark.parametrize("line", LINES)
+def test_line_record_matches_the_shared_helpers(line: bytes) -> None:
+    labels = StreamLabels("bucket", {})
+    maker = RecordMaker(TIMESTAMP_FIELDS, labels, Tally("gcs"))
+    record = maker.line_record("a.jsonl", "1", labels.by_level("logs/"), line, 7, BASE_NS)
+    assert record is not None
+    ts_ns, level = reference(line, 7)
+    assert (record.ts_ns, record.labels["level"]) == (ts_ns, level)
+
+
+def test_no_timestamp_fields_gives_the_fallback() -> None:
+    labels = StreamLabels("bucket", {})
+    maker = RecordMaker((), labels, Tally("gcs"))
+    record = maker.line_record("a.jsonl", "1", labels.by_level("logs/"), LINES[0], 7, BASE_NS)
+    assert record is not None
+    assert (record.ts_ns, record.labels["level"]) == (BASE_NS + 7, "info")
