@@ -18,7 +18,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,27 +38,29 @@ from tests.real_loki import find_loki_binary, start_loki  # noqa: E402
 class Spent:
     requests: int = 0
     bytes: int = 0
-    answers: list[Any] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return f"{self.requests:>3} req {self.bytes / 1024:>6.1f} KB"
+
+    def add(self, other: Spent) -> None:
+        self.requests += other.requests
+        self.bytes += other.bytes
 
     async def ask(self, client: httpx.AsyncClient, method: str, path: str, **kwargs: Any) -> Any:
         answer = await client.request(method, path, **kwargs)
         answer.raise_for_status()
         self.requests += 1
         self.bytes += len(answer.content)
-        body = answer.json()
-        self.answers.append(body)
-        return body
+        return answer.json()
 
-    async def pages(self, client: httpx.AsyncClient, path: str, params: dict[str, Any]) -> int:
-        """Follow next_cursor to the end; the lines an agent then counts by hand."""
-        lines, cursor = 0, None
+    async def pages(self, client: httpx.AsyncClient, path: str, params: dict[str, Any]) -> None:
+        """Follow next_cursor to the end, as an agent that counts the lines by hand must."""
+        cursor = None
         while True:
             page = {**params, **({"cursor": cursor} if cursor else {})}
-            body = await self.ask(client, "GET", path, params=page)
-            lines += sum(len(stream["entries"]) for stream in body["streams"])
-            cursor = body["next_cursor"]
+            cursor = (await self.ask(client, "GET", path, params=page))["next_cursor"]
             if cursor is None:
-                return lines
+                return
 
 
 Task = Callable[[httpx.AsyncClient, Incident, Spent], Awaitable[None]]
@@ -125,7 +127,7 @@ async def patterns(c: httpx.AsyncClient, i: Incident, s: Spent) -> None:
 TASKS: list[tuple[str, Task, Task]] = [
     ("which error dominates in trades, how often, since when", dominant_before, dominant_after),
     ("how many rate-limit errors (code -1003)", code_before, code_after),
-    ("summarise the incident in trades", summary_before, summary_after),
+    ("summarize the incident in trades", summary_before, summary_after),
     ("when did the OpenAI timeouts in reflections happen", timeouts_before, timeouts_after),
     ("is the platform healthy", health, health),
     ("which fields can trade errors be filtered on", fields_before, fields_after),
@@ -150,13 +152,10 @@ async def run(loki_url: str, incident: Incident) -> None:
                 client.headers["x-api-key"] = key
                 spent = Spent()
                 await task(client, incident, spent)
-            totals[when].requests += spent.requests
-            totals[when].bytes += spent.bytes
-            row.append(f"{spent.requests:>3} req {spent.bytes / 1024:>6.1f} KB")
+            totals[when].add(spent)
+            row.append(str(spent))
         print(f"{name:<56} {row[0]:>16} {row[1]:>16}")
-    b, a = totals["before"], totals["after"]
-    before_total = f"{b.requests:>3} req {b.bytes / 1024:>6.1f} KB"
-    print(f"{'all seven':<56} {before_total:>16} {a.requests:>3} req {a.bytes / 1024:>6.1f} KB")
+    print(f"{'all seven':<56} {totals['before']!s:>16} {totals['after']!s:>16}")
 
 
 def main() -> None:
