@@ -18,7 +18,8 @@ from gateway.services.errors import QueryError
 
 NS_PER_SECOND = 1_000_000_000
 NS_PER_HOUR = 3600 * NS_PER_SECOND
-END_OF_YEAR_9999_NS = 253_402_300_800 * NS_PER_SECOND
+END_OF_YEAR_9999_S = 253_402_300_800  # 10000-01-01T00:00:00Z
+END_OF_YEAR_9999_NS = END_OF_YEAR_9999_S * NS_PER_SECOND
 MAX_DURATION_NS = 100 * 365 * 24 * NS_PER_HOUR  # anything longer is a typo (and overflows dates)
 
 _DURATION_UNITS_NS = {
@@ -202,7 +203,7 @@ def seconds_z(seconds: float) -> str:
 def is_unix_seconds(value: Any) -> bool:
     return (
         isinstance(value, int | float) and not isinstance(value, bool)
-        and 0 <= value < END_OF_YEAR_9999_NS // NS_PER_SECOND  # also False for NaN
+        and 0 <= value < END_OF_YEAR_9999_S  # also False for NaN
     )
 
 
