@@ -28,7 +28,7 @@ WINDOW_S = 40  # ~1,300 matching lines per window at the density below: every an
 LINES_PER_SECOND_STORED = 36  # matching lines; one more in ten belongs to another service
 WARMUP = 20
 GATEWAY_CPU = "gateway CPU per request"
-FLOOR = "floor: FastAPI + httpx passing Loki's bytes through (limit+1)"
+FLOOR = "floor: FastAPI + httpx/aiohttp passing Loki's bytes on (limit+1)"
 
 
 def seed_gateway_data(loki: RealLoki, run: str, span_s: int, end_s: int) -> None:

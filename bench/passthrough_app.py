@@ -1,7 +1,8 @@
-"""The floor for bench/gateway_overhead.py: the gateway's stack (FastAPI under uvicorn, one shared
-httpx.AsyncClient owned by the lifespan) doing nothing but pass Loki's query_range answer through
-as bytes. No auth, no guardrails, no parsing, shaping or redaction: what any gateway built on this
-stack pays for the extra hop alone.
+"""The floor for bench/gateway_overhead.py and bench/real_loki_bench.py: the gateway's stack
+(FastAPI under uvicorn, one shared httpx.AsyncClient over aiohttp like the gateway's Loki pool,
+owned by the lifespan) doing nothing but pass Loki's query_range answer through as bytes. No auth,
+no guardrails, no parsing, shaping or redaction: what any gateway built on this stack pays for
+the extra hop alone.
 
     LOKI_URL=... uvicorn --factory --app-dir bench passthrough_app:create_app"""
 
@@ -13,6 +14,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI, Request, Response
+from httpx_aiohttp import AiohttpTransport
 
 QUERY_RANGE_PATH = "/loki/api/v1/query_range"
 
@@ -22,7 +24,7 @@ def create_app() -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with httpx.AsyncClient(timeout=10.0) as http:
+        async with httpx.AsyncClient(timeout=10.0, transport=AiohttpTransport()) as http:
             app.state.http = http
             yield
 

@@ -11,12 +11,15 @@ prints three ratios, each the median of `--repeats` rounds:
    Every request of every target asks for a window of its own (start shifted by a second), so no
    answer comes from a cache. The targets are interleaved, so load from elsewhere hits all alike.
    Printed too: Loki asked exactly as the gateway asks it (limit+1, categorized labels), and the
-   floor: bench/passthrough_app.py, the gateway's stack (FastAPI, uvicorn, one httpx.AsyncClient)
-   passing Loki's answer through as bytes, the cost of the extra hop alone.
+   floor: bench/passthrough_app.py, the gateway's stack (FastAPI, uvicorn, one httpx.AsyncClient
+   over aiohttp) passing Loki's answer through as bytes, the cost of the extra hop alone.
+   bench/gateway_stages.py splits the gateway's own work on such a page into its stages.
 2. shipper throughput: `shipper once` (the real command, its own process, start-up included)
    shipping N JSON lines from a GCS emulator (its own process) into a Loki with raised ingest
    limits, vs Loki's own ceiling in the same run: the same number of lines, encoded beforehand
-   as protobuf+snappy pushes of 5,000 lines, sent by 4 threads.
+   as protobuf+snappy pushes of 5,000 lines, sent by 4 threads. Printed with it: the bound the
+   CPU of all three processes (shipper, Loki, emulator) sets on the shipper's throughput, their
+   CPU spread over every core of the machine.
 3. shipper CPU (user+sys of the whole `shipper once` process, from wait4) vs the CPU Loki spent
    ingesting those same lines (psutil, before/after).
 
@@ -172,10 +175,14 @@ def run_shipper(binary: str, work: Path, args: argparse.Namespace) -> None:
           f"[{', '.join(f'{r.lines_per_s:,.0f}' for r in runs)}], "
           f"wall {median([r.wall for r in runs]):.2f} s")
     print(f"  RATIO shipper / ceiling: {rate / ceiling:.2f}x (target >= 0.5x)")
+    # no schedule finishes before the CPU all three processes need, spread over every core, is spent
+    emulator_cpu = median([r.emulator_cpu for r in runs])
+    bound_s = (cpu + loki_used + emulator_cpu) / (os.cpu_count() or 1)
+    print(f"  bound from CPU: (shipper + Loki + emulator CPU) / {os.cpu_count()} cores = {bound_s:.2f} s, "
+          f"at best {count / bound_s:,.0f} lines/s = {count / bound_s / ceiling:.2f}x of the ceiling")
     print(f"\n3. CPU for those {count:,} lines: shipper {cpu:.2f} s "
           f"[{', '.join(f'{r.cpu:.2f}' for r in runs)}], Loki {loki_used:.2f} s "
-          f"[{', '.join(f'{r.loki_cpu:.2f}' for r in runs)}], GCS emulator "
-          f"{median([r.emulator_cpu for r in runs]):.2f} s")
+          f"[{', '.join(f'{r.loki_cpu:.2f}' for r in runs)}], GCS emulator {emulator_cpu:.2f} s")
     print(f"  RATIO shipper CPU / Loki CPU: {cpu / loki_used:.2f}x (target <= 1.2x); load average {load()}")
 
 

@@ -77,3 +77,18 @@ def real_loki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealLoki]:
     loki = start_loki(binary, Path(tmp_path_factory.mktemp("real-loki")))
     yield loki
     loki.stop()
+
+
+@pytest.fixture(autouse=True)
+def loki_network_for_mocks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gateway reaches Loki through aiohttp (gateway.wiring.LOKI_NETWORK). respx mocks httpx's
+    own network layer, httpcore, so a test without the real Loki (its Loki is a respx mock or a
+    stand-in) has the gateway reach Loki through httpcore; tests with the real Loki, and the real
+    servers that stand in front of it (DelayingLoki), keep aiohttp."""
+    if "real_loki" in request.fixturenames:
+        return
+    import httpx
+
+    import gateway.wiring
+
+    monkeypatch.setattr(gateway.wiring, "LOKI_NETWORK", httpx.AsyncHTTPTransport)

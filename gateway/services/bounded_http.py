@@ -109,6 +109,11 @@ class PoolGatedTransport(httpx.AsyncBaseTransport):
     def __init__(self, inner: httpx.AsyncBaseTransport, slots: int) -> None:
         self.inner = inner
         self._slots = asyncio.Semaphore(slots)
+        self.in_use = 0  # requests holding a slot: from send until their response is closed
+
+    def _release(self) -> None:
+        self.in_use -= 1
+        self._slots.release()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         pool_timeout = request.extensions.get("timeout", {}).get("pool")
@@ -117,16 +122,17 @@ class PoolGatedTransport(httpx.AsyncBaseTransport):
                 await self._slots.acquire()
         except TimeoutError as exc:
             raise httpx.PoolTimeout(f"no free connection within {pool_timeout}s", request=request) from exc
+        self.in_use += 1
         try:
             response = await self.inner.handle_async_request(request)
         except BaseException:
-            self._slots.release()
+            self._release()
             raise
         assert isinstance(response.stream, httpx.AsyncByteStream)
         return httpx.Response(
             response.status_code,
             headers=response.headers,
-            stream=_ReleasingStream(response.stream, self._slots.release),
+            stream=_ReleasingStream(response.stream, self._release),
             extensions=response.extensions,
         )
 

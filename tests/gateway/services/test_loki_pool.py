@@ -15,14 +15,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import pytest
 import yaml
 from fastapi import FastAPI
+from httpx_aiohttp import AiohttpTransport
 
 from gateway.api.deps import started
 from gateway.config import GatewaySettings
 from gateway.main import create_app
+from gateway.services.bounded_http import PoolGatedTransport
 from tests.conftest import free_port
 from tests.gateway.conftest import make_settings, running_client
 from tests.gateway.live_servers import DelayingLoki, ThreadedUvicorn
@@ -81,14 +84,22 @@ async def assert_normal_request_succeeds(url: str, path: str, headers: dict[str,
 
 
 def leaked_slots(app: FastAPI) -> int:
-    """Connections httpcore's pools hold as CONNECTING although no request owns them: the slots a
-    cancelled pool wait leaks for good (encode/httpcore#1093). Read on the gateway's own loop."""
+    """Slots held although no request is running, read on the gateway's own loop: gate slots not
+    given back, connections aiohttp's pool still counts as in use, and connections httpcore's pool
+    holds as CONNECTING owned by no request (a cancelled pool wait leaks those for good,
+    encode/httpcore#1093)."""
     leaked = 0
     gateway = started(app)
-    clients = {id(c): c for c in (gateway.http, gateway.loki.http)}
-    for client in clients.values():
-        transport = getattr(client._transport, "inner", client._transport)  # PoolGatedTransport
-        pool = transport._pool  # httpx.AsyncHTTPTransport -> httpcore.AsyncConnectionPool
+    for client in (gateway.http, gateway.loki.http):
+        gated = client._transport
+        assert isinstance(gated, PoolGatedTransport)
+        leaked += gated.in_use
+        if isinstance(gated.inner, AiohttpTransport):  # the Loki pool
+            session = gated.inner.client
+            if isinstance(session, aiohttp.ClientSession):
+                leaked += len(session.connector._acquired)  # type: ignore[union-attr]
+            continue
+        pool = gated.inner._pool  # type: ignore[attr-defined]  # httpx.AsyncHTTPTransport's httpcore pool
         owned = {id(request.connection) for request in pool._requests}
         leaked += sum(1 for c in pool.connections if c.info() == "CONNECTING" and id(c) not in owned)
     return leaked

@@ -1,0 +1,122 @@
+"""What the gateway's query_range costs, stage by stage, in CPU per 1,000-line page: the real Loki
+(started here, seeded like bench/real_loki_bench.py), the gateway's own LokiClient and page code,
+in this process, each stage timed alone over many pages (issue 16: what the floor consists of).
+
+    LOKI_BINARY=../shared/tools/loki/loki .venv/bin/python bench/gateway_stages.py [--pages 200]
+
+Printed per page: the Loki exchange through the gateway's client (request, reading the ~200 KB
+answer, orjson decode), decoding alone, shaping into the DESIGN.md answer shape (RFC 3339 stamps,
+page cut, cursor) without redaction, redaction alone, encoding the answer. bench/real_loki_bench.py
+prints the whole request's CPU in the gateway process; what these stages do not cover of it is
+uvicorn, FastAPI, auth, rate limit and guardrails."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from common import NS  # noqa: E402
+from gateway_rounds import LINES_PER_ANSWER, WINDOW_S, seed_gateway_data  # noqa: E402
+from httpx_aiohttp import AiohttpTransport  # noqa: E402
+
+from gateway.config import GatewaySettings  # noqa: E402
+from gateway.services.loki import LokiClient  # noqa: E402
+from gateway.services.pagination import plan_page, query_digest, shape_page  # noqa: E402
+from gateway.services.redact import redact_many  # noqa: E402
+from gateway.wiring import http_client, loki_pool_limits  # noqa: E402
+from tests.real_loki import find_loki_binary, run_id, start_loki  # noqa: E402
+
+
+def cpu_ms(work: Callable[[], Any], times: int) -> float:
+    began = time.process_time()
+    for _ in range(times):
+        work()
+    return (time.process_time() - began) / times * 1000
+
+
+async def exchange_ms(settings: GatewaySettings, query: str, windows: list[int], network: Any) -> float:
+    """CPU per call of LokiClient.query_range (limit+1, as the gateway asks), one window each."""
+    async with http_client(None, loki_pool_limits(settings), 30.0, network) as http:
+        loki = LokiClient(http, settings)
+
+        async def one(start: int) -> None:
+            await loki.query_range(query, start_ns=start * NS, end_ns=(start + WINDOW_S) * NS,
+                                   limit=LINES_PER_ANSWER + 1)
+
+        for start in windows[:10]:
+            await one(start)
+        began = time.process_time()
+        for start in windows[10:]:
+            await one(start)
+        return (time.process_time() - began) / (len(windows) - 10) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", type=int, default=200)
+    args = parser.parse_args()
+    binary = find_loki_binary()
+    if binary is None:
+        raise SystemExit("no Loki binary: set LOKI_BINARY or put loki on PATH")
+    loki = start_loki(binary, Path(tempfile.mkdtemp(prefix="gateway-stages-")) / "loki")
+    try:
+        run, end_s = run_id("st"), int(time.time()) - 5
+        span_s = 2 * (args.pages + 10) + WINDOW_S
+        seed_gateway_data(loki, run, span_s, end_s)
+        query = f'{{source="gcs", bucket="{run}", service_name="trades"}}'
+        settings = GatewaySettings(loki_url=loki.url, ai_monitoring_api_key="bench-only-" + run)
+        windows = list(range(end_s - span_s, end_s - WINDOW_S))
+        networks = {"httpx over aiohttp (the gateway's)": AiohttpTransport,
+                    "httpx over httpcore": httpx.AsyncHTTPTransport}
+        figures = {
+            name: asyncio.run(exchange_ms(settings, query, windows[i::2][: args.pages + 10], network))
+            for i, (name, network) in enumerate(networks.items())
+        }
+        start = windows[0]
+        params = {"query": query, "start": start * NS, "end": (start + WINDOW_S) * NS,
+                  "limit": LINES_PER_ANSWER + 1}
+        headers = {"X-Loki-Response-Encoding-Flags": "categorize-labels"}
+        raw = loki.http.get("/loki/api/v1/query_range", params=params, headers=headers).content
+        data = orjson.loads(raw)["data"]
+        plan = plan_page(start_ns=start * NS, end_ns=(start + WINDOW_S) * NS, limit=LINES_PER_ANSWER,
+                         direction="backward", cursor=None)
+        digest = query_digest(query, "backward", None)
+
+        def shaped(redact: bool) -> Any:
+            return shape_page(data, request=plan, limit=LINES_PER_ANSWER, direction="backward",
+                              digest=digest, redact_lines=redact)
+
+        page = shaped(True)
+        lines = [v[1] for s in data["result"] for v in s["values"]]
+        answer = {"streams": page.streams, "truncated": page.truncated, "next_cursor": page.next_cursor}
+        print(f"one page: {page.returned} entries, Loki's answer {len(raw) / 1024:.0f} KB, "
+              f"ours {len(orjson.dumps(answer)) / 1024:.0f} KB; CPU per page, {args.pages} pages each:")
+        for name, ms in figures.items():
+            print(f"  Loki exchange, {name:<36} {ms:5.2f} ms")
+        stages = {
+            "decoding Loki JSON (orjson, part of the exchange)": lambda: orjson.loads(raw),
+            "shaping, no redaction": lambda: shaped(False),
+            "redaction (one trigger scan, 1 line in 50 looked at)": lambda: redact_many(lines),
+            "encoding our answer (orjson)": lambda: orjson.dumps(answer),
+        }
+        for name, work in stages.items():
+            print(f"  {name:<53} {cpu_ms(work, args.pages):5.2f} ms")
+    finally:
+        loki.stop()
+
+
+if __name__ == "__main__":
+    main()
