@@ -14,6 +14,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import itertools
+import secrets
+import statistics
 import sys
 import tempfile
 import time
@@ -23,6 +27,7 @@ from typing import Any
 
 import httpx
 import orjson
+from pydantic import SecretStr
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -40,28 +45,43 @@ from gateway.wiring import http_client, loki_pool_limits  # noqa: E402
 from tests.real_loki import find_loki_binary, run_id, start_loki  # noqa: E402
 
 
-def cpu_ms(work: Callable[[], Any], times: int) -> float:
-    began = time.process_time()
-    for _ in range(times):
-        work()
-    return (time.process_time() - began) / times * 1000
-
-
-async def exchange_ms(settings: GatewaySettings, query: str, windows: list[int], network: Any) -> float:
-    """CPU per call of LokiClient.query_range (limit+1, as the gateway asks), one window each."""
-    async with http_client(None, loki_pool_limits(settings), 30.0, network) as http:
-        loki = LokiClient(http, settings)
-
-        async def one(start: int) -> None:
-            await loki.query_range(query, start_ns=start * NS, end_ns=(start + WINDOW_S) * NS,
-                                   limit=LINES_PER_ANSWER + 1)
-
-        for start in windows[:10]:
-            await one(start)
+def cpu_ms(work: Callable[[], Any], times: int, rounds: int = 7) -> float:
+    """CPU per call of `work`: the median of `rounds` rounds of `times` // `rounds` calls."""
+    per_round = max(1, times // rounds)
+    figures = []
+    for _ in range(rounds):
         began = time.process_time()
-        for start in windows[10:]:
-            await one(start)
-        return (time.process_time() - began) / (len(windows) - 10) * 1000
+        for _ in range(per_round):
+            work()
+        figures.append((time.process_time() - began) / per_round * 1000)
+    return statistics.median(figures)
+
+
+async def exchange_ms(
+    settings: GatewaySettings, query: str, windows: list[int], networks: dict[str, Any], rounds: int = 6
+) -> dict[str, float]:
+    """CPU per call of LokiClient.query_range (limit+1, as the gateway asks), one window each, for
+    a client over each of `networks`: rounds alternated, the median round of each."""
+    per_round = len(windows) // (len(networks) * (rounds + 1))
+    starts = iter(windows)
+    async with contextlib.AsyncExitStack() as stack:
+        clients = {
+            name: LokiClient(
+                await stack.enter_async_context(http_client(None, loki_pool_limits(settings), 30.0, network)),
+                settings,
+            )
+            for name, network in networks.items()
+        }
+        figures: dict[str, list[float]] = {name: [] for name in networks}
+        for round_no in range(rounds + 1):  # the first round warms up
+            for name, loki in clients.items():
+                began = time.process_time()
+                for start in itertools.islice(starts, per_round):
+                    await loki.query_range(query, start_ns=start * NS, end_ns=(start + WINDOW_S) * NS,
+                                           limit=LINES_PER_ANSWER + 1)
+                if round_no:
+                    figures[name].append((time.process_time() - began) / per_round * 1000)
+    return {name: statistics.median(values) for name, values in figures.items()}
 
 
 def main() -> None:
@@ -74,19 +94,17 @@ def main() -> None:
     loki = start_loki(binary, Path(tempfile.mkdtemp(prefix="gateway-stages-")) / "loki")
     try:
         run, end_s = run_id("st"), int(time.time()) - 5
-        span_s = 2 * (args.pages + 10) + WINDOW_S
+        span_s = args.pages * 8 // 3 + WINDOW_S  # 2 clients, 6 rounds and a warm-up
         seed_gateway_data(loki, run, span_s, end_s)
         query = f'{{source="gcs", bucket="{run}", service_name="trades"}}'
-        settings = GatewaySettings(loki_url=loki.url, ai_monitoring_api_key="bench-only-" + run)
+        key = SecretStr(secrets.token_urlsafe(32))
+        settings = GatewaySettings(loki_url=loki.url, ai_monitoring_api_key=key)
         windows = list(range(end_s - span_s, end_s - WINDOW_S))
         networks = {"httpx over aiohttp (the gateway's)": AiohttpTransport,
                     "httpx over httpcore": httpx.AsyncHTTPTransport}
-        figures = {
-            name: asyncio.run(exchange_ms(settings, query, windows[i::2][: args.pages + 10], network))
-            for i, (name, network) in enumerate(networks.items())
-        }
+        figures = asyncio.run(exchange_ms(settings, query, windows, networks))
         start = windows[0]
-        params = {"query": query, "start": start * NS, "end": (start + WINDOW_S) * NS,
+        params: dict[str, str | int] = {"query": query, "start": start * NS, "end": (start + WINDOW_S) * NS,
                   "limit": LINES_PER_ANSWER + 1}
         headers = {"X-Loki-Response-Encoding-Flags": "categorize-labels"}
         raw = loki.http.get("/loki/api/v1/query_range", params=params, headers=headers).content
@@ -103,7 +121,7 @@ def main() -> None:
         lines = [v[1] for s in data["result"] for v in s["values"]]
         answer = {"streams": page.streams, "truncated": page.truncated, "next_cursor": page.next_cursor}
         print(f"one page: {page.returned} entries, Loki's answer {len(raw) / 1024:.0f} KB, "
-              f"ours {len(orjson.dumps(answer)) / 1024:.0f} KB; CPU per page, {args.pages} pages each:")
+              f"ours {len(orjson.dumps(answer)) / 1024:.0f} KB; CPU a page (median round):")
         for name, ms in figures.items():
             print(f"  Loki exchange, {name:<36} {ms:5.2f} ms")
         stages = {
