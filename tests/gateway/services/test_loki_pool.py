@@ -116,6 +116,24 @@ def logs_path(bucket: str) -> str:
     return f"/logs/gcs?bucket={bucket}&hours=1&limit={LINES}"
 
 
+async def test_loki_calls_go_through_aiohttp_and_the_rest_through_httpcore(
+    real_loki: RealLoki, bucket: str, api_key: str, auth_headers: dict[str, str]
+) -> None:
+    """Loki's pool reads its big answers with aiohttp (issue 16); proxies, forwards and probes keep
+    httpx's own transport. A real query answers through it and gives its slot back."""
+    app = create_app(gateway_settings(api_key, real_loki.url))
+    async with running_client(app) as client:
+        response = await client.get(logs_path(bucket), headers=auth_headers)
+        assert response.status_code == 200, response.text
+        assert sum(len(s["entries"]) for s in response.json()["streams"]) == LINES
+        gateway = started(app)
+        loki_pool, shared_pool = gateway.loki.http._transport, gateway.http._transport
+        assert isinstance(loki_pool, PoolGatedTransport) and isinstance(loki_pool.inner, AiohttpTransport)
+        assert isinstance(shared_pool, PoolGatedTransport)
+        assert isinstance(shared_pool.inner, httpx.AsyncHTTPTransport)
+        assert leaked_slots(app) == 0
+
+
 async def test_a_burst_of_1000_requests_leaves_the_pool_working(
     real_loki: RealLoki, bucket: str, api_key: str, auth_headers: dict[str, str]
 ) -> None:
