@@ -21,7 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +44,13 @@ from gateway.services.redact import redact_many  # noqa: E402
 from gateway.wiring import http_client, loki_pool_limits  # noqa: E402
 from tests.real_loki import find_loki_binary, run_id, start_loki  # noqa: E402
 
+ROUNDS = 6  # each figure is the median round; the Loki exchange also runs one more to warm up
 
-def cpu_ms(work: Callable[[], Any], times: int, rounds: int = 7) -> float:
-    """CPU per call of `work`: the median of `rounds` rounds of `times` // `rounds` calls."""
-    per_round = max(1, times // rounds)
+
+def cpu_ms(work: Callable[[], Any], per_round: int) -> float:
+    """CPU per call of `work`: the median of ROUNDS rounds of `per_round` calls."""
     figures = []
-    for _ in range(rounds):
+    for _ in range(ROUNDS):
         began = time.process_time()
         for _ in range(per_round):
             work()
@@ -58,12 +59,10 @@ def cpu_ms(work: Callable[[], Any], times: int, rounds: int = 7) -> float:
 
 
 async def exchange_ms(
-    settings: GatewaySettings, query: str, windows: list[int], networks: dict[str, Any], rounds: int = 6
+    settings: GatewaySettings, query: str, windows: Iterator[int], networks: dict[str, Any], per_round: int
 ) -> dict[str, float]:
-    """CPU per call of LokiClient.query_range (limit+1, as the gateway asks), one window each, for
-    a client over each of `networks`: rounds alternated, the median round of each."""
-    per_round = len(windows) // (len(networks) * (rounds + 1))
-    starts = iter(windows)
+    """CPU per call of LokiClient.query_range (limit+1, as the gateway asks), a window of its own
+    each, for a client over each of `networks`: rounds alternated, the median round of each."""
     async with contextlib.AsyncExitStack() as stack:
         clients = {
             name: LokiClient(
@@ -73,10 +72,10 @@ async def exchange_ms(
             for name, network in networks.items()
         }
         figures: dict[str, list[float]] = {name: [] for name in networks}
-        for round_no in range(rounds + 1):  # the first round warms up
+        for round_no in range(ROUNDS + 1):  # the first round warms up
             for name, loki in clients.items():
                 began = time.process_time()
-                for start in itertools.islice(starts, per_round):
+                for start in itertools.islice(windows, per_round):
                     await loki.query_range(query, start_ns=start * NS, end_ns=(start + WINDOW_S) * NS,
                                            limit=LINES_PER_ANSWER + 1)
                 if round_no:
@@ -93,19 +92,21 @@ def main() -> None:
         raise SystemExit("no Loki binary: set LOKI_BINARY or put loki on PATH")
     loki = start_loki(binary, Path(tempfile.mkdtemp(prefix="gateway-stages-")) / "loki")
     try:
+        per_round = max(1, args.pages // ROUNDS)
+        networks = {"httpx over aiohttp (the gateway's)": AiohttpTransport,
+                    "httpx over httpcore": httpx.AsyncHTTPTransport}
         run, end_s = run_id("st"), int(time.time()) - 5
-        span_s = args.pages * 8 // 3 + WINDOW_S  # 2 clients, 6 rounds and a warm-up
+        span_s = len(networks) * (ROUNDS + 1) * per_round + WINDOW_S  # a window of its own per call
         seed_gateway_data(loki, run, span_s, end_s)
         query = f'{{source="gcs", bucket="{run}", service_name="trades"}}'
         key = SecretStr(secrets.token_urlsafe(32))
         settings = GatewaySettings(loki_url=loki.url, ai_monitoring_api_key=key)
-        windows = list(range(end_s - span_s, end_s - WINDOW_S))
-        networks = {"httpx over aiohttp (the gateway's)": AiohttpTransport,
-                    "httpx over httpcore": httpx.AsyncHTTPTransport}
-        figures = asyncio.run(exchange_ms(settings, query, windows, networks))
-        start = windows[0]
-        params: dict[str, str | int] = {"query": query, "start": start * NS, "end": (start + WINDOW_S) * NS,
-                  "limit": LINES_PER_ANSWER + 1}
+        start = end_s - span_s
+        figures = asyncio.run(exchange_ms(settings, query, itertools.count(start), networks, per_round))
+        params: dict[str, str | int] = {
+            "query": query, "start": start * NS, "end": (start + WINDOW_S) * NS,
+            "limit": LINES_PER_ANSWER + 1,
+        }
         headers = {"X-Loki-Response-Encoding-Flags": "categorize-labels"}
         raw = loki.http.get("/loki/api/v1/query_range", params=params, headers=headers).content
         data = orjson.loads(raw)["data"]
@@ -131,7 +132,7 @@ def main() -> None:
             "encoding our answer (orjson)": lambda: orjson.dumps(answer),
         }
         for name, work in stages.items():
-            print(f"  {name:<53} {cpu_ms(work, args.pages):5.2f} ms")
+            print(f"  {name:<53} {cpu_ms(work, per_round):5.2f} ms")
     finally:
         loki.stop()
 
