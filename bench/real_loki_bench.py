@@ -17,9 +17,11 @@ prints three ratios, each the median of `--repeats` rounds:
 2. shipper throughput: `shipper once` (the real command, its own process, start-up included)
    shipping N JSON lines from a GCS emulator (its own process) into a Loki with raised ingest
    limits, vs Loki's own ceiling in the same run: the same number of lines, encoded beforehand
-   as protobuf+snappy pushes of 5,000 lines, sent by 4 threads. Printed with it: the bound the
-   CPU of all three processes (shipper, Loki, emulator) sets on the shipper's throughput, their
-   CPU spread over every core of the machine.
+   as protobuf+snappy pushes of 5,000 lines, sent by 4 threads. Printed with it: the bounds the
+   CPU of all three processes (shipper, Loki, emulator) sets on the shipper's throughput: their
+   CPU spread over every core of the machine; and, tighter, the shipper's start-up (`shipper once`
+   over an empty bucket: nothing else can run before its first push) on one core, then the rest
+   of the CPU spread over every core.
 3. shipper CPU (user+sys of the whole `shipper once` process, from wait4) vs the CPU Loki spent
    ingesting those same lines (psutil, before/after).
 
@@ -54,6 +56,7 @@ from shipper_rounds import (  # noqa: E402
     RAISED_LIMITS,
     ceiling_round,
     shipper_round,
+    startup_round,
 )
 
 from tests.conftest import free_port, stop_process  # noqa: E402
@@ -151,10 +154,11 @@ def run_shipper(binary: str, work: Path, args: argparse.Namespace) -> None:
     try:
         wait_ready(emulator_url, emulator)
         with loki_running(binary, work, "loki-raised", RAISED_LIMITS) as loki:
-            ceilings, runs = [], []
+            ceilings, runs, startups = [], [], []
             for _ in range(0 if args.profile_only else args.repeats):
                 ceilings.append(ceiling_round(loki, count))
                 runs.append(shipper_round(loki, emulator, emulator_url, count, work))
+                startups.append(startup_round(loki, emulator_url, work))
             if args.profile_shipper:
                 print()
                 profile_shipper(loki, emulator_url, count, work)
@@ -180,6 +184,12 @@ def run_shipper(binary: str, work: Path, args: argparse.Namespace) -> None:
     bound_s = (cpu + loki_used + emulator_cpu) / (os.cpu_count() or 1)
     print(f"  bound from CPU: (shipper + Loki + emulator CPU) / {os.cpu_count()} cores = {bound_s:.2f} s, "
           f"at best {count / bound_s:,.0f} lines/s = {count / bound_s / ceiling:.2f}x of the ceiling")
+    # before its first push the shipper runs alone, on one core; the rest can at best use them all
+    startup_wall, startup_cpu = median([s[0] for s in startups]), median([s[1] for s in startups])
+    serial_s = startup_wall + (cpu - startup_cpu + loki_used + emulator_cpu) / (os.cpu_count() or 1)
+    print(f"  shipper start-up (`shipper once` over an empty bucket): wall {startup_wall:.2f} s, CPU "
+          f"{startup_cpu:.2f} s; bound with it alone first: {serial_s:.2f} s, at best "
+          f"{count / serial_s:,.0f} lines/s = {count / serial_s / ceiling:.2f}x of the ceiling")
     print(f"\n3. CPU for those {count:,} lines: shipper {cpu:.2f} s "
           f"[{', '.join(f'{r.cpu:.2f}' for r in runs)}], Loki {loki_used:.2f} s "
           f"[{', '.join(f'{r.loki_cpu:.2f}' for r in runs)}], GCS emulator {emulator_cpu:.2f} s")

@@ -111,6 +111,17 @@ def shipper_env(loki: RealLoki, emulator_url: str, bucket: str, state: Path) -> 
     return env
 
 
+def run_once(env: dict[str, str]) -> tuple[str, int, float, float]:
+    """`shipper once` in its own process: (output, exit code, wall seconds, CPU seconds from wait4)."""
+    began = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "shipper", "once"], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - began
+    output = process.stdout.read().decode() if process.stdout else ""
+    return output, os.waitstatus_to_exitcode(status), wall, usage.ru_utime + usage.ru_stime
+
+
 def shipper_round(loki: RealLoki, emulator: subprocess.Popen[bytes], emulator_url: str, count: int,
                   work: Path) -> ShipperRun:
     bucket = run_id("ship")
@@ -118,15 +129,26 @@ def shipper_round(loki: RealLoki, emulator: subprocess.Popen[bytes], emulator_ur
     env = shipper_env(loki, emulator_url, bucket, work / bucket)
     emulator_process = psutil.Process(emulator.pid)
     emulator_before = sum(emulator_process.cpu_times()[:2])
-    loki_before, began = loki_cpu(loki), time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "shipper", "once"], cwd=ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - began
+    loki_before = loki_cpu(loki)
+    output, code, wall, cpu = run_once(env)
     loki_used = loki_cpu(loki) - loki_before
-    process.returncode = os.waitstatus_to_exitcode(status)
-    output = process.stdout.read().decode() if process.stdout else ""
-    if process.returncode != 0 or f"{count}" not in output.replace(",", ""):
-        raise SystemExit(f"shipper once failed ({process.returncode}):\n{output}")
-    return ShipperRun(count / wall, usage.ru_utime + usage.ru_stime, loki_used,
-                      sum(emulator_process.cpu_times()[:2]) - emulator_before, wall)
+    if code != 0 or f"{count}" not in output.replace(",", ""):
+        raise SystemExit(f"shipper once failed ({code}):\n{output}")
+    return ShipperRun(count / wall, cpu, loki_used, sum(emulator_process.cpu_times()[:2]) - emulator_before,
+                      wall)
+
+
+def startup_round(loki: RealLoki, emulator_url: str, work: Path) -> tuple[float, float]:
+    """(wall, CPU) of `shipper once` over an empty bucket: interpreter, imports, settings, the
+    listing and exit - the part of a pass that runs before its first push, while Loki has nothing
+    to do."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    bucket = run_id("empty")
+    os.environ["STORAGE_EMULATOR_HOST"] = emulator_url
+    storage.Client(project="bench", credentials=AnonymousCredentials()).create_bucket(bucket)
+    output, code, wall, cpu = run_once(shipper_env(loki, emulator_url, bucket, work / bucket))
+    if code != 0:
+        raise SystemExit(f"shipper once over an empty bucket failed ({code}):\n{output}")
+    return wall, cpu

@@ -21,6 +21,7 @@ pairs (an object name, a generation: the same for many entries) are encoded once
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Protocol
 
 _NS = 1_000_000_000
@@ -73,7 +74,7 @@ def serialize_push_request(streams: Iterable[tuple[str, Iterable[WireEntry]]]) -
     seconds_cache: dict[int, list[bytes]] = {}  # seconds -> _timestamp_prefixes(seconds)
     name_cache: dict[str, bytes] = {}  # metadata name -> LabelPairAdapter.name field
     pair_cache: dict[tuple[str, str], bytes] = {}  # (name, value) -> whole structuredMetadata field
-    value_heads: dict[str, list[bytes]] = {}  # metadata name -> _value_heads of its name field
+    value_heads: dict[str, tuple[bytes, ...]] = {}  # metadata name -> _value_heads of its name field
     out: list[bytes] = []
     for label_string, entries in streams:
         labels = label_string.encode("utf-8", "replace")
@@ -146,10 +147,12 @@ def _timestamp_prefixes(seconds: int) -> list[bytes]:
     return prefixes
 
 
-def _value_heads(name_field: bytes) -> list[bytes]:
+@lru_cache(maxsize=64)  # the same few metadata names in every request
+def _value_heads(name_field: bytes) -> tuple[bytes, ...]:
     """For each value length n < 128: a structuredMetadata field up to its value's bytes (tag,
     length, the cached name field, the value's tag and length)."""
-    return [_METADATA + _SMALL[len(name_field) + 2 + n] + name_field + _VALUE + _SMALL[n] for n in range(128)]
+    return tuple(_METADATA + _SMALL[len(name_field) + 2 + n] + name_field + _VALUE + _SMALL[n]
+                 for n in range(128))
 
 
 def _pair_field(pair: tuple[str, str], name_cache: dict[str, bytes]) -> bytes:

@@ -1,11 +1,13 @@
 """RecordMaker.line_record takes the common timestamp and level cases without calling the shared
-helpers: its records must be the ones the helpers give, for the common cases and the others."""
+helpers: its records must be the ones the helpers give, for the common cases and the others, and
+a line that does not parse carries orjson's error."""
 
 from __future__ import annotations
 
 import orjson
 import pytest
 
+from shipper import metrics
 from shipper.records import level_from_fields, level_from_text, timestamp_from_fields
 from shipper.sources.gcs.records import RecordMaker, StreamLabels, Tally
 
@@ -24,6 +26,22 @@ LINES = [
     b'{"msg": "ERROR no level field, level from the text"}\n',
     b'{"timestamp": 1e11, "lvl": "fatal"}\n',  # the inlined range's upper bound
     b'{"timestamp": 0.0, "level": "info"}\n',
+    # nested and array values, big integers, duplicate keys, whitespace, escapes
+    b'{"timestamp": 1772366432.5, "level": {"name": "error"}, "msg": "a nested level"}\n',
+    b'{"ts": [1772366432.5], "time": "1772366432", "level": ["error"], "severity": "info"}\n',
+    b'{"timestamp": 1772366432.5, "level": "warn", "id": 123456789012345678901234567890}\n',  # > 64 bits
+    b'{"timestamp": 1772366432.5, "level": "info", "level": "error"}\n',  # the last duplicate wins
+    b'  {"timestamp": "1772366432.565", "level": "INFO"}\n',
+    b'{"timestamp": 1772366432.5, "level": "caf\xc3\xa9", "msg": "\\u00e9\\ud83d\\ude00"}\n',
+    b'{"timestamp": 18446744073709551615, "level": "info"}\n',
+]
+INVALID = [
+    b'{"timestamp": 1772366432.5, "level": "info"\n',
+    b'{"level": "info"} trailing\n',
+    b'{"level": NaN}\n',
+    b'{"timestamp": 1e400}\n',
+    b'{"msg": "\\ud800"}\n',
+    b'[' * 2000 + b']' * 2000 + b'\n',
 ]
 
 
@@ -52,3 +70,21 @@ def test_no_timestamp_fields_gives_the_fallback() -> None:
     record = maker.line_record("a.jsonl", "1", labels.by_level("logs/"), LINES[0], 7, BASE_NS)
     assert record is not None
     assert (record.ts_ns, record.labels["level"]) == (BASE_NS + 7, "info")
+
+
+@pytest.mark.parametrize("line", INVALID)
+def test_a_line_that_does_not_parse_carries_orjsons_error(line: bytes) -> None:
+    labels, tally = StreamLabels("bucket", {}), Tally("gcs-unparsed")
+    counted = {"source": "gcs-unparsed", "reason": "parse_error"}
+    before = metrics.REGISTRY.get_sample_value("shipper_records_adjusted_total", counted) or 0.0
+    maker = RecordMaker(TIMESTAMP_FIELDS, labels, tally)
+    record = maker.line_record("a.jsonl", "1", labels.by_level("logs/"), line, 7, BASE_NS)
+    assert record is not None
+    text = line.rstrip(b"\n").decode(errors="replace")
+    with pytest.raises(orjson.JSONDecodeError) as raised:
+        orjson.loads(text)
+    assert record.metadata["parse_error"] == str(raised.value)[:120]
+    assert record.line == text
+    tally.flush()
+    assert metrics.REGISTRY.get_sample_value("shipper_records_adjusted_total", counted) == before + 1
+
