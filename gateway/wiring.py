@@ -10,13 +10,13 @@ from http.cookiejar import DefaultCookiePolicy
 
 import httpx
 from fastapi import FastAPI
-from httpx_aiohttp import AiohttpTransport
 
 from gateway.config import GatewaySettings
 from gateway.container import AppConfig, Gateway, app_config, set_running
 from gateway.mcp.server import session_manager
 from gateway.security import Authenticator, build_rate_limiter
 from gateway.services import redis_client
+from gateway.services.aiohttp_network import MappedAiohttpTransport
 from gateway.services.alerts import (
     AlertProcessor,
     AlertStore,
@@ -45,8 +45,9 @@ HTTP_POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=2
 LOKI_PROBE_CONNECTIONS = 4
 _NS_PER_MINUTE = 60 * 1_000_000_000
 # Loki's answers are the big ones (a 1,000-line page is ~200 KB): aiohttp's C parser reads them
-# with ~0.9 ms less CPU a call than httpcore's pure-Python h11 (bench/gateway_stages.py, issue 16)
-LOKI_NETWORK: Callable[..., httpx.AsyncBaseTransport] = AiohttpTransport
+# with ~0.9 ms less CPU a call than httpcore's pure-Python h11 (bench/gateway_stages.py, issue 16);
+# its errors mapped as httpx's own transport maps them (gateway.services.aiohttp_network)
+LOKI_NETWORK: Callable[..., httpx.AsyncBaseTransport] = MappedAiohttpTransport
 
 
 def loki_pool_limits(settings: GatewaySettings) -> httpx.Limits:

@@ -11,11 +11,13 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx
 import uvicorn
@@ -114,3 +116,60 @@ class DelayingLoki:
                     await self._http.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+Behaviour = Literal["hang_up", "reset", "half_answer", "silent"]
+HALF_ANSWER = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n"
+               b'{"status":"success","data":{"resultType":"streams","result":[')
+
+
+class MisbehavingUpstream:
+    """Accepts connections on 127.0.0.1, reads one request head on each, then misbehaves."""
+
+    def __init__(self, behaviour: Behaviour) -> None:
+        self.behaviour = behaviour
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.2)
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self.requests = 0
+        self._stopping = threading.Event()
+        self._held: list[socket.socket] = []  # "silent" connections, closed on exit
+        self._thread = threading.Thread(target=self._serve, name=f"misbehaving-{behaviour}", daemon=True)
+
+    def __enter__(self) -> MisbehavingUpstream:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=10)
+        for connection in self._held:
+            connection.close()
+        self._listener.close()
+
+    def _serve(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            self._answer(connection)
+
+    def _answer(self, connection: socket.socket) -> None:
+        connection.settimeout(5)
+        received = b""
+        while b"\r\n\r\n" not in received:
+            chunk = connection.recv(65536)
+            if not chunk:
+                connection.close()
+                return
+            received += chunk
+        self.requests += 1
+        if self.behaviour == "silent":
+            self._held.append(connection)
+            return
+        if self.behaviour == "reset":  # SO_LINGER 0: close() sends RST instead of FIN
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        elif self.behaviour == "half_answer":
+            connection.sendall(HALF_ANSWER)
+        connection.close()

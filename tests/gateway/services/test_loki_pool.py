@@ -25,6 +25,7 @@ from httpx_aiohttp import AiohttpTransport
 from gateway.api.deps import started
 from gateway.config import GatewaySettings
 from gateway.main import create_app
+from gateway.services.aiohttp_network import MappedAiohttpTransport
 from gateway.services.bounded_http import PoolGatedTransport
 from tests.conftest import free_port
 from tests.gateway.conftest import make_settings, running_client
@@ -128,7 +129,8 @@ async def test_loki_calls_go_through_aiohttp_and_the_rest_through_httpcore(
         assert sum(len(s["entries"]) for s in response.json()["streams"]) == LINES
         gateway = started(app)
         loki_pool, shared_pool = gateway.loki.http._transport, gateway.http._transport
-        assert isinstance(loki_pool, PoolGatedTransport) and isinstance(loki_pool.inner, AiohttpTransport)
+        assert isinstance(loki_pool, PoolGatedTransport)
+        assert isinstance(loki_pool.inner, MappedAiohttpTransport)
         assert isinstance(shared_pool, PoolGatedTransport)
         assert isinstance(shared_pool.inner, httpx.AsyncHTTPTransport)
         assert leaked_slots(app) == 0
