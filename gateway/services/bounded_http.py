@@ -8,7 +8,10 @@ only: cancelling a task while httpcore's pool has just handed it a new connectio
 connection in the pool for good ("CONNECTING", owned by no request; encode/httpcore#1093, #830,
 encode/httpx#1461), and a burst of such cancellations filled the 100-slot pool until every later
 call timed out against a healthy Loki (issue 21). Cancelling while the body is read is safe:
-httpcore's response stream closes its connection and hands the slot back on any exception."""
+httpcore's response stream closes its connection and hands the slot back on any exception.
+These hazards are httpcore's, whose pool the shared client uses; the Loki pool runs on aiohttp
+(gateway.services.aiohttp_network) under the same gate and the same whole-answer deadline, and
+the issue-21 burst tests run on it."""
 
 from __future__ import annotations
 
