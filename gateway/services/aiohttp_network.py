@@ -1,5 +1,11 @@
 """The Loki pool's network layer: aiohttp under httpx (httpx-aiohttp), with aiohttp's errors mapped
-to the httpx errors httpx's own transport raises for the same failure.
+to the httpx errors httpx's own transport raises for the same failure, and no cookie jar.
+
+httpx-aiohttp's default aiohttp session keeps the cookies answers set (for host names, not IP
+addresses) and sends them on every later request: a cookie set in an answer to one caller (a
+proxy in front of Loki, say) would ride along on every other caller's queries, whatever their
+tenant. The gateway's httpx clients accept no cookie (gateway.wiring.http_client); this session
+keeps none either (aiohttp.DummyCookieJar).
 
 httpx-aiohttp 0.2 maps every aiohttp.ClientConnectionError to httpx.ConnectTimeout, and its more
 specific entries never win over that one (openai/openai-python#3594 review): a refused
@@ -16,6 +22,8 @@ from contextlib import contextmanager
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
+
+DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)  # httpx's own
 
 
 @contextmanager
@@ -50,6 +58,15 @@ class _MappedStream(httpx.AsyncByteStream):
 
 
 class MappedAiohttpTransport(AiohttpTransport):
+    def __init__(self, *, limits: httpx.Limits = DEFAULT_LIMITS) -> None:
+        super().__init__(limits=limits, client=self._new_session)
+
+    def _new_session(self) -> aiohttp.ClientSession:
+        """What httpx-aiohttp builds, without a cookie jar (made on the first request, in its loop)."""
+        connector = aiohttp.TCPConnector(limit=self.limits.max_connections or 0,
+                                         keepalive_timeout=self.limits.keepalive_expiry, ssl=self.ssl_context)
+        return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         with _mapped(request):
             response = await super().handle_async_request(request)

@@ -4,8 +4,9 @@
   `.url`, `.call(coro_fn)` runs a coroutine on the server's loop (to reach the app's own clients),
   stopped on exit.
 - `DelayingLoki(upstream)`: an ASGI app standing in for Loki where a real Loki cannot be made slow
-  on demand: every request waits `delay` seconds, then is answered with what the real Loki at
-  `upstream` answers to it (status, content type and body), so every answer is in Loki's own format.
+  (or set cookies) on demand: every request waits `delay` seconds, then is answered with what the
+  real Loki at `upstream` answers to it (status, content type and body), so every answer is in
+  Loki's own format.
 """
 
 from __future__ import annotations
@@ -75,12 +76,16 @@ class ThreadedUvicorn:
 
 
 class DelayingLoki:
-    """ASGI: wait `delay` seconds, then pass the request on to the real Loki and its answer back."""
+    """ASGI: wait `delay` seconds, then pass the request on to the real Loki and its answer back,
+    with `set_cookie` as a Set-Cookie header when given; the Cookie header of every request is
+    kept in `cookies_seen`."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, *, set_cookie: str | None = None) -> None:
         self.upstream = upstream.rstrip("/")
         self.delay = 0.0
         self.requests = 0
+        self.set_cookie = set_cookie
+        self.cookies_seen: list[str | None] = []
         self._http: httpx.AsyncClient | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -89,6 +94,8 @@ class DelayingLoki:
             return
         assert scope["type"] == "http"
         self.requests += 1
+        cookies = [v.decode() for k, v in scope["headers"] if k.lower() == b"cookie"]
+        self.cookies_seen.append("; ".join(cookies) or None)
         if self.delay:
             await asyncio.sleep(self.delay)
         assert self._http is not None
@@ -96,11 +103,10 @@ class DelayingLoki:
         url = self.upstream + scope["path"] + (f"?{query}" if query else "")
         headers = [(k.decode(), v.decode()) for k, v in scope["headers"] if k.lower() != b"host"]
         answer = await self._http.request(scope["method"], url, headers=headers)
-        await send({
-            "type": "http.response.start",
-            "status": answer.status_code,
-            "headers": [(b"content-type", answer.headers.get("content-type", "text/plain").encode())],
-        })
+        headers = [(b"content-type", answer.headers.get("content-type", "text/plain").encode())]
+        if self.set_cookie:
+            headers.append((b"set-cookie", self.set_cookie.encode()))
+        await send({"type": "http.response.start", "status": answer.status_code, "headers": headers})
         await send({"type": "http.response.body", "body": answer.content})
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:

@@ -270,3 +270,20 @@ async def test_a_burst_of_proxied_calls_to_a_slow_service_leaves_the_shared_pool
             response = await client.get("/api/monitoring/slow/labels", headers=headers)
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "success"
+
+
+async def test_a_cookie_loki_sets_for_one_caller_never_rides_along_on_the_next(
+    real_loki: RealLoki, bucket: str, api_key: str, auth_headers: dict[str, str]
+) -> None:
+    """A proxy in front of Loki may set a session cookie; the Loki pool keeps none, so no caller's
+    query carries what an answer to another caller set. `localhost`, not 127.0.0.1: cookie jars
+    refuse cookies from IP addresses, so only a host name shows a jar that keeps them."""
+    stand_in = DelayingLoki(real_loki.url, set_cookie="session=set-for-the-first-caller; Path=/")
+    with ThreadedUvicorn(stand_in) as server:
+        loki_url = server.url.replace("127.0.0.1", "localhost")
+        async with running_client(create_app(gateway_settings(api_key, loki_url))) as client:
+            for _ in range(3):
+                response = await client.get(logs_path(bucket), headers=auth_headers)
+                assert response.status_code == 200, response.text
+    assert stand_in.requests >= 3
+    assert stand_in.cookies_seen == [None] * stand_in.requests
