@@ -35,13 +35,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from common import NS  # noqa: E402
 from gateway_rounds import LINES_PER_ANSWER, WINDOW_S, seed_gateway_data  # noqa: E402
-from httpx_aiohttp import AiohttpTransport  # noqa: E402
 
 from gateway.config import GatewaySettings  # noqa: E402
 from gateway.services.loki import LokiClient  # noqa: E402
 from gateway.services.pagination import plan_page, query_digest, shape_page  # noqa: E402
 from gateway.services.redact import redact_many  # noqa: E402
-from gateway.wiring import http_client, loki_pool_limits  # noqa: E402
+from gateway.wiring import LOKI_NETWORK, http_client, loki_pool_limits  # noqa: E402
 from tests.real_loki import find_loki_binary, run_id, start_loki  # noqa: E402
 
 ROUNDS = 6  # each figure is the median round; the Loki exchange also runs one more to warm up
@@ -93,7 +92,7 @@ def main() -> None:
     loki = start_loki(binary, Path(tempfile.mkdtemp(prefix="gateway-stages-")) / "loki")
     try:
         per_round = max(1, args.pages // ROUNDS)
-        networks = {"httpx over aiohttp (the gateway's)": AiohttpTransport,
+        networks = {"httpx over aiohttp (the gateway's)": LOKI_NETWORK,
                     "httpx over httpcore": httpx.AsyncHTTPTransport}
         run, end_s = run_id("st"), int(time.time()) - 5
         span_s = len(networks) * (ROUNDS + 1) * per_round + WINDOW_S  # a window of its own per call

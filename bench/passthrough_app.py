@@ -14,7 +14,8 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI, Request, Response
-from httpx_aiohttp import AiohttpTransport
+
+from gateway.services.aiohttp_network import MappedAiohttpTransport
 
 QUERY_RANGE_PATH = "/loki/api/v1/query_range"
 
@@ -24,7 +25,7 @@ def create_app() -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with httpx.AsyncClient(timeout=10.0, transport=AiohttpTransport()) as http:
+        async with httpx.AsyncClient(timeout=10.0, transport=MappedAiohttpTransport()) as http:
             app.state.http = http
             yield
 
