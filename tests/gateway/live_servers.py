@@ -103,10 +103,10 @@ class DelayingLoki:
         url = self.upstream + scope["path"] + (f"?{query}" if query else "")
         headers = [(k.decode(), v.decode()) for k, v in scope["headers"] if k.lower() != b"host"]
         answer = await self._http.request(scope["method"], url, headers=headers)
-        headers = [(b"content-type", answer.headers.get("content-type", "text/plain").encode())]
+        answer_headers = [(b"content-type", answer.headers.get("content-type", "text/plain").encode())]
         if self.set_cookie:
-            headers.append((b"set-cookie", self.set_cookie.encode()))
-        await send({"type": "http.response.start", "status": answer.status_code, "headers": headers})
+            answer_headers.append((b"set-cookie", self.set_cookie.encode()))
+        await send({"type": "http.response.start", "status": answer.status_code, "headers": answer_headers})
         await send({"type": "http.response.body", "body": answer.content})
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
