@@ -87,4 +87,3 @@ def test_a_line_that_does_not_parse_carries_orjsons_error(line: bytes) -> None:
     assert record.line == text
     tally.flush()
     assert metrics.REGISTRY.get_sample_value("shipper_records_adjusted_total", counted) == before + 1
-
