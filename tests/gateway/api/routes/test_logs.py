@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -214,6 +214,13 @@ async def test_bad_parameters_get_an_envelope_with_a_hint(
     assert not [r for r in loki.requests if r.url.path.endswith("query_range")]
 
 
+def rewritten_cursor(cursor: str, change: Callable[[dict[str, Any]], dict[str, Any]]) -> str:
+    """The cursor with its (unsigned) boundary fields changed, its query digest kept: a forgery."""
+    head, _, seen = cursor.partition(".")
+    raw = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    return base64.urlsafe_b64encode(json.dumps(change(raw)).encode()).decode() + "." + seen
+
+
 async def test_cursor_cannot_be_replayed_against_another_query(
     client: httpx.AsyncClient, auth_headers: dict[str, str], loki: LokiQueryMock
 ) -> None:
@@ -230,10 +237,7 @@ async def test_cursor_cannot_be_replayed_against_another_query(
     )
     assert other.status_code == 400 and other.json()["error"]["code"] == "invalid_cursor"
     # a tampered cursor (same digest, garbage boundary) is refused too
-    head, _, seen = first["next_cursor"].partition(".")
-    raw = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
-    raw["b"] = "not-a-number"
-    tampered = base64.urlsafe_b64encode(json.dumps(raw).encode()).decode() + "." + seen
+    tampered = rewritten_cursor(first["next_cursor"], lambda raw: {**raw, "b": "not-a-number"})
     answer = await client.get(
         "/logs/gcs", params={**WINDOW, "bucket": "a", "limit": 2, "cursor": tampered}, headers=auth_headers
     )
@@ -267,10 +271,9 @@ async def test_a_forged_cursor_cannot_widen_the_window(
         await client.get("/logs/gcs", params={**WINDOW, "bucket": "a", "limit": 2}, headers=auth_headers)
     ).json()
     # the cursor is not signed: same query digest, far end pushed back a year
-    head, _, seen = first["next_cursor"].partition(".")
-    raw = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
-    raw["f"] = str(int(raw["b"]) - 365 * 24 * 3_600 * 1_000_000_000)
-    forged = base64.urlsafe_b64encode(json.dumps(raw).encode()).decode() + "." + seen
+    forged = rewritten_cursor(
+        first["next_cursor"], lambda raw: {**raw, "f": str(int(raw["b"]) - 365 * 24 * 3_600 * 1_000_000_000)}
+    )
     sent = len(loki.requests)
     answer = await client.get(
         "/logs/gcs", params={**WINDOW, "bucket": "a", "limit": 2, "cursor": forged}, headers=auth_headers
