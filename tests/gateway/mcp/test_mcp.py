@@ -177,6 +177,12 @@ def window(gw: Gateway) -> dict[str, str]:
     return {"since": str(gw.base_ns - 60 * NS), "until": str(gw.base_ns + 120 * NS)}
 
 
+def summary_args(gw: Gateway, **extra: str) -> dict[str, str]:
+    """summarize_logs over this run's lines, in the same window as `window` (RFC 3339 bounds)."""
+    return {"selector": f'{{run_id="{gw.rid}"}}', "start": _rfc3339(gw.base_ns - 60 * NS),
+            "end": _rfc3339(gw.base_ns + 120 * NS), **extra}
+
+
 def structured(result: CallToolResult) -> Any:
     assert not result.is_error, result.content
     assert orjson.loads(result.content[0].text) == result.structured_content  # type: ignore[union-attr]
@@ -353,16 +359,7 @@ async def test_a_gcs_scoped_key_sees_no_other_source_through_any_tool(gateway: G
         )
         assert "hidden-source" not in orjson.dumps(patterns).decode()
         assert "secret-source" not in orjson.dumps(patterns).decode()
-        summary = structured(
-            await client.call_tool(
-                "summarize_logs",
-                {
-                    "selector": f'{{run_id="{rid}"}}',
-                    "start": _rfc3339(gateway.base_ns - 60 * NS),
-                    "end": _rfc3339(gateway.base_ns + 120 * NS),
-                },
-            )
-        )
+        summary = structured(await client.call_tool("summarize_logs", summary_args(gateway)))
         text = orjson.dumps(summary).decode()
         assert "gcs error" in text and "hidden-source" not in text and "secret-source" not in text
         overview = structured(await client.call_tool("service_overview", {}))
@@ -396,17 +393,7 @@ async def test_every_tool_answers_for_a_full_access_key(gateway: Gateway) -> Non
             )
         )
         assert values["values"] == ["firestore", "gcs", "pod"] and values["window"]["until"].endswith("Z")
-        summary = structured(
-            await client.call_tool(
-                "summarize_logs",
-                {
-                    "selector": f'{{run_id="{rid}"}}',
-                    "start": _rfc3339(gateway.base_ns - 60 * NS),
-                    "end": _rfc3339(gateway.base_ns + 120 * NS),
-                    "focus": "errors",
-                },
-            )
-        )
+        summary = structured(await client.call_tool("summarize_logs", summary_args(gateway, focus="errors")))
         assert "firestore secret-source error" in orjson.dumps(summary).decode()
 
 
