@@ -221,14 +221,22 @@ def rewritten_cursor(cursor: str, change: Callable[[dict[str, Any]], dict[str, A
     return base64.urlsafe_b64encode(json.dumps(change(raw)).encode()).decode() + "." + seen
 
 
+async def first_of_five_lines(
+    client: httpx.AsyncClient, auth_headers: dict[str, str], loki: LokiQueryMock
+) -> dict[str, Any]:
+    """The first page (2 lines) of bucket `a`, which holds 5."""
+    for i in range(5):
+        loki.add({"source": "gcs", "bucket": "a", "level": "info"}, BASE_NS + i, f"l{i}")
+    page: dict[str, Any] = (
+        await client.get("/logs/gcs", params={**WINDOW, "bucket": "a", "limit": 2}, headers=auth_headers)
+    ).json()
+    return page
+
+
 async def test_cursor_cannot_be_replayed_against_another_query(
     client: httpx.AsyncClient, auth_headers: dict[str, str], loki: LokiQueryMock
 ) -> None:
-    for i in range(5):
-        loki.add({"source": "gcs", "bucket": "a", "level": "info"}, BASE_NS + i, f"l{i}")
-    first = (
-        await client.get("/logs/gcs", params={**WINDOW, "bucket": "a", "limit": 2}, headers=auth_headers)
-    ).json()
+    first = await first_of_five_lines(client, auth_headers, loki)
     assert first["next_cursor"]
     other = await client.get(
         "/logs/gcs",
@@ -265,11 +273,7 @@ async def test_repeated_identical_queries_are_cached_per_key(
 async def test_a_forged_cursor_cannot_widen_the_window(
     client: httpx.AsyncClient, auth_headers: dict[str, str], loki: LokiQueryMock
 ) -> None:
-    for i in range(5):
-        loki.add({"source": "gcs", "bucket": "a", "level": "info"}, BASE_NS + i, f"l{i}")
-    first = (
-        await client.get("/logs/gcs", params={**WINDOW, "bucket": "a", "limit": 2}, headers=auth_headers)
-    ).json()
+    first = await first_of_five_lines(client, auth_headers, loki)
     # the cursor is not signed: same query digest, far end pushed back a year
     forged = rewritten_cursor(
         first["next_cursor"], lambda raw: {**raw, "f": str(int(raw["b"]) - 365 * 24 * 3_600 * 1_000_000_000)}
