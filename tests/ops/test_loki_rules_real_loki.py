@@ -69,10 +69,9 @@ def lines_at(start_ns: int, count: int, text: Callable[[int], str]) -> list[list
 def quiet_lines(start_ns: int, level: str) -> list[list[str]]:
     """The quiet series' lines, one every 100 ms: each tenth is an error and comes last in its ten,
     so a window that catches only the start of the burst still sees at most a tenth of errors."""
-    total = QUIET_ERRORS + QUIET_INFOS
-    positions = [i for i in range(total) if (i % 10 == 9) == (level == "error")]
-    return [[str(start_ns + i * 100_000_000), f"order {i} {'late' if level == 'error' else 'filled'}"]
-            for i in positions]
+    word = "late" if level == "error" else "filled"
+    lines = lines_at(start_ns, QUIET_ERRORS + QUIET_INFOS, lambda i: f"order {i} {word}")
+    return [line for i, line in enumerate(lines) if (i % 10 == 9) == (level == "error")]
 
 
 @pytest.fixture(scope="module")
