@@ -67,7 +67,10 @@ async def burst(url: str, path: str, headers: dict[str, str], n: int) -> Counter
         if answer.status_code == 503 and path.startswith("/logs"):
             assert answer.headers.get("retry-after"), answer.text
         assert answer.status_code != 500, answer.text
-    return Counter(answer.status_code for answer in answers)
+    statuses = Counter(answer.status_code for answer in answers)
+    for status in sorted(set(statuses) - {200}):  # shown when the test fails: why they were not 200
+        print(f"{path} answered {status}: {next(a.text for a in answers if a.status_code == status)[:500]}")
+    return statuses
 
 
 async def assert_normal_request_succeeds(url: str, path: str, headers: dict[str, str]) -> float:
