@@ -1,5 +1,5 @@
 from __future__ import annotations
 
-from shipper.cli import main
+from shipper.startup import run
 
-raise SystemExit(main())
+raise SystemExit(run())

@@ -5,9 +5,15 @@ from __future__ import annotations
 from shipper.config import ShipperSettings, SourceConfig
 from shipper.models import Cursor
 from shipper.sources.base import Backfillable, BackfillPass, Source
+from shipper.startup import importing
 
 
 def build_source(config: SourceConfig, settings: ShipperSettings) -> Source:
+    with importing():  # the source's client library
+        return _build_source(config)
+
+
+def _build_source(config: SourceConfig) -> Source:
     if config.type == "gcs":
         from shipper.sources.gcs import GcsSource
 
