@@ -11,7 +11,8 @@ A pass reads and encodes on one thread while another pushes (shipper.push_queue)
 answers, the push thread waits for the lock held by the busy reader, by default up to 5 ms
 (sys.getswitchinterval) before the reader is asked to let go, and the reader may be blocked on
 that very answer (pushes in flight are bounded). At 1 ms, `shipper once` of 300k lines into the
-real Loki ran 6-11 % faster at the same CPU (bench/real_loki_bench.py rounds, alternated)."""
+real Loki ran 6-11 % faster at the same CPU (bench/shipper_rounds.py's rounds, alternated with
+the default through a throwaway toggle; README, Performance)."""
 
 from __future__ import annotations
 
