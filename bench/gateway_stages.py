@@ -41,7 +41,7 @@ from gateway.services.loki import LokiClient  # noqa: E402
 from gateway.services.pagination import plan_page, query_digest, shape_page  # noqa: E402
 from gateway.services.redact import redact_many  # noqa: E402
 from gateway.wiring import LOKI_NETWORK, http_client, loki_pool_limits  # noqa: E402
-from tests.real_loki import find_loki_binary, run_id, start_loki  # noqa: E402
+from tests.real_loki import RealLoki, find_loki_binary, run_id, start_loki  # noqa: E402
 
 ROUNDS = 6  # each figure is the median round; the Loki exchange also runs one more to warm up
 
@@ -82,6 +82,36 @@ async def exchange_ms(
     return {name: statistics.median(values) for name, values in figures.items()}
 
 
+PAGE_WORK = ("decoding Loki JSON (orjson, part of the exchange)", "shaping, no redaction",
+             "redaction (one trigger scan, 1 line in 50 looked at)", "encoding our answer (orjson)")
+
+
+def page_stages_ms(loki: RealLoki, query: str, start_s: int, per_round: int) -> tuple[str, dict[str, float]]:
+    """CPU a page of each PAGE_WORK stage, for Loki's answer to `query` over the window at
+    `start_s` (asked as the gateway asks it), and a line describing that page."""
+    params: dict[str, str | int] = {"query": query, "start": start_s * NS, "end": (start_s + WINDOW_S) * NS,
+                                    "limit": LINES_PER_ANSWER + 1}
+    headers = {"X-Loki-Response-Encoding-Flags": "categorize-labels"}
+    raw = loki.http.get("/loki/api/v1/query_range", params=params, headers=headers).content
+    data = orjson.loads(raw)["data"]
+    plan = plan_page(start_ns=start_s * NS, end_ns=(start_s + WINDOW_S) * NS, limit=LINES_PER_ANSWER,
+                     direction="backward", cursor=None)
+    digest = query_digest(query, "backward", None)
+
+    def shaped(redact: bool) -> Any:
+        return shape_page(data, request=plan, limit=LINES_PER_ANSWER, direction="backward",
+                          digest=digest, redact_lines=redact)
+
+    page = shaped(True)
+    lines = [v[1] for s in data["result"] for v in s["values"]]
+    answer = {"streams": page.streams, "truncated": page.truncated, "next_cursor": page.next_cursor}
+    about = (f"one page: {page.returned} entries, Loki's answer {len(raw) / 1024:.0f} KB, "
+             f"ours {len(orjson.dumps(answer)) / 1024:.0f} KB")
+    work: list[Callable[[], Any]] = [lambda: orjson.loads(raw), lambda: shaped(False),
+                                     lambda: redact_many(lines), lambda: orjson.dumps(answer)]
+    return about, {name: cpu_ms(stage, per_round) for name, stage in zip(PAGE_WORK, work, strict=True)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=200)
@@ -102,36 +132,12 @@ def main() -> None:
         settings = GatewaySettings(loki_url=loki.url, ai_monitoring_api_key=key)
         start = end_s - span_s
         figures = asyncio.run(exchange_ms(settings, query, itertools.count(start), networks, per_round))
-        params: dict[str, str | int] = {
-            "query": query, "start": start * NS, "end": (start + WINDOW_S) * NS,
-            "limit": LINES_PER_ANSWER + 1,
-        }
-        headers = {"X-Loki-Response-Encoding-Flags": "categorize-labels"}
-        raw = loki.http.get("/loki/api/v1/query_range", params=params, headers=headers).content
-        data = orjson.loads(raw)["data"]
-        plan = plan_page(start_ns=start * NS, end_ns=(start + WINDOW_S) * NS, limit=LINES_PER_ANSWER,
-                         direction="backward", cursor=None)
-        digest = query_digest(query, "backward", None)
-
-        def shaped(redact: bool) -> Any:
-            return shape_page(data, request=plan, limit=LINES_PER_ANSWER, direction="backward",
-                              digest=digest, redact_lines=redact)
-
-        page = shaped(True)
-        lines = [v[1] for s in data["result"] for v in s["values"]]
-        answer = {"streams": page.streams, "truncated": page.truncated, "next_cursor": page.next_cursor}
-        print(f"one page: {page.returned} entries, Loki's answer {len(raw) / 1024:.0f} KB, "
-              f"ours {len(orjson.dumps(answer)) / 1024:.0f} KB; CPU a page (median round):")
+        about, stages = page_stages_ms(loki, query, start, per_round)
+        print(f"{about}; CPU a page (median round):")
         for name, ms in figures.items():
             print(f"  Loki exchange, {name:<36} {ms:5.2f} ms")
-        stages = {
-            "decoding Loki JSON (orjson, part of the exchange)": lambda: orjson.loads(raw),
-            "shaping, no redaction": lambda: shaped(False),
-            "redaction (one trigger scan, 1 line in 50 looked at)": lambda: redact_many(lines),
-            "encoding our answer (orjson)": lambda: orjson.dumps(answer),
-        }
-        for name, work in stages.items():
-            print(f"  {name:<53} {cpu_ms(work, per_round):5.2f} ms")
+        for name, ms in stages.items():
+            print(f"  {name:<53} {ms:5.2f} ms")
     finally:
         loki.stop()
 
