@@ -21,6 +21,8 @@ import gc
 import sys
 from collections.abc import Iterator
 
+from shipper.records import gc_paused
+
 _freeze_imports = False  # set by run(): only the command's own process freezes
 LOCK_SWITCH_INTERVAL_S = 0.001
 
@@ -28,15 +30,12 @@ LOCK_SWITCH_INTERVAL_S = 0.001
 @contextlib.contextmanager
 def importing() -> Iterator[None]:
     """Around imports of long-lived modules (the CLI, a source's client library)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if _freeze_imports:
-            gc.freeze()
-        if was_enabled:
-            gc.enable()
+    with gc_paused():
+        try:
+            yield
+        finally:
+            if _freeze_imports:
+                gc.freeze()
 
 
 def run() -> int:
