@@ -50,13 +50,18 @@ def seed_gateway_data(loki: RealLoki, run: str, span_s: int, end_s: int) -> None
         )
 
 
+def trades_selector(run: str) -> str:
+    """The stream selector of the trades seed_gateway_data() stored for `run`."""
+    return f'{{source="gcs", bucket="{run}", service_name="trades"}}'
+
+
 def gateway_round(loki: RealLoki, requests: int, profile: Path | None = None) -> dict[str, list[float]]:
     run = run_id("gw")
     windows = (WARMUP + requests) * 4 + 10  # one per request of each of the 4 targets
     end_s = int(time.time()) - 5
     span_s = windows + WINDOW_S
     seed_gateway_data(loki, run, span_s, end_s)
-    selector = f'{{source="gcs", bucket="{run}", service_name="trades"}}'
+    selector = trades_selector(run)
     key = secrets.token_urlsafe(32)
     port = free_port()
     env = {**os.environ, "AI_MONITORING_API_KEY": key, "LOKI_URL": loki.url, "CACHE_TTL_SECONDS": "0",

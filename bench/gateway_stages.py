@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from common import NS  # noqa: E402
-from gateway_rounds import LINES_PER_ANSWER, WINDOW_S, seed_gateway_data  # noqa: E402
+from gateway_rounds import LINES_PER_ANSWER, WINDOW_S, seed_gateway_data, trades_selector  # noqa: E402
 
 from gateway.config import GatewaySettings  # noqa: E402
 from gateway.services.loki import LokiClient  # noqa: E402
@@ -127,7 +127,7 @@ def main() -> None:
         run, end_s = run_id("st"), int(time.time()) - 5
         span_s = len(networks) * (ROUNDS + 1) * per_round + WINDOW_S  # a window of its own per call
         seed_gateway_data(loki, run, span_s, end_s)
-        query = f'{{source="gcs", bucket="{run}", service_name="trades"}}'
+        query = trades_selector(run)
         key = SecretStr(secrets.token_urlsafe(32))
         settings = GatewaySettings(loki_url=loki.url, ai_monitoring_api_key=key)
         start = end_s - span_s

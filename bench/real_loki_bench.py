@@ -57,6 +57,7 @@ from gateway_rounds import (  # noqa: E402
     WINDOW_S,
     gateway_round,
     seed_gateway_data,
+    trades_selector,
 )
 from gateway_stages import page_stages_ms  # noqa: E402
 from pyspy import top_functions  # noqa: E402
@@ -127,8 +128,7 @@ def run_gateway(binary: str, work: Path, args: argparse.Namespace) -> None:
         rounds = [gateway_round(loki, args.requests) for _ in range(args.repeats)]
         run, end_s = run_id("stages"), int(time.time()) - 5
         seed_gateway_data(loki, run, WINDOW_S + 5, end_s)
-        _, page_work = page_stages_ms(loki, f'{{source="gcs", bucket="{run}", service_name="trades"}}',
-                                      end_s - WINDOW_S - 5, PAGE_WORK_CALLS)
+        _, page_work = page_stages_ms(loki, trades_selector(run), end_s - WINDOW_S - 5, PAGE_WORK_CALLS)
         if args.profile_gateway:
             raw = work / "gateway.txt"
             gateway_round(loki, args.requests, raw)
@@ -199,9 +199,9 @@ def run_shipper(binary: str, work: Path, args: argparse.Namespace) -> None:
     print(f"  shipper once (whole process, start-up included): {rate:,.0f} lines/s "
           f"[{', '.join(f'{r.lines_per_s:,.0f}' for r in runs)}], "
           f"wall {median([r.wall for r in runs]):.2f} s")
-    per_round = [r.lines_per_s / c[0] for r, c in zip(runs, ceilings, strict=True)]
+    rate_ratios = [r.lines_per_s / c[0] for r, c in zip(runs, ceilings, strict=True)]
     print(f"  RATIO shipper / ceiling: {rate / ceiling:.2f}x (target >= 0.5x); each round against its own "
-          f"ceiling: [{', '.join(f'{x:.2f}' for x in per_round)}], median {median(per_round):.2f}x")
+          f"ceiling: [{', '.join(f'{x:.2f}' for x in rate_ratios)}], median {median(rate_ratios):.2f}x")
     # no schedule finishes before the CPU all three processes need, spread over every core, is spent
     emulator_cpu = median([r.emulator_cpu for r in runs])
     bound_s = (cpu + loki_used + emulator_cpu) / (os.cpu_count() or 1)
@@ -216,10 +216,10 @@ def run_shipper(binary: str, work: Path, args: argparse.Namespace) -> None:
     print(f"\n3. CPU for those {count:,} lines: shipper {cpu:.2f} s "
           f"[{', '.join(f'{r.cpu:.2f}' for r in runs)}], Loki {loki_used:.2f} s "
           f"[{', '.join(f'{r.loki_cpu:.2f}' for r in runs)}], GCS emulator {emulator_cpu:.2f} s")
-    per_round = [r.cpu / r.loki_cpu for r in runs]  # both sides of a round met the same machine
-    rounds_text = ", ".join(f"{x:.2f}" for x in per_round)
+    cpu_ratios = [r.cpu / r.loki_cpu for r in runs]  # both sides of a round met the same machine
+    rounds_text = ", ".join(f"{x:.2f}" for x in cpu_ratios)
     print(f"  RATIO shipper CPU / Loki CPU: {cpu / loki_used:.2f}x (target <= 1.2x); each round: "
-          f"[{rounds_text}], median {median(per_round):.2f}x; load average {load()}")
+          f"[{rounds_text}], median {median(cpu_ratios):.2f}x; load average {load()}")
 
 
 if __name__ == "__main__":

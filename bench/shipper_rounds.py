@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -87,13 +88,17 @@ class ShipperRun:
     wall: float
 
 
-def upload_object(emulator_url: str, bucket_name: str, count: int, base_s: float, work: Path) -> None:
+def emulator_bucket(emulator_url: str, bucket_name: str) -> Any:
+    """A new bucket in the GCS emulator (the google-cloud-storage Bucket)."""
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
 
     os.environ["STORAGE_EMULATOR_HOST"] = emulator_url
-    client = storage.Client(project="bench", credentials=AnonymousCredentials())
-    bucket = client.create_bucket(bucket_name)
+    return storage.Client(project="bench", credentials=AnonymousCredentials()).create_bucket(bucket_name)
+
+
+def upload_object(emulator_url: str, bucket_name: str, count: int, base_s: float, work: Path) -> None:
+    bucket = emulator_bucket(emulator_url, bucket_name)
     local = work / f"{bucket_name}.jsonl"
     with local.open("w") as handle:
         for line in object_lines(count, base_s):
@@ -142,12 +147,8 @@ def startup_round(loki: RealLoki, emulator_url: str, work: Path) -> tuple[float,
     """(wall, CPU) of `shipper once` over an empty bucket: interpreter, imports, settings, the
     listing and exit - the part of a pass that runs before its first push, while Loki has nothing
     to do."""
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
-
     bucket = run_id("empty")
-    os.environ["STORAGE_EMULATOR_HOST"] = emulator_url
-    storage.Client(project="bench", credentials=AnonymousCredentials()).create_bucket(bucket)
+    emulator_bucket(emulator_url, bucket)
     output, code, wall, cpu = run_once(shipper_env(loki, emulator_url, bucket, work / bucket))
     if code != 0:
         raise SystemExit(f"shipper once over an empty bucket failed ({code}):\n{output}")
