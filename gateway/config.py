@@ -58,9 +58,9 @@ class UpstreamService(BaseModel):
 
 
 class GatewaySettings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_file=None, extra="ignore", case_sensitive=False, use_attribute_docstrings=True
-    )
+    # the docstrings under the fields are the settings' descriptions: scripts/settings_doc.py reads
+    # them (pydantic's use_attribute_docstrings would parse this module at every start, ~30 ms)
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
 
     # auth
     ai_monitoring_api_key: SecretStr | None = None

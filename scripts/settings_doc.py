@@ -8,7 +8,10 @@ the gateway, and every key of the shipper's sources file, with type, default and
 from __future__ import annotations
 
 import argparse
+import ast
+import inspect
 import sys
+import textwrap
 import types
 import typing
 from pathlib import Path
@@ -87,11 +90,26 @@ def default_text(field: FieldInfo) -> str:
     return f"`{value}`" if str(value) != "" else "empty"
 
 
+def descriptions(model: type[BaseModel]) -> dict[str, str]:
+    """Field name -> its description: the docstring under the field in the class body (what
+    pydantic's use_attribute_docstrings would read at every import), else Field(description=...)."""
+    found = {name: field.description for name, field in model.model_fields.items() if field.description}
+    body = ast.parse(textwrap.dedent(inspect.getsource(model))).body[0]
+    assert isinstance(body, ast.ClassDef)
+    for statement, following in zip(body.body, body.body[1:], strict=False):
+        if (isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name)
+                and isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)
+                and isinstance(following.value.value, str)):
+            found[statement.target.id] = inspect.cleandoc(following.value.value)
+    return found
+
+
 def table(model: type[BaseModel], *, environment: bool) -> list[str]:
     rows = [f"| {'Variable' if environment else 'Key'} | Type | Default | Description |", "|---|---|---|---|"]
+    described = descriptions(model)
     for name, field in model.model_fields.items():
         shown = name.upper() if environment else name
-        description = (field.description or "").replace("|", "\\|").replace("\n", " ")
+        description = described.get(name, "").replace("|", "\\|").replace("\n", " ")
         kind = "comma-separated list" if NoDecode in field.metadata else type_name(field.annotation)
         rows.append(f"| `{shown}` | {kind} | {default_text(field)} | {description} |")
     return rows

@@ -52,7 +52,7 @@ CsvList = Annotated[list[str], NoDecode]
 
 class GcsSourceConfig(BaseModel):
     # a typo (`prefix:` for `prefixes:`) is an error, not a default
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid")
     type: Literal["gcs"] = "gcs"
     """`gcs`."""
     id: str = "gcs"
@@ -69,7 +69,7 @@ class GcsSourceConfig(BaseModel):
 
 class FirestoreSourceConfig(BaseModel):
     # a typo (`prefix:` for `prefixes:`) is an error, not a default
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid")
     type: Literal["firestore"] = "firestore"
     """`firestore`."""
     id: str = "firestore"
@@ -90,7 +90,7 @@ class FirestoreSourceConfig(BaseModel):
 
 class PodsSourceConfig(BaseModel):
     # a typo (`prefix:` for `prefixes:`) is an error, not a default
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid")
     type: Literal["pods"] = "pods"
     """`pods`."""
     id: str = "pods"
@@ -109,9 +109,9 @@ SourceConfig = Annotated[
 
 
 class ShipperSettings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_file=None, extra="ignore", case_sensitive=False, use_attribute_docstrings=True
-    )
+    # the docstrings under the fields are the settings' descriptions: scripts/settings_doc.py reads
+    # them (pydantic's use_attribute_docstrings would parse this module at every start, ~30 ms)
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
 
     loki_url: str = DEFAULT_LOKI_URL
     """Loki's base URL; pushes go to /loki/api/v1/push."""
