@@ -170,6 +170,12 @@ def test_seven_days_scrambled_then_an_older_object_land_exactly_once(
     in_trades = [obj for obj in everything if obj.storable and obj.name.startswith("trades/")]
     assert trades == expected_lines(in_trades)
     assert retries_429() > retries_before  # Loki's rate limit was met and waited out
+    # each line carries its object, generation and line number as structured metadata
+    generation = bucket.get_blob(burst.name).generation
+    window = {"start_ns": int((now_s - 3600) * NS), "end_ns": int((now_s + 3600) * NS)}
+    probe = f'{{source="gcs", bucket="{bucket_name}"}} | object="{burst.name}" | generation="{generation}"'
+    assert limited_loki.all_lines(f'{probe} | line_no="17"', **window) == [burst.lines[16]]
+    assert len(limited_loki.all_lines(probe, **window)) == len(burst.lines)
     print(f"\n7-day scenario: sent {sent}, in Loki {sum(lines.values())} (count_over_time {counted}), "
           f"rejected {dict(first.rejected + second.rejected + third.rejected)}, "
           f"429 retries {retries_429() - retries_before:.0f}")

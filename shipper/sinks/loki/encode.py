@@ -131,7 +131,7 @@ def encode_json(streams: Mapping[StreamLabels, list[Entry]], *, gzip_level: int 
             {
                 "stream": stream.labels,
                 "values": [
-                    [str(entry.ts_ns), entry.line, entry.metadata] if entry.metadata
+                    [str(entry.ts_ns), entry.line, dict(entry.metadata)] if entry.metadata
                     else [str(entry.ts_ns), entry.line]
                     for entry in entries
                 ],

@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from shipper.models import LogRecord
+from shipper.models import LineMetadata, LogRecord
 from shipper.sinks.loki import limits
 from shipper.sinks.loki.encode import Entry, StreamLabels
 
@@ -91,7 +91,10 @@ class Preparer:
             if moved:
                 metadata = {**metadata, **moved}
             size = line_bytes + _ENTRY_OVERHEAD_BYTES
-            if metadata:
+            if type(metadata) is LineMetadata and (names_size := checked_names.get(metadata.shared.names)):
+                # the shared values are sized once per object
+                size += names_size + metadata.shared.values_size + len(metadata.line_no)
+            elif metadata:
                 try:  # names checked before (a few tuples per source): their size is remembered
                     names_size = checked_names[tuple(metadata)]
                     # len() raises TypeError for a non-string value

@@ -24,6 +24,8 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Protocol
 
+from shipper.models import LINE_NO, LineMetadata, SharedMetadata
+
 _NS = 1_000_000_000
 _TWO_POW_64 = 1 << 64
 _PAIR_CACHE_MAX = 256  # encoded metadata pairs kept per request; cleared when full (unique values)
@@ -75,6 +77,7 @@ def serialize_push_request(streams: Iterable[tuple[str, Iterable[WireEntry]]]) -
     name_cache: dict[str, bytes] = {}  # metadata name -> LabelPairAdapter.name field
     pair_cache: dict[tuple[str, str], bytes] = {}  # (name, value) -> whole structuredMetadata field
     value_heads: dict[str, tuple[bytes, ...]] = {}  # metadata name -> _value_heads of its name field
+    shared_fields: dict[SharedMetadata, bytes] = {}  # an object's shared pairs -> their fields
     out: list[bytes] = []
     for label_string, entries in streams:
         labels = label_string.encode("utf-8", "replace")
@@ -107,7 +110,22 @@ def serialize_push_request(streams: Iterable[tuple[str, Iterable[WireEntry]]]) -
                 head = b"".join((prefixes[0], line_tag, line_size))
             body = len(head) + size
             metadata = entry.metadata
-            if metadata:
+            if type(metadata) is LineMetadata:  # one field for the object's shared pairs, cached
+                shared = metadata.shared
+                shared_field = shared_fields.get(shared)
+                if shared_field is None:
+                    shared_field = shared_fields[shared] = b"".join(
+                        _pair_field(pair, name_cache) for pair in shared.pairs.items()
+                    )
+                value = metadata.line_no
+                if value.isascii() and 0 < len(value) < 128:
+                    line_no_field = _LINE_NO_HEADS[len(value)] + value.encode()
+                else:
+                    line_no_field = _pair_field((LINE_NO, value), name_cache)
+                body += len(shared_field) + len(line_no_field)
+                entry_tag = _ENTRIES + (small[body] if body < 16384 else varint(body))
+                out += (entry_tag, head, line, shared_field, line_no_field)
+            elif metadata:
                 fields = []
                 for pair in metadata.items():
                     field = pair_cache.get(pair)
@@ -170,3 +188,7 @@ def _pair_field(pair: tuple[str, str], name_cache: dict[str, bytes]) -> bytes:
         length = len(name_field) + 1 + (1 if size < 128 else len(varint(size))) + size
         return b"".join((_METADATA, varint(length), name_field, _VALUE, varint(size), encoded))
     return _METADATA + varint(len(name_field)) + name_field
+
+
+# the heads of LineMetadata's own line_no field, by the length of its value
+_LINE_NO_HEADS = _value_heads(_NAME + _SMALL[len(LINE_NO)] + LINE_NO.encode())

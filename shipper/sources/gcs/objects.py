@@ -37,7 +37,7 @@ from shipper.sources.gcs.reader import (
     peek,
     skip,
 )
-from shipper.sources.gcs.records import RecordMaker, Tally
+from shipper.sources.gcs.records import RecordMaker, Tally, object_metadata
 from shipper.sources.gcs.sniff import looks_binary, mode_of
 
 log = logging.getLogger("shipper.sources.gcs")
@@ -140,7 +140,7 @@ class ObjectReader:
         readline, make, batch_records = stream.readline, self._maker.line_record, self._batch_records
         span, max_line, low, high = self._limits.max_batch_span_ns, self._limits.max_line_read_bytes, 0, 0
         labels_for = self._maker.labels.by_level(info.prefix)
-        name, generation, base_ns = info.name, str(info.generation), int(start.base_ns or 0)
+        shared, base_ns = object_metadata(info), int(start.base_ns or 0)
         while True:
             try:
                 raw = readline(max_line)
@@ -154,7 +154,7 @@ class ObjectReader:
             line_no += 1
             if heading:
                 heading = head.add(raw)
-            record = make(name, generation, labels_for, raw, line_no, base_ns)
+            record = make(shared, labels_for, raw, line_no, base_ns)
             if record is not None:
                 ts = record.ts_ns
                 if not records:
@@ -185,6 +185,7 @@ class ObjectReader:
         import ijson  # only for JSON documents: a pass over JSON lines does not load it
 
         done_elements, span = start.offset, self._limits.max_batch_span_ns
+        shared, base_ns = object_metadata(info), int(start.base_ns or 0)
         cap = self._limits.max_document_object_bytes
         element_no = low = high = 0
         records: list[LogRecord] = []
@@ -202,7 +203,7 @@ class ObjectReader:
                 element_no += 1
                 if element_no <= done_elements:
                     continue
-                record = self._maker.element_record(info, element, element_no, int(start.base_ns or 0))
+                record = self._maker.element_record(info, shared, element, element_no, base_ns)
                 ts = record.ts_ns
                 if records and (ts - low >= span or high - ts >= span):
                     yield records, replace(start, offset=element_no - 1, line_no=element_no - 1)

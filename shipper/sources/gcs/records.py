@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from orjson import loads as _loads  # 3-5x faster than json's per line; raises a ValueError subclass
 
 from shipper import metrics
-from shipper.models import LEVELS, LogRecord
+from shipper.models import LEVELS, LineMetadata, LogRecord, SharedMetadata
 from shipper.records import (
     EXACT_LEVELS,
     LEVEL_FIELDS,
@@ -70,6 +70,11 @@ class StreamLabels:
         return {level: self.of(prefix, level) for level in LEVELS}
 
 
+def object_metadata(info: ObjectInfo) -> SharedMetadata:
+    """The structured metadata all records of this object generation share."""
+    return SharedMetadata({"object": info.name, "generation": str(info.generation)})
+
+
 class RecordMaker:
     def __init__(self, timestamp_fields: Sequence[str], labels: StreamLabels, tally: Tally) -> None:
         self._timestamp_fields = tuple(timestamp_fields)
@@ -78,7 +83,7 @@ class RecordMaker:
         self._count = tally.count
 
     def line_record(
-        self, name: str, generation: str, labels_for: dict[str, dict[str, str]], raw: bytes, line_no: int,
+        self, shared: SharedMetadata, labels_for: dict[str, dict[str, str]], raw: bytes, line_no: int,
         base_ns: int,
     ) -> LogRecord | None:
         """The per-line hot path (see bench/shipper_throughput.py). A non-empty JSON object takes
@@ -100,12 +105,12 @@ class RecordMaker:
             looks_json = text.lstrip()[:1] in ("{", "[")
         else:
             looks_json = False
-        metadata = {"object": name, "generation": generation, "line_no": str(line_no)}
+        metadata: Mapping[str, str] = LineMetadata(shared, str(line_no))
         if looks_json:
             try:
                 fields = _loads(text)
             except ValueError as exc:
-                metadata["parse_error"] = str(exc)[:_PARSE_ERROR_CHARS]
+                metadata = {**metadata, "parse_error": str(exc)[:_PARSE_ERROR_CHARS]}
                 self._count("adjusted", "parse_error")
             else:
                 if fields and isinstance(fields, dict):
@@ -128,14 +133,15 @@ class RecordMaker:
         ts_ns = base_ns + line_no if own_ns is None else own_ns
         return LogRecord(ts_ns, text, labels_for[level_from_text(text)], metadata)
 
-    def element_record(self, info: ObjectInfo, element: Any, element_no: int, base_ns: int) -> LogRecord:
+    def element_record(
+        self, info: ObjectInfo, shared: SharedMetadata, element: Any, element_no: int, base_ns: int
+    ) -> LogRecord:
         text = json.dumps(element, ensure_ascii=False, separators=(",", ":"))
         fields = element if isinstance(element, dict) else None
         ts_ns = timestamp_from_fields(fields, self._timestamp_fields) if fields else None
-        metadata = {"object": info.name, "generation": str(info.generation), "line_no": str(element_no)}
         return LogRecord(
             ts_ns if ts_ns is not None else base_ns + element_no,
             text,
             self.labels.of(info.prefix, level_of(fields, text)),
-            metadata,
+            LineMetadata(shared, str(element_no)),
         )

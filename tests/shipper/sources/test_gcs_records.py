@@ -8,11 +8,13 @@ import orjson
 import pytest
 
 from shipper import metrics
+from shipper.models import SharedMetadata
 from shipper.records import level_from_fields, level_from_text, timestamp_from_fields
 from shipper.sources.gcs.records import RecordMaker, StreamLabels, Tally
 
 TIMESTAMP_FIELDS = ("timestamp", "ts", "time")
 BASE_NS = 1_700_000_000_000_000_000
+SHARED = SharedMetadata({"object": "a.jsonl", "generation": "1"})
 LINES = [
     b'{"timestamp": 1772366432.565, "level": "info", "msg": "epoch seconds"}\n',
     b'{"timestamp": 1772366432, "level": "ERROR"}\n',  # an int, not the inlined float
@@ -58,7 +60,7 @@ def reference(line: bytes, line_no: int) -> tuple[int, str]:
 def test_line_record_matches_the_shared_helpers(line: bytes) -> None:
     labels = StreamLabels("bucket", {})
     maker = RecordMaker(TIMESTAMP_FIELDS, labels, Tally("gcs"))
-    record = maker.line_record("a.jsonl", "1", labels.by_level("logs/"), line, 7, BASE_NS)
+    record = maker.line_record(SHARED, labels.by_level("logs/"), line, 7, BASE_NS)
     assert record is not None
     ts_ns, level = reference(line, 7)
     assert (record.ts_ns, record.labels["level"]) == (ts_ns, level)
@@ -67,7 +69,7 @@ def test_line_record_matches_the_shared_helpers(line: bytes) -> None:
 def test_no_timestamp_fields_gives_the_fallback() -> None:
     labels = StreamLabels("bucket", {})
     maker = RecordMaker((), labels, Tally("gcs"))
-    record = maker.line_record("a.jsonl", "1", labels.by_level("logs/"), LINES[0], 7, BASE_NS)
+    record = maker.line_record(SHARED, labels.by_level("logs/"), LINES[0], 7, BASE_NS)
     assert record is not None
     assert (record.ts_ns, record.labels["level"]) == (BASE_NS + 7, "info")
 
@@ -78,12 +80,13 @@ def test_a_line_that_does_not_parse_carries_orjsons_error(line: bytes) -> None:
     counted = {"source": "gcs-unparsed", "reason": "parse_error"}
     before = metrics.REGISTRY.get_sample_value("shipper_records_adjusted_total", counted) or 0.0
     maker = RecordMaker(TIMESTAMP_FIELDS, labels, tally)
-    record = maker.line_record("a.jsonl", "1", labels.by_level("logs/"), line, 7, BASE_NS)
+    record = maker.line_record(SHARED, labels.by_level("logs/"), line, 7, BASE_NS)
     assert record is not None
     text = line.rstrip(b"\n").decode(errors="replace")
     with pytest.raises(orjson.JSONDecodeError) as raised:
         orjson.loads(text)
-    assert record.metadata["parse_error"] == str(raised.value)[:120]
+    assert record.metadata == {"object": "a.jsonl", "generation": "1", "line_no": "7",
+                               "parse_error": str(raised.value)[:120]}
     assert record.line == text
     tally.flush()
     assert metrics.REGISTRY.get_sample_value("shipper_records_adjusted_total", counted) == before + 1

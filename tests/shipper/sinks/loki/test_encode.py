@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from shipper.models import LogRecord
+from shipper.models import LineMetadata, LogRecord, SharedMetadata
 from shipper.sinks.loki.encode import StreamLabels, render_labels
+from shipper.sinks.loki.prepare import Preparer
 from tests.loki_mock import LokiMock, parse_label_string
 from tests.shipper.sinks.loki.conftest import NOW_NS, SECOND, metric, record
 
@@ -15,12 +16,12 @@ POD = {"source": "pod", "service_name": "api", "namespace": "gpt", "pod": "api-1
 
 
 def _records() -> list[LogRecord]:
-    # deliberately out of order, two streams interleaved
+    # deliberately out of order, two streams interleaved; GCS lines share their object's metadata
+    gcs_object = SharedMetadata({"object": "t/1.jsonl"})
     return [
-        LogRecord(NOW_NS - 5 * SECOND + 123, '{"msg":"b"}', dict(GCS),
-                  {"object": "t/1.jsonl", "line_no": "2"}),
+        LogRecord(NOW_NS - 5 * SECOND + 123, '{"msg":"b"}', dict(GCS), LineMetadata(gcs_object, "2")),
         LogRecord(NOW_NS - 9 * SECOND + 1, "pod crashed", dict(POD), {"node": "n1", "restart_count": "3"}),
-        LogRecord(NOW_NS - 7 * SECOND, '{"msg":"a"}', dict(GCS), {"object": "t/1.jsonl", "line_no": "1"}),
+        LogRecord(NOW_NS - 7 * SECOND, '{"msg":"a"}', dict(GCS), LineMetadata(gcs_object, "1")),
         LogRecord(NOW_NS - 1 * SECOND, "no metadata here", dict(GCS), {}),
     ]
 
@@ -61,6 +62,22 @@ def test_streams_labels_timestamps_and_metadata_arrive_exactly(make_sink, push_f
             '{bucket="b1", level="info", prefix="trades", service_name="trades", source="gcs"}'
         )
     mock.assert_clean()
+
+
+def test_line_metadata_is_prepared_as_the_dict_it_reads_as() -> None:
+    """Sizes, metadata and adjustments of records whose metadata is an object's LineMetadata are
+    those of the same records with dicts: the first of an object takes the checked path, the rest
+    the shared sizes; a clamped timestamp adds its pair."""
+    objects = [SharedMetadata({"object": "t/ö.jsonl", "generation": "17"}), SharedMetadata({"object": ""})]
+    lines = [LogRecord(NOW_NS - SECOND + i if i != 3 else NOW_NS + 3600 * SECOND, f"line {i}", dict(GCS),
+                       LineMetadata(objects[i % 2], str(i * 997))) for i in range(8)]
+    dicts = [LogRecord(r.ts_ns, r.line, r.labels, dict(r.metadata)) for r in lines]
+    prepared_lines, prepared_dicts = (Preparer().prepare(rs, now_ns=NOW_NS) for rs in (lines, dicts))
+    assert prepared_lines.adjusted == prepared_dicts.adjusted == {"timestamp_clamped": 1}
+    assert [(e.size, e.ts_ns, dict(e.metadata)) for e in prepared_lines.entries] == [
+        (e.size, e.ts_ns, e.metadata) for e in prepared_dicts.entries
+    ]
+    assert isinstance(prepared_lines.entries[0].metadata, LineMetadata)  # passed through, not copied
 
 
 def test_shipped_counters_count_acknowledged_lines_per_source(make_sink) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 
 import cramjam
 import pytest
 
+from shipper.models import LineMetadata, SharedMetadata
 from shipper.sinks.loki import push_pb2
 from shipper.sinks.loki.encode import Entry, StreamLabels, build_push_request, encode_protobuf, group_streams
 from shipper.sinks.loki.wire import serialize_push_request, varint
@@ -14,7 +16,7 @@ from shipper.sinks.loki.wire import serialize_push_request, varint
 NS = 1_000_000_000
 
 
-def _entry(index: int, stream: StreamLabels, ts_ns: int, line: str, metadata: dict[str, str]) -> Entry:
+def _entry(index: int, stream: StreamLabels, ts_ns: int, line: str, metadata: Mapping[str, str]) -> Entry:
     return Entry(index, stream, ts_ns, line, metadata, len(line), len(line.encode()))
 
 
@@ -78,6 +80,26 @@ def test_metadata_pair_cache_paths_serialize_identically() -> None:
         entries.append(_entry(i, stream, 1_767_225_600 * NS + i * 1_234_567, f"line {i}", metadata))
     streams = group_streams(entries)
     assert _serialize(streams) == build_push_request(streams).SerializeToString()
+
+
+def test_line_metadata_serializes_as_the_dict_it_reads_as() -> None:
+    """An object's shared pairs are encoded once per request and object: the bytes must be those
+    of the same metadata as a dict, and push_pb2's, across objects, line numbers of any length
+    (a non-ASCII or 128+ character one takes the general path) and an empty or non-ASCII value."""
+    stream, other = StreamLabels({"source": "gcs"}), StreamLabels({"source": "gcs", "level": "error"})
+    objects = [SharedMetadata({"object": "trades/ö.jsonl", "generation": "1767225600123456"}),
+               SharedMetadata({"object": "trades/b.jsonl", "generation": ""}),
+               SharedMetadata({})]
+    as_lines, as_dicts = [], []
+    for i in range(600):
+        line_no = str(i) if i % 97 else ("٣" if i % 2 else "9" * 130)
+        metadata = LineMetadata(objects[i % 3], line_no)
+        ts = 1_767_225_600 * NS + i * 7_654_321
+        as_lines.append(_entry(i, stream if i % 5 else other, ts, f"line {i}", metadata))
+        as_dicts.append(_entry(i, stream if i % 5 else other, ts, f"line {i}", dict(metadata)))
+    lines, dicts = group_streams(as_lines), group_streams(as_dicts)
+    assert _serialize(lines) == _serialize(dicts) == build_push_request(dicts).SerializeToString()
+    assert build_push_request(lines) == build_push_request(dicts)
 
 
 def test_encode_protobuf_is_snappy_of_the_request() -> None:
