@@ -37,7 +37,6 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from common import percentile, wait_ready  # noqa: E402
+from common import percentile  # noqa: E402
 from gateway_rounds import (  # noqa: E402
     FLOOR,
     GATEWAY_CPU,
@@ -67,11 +66,11 @@ from shipper_rounds import (  # noqa: E402
     CEILING_THREADS,
     RAISED_LIMITS,
     ceiling_round,
+    emulator_running,
     shipper_round,
     startup_round,
 )
 
-from tests.conftest import free_port, stop_process  # noqa: E402
 from tests.real_loki import LOKI_VERSION, RealLoki, find_loki_binary, run_id, start_loki  # noqa: E402
 
 PAGE_WORK_CALLS = 50  # a round of each page-work stage (bench/gateway_stages.py)
@@ -168,24 +167,17 @@ def run_gateway(binary: str, work: Path, args: argparse.Namespace) -> None:
 
 def run_shipper(binary: str, work: Path, args: argparse.Namespace) -> None:
     count = args.shipper_lines
-    port = free_port()
-    emulator_url = f"http://127.0.0.1:{port}"
-    emulator = subprocess.Popen(
-        [sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1", "--port", str(port),
-         "--in-memory", "--quiet"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_ready(emulator_url, emulator)
-        with loki_running(binary, work, "loki-raised", RAISED_LIMITS) as loki:
-            ceilings, runs, startups = [], [], []
-            for _ in range(0 if args.profile_only else args.repeats):
-                ceilings.append(ceiling_round(loki, count))
-                runs.append(shipper_round(loki, emulator, emulator_url, count, work))
-                startups.append(startup_round(loki, emulator_url, work))
-            if args.profile_shipper:
-                print()
-                profile_shipper(loki, emulator_url, count, work)
-    finally:
-        stop_process(emulator)
+    with emulator_running() as (emulator, emulator_url), loki_running(
+        binary, work, "loki-raised", RAISED_LIMITS
+    ) as loki:
+        ceilings, runs, startups = [], [], []
+        for _ in range(0 if args.profile_only else args.repeats):
+            ceilings.append(ceiling_round(loki, count))
+            runs.append(shipper_round(loki, emulator, emulator_url, count, work))
+            startups.append(startup_round(loki, emulator_url, work))
+        if args.profile_shipper:
+            print()
+            profile_shipper(loki, emulator_url, count, work)
     if args.profile_only:
         return
     ceiling = median([c[0] for c in ceilings])

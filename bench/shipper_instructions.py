@@ -26,11 +26,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import ROOT, free_port, wait_ready
+from common import ROOT
 from real_loki_bench import loki_running
-from shipper_rounds import RAISED_LIMITS, emulator_bucket, shipper_env, upload_object
+from shipper_rounds import RAISED_LIMITS, emulator_bucket, emulator_running, shipper_env, upload_object
 
-from tests.conftest import stop_process
 from tests.real_loki import RealLoki, find_loki_binary, run_id
 
 _INSTRUCTIONS = re.compile(r"I\s+refs:\s+([\d,]+)")
@@ -59,14 +58,10 @@ def main() -> None:
     if binary is None or shutil.which("valgrind") is None:
         raise SystemExit("needs the Loki binary (LOKI_BINARY) and valgrind (apt-get install valgrind)")
     work = Path(tempfile.mkdtemp(prefix="shipper-instructions-"))
-    port = free_port()
-    emulator_url = f"http://127.0.0.1:{port}"
-    emulator = subprocess.Popen(
-        [sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1", "--port", str(port),
-         "--in-memory", "--quiet"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_ready(emulator_url, emulator)
-        with loki_running(binary, work, "loki-raised", RAISED_LIMITS) as loki:
+        with emulator_running() as (_, emulator_url), loki_running(
+            binary, work, "loki-raised", RAISED_LIMITS
+        ) as loki:
             full, empty = run_id("lines"), run_id("empty")
             upload_object(emulator_url, full, args.lines, time.time() - 3000, work)
             emulator_bucket(emulator_url, empty)
@@ -82,7 +77,6 @@ def main() -> None:
                       f"{start_up / 1e6:,.0f}M instructions, {(whole - start_up) / args.lines:,.0f} a line",
                       flush=True)
     finally:
-        stop_process(emulator)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -11,17 +11,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
-from common import NS, ROOT
+from common import NS, ROOT, free_port, wait_ready
 
 from shipper.models import LogRecord
 from shipper.sinks.loki.encode import Encoder, group_streams
 from shipper.sinks.loki.prepare import Preparer
+from tests.conftest import stop_process
 from tests.real_loki import RealLoki, run_id
 
 RAISED_LIMITS = (
@@ -36,6 +38,21 @@ BUCKET_PREFIX = "trades/"
 def loki_cpu(loki: RealLoki) -> float:
     times = psutil.Process(loki.process.pid).cpu_times()
     return float(times.user + times.system)
+
+
+@contextmanager
+def emulator_running() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """The GCS emulator in its own process, in memory: the process and its URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    emulator = subprocess.Popen(
+        [sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1", "--port", str(port),
+         "--in-memory", "--quiet"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_ready(url, emulator)
+        yield emulator, url
+    finally:
+        stop_process(emulator)
 
 
 def object_lines(count: int, base_s: float) -> Iterator[str]:
