@@ -5,7 +5,9 @@ and the GETs of /ready and query_range.
 `Retry-After` (seconds or HTTP date), within `retry_max_total_seconds` per request; then
 SinkUnavailable is raised and shipper_push_failures counted. Other 4xx than 400/413 (auth, wrong
 URL) are configuration errors: SinkUnavailable at once. 2xx, 400 and 413 are answers for the
-caller to read.
+caller to read. A 500 for a push over the gRPC message limit between Loki's distributor and its
+ingesters (`grpc_server_max_recv_msg_size`, 4 MiB by default; BATCH_MAX_BYTES above it) is
+answered as a 413: no retry of the same body can succeed, and the caller sends it again in halves.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from shipper.sinks.loki.config import LokiSinkConfig
 log = logging.getLogger("shipper.sinks.loki.client")  # the sink's logger name from before the split
 
 PUSH_PATH = "/loki/api/v1/push"
+# in the body of Loki 3.7's 500 "rpc error: code = ResourceExhausted desc = grpc: received message ..."
+GRPC_TOO_LARGE = "received message larger than max"
 READY_PATH = "/ready"
 QUERY_RANGE_PATH = "/loki/api/v1/query_range"
 _BODY_SNIPPET_CHARS = 300
@@ -168,6 +172,8 @@ class Transport:
         metrics.PUSH_REQUESTS.labels(status=f"{status // 100}xx").inc()
         if status < 300 or status in (400, 413):
             return Answer(status, response.text if status >= 300 else "")
+        if status == 500 and GRPC_TOO_LARGE in response.text:
+            return Answer(413, response.text)
         problem = f"HTTP {status} {snippet(response.text)}"
         if status != 429 and status < 500:
             metrics.PUSH_FAILURES.inc()
