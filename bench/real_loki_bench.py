@@ -64,14 +64,20 @@ from shipper_profile import profile_shipper  # noqa: E402
 from shipper_rounds import (  # noqa: E402
     CEILING_BATCH,
     CEILING_THREADS,
-    RAISED_LIMITS,
     ceiling_round,
     emulator_running,
     shipper_round,
     startup_round,
 )
 
-from tests.real_loki import LOKI_VERSION, RealLoki, find_loki_binary, run_id, start_loki  # noqa: E402
+from tests.real_loki import (  # noqa: E402
+    LOKI_VERSION,
+    RAISED_LIMITS,
+    RealLoki,
+    find_loki_binary,
+    run_id,
+    start_loki,
+)
 
 PAGE_WORK_CALLS = 50  # a round of each page-work stage (bench/gateway_stages.py)
 THROUGHPUT_TARGET = 0.5  # of Loki's ceiling (issue 16)

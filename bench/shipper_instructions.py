@@ -28,9 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import ROOT
 from real_loki_bench import loki_running
-from shipper_rounds import RAISED_LIMITS, emulator_bucket, emulator_running, shipper_env, upload_object
+from shipper_rounds import emulator_bucket, emulator_running, shipper_env, upload_object
 
-from tests.real_loki import RealLoki, find_loki_binary, run_id
+from tests.real_loki import RAISED_LIMITS, RealLoki, find_loki_binary, run_id
 
 _INSTRUCTIONS = re.compile(r"I\s+refs:\s+([\d,]+)")
 

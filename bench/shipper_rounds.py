@@ -26,10 +26,6 @@ from shipper.sinks.loki.prepare import Preparer
 from tests.conftest import stop_process
 from tests.real_loki import RealLoki, run_id
 
-RAISED_LIMITS = (
-    "-distributor.ingestion-rate-limit-mb=10000", "-distributor.ingestion-burst-size-mb=20000",
-    "-ingester.per-stream-rate-limit=10000MB", "-ingester.per-stream-rate-limit-burst=20000MB",
-)
 CEILING_BATCH = 5000
 CEILING_THREADS = 4
 BUCKET_PREFIX = "trades/"

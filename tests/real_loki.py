@@ -13,12 +13,13 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 LOKI_CONFIG = REPO / "ops-stack" / "loki" / "loki.yaml"
@@ -207,3 +208,21 @@ def flush_and_wait(loki: RealLoki, *, timeout: float = 60.0) -> None:
             return
         last = flushed
     raise AssertionError(f"Loki did not finish flushing within {timeout:g}s")
+
+
+# ingestion rate limits out of the way (throughput benches, pushes larger than the defaults allow)
+RAISED_LIMITS = (
+    "-distributor.ingestion-rate-limit-mb=10000", "-distributor.ingestion-burst-size-mb=20000",
+    "-ingester.per-stream-rate-limit=10000MB", "-ingester.per-stream-rate-limit-burst=20000MB",
+)
+
+
+def own_loki(tmp_path_factory: pytest.TempPathFactory, name: str, flags: Iterable[str]) -> Iterator[RealLoki]:
+    """A Loki of a test module's own (flags on top of the project's config), for a module fixture to
+    yield from; skips when there is no binary."""
+    binary = find_loki_binary()
+    if binary is None:
+        pytest.skip("no Loki binary: set LOKI_BINARY or put loki on PATH (.ci/run uses ../shared/tools/loki)")
+    loki = start_loki(binary, Path(tmp_path_factory.mktemp(name)), extra_flags=flags)
+    yield loki
+    loki.stop()

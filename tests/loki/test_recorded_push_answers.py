@@ -19,7 +19,7 @@ from shipper.sinks.loki import rejections
 from shipper.sinks.loki.encode import Entry, StreamLabels
 from tests.loki.push_answers import SCENARIOS, TINY_RATE_FLAGS, Scenario, expand, load, record, shape
 from tests.loki_mock import LokiMock, json_push_request, rate_limited_message
-from tests.real_loki import RealLoki, find_loki_binary, start_loki
+from tests.real_loki import RealLoki, own_loki
 
 BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
 H = 3600 * 1_000_000_000
@@ -119,12 +119,7 @@ def test_mock_rate_limit_message_has_the_recorded_shape() -> None:
 @pytest.fixture(scope="module")
 def tiny_rate_loki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealLoki]:
     """A second Loki, with an ingestion rate so small that a push of a few kB is a 429."""
-    binary = find_loki_binary()
-    if binary is None:
-        pytest.skip("no Loki binary: set LOKI_BINARY or put loki on PATH")
-    loki = start_loki(binary, Path(tmp_path_factory.mktemp("tiny-rate-loki")), extra_flags=TINY_RATE_FLAGS)
-    yield loki
-    loki.stop()
+    yield from own_loki(tmp_path_factory, "tiny-rate-loki", TINY_RATE_FLAGS)
 
 
 def _compare(scenario: Scenario, loki: RealLoki) -> None:

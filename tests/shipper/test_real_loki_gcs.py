@@ -35,7 +35,7 @@ from shipper.cli import loki_sink, make_pipeline
 from shipper.config import ShipperSettings
 from shipper.pipeline import PassResult
 from shipper.sources.factory import build_source
-from tests.real_loki import REPO, RealLoki, find_loki_binary, flush_and_wait, run_id, start_loki
+from tests.real_loki import REPO, RealLoki, flush_and_wait, own_loki, run_id
 from tests.shipper.gcs_emulator import GcsEmulator
 
 pytestmark = [pytest.mark.emulator, pytest.mark.real_loki]
@@ -51,12 +51,7 @@ SHIPPER_ENV = {"BATCH_MAX_BYTES": str(256 << 10), "RETRY_MAX_BACKOFF_SECONDS": "
 
 @pytest.fixture(scope="module")
 def limited_loki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealLoki]:
-    binary = find_loki_binary()
-    if binary is None:
-        pytest.skip("no Loki binary: set LOKI_BINARY or put loki on PATH (.ci/run uses ../shared/tools/loki)")
-    loki = start_loki(binary, Path(tmp_path_factory.mktemp("limited-loki")), extra_flags=LIMIT_FLAGS)
-    yield loki
-    loki.stop()
+    yield from own_loki(tmp_path_factory, "limited-loki", LIMIT_FLAGS)
 
 
 @dataclass

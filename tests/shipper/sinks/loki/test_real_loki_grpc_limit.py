@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -15,27 +14,18 @@ import pytest
 from shipper.models import LogRecord
 from shipper.sinks.loki import LokiSink, LokiSinkConfig
 from shipper.sinks.loki.transport import GRPC_TOO_LARGE
-from tests.real_loki import RealLoki, find_loki_binary, push_body, run_id, start_loki
+from tests.real_loki import RAISED_LIMITS, RealLoki, own_loki, push_body, run_id
 
 pytestmark = pytest.mark.real_loki
 
-# ingestion rate limits out of the way: the gRPC limit must be what refuses
-RAISED_LIMITS = (
-    "-distributor.ingestion-rate-limit-mb=10000", "-distributor.ingestion-burst-size-mb=20000",
-    "-ingester.per-stream-rate-limit=10000MB", "-ingester.per-stream-rate-limit-burst=20000MB",
-)
 LINES = 24_000  # ~250 bytes each: ~6 MB, over 4 MiB
 SECOND = 1_000_000_000
 
 
 @pytest.fixture(scope="module")
 def raised_loki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealLoki]:
-    binary = find_loki_binary()
-    if binary is None:
-        pytest.skip("no Loki binary: set LOKI_BINARY or put loki on PATH (.ci/run uses ../shared/tools/loki)")
-    loki = start_loki(binary, Path(tmp_path_factory.mktemp("raised-loki")), extra_flags=RAISED_LIMITS)
-    yield loki
-    loki.stop()
+    """Rate limits out of the way: the gRPC limit must be what refuses."""
+    yield from own_loki(tmp_path_factory, "raised-loki", RAISED_LIMITS)
 
 
 def _lines(run: str) -> list[str]:
