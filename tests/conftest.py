@@ -4,12 +4,11 @@ import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.real_loki import LOKI_VERSION, RealLoki, find_loki_binary, start_loki
+from tests.real_loki import LOKI_VERSION, RealLoki, find_loki_binary, own_loki
 
 REAL_LOKI_MARK = "real_loki"
 TOOLS = ("java", "gcloud", "kubectl", "promtool", "amtool", "prometheus", "prometheus-alertmanager",
@@ -71,12 +70,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 @pytest.fixture(scope="session")
 def real_loki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealLoki]:
     """One real Loki for the whole session, from ops-stack/loki/loki.yaml; isolate by run_id() labels."""
-    binary = find_loki_binary()
-    if binary is None:
-        pytest.skip("no Loki binary: set LOKI_BINARY or put loki on PATH (.ci/run uses ../shared/tools/loki)")
-    loki = start_loki(binary, Path(tmp_path_factory.mktemp("real-loki")))
-    yield loki
-    loki.stop()
+    yield from own_loki(tmp_path_factory, "real-loki", ())
 
 
 @pytest.fixture(autouse=True)

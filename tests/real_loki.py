@@ -27,6 +27,11 @@ LOKI_RULES = REPO / "ops-stack" / "loki" / "rules"
 LOKI_VERSION = "3.7.6"  # the version the project is tested with; docker-compose-ops.yml pins it
 READY_TIMEOUT_SECONDS = 90.0
 STOP_TIMEOUT_SECONDS = 20.0
+# ingestion rate limits out of the way (throughput benches, pushes larger than the defaults allow)
+RAISED_LIMITS = (
+    "-distributor.ingestion-rate-limit-mb=10000", "-distributor.ingestion-burst-size-mb=20000",
+    "-ingester.per-stream-rate-limit=10000MB", "-ingester.per-stream-rate-limit-burst=20000MB",
+)
 
 
 def find_loki_binary(name: str = "loki") -> str | None:
@@ -210,16 +215,10 @@ def flush_and_wait(loki: RealLoki, *, timeout: float = 60.0) -> None:
     raise AssertionError(f"Loki did not finish flushing within {timeout:g}s")
 
 
-# ingestion rate limits out of the way (throughput benches, pushes larger than the defaults allow)
-RAISED_LIMITS = (
-    "-distributor.ingestion-rate-limit-mb=10000", "-distributor.ingestion-burst-size-mb=20000",
-    "-ingester.per-stream-rate-limit=10000MB", "-ingester.per-stream-rate-limit-burst=20000MB",
-)
-
 
 def own_loki(tmp_path_factory: pytest.TempPathFactory, name: str, flags: Iterable[str]) -> Iterator[RealLoki]:
-    """A Loki of a test module's own (flags on top of the project's config), for a module fixture to
-    yield from; skips when there is no binary."""
+    """A Loki from the project's config with `flags` on top, for a fixture to yield from (the
+    session's, or a module's own); skips when there is no binary."""
     binary = find_loki_binary()
     if binary is None:
         pytest.skip("no Loki binary: set LOKI_BINARY or put loki on PATH (.ci/run uses ../shared/tools/loki)")
