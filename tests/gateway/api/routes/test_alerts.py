@@ -41,9 +41,13 @@ SLACK_URL = "http://hooks.test/services/T000/B000/XXXX"
 GENERIC_URL = "http://hooks.test/generic"
 WEBHOOK = "/api/monitoring/alerts/webhook"
 STARTS_AT = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
+# Older than its context window's end (startsAt + 5 min): every notification asks for one window.
+SETTLED_STARTS_AT = STARTS_AT - timedelta(minutes=30)
 
 
-def alert(status: str = "firing", fingerprint: str = "fp0001", **labels: str) -> dict[str, Any]:
+def alert(
+    status: str = "firing", fingerprint: str = "fp0001", starts_at: datetime = STARTS_AT, **labels: str
+) -> dict[str, Any]:
     return {
         "status": status,
         "labels": {
@@ -55,8 +59,8 @@ def alert(status: str = "firing", fingerprint: str = "fp0001", **labels: str) ->
             **labels,
         },
         "annotations": {"summary": "payments pods crash"},
-        "startsAt": STARTS_AT.isoformat().replace("+00:00", "Z"),
-        "endsAt": (STARTS_AT + timedelta(minutes=5)).isoformat().replace("+00:00", "Z")
+        "startsAt": starts_at.isoformat().replace("+00:00", "Z"),
+        "endsAt": (starts_at + timedelta(minutes=5)).isoformat().replace("+00:00", "Z")
         if status == "resolved"
         else "0001-01-01T00:00:00Z",
         "generatorURL": "http://loki:3100/graph",
@@ -185,7 +189,8 @@ async def test_a_repeated_firing_notification_reuses_the_cached_context(
 ) -> None:
     async with client_for(alerts_app) as client:
         for _ in range(3):
-            response = await client.post(WEBHOOK, json=payload(alert()), headers=auth_headers)
+            body = payload(alert(starts_at=SETTLED_STARTS_AT))
+            response = await client.post(WEBHOOK, json=body, headers=auth_headers)
             assert response.status_code == 200
         entry = (await client.get("/api/monitoring/alerts", headers=auth_headers)).json()["alerts"][0]
     assert entry["notifications"] == 3 and entry["context"]["lines_read"] == 25
