@@ -3,6 +3,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,6 +33,15 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def clear_of_a_minute_boundary(margin_seconds: float = 5.0) -> None:
+    """Waits for the next minute when fewer than `margin_seconds` are left of this one. The gateway's
+    in-memory rate limiter (limits' sliding-window counter) weighs the previous wall-clock minute's
+    hits by how much of it is left, so a burst that straddles a minute is not exactly counted."""
+    left = 60 - time.time() % 60
+    if left < margin_seconds:
+        time.sleep(left + 0.05)
 
 
 def stop_process(process: subprocess.Popen[Any], timeout: float = 10, kill_timeout: float = 5) -> None:

@@ -20,6 +20,7 @@ from gateway.api.routes.health import UNAUTHENTICATED_PATHS
 from gateway.main import create_app
 from gateway.metrics import REGISTRY
 from gateway.security import ADMIN_SCOPE, KNOWN_SCOPES, GatewayConfigError, fingerprint, generate_key
+from tests.conftest import clear_of_a_minute_boundary
 from tests.gateway.conftest import KeysFile, make_settings
 
 try:  # FastAPI >= 0.16x keeps included routers nested; this flattens them with their prefixes
@@ -236,6 +237,7 @@ async def test_rate_limit_per_key_answers_429_with_retry_after(
     first = keys_file.add("first", ["monitoring:read"])
     second = keys_file.add("second", ["monitoring:read"])
     app = create_app(make_settings(gateway_api_keys_file=keys_file.path, rate_limit="2/minute"))
+    clear_of_a_minute_boundary()
     async with client_for(app) as client:
         statuses = [
             (await client.get("/api/monitoring/health/nothing", headers={"x-api-key": first}))

@@ -22,6 +22,7 @@ from gateway.security import (
     presented_key,
 )
 from gateway.security import key_store as security
+from tests.conftest import clear_of_a_minute_boundary
 from tests.gateway.conftest import KeysFile, make_settings
 
 
@@ -195,6 +196,7 @@ def test_expiry_is_timezone_aware() -> None:
 
 async def test_rate_limiter_answers_429_with_retry_after_per_key() -> None:
     limiter = KeyRateLimiter("2/minute")
+    clear_of_a_minute_boundary()
     await limiter.check("a")
     await limiter.check("a")
     with pytest.raises(Failure) as raised:

@@ -17,6 +17,7 @@ import respx
 
 from gateway.main import create_app
 from gateway.services.redact import MASK, redact_fields
+from tests.conftest import clear_of_a_minute_boundary
 from tests.gateway.conftest import LOKI_TEST_URL, KeysFile, make_settings
 from tests.gateway.loki_api_data import SM_SECRET, Keys, Planted, keys_for, leaks, plant
 from tests.real_loki import RealLoki
@@ -406,6 +407,7 @@ async def test_the_rate_limit_holds_for_loki_clients(
     real_loki: RealLoki, tmp_path: Path, client_for: Callable[..., Any]
 ) -> None:
     keys = keys_for(real_loki, tmp_path, rate_limit="2/minute")
+    clear_of_a_minute_boundary()
     async with client_for(create_app(keys.settings)) as client:
         codes = [(await get(client, keys.full, "/labels")).status_code for _ in range(3)]
         assert codes == [200, 200, 429]

@@ -5,6 +5,7 @@ and OpenAI (httpx2 mock transport) are mocked at the HTTP layer."""
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -198,8 +199,12 @@ async def test_summary_with_a_model_over_http(api_key: str, client_for: Any) -> 
     with respx.mock() as router:
         router.get(QUERY_RANGE).mock(side_effect=lambda req: loki_answer(req, INCIDENT + BACKGROUND))
         async with client_for(app) as client:
-            first = await client.post("/logs/summary", json={"source": "pod"}, headers={"x-api-key": api_key})
-            again = await client.post("/logs/summary", json={"source": "pod"}, headers={"x-api-key": api_key})
+            # an explicit window: one ending at now is rounded to the minute, so two requests
+            # straddling a minute would ask for different windows and miss the cache
+            end = datetime.now(UTC).replace(second=0, microsecond=0)
+            body = {"source": "pod", "start": (end - timedelta(hours=1)).isoformat(), "end": end.isoformat()}
+            first = await client.post("/logs/summary", json=body, headers={"x-api-key": api_key})
+            again = await client.post("/logs/summary", json=body, headers={"x-api-key": api_key})
     mock.assert_wire_format()
     assert first.status_code == 200, first.text
     answer = first.json()
