@@ -1,13 +1,15 @@
-"""Two settings of the shipper against each other: alternated `shipper once` rounds into one real
-Loki with raised ingest limits, each round over a fresh bucket of the GCS emulator.
+"""Two settings or two checkouts of the shipper against each other: alternated `shipper once`
+rounds into one real Loki with raised ingest limits, each over a fresh bucket of the GCS emulator.
 
     LOKI_BINARY=../shared/tools/loki/loki .venv/bin/python bench/shipper_ab.py \
         --a PUSHES_IN_FLIGHT=2 --b PUSHES_IN_FLIGHT=3 [--pairs 6] [--lines 300000]
+    # this checkout's code against another's (e.g. a worktree of an earlier commit):
+    ... bench/shipper_ab.py --a-checkout ../before [--b-checkout .]
 
 Each pair runs A then B, the next pair B then A, so a machine that slows down or speeds up during
-the run hits both alike. Printed: every round's lines/s and CPU, the medians, and in how many
-pairs B was faster. This VM's CPU seconds move by 10-30 % from run to run: only a difference that
-holds pair after pair means something.
+the run hits both alike. Printed: every round's lines/s, CPU and Loki's CPU, the medians, and in
+how many pairs B was faster. This VM's CPU seconds move by 10-30 % from run to run: only a
+difference that holds pair after pair means something.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from shipper_rounds import emulator_running, run_once, shipper_env, upload_object  # noqa: E402
+from shipper_rounds import emulator_running, loki_cpu, run_once, shipper_env, upload_object  # noqa: E402
 
 from tests.real_loki import RAISED_LIMITS, find_loki_binary, run_id, start_loki  # noqa: E402
 
@@ -42,15 +44,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--a", nargs="*", default=[], help="NAME=VALUE settings of A (default: none)")
     parser.add_argument("--b", nargs="*", default=[], help="NAME=VALUE settings of B")
+    parser.add_argument("--a-checkout", type=Path, default=ROOT, help="whose shipper package A runs")
+    parser.add_argument("--b-checkout", type=Path, default=ROOT, help="whose shipper package B runs")
     parser.add_argument("--pairs", type=int, default=6)
     parser.add_argument("--lines", type=int, default=300_000)
     args = parser.parse_args()
     settings = {"A": overrides(args.a), "B": overrides(args.b)}
+    checkouts = {"A": args.a_checkout.resolve(), "B": args.b_checkout.resolve()}
     binary = find_loki_binary()
     if binary is None:
         raise SystemExit("no Loki binary: set LOKI_BINARY or put loki on PATH")
     speeds: dict[str, list[float]] = {"A": [], "B": []}
     cpus: dict[str, list[float]] = {"A": [], "B": []}
+    loki_cpus: dict[str, list[float]] = {"A": [], "B": []}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         loki = start_loki(binary, work / "loki", extra_flags=RAISED_LIMITS)
@@ -61,19 +67,22 @@ def main() -> None:
                         bucket = run_id("ab")
                         upload_object(emulator_url, bucket, args.lines, time.time() - 3000, work)
                         env = {**shipper_env(loki, emulator_url, bucket, work / bucket), **settings[side]}
-                        output, code, wall, cpu = run_once(env)
+                        loki_before = loki_cpu(loki)
+                        output, code, wall, cpu = run_once(env, checkouts[side])
+                        loki_cpus[side].append(loki_cpu(loki) - loki_before)
                         if code != 0:
                             raise SystemExit(f"shipper once ({side}) failed ({code}):\n{output}")
                         speeds[side].append(args.lines / wall)
                         cpus[side].append(cpu)
-                        print(f"  pair {pair + 1} {side}: {args.lines / wall:9,.0f} lines/s, CPU {cpu:.2f} s",
-                              flush=True)
+                        print(f"  pair {pair + 1} {side}: {args.lines / wall:9,.0f} lines/s, "
+                              f"CPU {cpu:.2f} s, Loki's {loki_cpus[side][-1]:.2f} s", flush=True)
         finally:
             loki.stop()
     wins = sum(b > a for a, b in zip(speeds["A"], speeds["B"], strict=True))
     for side in "AB":
-        speed, cpu = statistics.median(speeds[side]), statistics.median(cpus[side])
-        print(f"{side} {settings[side] or '(defaults)'}: median {speed:,.0f} lines/s, CPU {cpu:.2f} s")
+        speed, cpu, loki_used = (statistics.median(values[side]) for values in (speeds, cpus, loki_cpus))
+        what = f"{checkouts[side]} {settings[side] or '(defaults)'}"
+        print(f"{side} {what}: median {speed:,.0f} lines/s, CPU {cpu:.2f} s, Loki's {loki_used:.2f} s")
     print(f"B faster in {wins} of {args.pairs} pairs")
 
 

@@ -129,10 +129,12 @@ def shipper_env(loki: RealLoki, emulator_url: str, bucket: str, state: Path) -> 
     return env
 
 
-def run_once(env: dict[str, str]) -> tuple[str, int, float, float]:
-    """`shipper once` in its own process: (output, exit code, wall seconds, CPU seconds from wait4)."""
+def run_once(env: dict[str, str], checkout: Path = ROOT) -> tuple[str, int, float, float]:
+    """`shipper once` of `checkout`'s shipper package in its own process: (output, exit code, wall
+    seconds, CPU seconds from wait4)."""
     began = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "shipper", "once"], cwd=ROOT, env=env,
+    env = {**env, "PYTHONPATH": str(checkout)}
+    process = subprocess.Popen([sys.executable, "-m", "shipper", "once"], cwd=checkout, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - began

@@ -61,7 +61,7 @@ from shipper.sources.base import Source, SourceError
 
 log = logging.getLogger(__name__)
 
-_RECORD_OVERHEAD_BYTES = 64  # labels + metadata + framing, for buffer sizing only
+_ENTRY_OVERHEAD_BYTES = 16  # timestamp and framing, as the Loki sink sizes an entry (prepare.py)
 # With pushes in flight the GC is paused for the pass; its young generations are collected every
 # this many push cycles (a push leaves ~100 objects of cyclic garbage; a collection scans the
 # ~10k records in flight, ~1 ms, so once per cycle would cost ~2 % of the pass)
@@ -115,6 +115,17 @@ class ResendChecker(Protocol):
 
 class _LeadershipLost(Exception):
     pass
+
+
+def _batch_bytes(records: list[LogRecord]) -> int:
+    """About what the Loki sink counts of `records` toward a push's size: their lines, their
+    metadata (sized by the last record's: a source's records share their metadata names, and the
+    last has the longest line number) and each entry's framing."""
+    if not records:
+        return 0
+    metadata = records[-1].metadata
+    per_entry = _ENTRY_OVERHEAD_BYTES + sum(len(name) + len(str(value)) for name, value in metadata.items())
+    return sum(map(len, map(_line_of, records))) + per_entry * len(records)
 
 
 def _always() -> bool:
@@ -255,12 +266,12 @@ class Pipeline:
                 oldest, newest = (min(low, oldest), max(high, newest)) if buffer else (low, high)
             if not buffer:
                 first_buffered_at = self._clock()
+            batch_bytes = _batch_bytes(records)
             buffer += records
-            buffered_bytes += sum(map(len, map(_line_of, records))) + _RECORD_OVERHEAD_BYTES * len(records)
+            buffered_bytes += batch_bytes
             pending = batch.cursor
             if (
-                len(buffer) >= self.max_entries
-                or buffered_bytes >= self.max_bytes
+                self._no_room_for_another(len(buffer), buffered_bytes, len(records), batch_bytes)
                 or self._clock() - first_buffered_at >= self.max_wait_seconds
             ):
                 push(buffer, pending, result)
@@ -268,6 +279,14 @@ class Pipeline:
         if pending is not None:
             push(buffer, pending, result)
         return False
+
+    def _no_room_for_another(self, entries: int, size: int, batch_entries: int, batch_bytes: int) -> bool:
+        """A batch like the last one would take the buffer over a push's limits: pushed now, the
+        push stays one request to Loki. Pushed only once over them, it would be sent as a full
+        request and a small one (the sink splits at its limits), and Loki spends more a line on
+        smaller requests."""
+        return (entries + max(batch_entries, 1) > self.max_entries
+                or size + max(batch_bytes, 1) > self.max_bytes)
 
     def _check_leadership(self) -> None:
         if not self.still_leading():

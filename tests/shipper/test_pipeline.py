@@ -6,11 +6,12 @@ from collections.abc import Sequence
 
 import pytest
 
-from shipper import metrics
+from shipper import loki_defaults, metrics
 from shipper.checkpoint import CheckpointError, FileCheckpointer, MemoryCheckpointer
-from shipper.models import LogRecord
+from shipper.models import LineMetadata, LogRecord, SharedMetadata
 from shipper.pipeline import Pipeline
 from shipper.sinks import PushResult, RejectedEntry, SinkUnavailable
+from shipper.sinks.loki.prepare import Preparer
 from shipper.sources.base import SourceError
 from shipper.sources.memory import MemorySource
 
@@ -47,14 +48,35 @@ def runs(source: str, outcome: str) -> float:
 
 
 def test_buffers_source_batches_up_to_the_sink_batch_size_and_commits_each_push() -> None:
+    """A push is due when another batch of 4 would take it over 10 entries: 8, never 12 (which
+    the Loki sink would send as 10 and 2)."""
     sink, checkpoints = RecordingSink(), MemoryCheckpointer()
     pipeline = Pipeline(MemorySource("p1", records(25), batch_size=4), sink, checkpoints,
                         max_entries=10, max_wait_seconds=60)
     result = pipeline.run_once()
     assert result.ok and result.accepted == 25
-    assert [len(push) for push in sink.pushes] == [12, 12, 1]
-    assert result.commits == 3 and checkpoints.load("p1") == {"offset": 25}
+    assert [len(push) for push in sink.pushes] == [8, 8, 8, 1]
+    assert result.commits == 4 and checkpoints.load("p1") == {"offset": 25}
     assert metrics.REGISTRY.get_sample_value("shipper_last_success_timestamp_seconds", {"source": "p1"})
+
+
+def test_each_push_fits_the_loki_sinks_byte_limit_so_it_is_sent_as_one_request() -> None:
+    """GCS-like records (object metadata, ~200-byte lines, batches of 1,000): as the Loki sink
+    sizes them, every push stays within BATCH_MAX_BYTES (else the sink sends a full request and a
+    small one) and holds as many batches as fit."""
+    shared = SharedMetadata({"object": "trades/2026/12/06/bot-7.jsonl", "generation": "1764979200123456"})
+    items = [LogRecord(1_700_000_000_000_000_000 + i, f'{{"n": {i}, "msg": "{"x" * 180}"}}', LABELS,
+                       LineMetadata(shared, str(i))) for i in range(40_000)]
+    sink = RecordingSink()
+    result = Pipeline(MemorySource("fits", items, batch_size=1000), sink, MemoryCheckpointer(),
+                      max_wait_seconds=60).run_once()
+    assert result.ok and result.accepted == len(items)
+    preparer, now_ns = Preparer(), items[-1].ts_ns + 10**9
+    sizes = [sum(entry.size for entry in preparer.prepare(push, now_ns=now_ns).entries)
+             for push in sink.pushes]
+    batch_size = sizes[-1] / len(sink.pushes[-1]) * 1000
+    assert all(size <= loki_defaults.BATCH_MAX_BYTES for size in sizes), sizes
+    assert all(size > loki_defaults.BATCH_MAX_BYTES - batch_size for size in sizes[:-1]), sizes
 
 
 def test_sink_unavailable_fails_the_run_and_keeps_the_last_acknowledged_cursor() -> None:
