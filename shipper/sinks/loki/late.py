@@ -21,8 +21,9 @@ first (see LokiSink.drop_present), so an entry that moved between streams is not
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from operator import attrgetter
 
 from shipper.sinks.loki.encode import Entry, StreamLabels
 
@@ -31,6 +32,7 @@ LATE_STREAM = "late_stream"  # shipper_records_adjusted{reason}: entries sent to
 OUT_OF_ORDER_WINDOW_NS = 3600 * 1_000_000_000  # Loki's max_chunk_age (2 h) / 2
 HOUR_NS = 3600 * 1_000_000_000
 _MAX_STREAMS = 50_000  # streams remembered; forgetting one only costs a refused push
+_ts_of = attrgetter("ts_ns")
 
 
 def hour_value(ts_ns: int) -> str:
@@ -44,6 +46,7 @@ class LateRouter:
     def __init__(self, window_ns: int = OUT_OF_ORDER_WINDOW_NS) -> None:
         self.window_ns = window_ns
         self._newest: dict[str, int] = {}  # live stream label string -> newest ts held by Loki
+        self._newest_of_all = -1  # at least every value of _newest: route()'s quick answer
         self._late: dict[tuple[str, str], StreamLabels] = {}  # (live stream, hour) -> late stream
         self._live_of: dict[str, StreamLabels] = {}  # late stream label string -> its live stream
 
@@ -80,10 +83,12 @@ class LateRouter:
             (late if entry.stream.label_string in self._live_of else live).append(entry)
         return live, late
 
-    def route(self, entries: Iterable[Entry]) -> int:
+    def route(self, entries: Sequence[Entry]) -> int:
         """Moves entries the live stream would refuse to their late stream; returns how many."""
-        moved = 0
         newest, window_ns = self._newest, self.window_ns
+        if not entries or min(map(_ts_of, entries)) >= self._newest_of_all - window_ns:
+            return 0  # the usual case, history read in order: no stream holds anything that much newer
+        moved = 0
         for entry in entries:
             known = newest.get(entry.stream.label_string)
             if known is not None and entry.ts_ns < known - window_ns:
@@ -115,6 +120,8 @@ class LateRouter:
                 if name not in newest and len(newest) >= _MAX_STREAMS:
                     newest.clear()
                 newest[name] = entry.ts_ns
+                if entry.ts_ns > self._newest_of_all:
+                    self._newest_of_all = entry.ts_ns
 
     def refused_too_far_behind(self, entry: Entry) -> None:
         """Loki holds something newer than the entry by more than the window."""
@@ -122,4 +129,5 @@ class LateRouter:
         floor = entry.ts_ns + self.window_ns + 1
         if floor > self._newest.get(name, -1):
             self._newest[name] = floor
+            self._newest_of_all = max(self._newest_of_all, floor)
         self.move_late(entry)
