@@ -12,19 +12,20 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from msgspec import MsgspecError
 from orjson import loads as _loads  # 3-5x faster than json's per line; raises a ValueError subclass
 
 from shipper import metrics
 from shipper.models import LEVELS, LineMetadata, LogRecord, SharedMetadata
 from shipper.records import (
     EXACT_LEVELS,
-    LEVEL_FIELDS,
     level_from_fields,
     level_from_text,
     level_of,
     timestamp_from_fields,
     timestamp_from_text,
 )
+from shipper.sources.gcs.json_fields import UNSET, JsonFields
 from shipper.sources.gcs.listing import ObjectInfo
 
 _PARSE_ERROR_CHARS = 120
@@ -78,7 +79,7 @@ def object_metadata(info: ObjectInfo) -> SharedMetadata:
 class RecordMaker:
     def __init__(self, timestamp_fields: Sequence[str], labels: StreamLabels, tally: Tally) -> None:
         self._timestamp_fields = tuple(timestamp_fields)
-        self._first_timestamp_field = self._timestamp_fields[0] if self._timestamp_fields else None
+        self._json = JsonFields(self._timestamp_fields)
         self.labels = labels
         self._count = tally.count
 
@@ -97,38 +98,65 @@ class RecordMaker:
             self._count("adjusted", "invalid_utf8")
         first = stripped[:1]
         if first == b"{" or first == b"[":
-            looks_json = True
+            opening = first
         elif not first or first.isspace():
             if not text.strip():
                 self._count("skipped", "blank_line")
                 return None
-            looks_json = text.lstrip()[:1] in ("{", "[")
+            opening = text.lstrip()[:1].encode()
         else:
-            looks_json = False
+            opening = b""
         metadata: Mapping[str, str] = LineMetadata(shared, str(line_no))
-        if looks_json:
+        if opening == b"{":
+            json = self._json
             try:
-                fields = _loads(text)
-            except ValueError as exc:
-                metadata = {**metadata, "parse_error": str(exc)[:_PARSE_ERROR_CHARS]}
-                self._count("adjusted", "parse_error")
+                fields = json.decode(text)
+            except (MsgspecError, RecursionError):  # not JSON, or past msgspec's limits (nesting
+                # deeper than about the interpreter's recursion limit, numbers past a double's)
+                return self._parsed_record(text, metadata, labels_for, line_no, base_ns)
+            # the common cases of timestamp_from_fields and level_from_fields inlined: epoch
+            # seconds in the first timestamp field, an exact level name in the first level field
+            value = getattr(fields, json.first_timestamp) if json.first_timestamp else UNSET
+            ts_ns: int | None
+            if type(value) is float and 0.0 <= value < 1e11:
+                whole = int(value)
+                ts_ns = whole * 1_000_000_000 + round((value - whole) * 1e9)
             else:
-                if fields and isinstance(fields, dict):
-                    # the common cases of timestamp_from_fields and level_from_fields inlined: epoch
-                    # seconds in the first timestamp field, an exact level name in the first level field
-                    value = fields.get(self._first_timestamp_field)
-                    ts_ns: int | None
-                    if type(value) is float and 0.0 <= value < 1e11:
-                        whole = int(value)
-                        ts_ns = whole * 1_000_000_000 + round((value - whole) * 1e9)
-                    else:
-                        ts_ns = timestamp_from_fields(fields, self._timestamp_fields)
-                    value = fields.get(LEVEL_FIELDS[0])
-                    level = EXACT_LEVELS.get(value) if type(value) is str else None
-                    if level is None:
-                        level = level_from_fields(fields) or level_from_text(text)
-                    return LogRecord(base_ns + line_no if ts_ns is None else ts_ns, text, labels_for[level],
-                                     metadata)
+                ts_ns = timestamp_from_fields(json.as_dict(fields), self._timestamp_fields)
+            value = getattr(fields, json.first_level)
+            level = EXACT_LEVELS.get(value) if type(value) is str else None
+            if level is None:
+                level = level_from_fields(json.as_dict(fields)) or level_from_text(text)
+            return LogRecord(base_ns + line_no if ts_ns is None else ts_ns, text, labels_for[level], metadata)
+        if opening == b"[":
+            return self._parsed_record(text, metadata, labels_for, line_no, base_ns)
+        return self._text_record(text, metadata, labels_for, line_no, base_ns)
+
+    def _parsed_record(
+        self, text: str, metadata: Mapping[str, str], labels_for: dict[str, dict[str, str]], line_no: int,
+        base_ns: int,
+    ) -> LogRecord:
+        """A line msgspec did not read as an object, read by orjson: an object past msgspec's
+        limits takes its fields; an array or any other JSON is text; a line that is not JSON
+        carries orjson's error (counted)."""
+        try:
+            fields = _loads(text)
+        except ValueError as exc:
+            metadata = {**metadata, "parse_error": str(exc)[:_PARSE_ERROR_CHARS]}
+            self._count("adjusted", "parse_error")
+        else:
+            if fields and isinstance(fields, dict):
+                own_ns = timestamp_from_fields(fields, self._timestamp_fields)
+                level = level_from_fields(fields) or level_from_text(text)
+                ts_ns = base_ns + line_no if own_ns is None else own_ns
+                return LogRecord(ts_ns, text, labels_for[level], metadata)
+        return self._text_record(text, metadata, labels_for, line_no, base_ns)
+
+    @staticmethod
+    def _text_record(
+        text: str, metadata: Mapping[str, str], labels_for: dict[str, dict[str, str]], line_no: int,
+        base_ns: int,
+    ) -> LogRecord:
         own_ns = timestamp_from_text(text, base_ns)  # a text line's leading time is its entry time
         ts_ns = base_ns + line_no if own_ns is None else own_ns
         return LogRecord(ts_ns, text, labels_for[level_from_text(text)], metadata)

@@ -1,6 +1,7 @@
-"""RecordMaker.line_record takes the common timestamp and level cases without calling the shared
-helpers: its records must be the ones the helpers give, for the common cases and the others, and
-a line that does not parse carries orjson's error."""
+"""RecordMaker.line_record reads a JSON object's fields with msgspec and takes the common
+timestamp and level cases without calling the shared helpers: its records must be the ones the
+helpers give over orjson's dict, for the common cases and the others, and a line that does not
+parse carries orjson's error."""
 
 from __future__ import annotations
 
@@ -36,6 +37,12 @@ LINES = [
     b'  {"timestamp": "1772366432.565", "level": "INFO"}\n',
     b'{"timestamp": 1772366432.5, "level": "caf\xc3\xa9", "msg": "\\u00e9\\ud83d\\ude00"}\n',
     b'{"timestamp": 18446744073709551615, "level": "info"}\n',
+    # what msgspec reads (json_fields.py): escaped keys, an empty object, a field named as no
+    # identifier can be; and past its limits, orjson reads the line as before
+    b'{"timest\\u0061mp": 1772366432.5, "le\\u0076el": "error"}\n',
+    b'{}\n',
+    b'{"@timestamp": 1772366432.5, "level": "debug"}\n',
+    b'{"timestamp": 1772366432.5, "deep": ' + b'[' * 1000 + b']' * 1000 + b', "level": "warn"}\n',
 ]
 INVALID = [
     b'{"timestamp": 1772366432.5, "level": "info"\n',
@@ -72,6 +79,27 @@ def test_no_timestamp_fields_gives_the_fallback() -> None:
     record = maker.line_record(SHARED, labels.by_level("logs/"), LINES[0], 7, BASE_NS)
     assert record is not None
     assert (record.ts_ns, record.labels["level"]) == (BASE_NS + 7, "info")
+
+
+def test_timestamp_fields_named_as_no_identifier_can_be_and_shared_with_a_level_field() -> None:
+    labels = StreamLabels("bucket", {})
+    maker = RecordMaker(("@timestamp", "event.time", "level"), labels, Tally("gcs"))
+    lines = {b'{"@timestamp": 1772366432.5, "level": "warn"}\n': (1772366432_500_000_000, "warn"),
+             b'{"event.time": "2026-03-01T12:00:32Z", "lvl": "error"}\n': (1772366432_000_000_000, "error"),
+             b'{"level": 1772366432.25}\n': (1772366432_250_000_000, "unknown")}
+    for line, expected in lines.items():
+        record = maker.line_record(SHARED, labels.by_level("logs/"), line, 7, BASE_NS)
+        assert record is not None and (record.ts_ns, record.labels["level"]) == expected, line
+
+
+def test_a_number_past_a_double_in_a_field_not_read_is_no_parse_error() -> None:
+    """The one line orjson refused and msgspec reads (json_fields.py): shipped with its fields."""
+    labels = StreamLabels("bucket", {})
+    maker = RecordMaker(TIMESTAMP_FIELDS, labels, Tally("gcs"))
+    line = b'{"timestamp": 1772366432.5, "level": "error", "amount": 1e400}\n'
+    record = maker.line_record(SHARED, labels.by_level("logs/"), line, 7, BASE_NS)
+    assert record is not None and "parse_error" not in record.metadata
+    assert (record.ts_ns, record.labels["level"]) == (1772366432_500_000_000, "error")
 
 
 @pytest.mark.parametrize("line", INVALID)
