@@ -79,7 +79,7 @@ def object_metadata(info: ObjectInfo) -> SharedMetadata:
 class RecordMaker:
     def __init__(self, timestamp_fields: Sequence[str], labels: StreamLabels, tally: Tally) -> None:
         self._timestamp_fields = tuple(timestamp_fields)
-        self._json = JsonFields(self._timestamp_fields)
+        self._fields_of = JsonFields(self._timestamp_fields)
         self.labels = labels
         self._count = tally.count
 
@@ -108,25 +108,25 @@ class RecordMaker:
             opening = b""
         metadata: Mapping[str, str] = LineMetadata(shared, str(line_no))
         if opening == b"{":
-            json = self._json
+            fields_of = self._fields_of
             try:
-                fields = json.decode(text)
+                fields = fields_of.decode(text)
             except (MsgspecError, RecursionError):  # not JSON, or past msgspec's limits (nesting
                 # deeper than about the interpreter's recursion limit, numbers past a double's)
                 return self._parsed_record(text, metadata, labels_for, line_no, base_ns)
             # the common cases of timestamp_from_fields and level_from_fields inlined: epoch
             # seconds in the first timestamp field, an exact level name in the first level field
-            value = getattr(fields, json.first_timestamp) if json.first_timestamp else UNSET
+            value = getattr(fields, fields_of.first_timestamp) if fields_of.first_timestamp else UNSET
             ts_ns: int | None
             if type(value) is float and 0.0 <= value < 1e11:
                 whole = int(value)
                 ts_ns = whole * 1_000_000_000 + round((value - whole) * 1e9)
             else:
-                ts_ns = timestamp_from_fields(json.as_dict(fields), self._timestamp_fields)
-            value = getattr(fields, json.first_level)
+                ts_ns = timestamp_from_fields(fields_of.as_dict(fields), self._timestamp_fields)
+            value = getattr(fields, fields_of.first_level)
             level = EXACT_LEVELS.get(value) if type(value) is str else None
             if level is None:
-                level = level_from_fields(json.as_dict(fields)) or level_from_text(text)
+                level = level_from_fields(fields_of.as_dict(fields)) or level_from_text(text)
             return LogRecord(base_ns + line_no if ts_ns is None else ts_ns, text, labels_for[level], metadata)
         if opening == b"[":
             return self._parsed_record(text, metadata, labels_for, line_no, base_ns)
