@@ -114,23 +114,30 @@ class RecordMaker:
             except (MsgspecError, RecursionError):  # not JSON, or past msgspec's limits (nesting
                 # deeper than about the interpreter's recursion limit, numbers past a double's)
                 return self._parsed_record(text, metadata, labels_for, line_no, base_ns)
-            # the common cases of timestamp_from_fields and level_from_fields inlined: epoch
+            # the common case of timestamp_from_fields and level_from_fields inlined: epoch
             # seconds in the first timestamp field, an exact level name in the first level field
-            value = getattr(fields, fields_of.first_timestamp) if fields_of.first_timestamp else UNSET
-            ts_ns: int | None
-            if type(value) is float and 0.0 <= value < 1e11:
-                whole = int(value)
-                ts_ns = whole * 1_000_000_000 + round((value - whole) * 1e9)
-            else:
-                ts_ns = timestamp_from_fields(fields_of.as_dict(fields), self._timestamp_fields)
             value = getattr(fields, fields_of.first_level)
             level = EXACT_LEVELS.get(value) if type(value) is str else None
-            if level is None:
-                level = level_from_fields(fields_of.as_dict(fields)) or level_from_text(text)
-            return LogRecord(base_ns + line_no if ts_ns is None else ts_ns, text, labels_for[level], metadata)
+            value = getattr(fields, fields_of.first_timestamp) if fields_of.first_timestamp else UNSET
+            if level is None or not (type(value) is float and 0.0 <= value < 1e11):
+                present = fields_of.as_dict(fields)
+                return self._fields_record(present, text, metadata, labels_for, line_no, base_ns)
+            whole = int(value)
+            ts_ns = whole * 1_000_000_000 + round((value - whole) * 1e9)
+            return LogRecord(ts_ns, text, labels_for[level], metadata)
         if opening == b"[":
             return self._parsed_record(text, metadata, labels_for, line_no, base_ns)
         return self._text_record(text, metadata, labels_for, line_no, base_ns)
+
+    def _fields_record(
+        self, fields: Mapping[str, Any], text: str, metadata: Mapping[str, str],
+        labels_for: dict[str, dict[str, str]], line_no: int, base_ns: int,
+    ) -> LogRecord:
+        """The record of a JSON object with `fields`, through the shared helpers."""
+        own_ns = timestamp_from_fields(fields, self._timestamp_fields)
+        level = level_from_fields(fields) or level_from_text(text)
+        ts_ns = base_ns + line_no if own_ns is None else own_ns
+        return LogRecord(ts_ns, text, labels_for[level], metadata)
 
     def _parsed_record(
         self, text: str, metadata: Mapping[str, str], labels_for: dict[str, dict[str, str]], line_no: int,
@@ -146,10 +153,7 @@ class RecordMaker:
             self._count("adjusted", "parse_error")
         else:
             if fields and isinstance(fields, dict):
-                own_ns = timestamp_from_fields(fields, self._timestamp_fields)
-                level = level_from_fields(fields) or level_from_text(text)
-                ts_ns = base_ns + line_no if own_ns is None else own_ns
-                return LogRecord(ts_ns, text, labels_for[level], metadata)
+                return self._fields_record(fields, text, metadata, labels_for, line_no, base_ns)
         return self._text_record(text, metadata, labels_for, line_no, base_ns)
 
     @staticmethod
