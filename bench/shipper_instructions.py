@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import ROOT
 from real_loki_bench import loki_running
-from shipper_rounds import emulator_bucket, emulator_running, shipper_env, upload_object
+from shipper_rounds import compile_checkout, emulator_bucket, emulator_running, shipper_env, upload_object
 
 from tests.real_loki import RAISED_LIMITS, RealLoki, find_loki_binary, run_id
 
@@ -68,9 +68,7 @@ def main() -> None:
             print(f"shipper once under valgrind, {args.lines:,} JSON lines; Python {sys.version.split()[0]}")
             for given in args.checkouts:
                 checkout = given.resolve()
-                # compiled first, so no start-up compiles a module (PYTHONDONTWRITEBYTECODE may be set)
-                compile_all = [sys.executable, "-m", "compileall", "-q", str(checkout / "shipper")]
-                subprocess.run(compile_all, check=True)
+                compile_checkout(checkout)
                 start_up = instructions(checkout, loki, emulator_url, empty, work)
                 whole = instructions(checkout, loki, emulator_url, full, work)
                 print(f"  {os.path.relpath(checkout, Path.cwd())}: start-up "

@@ -4,6 +4,7 @@ ceiling for the same lines pushed pre-encoded."""
 
 from __future__ import annotations
 
+import compileall
 import concurrent.futures
 import json
 import os
@@ -129,9 +130,17 @@ def shipper_env(loki: RealLoki, emulator_url: str, bucket: str, state: Path) -> 
     return env
 
 
+def compile_checkout(checkout: Path) -> None:
+    """Byte-compile `checkout`'s shipper package, as the Docker image does: with
+    PYTHONDONTWRITEBYTECODE set (this machine sets it) every start would compile its modules again
+    (~60 ms of `shipper once`'s start-up here), which no deployment pays."""
+    compileall.compile_dir(str(checkout / "shipper"), quiet=1)
+
+
 def run_once(env: dict[str, str], checkout: Path = ROOT) -> tuple[str, int, float, float]:
-    """`shipper once` of `checkout`'s shipper package in its own process: (output, exit code, wall
-    seconds, CPU seconds from wait4)."""
+    """`shipper once` of `checkout`'s shipper package in its own process, byte-compiled: (output,
+    exit code, wall seconds, CPU seconds from wait4)."""
+    compile_checkout(checkout)
     began = time.perf_counter()
     env = {**env, "PYTHONPATH": str(checkout)}
     process = subprocess.Popen([sys.executable, "-m", "shipper", "once"], cwd=checkout, env=env,

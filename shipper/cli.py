@@ -340,7 +340,8 @@ def make_pipeline(
     return Pipeline(
         source, sink, checkpointer, checkpoint_id=checkpoint_id, max_entries=settings.batch_max_entries,
         max_bytes=settings.batch_max_bytes, max_wait_seconds=settings.batch_max_wait_seconds,
-        pushes_in_flight=settings.pushes_in_flight, on_progress=on_progress, still_leading=still_leading,
+        pushes_in_flight=settings.pushes_in_flight, push_concurrency=settings.push_concurrency,
+        on_progress=on_progress, still_leading=still_leading,
     )
 
 

@@ -37,6 +37,8 @@ DEFAULT_METRICS_PORT = 9102
 # Python, +27 % on an optimized build (bench/real_loki_bench.py, issue 16)
 DEFAULT_PUSHES_IN_FLIGHT = 2
 MAX_PUSHES_IN_FLIGHT = 8  # each holds a batch (BATCH_MAX_BYTES) in memory
+# two pushes sent at once: Loki ingests them on two cores while the shipper reads the next batch
+DEFAULT_PUSH_CONCURRENCY = 2
 DEFAULT_TIMESTAMP_FIELDS = ("timestamp", "time", "ts", "created_at")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -136,6 +138,8 @@ class ShipperSettings(BaseSettings):
     """Longest a partly filled batch waits for more records, in seconds."""
     pushes_in_flight: int = Field(default=DEFAULT_PUSHES_IN_FLIGHT, ge=0, le=MAX_PUSHES_IN_FLIGHT)
     """Batches handed to the push thread (pushed and committed in order) while the next is read; 0: none."""
+    push_concurrency: int = Field(default=DEFAULT_PUSH_CONCURRENCY, ge=1, le=MAX_PUSHES_IN_FLIGHT)
+    """Pushes sent to Loki at once, at most PUSHES_IN_FLIGHT (their checkpoints still commit in order)."""
     retry_min_backoff_seconds: float = loki_defaults.RETRY_MIN_BACKOFF_SECONDS
     """First delay between retries of a failed push (429, 5xx, network), in seconds."""
     retry_max_backoff_seconds: float = loki_defaults.RETRY_MAX_BACKOFF_SECONDS

@@ -15,20 +15,23 @@ Outcome of a pass: "success"; "partial" when it finished but some records could 
 (counted by reason in PassResult.rejected - e.g. older than Loki accepts, a line Loki refuses):
 the pass must not read as ok; "failure"; "stopped".
 
-Pushes in flight. With `pushes_in_flight` >= 1 (the default), pushing and committing run on one
-background thread (push_queue.py) while this thread reads and builds the next batches, at most
+Pushes in flight. With `pushes_in_flight` >= 1 (the default), pushing and committing run on
+background threads (push_queue.py) while this thread reads and builds the next batches, at most
 `pushes_in_flight` batches ahead, and encodes them when the sink can (PreparingSink: the sink
-routes them again when it sends them, with what Loki acknowledged meanwhile). That thread does
-exactly what this one does otherwise, in the same order: a push, its answer, its commit, then
-the next push, so the rule above holds as it is - a checkpoint moves only past pushes Loki
-answered, and when a push fails (or leadership is lost) nothing handed over after it is pushed
-or committed; the batches read ahead are dropped and read again by the next pass. A source error
-ends the reading; the batches handed over before it are still pushed and committed. 0 does
-everything on this thread, one batch at a time.
+routes them again when it sends them, with what Loki acknowledged meanwhile). Up to
+`push_concurrency` pushes are sent at once (Loki ingests two pushes on two cores), and their
+commits are still made one at a time in the order the batches were read, each once its own push
+and all before it were answered, so the rule above holds as it is - a checkpoint moves only past
+pushes Loki answered, and when a push fails (or leadership is lost) nothing handed over after
+it is committed, and nothing not yet sent is pushed; the batches read ahead are dropped and read
+again by the next pass (a push sent beside the failed one is resent then, and checked as below).
+A source error ends the reading; the batches handed over before it are still pushed and
+committed. 0 does everything on this thread, one batch at a time.
 
-What is pushed between two commits spans less than MAX_UNCOMMITTED_SPAN_NS of timestamps (a
-batch that would widen the buffer past it is pushed after the buffer is committed): a resend then
-takes the same Loki streams as the first send (see models.py).
+What is pushed between two commits spans less than MAX_UNCOMMITTED_SPAN_NS of timestamps: a
+batch that would widen the buffer past it is pushed after the buffer is committed, and a push
+that would widen what is unsettled at once past it is sent only after every push before it has
+settled. A resend then takes the same Loki streams as the first send (see models.py).
 
 Resends after an unclean stop. A pass that pushed marks `<checkpoint id>.inflight` unclean
 before its first push and clean when it ends without failing. When the previous pass did not end
@@ -36,12 +39,14 @@ cleanly (killed, or a push whose answer never came), what it pushed after its la
 already be in Loki: a resend that lands in another chunk is dropped by log queries but counted
 twice by metric queries (count_over_time, alert rules). So the first pushes of the next pass ask
 the sink which of their records Loki already holds (a bounded query per stream and time range,
-`drop_present`) and send only the rest, until a push finds nothing already there."""
+`drop_present`) and send only the rest, until a push finds nothing already there; such pushes
+are sent one at a time, each after the one before it settled."""
 
 from __future__ import annotations
 
 import gc
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -52,11 +57,11 @@ from typing import Protocol, runtime_checkable
 
 from shipper import loki_defaults, losses, metrics
 from shipper.checkpoint import Checkpointer, CheckpointError
-from shipper.config import DEFAULT_PUSHES_IN_FLIGHT
+from shipper.config import DEFAULT_PUSH_CONCURRENCY, DEFAULT_PUSHES_IN_FLIGHT
 from shipper.models import MAX_UNCOMMITTED_SPAN_NS, Batch, Cursor, LogRecord
 from shipper.push_queue import PushQueue
 from shipper.records import gc_paused
-from shipper.sinks import PreparingSink, Sink, SinkUnavailable
+from shipper.sinks import PreparingSink, PushResult, Sink, SinkUnavailable
 from shipper.sources.base import Source, SourceError
 
 log = logging.getLogger(__name__)
@@ -69,7 +74,8 @@ _COLLECT_EVERY_CYCLES = 16
 INFLIGHT_SUFFIX = ".inflight"  # checkpoint id of the marker "a pass pushed and did not end cleanly"
 _line_of = attrgetter("line")
 _ts_of = attrgetter("ts_ns")
-_PushStep = Callable[[list[LogRecord], Cursor, "PassResult"], None]
+_Span = tuple[int, int] | None  # oldest and newest timestamp of a push; None: no records
+_PushStep = Callable[[list[LogRecord], Cursor, "PassResult", _Span], None]
 
 
 @dataclass(slots=True)
@@ -117,6 +123,14 @@ class _LeadershipLost(Exception):
     pass
 
 
+@dataclass(slots=True)
+class _Sent:
+    """What a step's push did: None when it had no records."""
+
+    pushed: PushResult | None = None
+    present: int = 0  # records found already in the backend by a resend check, not sent again
+
+
 def _batch_bytes(records: list[LogRecord]) -> int:
     """About what the Loki sink counts of `records` toward a push's size: their lines, their
     metadata (sized by the last record's: a source's records share their metadata names, and the
@@ -144,6 +158,7 @@ class Pipeline:
         max_bytes: int = loki_defaults.BATCH_MAX_BYTES,
         max_wait_seconds: float = 1.0,
         pushes_in_flight: int = DEFAULT_PUSHES_IN_FLIGHT,
+        push_concurrency: int = DEFAULT_PUSH_CONCURRENCY,
         on_progress: Callable[[int], None] | None = None,
         still_leading: Callable[[], bool] | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -157,6 +172,7 @@ class Pipeline:
         self.max_bytes = max_bytes
         self.max_wait_seconds = max_wait_seconds
         self.pushes_in_flight = pushes_in_flight
+        self.push_concurrency = push_concurrency
         self.on_progress = on_progress
         self.still_leading = still_leading or _always
         self._clock = clock
@@ -165,7 +181,8 @@ class Pipeline:
         self._marker_id = self.checkpoint_id + INFLIGHT_SUFFIX
         self._marked_unclean = False  # this pass wrote the unclean marker
         self._checking_resends = False
-        self._pushed_uncommitted = False  # a push Loki answered whose checkpoint is not written yet
+        self._unsettled_pushes = 0  # pushes Loki answered whose checkpoints are not written yet
+        self._lock = threading.Lock()  # the pushes of a pass may run on several threads
 
     def run_once(self) -> PassResult:
         """One pass. Raises CheckpointError for an unreadable checkpoint (the pass never started);
@@ -176,7 +193,7 @@ class Pipeline:
         marker = self.checkpointer.load(self._marker_id)
         self._marked_unclean = marker is not None and marker.get("clean") is False
         self._checking_resends = self._marked_unclean and isinstance(self.sink, ResendChecker)
-        self._pushed_uncommitted = False
+        self._unsettled_pushes = 0
         started = self._clock()
         skipped_before = losses.skipped_so_far(self.source.id)
         try:
@@ -184,7 +201,7 @@ class Pipeline:
             self._mark_clean()
         except _LeadershipLost:
             result.stopped = True
-            if not self._pushed_uncommitted:  # stopped at a commit boundary: nothing to check later
+            if not self._unsettled_pushes:  # stopped at a commit boundary: nothing to check later
                 self._mark_clean()
         except (SinkUnavailable, SourceError, CheckpointError) as exc:
             result.ok, result.error = False, f"{type(exc).__name__}: {exc}"
@@ -211,20 +228,29 @@ class Pipeline:
         self._ship_pipelined(batches, result)
 
     def _ship_pipelined(self, batches: Iterator[Batch], result: PassResult) -> None:
-        """Read and build here, push and commit on the queue's thread (see the module docstring).
-        The GC stays paused for the whole pass - both threads allocate all the time, so pausing
+        """Read and build here, push and commit on the queue's threads (see the module docstring).
+        The GC stays paused for the whole pass - every thread allocates all the time, so pausing
         per cycle would leave it on at random moments - and the young generations, where the
         cyclic garbage of a cycle lands, are collected every _COLLECT_EVERY_CYCLES cycles."""
-        queue = PushQueue(self.pushes_in_flight, name=f"push-{self.source.id}")
-
+        queue = PushQueue(self.pushes_in_flight, senders=self.push_concurrency, name=f"push-{self.source.id}")
         sink = self.sink if isinstance(self.sink, PreparingSink) else None
+        window: list[int] = []  # [oldest, newest] of the pushes that may be unsettled at once
 
-        def hand_over(records: list[LogRecord], cursor: Cursor, result: PassResult) -> None:
-            # encoded here, while the push before is in flight (not for a resend check's pushes:
+        def hand_over(records: list[LogRecord], cursor: Cursor, result: PassResult, span: _Span) -> None:
+            # encoded here, while the pushes before are in flight (not for a resend check's pushes:
             # what they send is decided when they are sent)
-            prepared = (sink.prepare_push(records, source=self.source.id)
-                        if sink is not None and records and not self._checking_resends else None)
-            queue.submit(partial(self._push_and_commit, records, cursor, result, prepared))
+            alone = checking = self._checking_resends
+            prepared = None
+            if sink is not None and records and not checking:
+                prepared = sink.prepare_push(records, source=self.source.id)
+            if span is not None:  # see MAX_UNCOMMITTED_SPAN_NS
+                if window and max(span[1], window[1]) - min(span[0], window[0]) < MAX_UNCOMMITTED_SPAN_NS:
+                    window[:] = min(span[0], window[0]), max(span[1], window[1])
+                else:
+                    window[:] = span
+                    alone = True
+            settle = partial(self._settle, records, cursor, result)
+            queue.submit(partial(self._send, records, prepared), settle, alone=alone)
 
         collect = gc.isenabled()  # else the caller disabled it and keeps it so
         cycles = 0
@@ -238,7 +264,7 @@ class Pipeline:
             except Exception:
                 queue.close(wait=True)  # the batches handed over before a source error still ship
                 raise
-            except BaseException:  # interrupted: no new push starts, a running one is not awaited
+            except BaseException:  # interrupted: no new push starts, the ones under way are not awaited
                 queue.close(wait=False)
                 raise
 
@@ -254,14 +280,14 @@ class Pipeline:
             if not batch.records and not buffer:
                 # a checkpoint alone (e.g. GCS registers new objects before reading them): it
                 # must be committed before what follows is pushed, not merged into that push
-                push([], batch.cursor, result)
+                push([], batch.cursor, result, None)
                 continue
             records = batch.records
             if records:
                 low, high = min(map(_ts_of, records)), max(map(_ts_of, records))
                 spans = max(high, newest) - min(low, oldest)
                 if buffer and pending is not None and spans >= MAX_UNCOMMITTED_SPAN_NS:
-                    push(buffer, pending, result)  # see MAX_UNCOMMITTED_SPAN_NS
+                    push(buffer, pending, result, (oldest, newest))  # see MAX_UNCOMMITTED_SPAN_NS
                     buffer, buffered_bytes = [], 0
                 oldest, newest = (min(low, oldest), max(high, newest)) if buffer else (low, high)
             if not buffer:
@@ -274,10 +300,10 @@ class Pipeline:
                 self._no_room_for_another(len(buffer), buffered_bytes, len(records), batch_bytes)
                 or self._clock() - first_buffered_at >= self.max_wait_seconds
             ):
-                push(buffer, pending, result)
+                push(buffer, pending, result, (oldest, newest))
                 return True
         if pending is not None:
-            push(buffer, pending, result)
+            push(buffer, pending, result, (oldest, newest) if buffer else None)
         return False
 
     def _no_room_for_another(self, entries: int, size: int, batch_entries: int, batch_bytes: int) -> bool:
@@ -297,35 +323,47 @@ class Pipeline:
             self.checkpointer.commit(self._marker_id, {"clean": True})
             self._marked_unclean = False
 
-    def _push_and_commit(
-        self, records: list[LogRecord], cursor: Cursor, result: PassResult, prepared: object = None
-    ) -> None:
-        """`prepared`: the sink's prepare_push() of `records`, made ahead (PreparingSink)."""
+    def _push_and_commit(self, records: list[LogRecord], cursor: Cursor, result: PassResult,
+                         _: _Span) -> None:
+        self._settle(records, cursor, result, self._send(records, None))
+
+    def _send(self, records: list[LogRecord], prepared: object) -> _Sent:
+        """The push of a step (on a push thread, maybe beside another step's). `prepared`: the
+        sink's prepare_push() of `records`, made ahead (PreparingSink)."""
         self._check_leadership()
-        if records:
-            if not self._marked_unclean:
+        if not records:
+            return _Sent()
+        with self._lock:
+            if not self._marked_unclean:  # before the pass's first push, whichever thread sends it
                 self.checkpointer.commit(self._marker_id, {"clean": False})
                 self._marked_unclean = True
-            sent = records
-            if self._checking_resends and isinstance(self.sink, ResendChecker):
-                sent, present = self.sink.drop_present(records, source=self.source.id)
-                result.accepted += present
-                self._checking_resends = present > 0
-                prepared = None  # made for all of `records`
-            if prepared is not None and isinstance(self.sink, PreparingSink):
-                pushed = self.sink.push_prepared(prepared, source=self.source.id)
-            else:
-                pushed = self.sink.push(sent, source=self.source.id)
+        sent, present = records, 0
+        if self._checking_resends and isinstance(self.sink, ResendChecker):  # such steps go alone
+            sent, present = self.sink.drop_present(records, source=self.source.id)
+            self._checking_resends = present > 0
+            prepared = None  # made for all of `records`
+        if prepared is not None and isinstance(self.sink, PreparingSink):
+            pushed = self.sink.push_prepared(prepared, source=self.source.id)
+        else:
+            pushed = self.sink.push(sent, source=self.source.id)
+        with self._lock:
+            self._unsettled_pushes += 1
+        return _Sent(pushed, present)
+
+    def _settle(self, records: list[LogRecord], cursor: Cursor, result: PassResult, sent: _Sent) -> None:
+        """Account a step's push and commit its cursor (steps settle in order, one at a time)."""
+        if sent.pushed is not None:
             result.pushes += 1
-            result.accepted += pushed.accepted
-            for rejected in pushed.rejected:
+            result.accepted += sent.present + sent.pushed.accepted
+            for rejected in sent.pushed.rejected:
                 result.rejected[rejected.reason] += 1
             newest = max(map(_ts_of, records))
             result.newest_ts_ns = max(result.newest_ts_ns or newest, newest)
-            self._pushed_uncommitted = True
             self._check_leadership()  # the push can take long (retries): ask again
         self.checkpointer.commit(self.checkpoint_id, cursor)
-        self._pushed_uncommitted = False
+        if sent.pushed is not None:
+            with self._lock:
+                self._unsettled_pushes -= 1
         result.commits += 1
         if result.newest_ts_ns is not None:
             self._newest_committed_ns = max(self._newest_committed_ns or 0, result.newest_ts_ns)

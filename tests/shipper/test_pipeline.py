@@ -1,8 +1,11 @@
-"""Pipeline: commit only after the sink answered for everything before the cursor."""
+"""Pipeline: commit only after the sink answered for everything before the cursor. These tests
+send one push at a time (`sequential`), so that a sink's answers follow the order of the pushes;
+two pushes at once are tested in test_pipeline_in_flight.py."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import pytest
 
@@ -16,6 +19,7 @@ from shipper.sources.base import SourceError
 from shipper.sources.memory import MemorySource
 
 LABELS = {"source": "test", "service_name": "t", "level": "info"}
+sequential = partial(Pipeline, push_concurrency=1)
 
 
 def records(count: int) -> list[LogRecord]:
@@ -51,7 +55,7 @@ def test_buffers_source_batches_up_to_the_sink_batch_size_and_commits_each_push(
     """A push is due when another batch of 4 would take it over 10 entries: 8, never 12 (which
     the Loki sink would send as 10 and 2)."""
     sink, checkpoints = RecordingSink(), MemoryCheckpointer()
-    pipeline = Pipeline(MemorySource("p1", records(25), batch_size=4), sink, checkpoints,
+    pipeline = sequential(MemorySource("p1", records(25), batch_size=4), sink, checkpoints,
                         max_entries=10, max_wait_seconds=60)
     result = pipeline.run_once()
     assert result.ok and result.accepted == 25
@@ -68,7 +72,7 @@ def test_each_push_fits_the_loki_sinks_byte_limit_so_it_is_sent_as_one_request()
     items = [LogRecord(1_700_000_000_000_000_000 + i, f'{{"n": {i}, "msg": "{"x" * 180}"}}', LABELS,
                        LineMetadata(shared, str(i))) for i in range(40_000)]
     sink = RecordingSink()
-    result = Pipeline(MemorySource("fits", items, batch_size=1000), sink, MemoryCheckpointer(),
+    result = sequential(MemorySource("fits", items, batch_size=1000), sink, MemoryCheckpointer(),
                       max_wait_seconds=60).run_once()
     assert result.ok and result.accepted == len(items)
     preparer, now_ns = Preparer(), items[-1].ts_ns + 10**9
@@ -82,19 +86,19 @@ def test_each_push_fits_the_loki_sinks_byte_limit_so_it_is_sent_as_one_request()
 def test_sink_unavailable_fails_the_run_and_keeps_the_last_acknowledged_cursor() -> None:
     sink, checkpoints = RecordingSink(fail_on=[2]), MemoryCheckpointer()
     before = runs("p2", "failure")
-    result = Pipeline(MemorySource("p2", records(30), batch_size=10), sink, checkpoints,
+    result = sequential(MemorySource("p2", records(30), batch_size=10), sink, checkpoints,
                       max_entries=10).run_once()
     assert not result.ok and "scripted outage" in (result.error or "")
     assert checkpoints.load("p2") == {"offset": 10}
     assert runs("p2", "failure") == before + 1
-    again = Pipeline(MemorySource("p2", records(30), batch_size=10), RecordingSink(), checkpoints,
+    again = sequential(MemorySource("p2", records(30), batch_size=10), RecordingSink(), checkpoints,
                      max_entries=10).run_once()
     assert again.ok and again.accepted == 20 and checkpoints.load("p2") == {"offset": 30}
 
 
 def test_rejected_entries_are_reported_and_the_cursor_moves_past_them() -> None:
     sink, checkpoints = RecordingSink(reject_lines=["line 3"]), MemoryCheckpointer()
-    result = Pipeline(MemorySource("p3", records(5)), sink, checkpoints).run_once()
+    result = sequential(MemorySource("p3", records(5)), sink, checkpoints).run_once()
     assert result.ok and result.accepted == 4 and result.rejected == {"too_far_behind": 1}
     assert checkpoints.load("p3") == {"offset": 5}
 
@@ -105,7 +109,7 @@ def test_source_error_is_a_failed_run() -> None:
             raise SourceError("bucket is gone")
             yield
 
-    result = Pipeline(Broken("p4", []), RecordingSink(), MemoryCheckpointer()).run_once()
+    result = sequential(Broken("p4", []), RecordingSink(), MemoryCheckpointer()).run_once()
     assert not result.ok and "bucket is gone" in (result.error or "")
 
 
@@ -117,7 +121,7 @@ def test_unwritable_checkpoint_is_one_failed_run_also_through_the_scheduler_job(
             raise CheckpointError("cannot write checkpoint gs://state/p5/checkpoint.json: 503")
 
     before = runs("p5", "failure")
-    pipeline = Pipeline(MemorySource("p5", records(5)), RecordingSink(), Unwritable())
+    pipeline = sequential(MemorySource("p5", records(5)), RecordingSink(), Unwritable())
     result = pipeline.run_once()
     assert not result.ok and "cannot write checkpoint" in (result.error or "")
     assert runs("p5", "failure") == before + 1
@@ -126,7 +130,7 @@ def test_unwritable_checkpoint_is_one_failed_run_also_through_the_scheduler_job(
 
 
 def test_checkpoint_lag_is_measured_from_the_newest_committed_record() -> None:
-    pipeline = Pipeline(MemorySource("p5", records(3)), RecordingSink(), MemoryCheckpointer(),
+    pipeline = sequential(MemorySource("p5", records(3)), RecordingSink(), MemoryCheckpointer(),
                         wall_clock=lambda: 1_700_000_100.0)
     assert pipeline.run_once().ok
     lag = metrics.REGISTRY.get_sample_value("shipper_checkpoint_lag_seconds", {"source": "p5"})
@@ -137,7 +141,7 @@ def test_corrupt_checkpoint_is_an_error_naming_the_file(tmp_path) -> None:  # ty
     checkpoints = FileCheckpointer(tmp_path)
     checkpoints.path_for("p6").parent.mkdir(parents=True)
     checkpoints.path_for("p6").write_text("{not json")
-    pipeline = Pipeline(MemorySource("p6", records(1)), RecordingSink(), checkpoints)
+    pipeline = sequential(MemorySource("p6", records(1)), RecordingSink(), checkpoints)
     with pytest.raises(CheckpointError, match=r"p6/checkpoint\.json"):
         pipeline.run_once()
 
@@ -145,7 +149,7 @@ def test_corrupt_checkpoint_is_an_error_naming_the_file(tmp_path) -> None:  # ty
 def test_max_wait_flushes_a_slow_source() -> None:
     ticks = iter(range(100))
     sink = RecordingSink()
-    Pipeline(MemorySource("p7", records(6), batch_size=2), sink, MemoryCheckpointer(), max_entries=100,
+    sequential(MemorySource("p7", records(6), batch_size=2), sink, MemoryCheckpointer(), max_entries=100,
              max_wait_seconds=2, clock=lambda: float(next(ticks))).run_once()
     assert len(sink.pushes) > 1 and sum(len(p) for p in sink.pushes) == 6
 
@@ -162,14 +166,15 @@ def test_the_garbage_collector_is_paused_per_push_cycle_and_restored() -> None:
 
     assert gc.isenabled()
     sink = ObservingSink(fail_on=[3])
-    pipeline = Pipeline(MemorySource("gc1", records(30), batch_size=5), sink, MemoryCheckpointer(),
+    pipeline = sequential(MemorySource("gc1", records(30), batch_size=5), sink, MemoryCheckpointer(),
                         max_entries=10, max_wait_seconds=60)
     result = pipeline.run_once()
     assert not result.ok and states == [False, False, False]  # paused in every push, the failed third too
     assert gc.isenabled()
     gc.disable()
     try:  # a caller that disabled it itself keeps it disabled
-        assert Pipeline(MemorySource("gc2", records(3)), RecordingSink(), MemoryCheckpointer()).run_once().ok
+        pipeline = sequential(MemorySource("gc2", records(3)), RecordingSink(), MemoryCheckpointer())
+        assert pipeline.run_once().ok
         assert not gc.isenabled()
     finally:
         gc.enable()
@@ -179,7 +184,7 @@ def test_a_replica_that_stops_leading_mid_pass_stops_before_its_next_push_or_com
     """Leadership is asked before each push and again before its commit (a push can retry long)."""
     answers = iter([True, True, True, False])  # push 1 + commit 1, push 2, then lost before commit 2
     sink, checkpoints = RecordingSink(), MemoryCheckpointer()
-    pipeline = Pipeline(MemorySource("lead1", records(30), batch_size=10), sink, checkpoints,
+    pipeline = sequential(MemorySource("lead1", records(30), batch_size=10), sink, checkpoints,
                         max_entries=10, still_leading=lambda: next(answers))
     stopped_before = runs("lead1", "stopped")
     result = pipeline.run_once()
@@ -187,6 +192,6 @@ def test_a_replica_that_stops_leading_mid_pass_stops_before_its_next_push_or_com
     assert [len(push) for push in sink.pushes] == [10, 10]  # the third batch was never pushed
     assert checkpoints.load("lead1") == {"offset": 10}  # the second push is not committed
     assert runs("lead1", "stopped") == stopped_before + 1 and runs("lead1", "failure") == 0
-    resumed = Pipeline(MemorySource("lead1", records(30), batch_size=10), RecordingSink(), checkpoints,
+    resumed = sequential(MemorySource("lead1", records(30), batch_size=10), RecordingSink(), checkpoints,
                        max_entries=10).run_once()
     assert resumed.ok and not resumed.stopped and resumed.accepted == 20

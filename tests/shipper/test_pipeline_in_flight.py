@@ -1,6 +1,8 @@
-"""Pushes in flight (PUSHES_IN_FLIGHT): the next batch is read while a push is under way, and the
-commit rule holds as before - a checkpoint moves only past pushes Loki answered, in order; after a
-failed push nothing commits; a stop (SIGTERM) abandons what is in flight without losing it."""
+"""Pushes in flight (PUSHES_IN_FLIGHT, PUSH_CONCURRENCY): the next batch is read while pushes are
+under way, and the commit rule holds as before - a checkpoint moves only past pushes Loki
+answered, in order, whichever push was answered first; after a failed push nothing commits; a stop
+(SIGTERM) abandons what is in flight without losing it. Tests of the one-sender order pass
+push_concurrency=1; those of two pushes at once, 2 (the default)."""
 
 from __future__ import annotations
 
@@ -95,8 +97,9 @@ class JournalledCheckpointer(MemoryCheckpointer):
 def test_commits_follow_their_acknowledged_pushes_in_order() -> None:
     journal = Journal()
     checkpoints = JournalledCheckpointer(journal)
-    pipeline = Pipeline(ReadingSource("order", records(100), batch_size=10), JournalledSink(journal),
-                        checkpoints, max_entries=10, max_wait_seconds=60, pushes_in_flight=3)
+    source = ReadingSource("order", records(100), batch_size=10)
+    pipeline = Pipeline(source, JournalledSink(journal), checkpoints, max_entries=10, max_wait_seconds=60,
+                        pushes_in_flight=3, push_concurrency=1)
     result = pipeline.run_once()
     assert result.ok and result.accepted == 100 and result.commits == 10
     expected = [(what, offset) for offset in range(10, 101, 10) for what in ("push", "acked", "commit")]
@@ -136,7 +139,7 @@ def test_a_failed_push_in_flight_commits_nothing_after_it_and_the_next_pass_rese
 
     ahead = source
     result = Pipeline(source, FailingSink(journal, fail_on=2), checkpoints, max_entries=10,
-                      max_wait_seconds=60, pushes_in_flight=2).run_once()
+                      max_wait_seconds=60, pushes_in_flight=2, push_concurrency=1).run_once()
     assert not result.ok and "scripted outage" in (result.error or "")
     assert read_before_failure and read_before_failure[0] >= 4
     assert checkpoints.load("fail") == {"offset": 10}
@@ -147,7 +150,7 @@ def test_a_failed_push_in_flight_commits_nothing_after_it_and_the_next_pass_rese
     again = Pipeline(ReadingSource("fail", records(60), batch_size=10), JournalledSink(journal), checkpoints,
                      max_entries=10, max_wait_seconds=60, pushes_in_flight=2).run_once()
     assert again.ok and again.accepted == 50
-    assert [offset for what, offset in journal.events if what == "push"] == [20, 30, 40, 50, 60]
+    assert sorted(offset for what, offset in journal.events if what == "push") == [20, 30, 40, 50, 60]
     assert checkpoints.load("fail") == {"offset": 60}
 
 
@@ -167,7 +170,7 @@ def test_a_push_refused_while_the_next_is_queued_ships_everything_exactly_once_o
     checkpoints = MemoryCheckpointer()
     with httpx.Client(transport=httpx.MockTransport(handler)) as client:
         result = Pipeline(source, LokiSink(config, client), checkpoints, max_entries=10, max_wait_seconds=60,
-                          pushes_in_flight=2).run_once()
+                          pushes_in_flight=2, push_concurrency=1).run_once()
         assert not result.ok and "500" in (result.error or "")
         assert checkpoints.load("refused") == {"offset": 10}
         assert mock.push_attempts == 2  # push 3 never went out
@@ -204,7 +207,7 @@ def test_a_stop_while_pushes_are_in_flight_abandons_them_and_the_next_start_send
     with httpx.Client(transport=httpx.MockTransport(handler)) as client:
         sink = LokiSink(config, client, sleep=stoppable_sleep(stop))
         pipeline = Pipeline(source, sink, checkpoints, max_entries=10, max_wait_seconds=60,
-                            pushes_in_flight=2)
+                            pushes_in_flight=2, push_concurrency=1)
         passing = threading.Thread(target=lambda: outcome.append(pipeline.run_once()))
         passing.start()
         assert mock_scripted.wait(WAIT) and source.wait_taken(4)  # push 2 retrying, push 3 queued
@@ -282,3 +285,112 @@ def test_an_interrupted_pass_does_not_wait_for_the_push_under_way_and_starts_no_
         time.sleep(0.01)
     time.sleep(0.05)  # room for a (wrong) second push to show
     assert journal.events == [("push", 10), ("acked", 10), ("commit", 10)]
+
+
+class OverlapSink(JournalledSink):
+    """Push 2 (offset 20) is answered only once push 3 (offset 30) was sent, if it is within
+    `wait` seconds: with two senders, push 3 goes out beside push 2 and is answered first."""
+
+    def __init__(self, journal: Journal, *, wait: float = WAIT, fail_second: bool = False) -> None:
+        super().__init__(journal)
+        self.third_sent = threading.Event()
+        self.second_answered = threading.Event()
+        self.third_answered = threading.Event()
+        self.wait = wait
+        self.fail_second = fail_second
+        self.overlapped: list[bool] = []
+
+    def push(self, items: Sequence[LogRecord], *, source: str) -> PushResult:
+        last = int(items[-1].line.split()[1]) + 1
+        self.journal.add("push", last)
+        if last == 30:
+            self.third_sent.set()
+        if last == 20:
+            self.overlapped.append(self.third_sent.wait(self.wait))
+            if self.fail_second:
+                self.third_answered.wait(WAIT)
+                raise SinkUnavailable("scripted outage")
+        self.journal.add("acked", last)
+        if last == 20:
+            self.second_answered.set()
+        if last == 30:
+            self.third_answered.set()
+        return PushResult(accepted=len(items))
+
+
+def test_two_pushes_go_out_at_once_and_commit_in_the_order_they_were_read() -> None:
+    journal = Journal()
+    checkpoints = JournalledCheckpointer(journal)
+    sink = OverlapSink(journal)
+    result = Pipeline(ReadingSource("two", records(60), batch_size=10), sink, checkpoints, max_entries=10,
+                      max_wait_seconds=60, pushes_in_flight=3, push_concurrency=2).run_once()
+    assert result.ok and result.accepted == 60 and result.commits == 6
+    events = journal.events
+    assert sink.overlapped == [True]
+    assert events.index(("acked", 30)) < events.index(("acked", 20))  # answered out of order ...
+    commits = [offset for what, offset in events if what == "commit"]
+    assert commits == [10, 20, 30, 40, 50, 60]  # ... committed in order,
+    for offset in commits:  # each after its own answer and every answer before it
+        answered_before = {o for what, o in events[:events.index(("commit", offset))] if what == "acked"}
+        assert set(range(10, offset + 1, 10)) <= answered_before
+    assert checkpoints.load("two") == {"offset": 60}
+    assert checkpoints.load("two" + INFLIGHT_SUFFIX) == {"clean": True}
+
+
+def test_a_push_failing_beside_an_answered_one_commits_neither_and_the_next_pass_resends_both() -> None:
+    journal = Journal()
+    checkpoints = JournalledCheckpointer(journal)
+    sink = OverlapSink(journal, fail_second=True)
+    result = Pipeline(ReadingSource("fail2", records(60), batch_size=10), sink, checkpoints, max_entries=10,
+                      max_wait_seconds=60, pushes_in_flight=3, push_concurrency=2).run_once()
+    assert not result.ok and "scripted outage" in (result.error or "")
+    assert ("acked", 30) in journal.events  # Loki took push 3 ...
+    assert checkpoints.load("fail2") == {"offset": 10}  # ... but only push 1 is committed
+    assert result.commits == 1 and result.accepted == 10
+    assert checkpoints.load("fail2" + INFLIGHT_SUFFIX) == {"clean": False}  # the next pass checks resends
+
+    journal.events.clear()
+    again = Pipeline(ReadingSource("fail2", records(60), batch_size=10), JournalledSink(journal), checkpoints,
+                     max_entries=10, max_wait_seconds=60, pushes_in_flight=3, push_concurrency=2).run_once()
+    assert again.ok and again.accepted == 50
+    assert sorted(offset for what, offset in journal.events if what == "push") == [20, 30, 40, 50, 60]
+    assert checkpoints.load("fail2") == {"offset": 60}
+
+
+@pytest.mark.parametrize(("spacing_minutes", "overlaps"), [(1, True), (3, False)])
+def test_pushes_that_together_span_50_minutes_or_more_are_not_unsettled_at_once(
+    spacing_minutes: int, overlaps: bool
+) -> None:
+    """Records 3 minutes apart: a push of 10 spans 27 minutes, two span 57 (MAX_UNCOMMITTED_SPAN_NS
+    is 50), so push 3 is sent only once push 2 settled; 1 minute apart, it goes out beside it."""
+    journal = Journal()
+    checkpoints = JournalledCheckpointer(journal)
+    start = time.time_ns() - 5 * 3600 * 1_000_000_000
+    step_ns = spacing_minutes * 60 * 1_000_000_000
+    items = [LogRecord(start + i * step_ns, f"line {i}", LABELS) for i in range(30)]
+    sink = OverlapSink(journal, wait=WAIT if overlaps else 0.3)
+    result = Pipeline(ReadingSource("span", items, batch_size=10), sink, checkpoints, max_entries=10,
+                      max_wait_seconds=60, pushes_in_flight=3, push_concurrency=2).run_once()
+    assert result.ok and result.accepted == 30
+    assert sink.overlapped == [overlaps]
+    events = journal.events
+    assert (events.index(("commit", 20)) < events.index(("push", 30))) is not overlaps
+
+
+def test_leadership_lost_while_two_pushes_are_answered_leaves_the_pass_unclean() -> None:
+    """Push 3 was answered beside push 2, and the lease lapsed once both were: neither is
+    committed, and the next leader must ask Loki what it holds before resending them."""
+    journal = Journal()
+    checkpoints = JournalledCheckpointer(journal)
+    sink = OverlapSink(journal)
+
+    def still_leading() -> bool:
+        return not (sink.second_answered.is_set() and sink.third_answered.is_set())
+
+    result = Pipeline(ReadingSource("lease", records(60), batch_size=10), sink, checkpoints, max_entries=10,
+                      max_wait_seconds=60, pushes_in_flight=3, push_concurrency=2,
+                      still_leading=still_leading).run_once()
+    assert result.stopped and sink.overlapped == [True]
+    assert ("acked", 20) in journal.events and ("acked", 30) in journal.events
+    assert checkpoints.load("lease") == {"offset": 10}
+    assert checkpoints.load("lease" + INFLIGHT_SUFFIX) == {"clean": False}

@@ -1,14 +1,15 @@
 """Pipeline: pushes between commits span less than Loki's 1 h window; the unclean-stop marker
-decides whether the first pushes ask the sink what Loki already holds; the pass outcome."""
+decides whether the first pushes ask the sink what Loki already holds; the pass outcome. One push
+at a time (`sequential`), so that the sinks' scripted answers follow the order of the pushes."""
 
 from __future__ import annotations
 
 from shipper import metrics
 from shipper.checkpoint import MemoryCheckpointer
 from shipper.models import MAX_UNCOMMITTED_SPAN_NS, LogRecord
-from shipper.pipeline import INFLIGHT_SUFFIX, Pipeline
+from shipper.pipeline import INFLIGHT_SUFFIX
 from shipper.sources.memory import MemorySource
-from tests.shipper.test_pipeline import LABELS, RecordingSink
+from tests.shipper.test_pipeline import LABELS, RecordingSink, sequential
 
 MINUTE = 60 * 1_000_000_000
 T0 = 1_700_000_000_000_000_000
@@ -22,7 +23,7 @@ def test_pushes_between_commits_span_less_than_lokis_window() -> None:
     sink = RecordingSink()
     checkpoints = MemoryCheckpointer()
     source = MemorySource("span", spread(30, 10 * MINUTE), batch_size=1)  # 5 h, one record a batch
-    result = Pipeline(source, sink, checkpoints, max_wait_seconds=3600).run_once()
+    result = sequential(source, sink, checkpoints, max_wait_seconds=3600).run_once()
     assert result.ok and result.accepted == 30
     spans = [max(r.ts_ns for r in push) - min(r.ts_ns for r in push) for push in sink.pushes]
     assert len(sink.pushes) == 6 and max(spans) < MAX_UNCOMMITTED_SPAN_NS
@@ -48,12 +49,12 @@ def test_after_an_unclean_stop_the_first_pushes_drop_what_loki_holds() -> None:
     checkpoints = MemoryCheckpointer()
     source = MemorySource("unclean", spread(30, 1), batch_size=10)
     failing = CheckingSink(fail_on=[2])
-    first = Pipeline(source, failing, checkpoints, max_entries=10).run_once()
+    first = sequential(source, failing, checkpoints, max_entries=10).run_once()
     assert not first.ok and failing.asked == []  # nothing to check on a clean start
     assert checkpoints.load("unclean" + INFLIGHT_SUFFIX) == {"clean": False}
 
     sink = CheckingSink(held=13)  # the failed push (10) reached Loki, and 3 of the next
-    second = Pipeline(source, sink, checkpoints, max_entries=10).run_once()
+    second = sequential(source, sink, checkpoints, max_entries=10).run_once()
     assert second.outcome == "success" and second.accepted == 20
     assert sink.asked == [10, 10]
     assert sum(len(push) for push in sink.pushes) == 20 - 13
@@ -61,12 +62,12 @@ def test_after_an_unclean_stop_the_first_pushes_drop_what_loki_holds() -> None:
     sink = CheckingSink(held=0)
     checkpoints.commit("unclean" + INFLIGHT_SUFFIX, {"clean": False})
     checkpoints.commit("unclean", {"offset": 0})
-    Pipeline(source, sink, checkpoints, max_entries=10).run_once()
+    sequential(source, sink, checkpoints, max_entries=10).run_once()
     assert sink.asked == [10]  # the first push found nothing held: no more questions
     assert checkpoints.load("unclean" + INFLIGHT_SUFFIX) == {"clean": True}
 
     again = CheckingSink()
-    Pipeline(MemorySource("unclean", spread(40, 1), batch_size=10), again, checkpoints).run_once()
+    sequential(MemorySource("unclean", spread(40, 1), batch_size=10), again, checkpoints).run_once()
     assert again.asked == []  # the previous pass ended cleanly
 
 
@@ -74,7 +75,7 @@ def test_a_pass_with_rejected_records_is_partial_and_counted() -> None:
     before = metrics.REGISTRY.get_sample_value(
         "shipper_runs_total", {"source": "partial-src", "outcome": "partial"}) or 0
     sink = RecordingSink(reject_lines=["line 3"])
-    result = Pipeline(MemorySource("partial-src", spread(5, 1)), sink, MemoryCheckpointer()).run_once()
+    result = sequential(MemorySource("partial-src", spread(5, 1)), sink, MemoryCheckpointer()).run_once()
     assert result.ok and result.outcome == "partial" and dict(result.rejected) == {"too_far_behind": 1}
     assert metrics.REGISTRY.get_sample_value(
         "shipper_runs_total", {"source": "partial-src", "outcome": "partial"}) == before + 1
@@ -84,7 +85,7 @@ def test_sinks_without_the_check_still_work() -> None:
     checkpoints = MemoryCheckpointer()
     checkpoints.commit("plain" + INFLIGHT_SUFFIX, {"clean": False})
     sink = RecordingSink()
-    assert Pipeline(MemorySource("plain", spread(3, 1)), sink, checkpoints).run_once().accepted == 3
+    assert sequential(MemorySource("plain", spread(3, 1)), sink, checkpoints).run_once().accepted == 3
     assert checkpoints.load("plain" + INFLIGHT_SUFFIX) == {"clean": True}
 
 
@@ -92,13 +93,13 @@ def test_leadership_lost_between_a_push_and_its_commit_leaves_the_pass_unclean()
     """The next leader resends from the last commit: it must first ask what Loki holds."""
     checkpoints = MemoryCheckpointer()
     answers = iter([True, True, True, False])  # push 1 + commit 1, push 2, lost before commit 2
-    lost = Pipeline(MemorySource("handover", spread(30, 1), batch_size=10), RecordingSink(), checkpoints,
+    lost = sequential(MemorySource("handover", spread(30, 1), batch_size=10), RecordingSink(), checkpoints,
                     max_entries=10, still_leading=lambda: next(answers)).run_once()
     assert lost.stopped and checkpoints.load("handover") == {"offset": 10}
     assert checkpoints.load("handover" + INFLIGHT_SUFFIX) == {"clean": False}
 
     sink = CheckingSink(held=10)  # the second push reached Loki
-    resumed = Pipeline(MemorySource("handover", spread(30, 1), batch_size=10), sink, checkpoints,
+    resumed = sequential(MemorySource("handover", spread(30, 1), batch_size=10), sink, checkpoints,
                        max_entries=10).run_once()
     assert resumed.ok and resumed.accepted == 20 and sink.asked[0] == 10
     assert sum(len(push) for push in sink.pushes) == 10  # only the third batch is new
@@ -107,6 +108,6 @@ def test_leadership_lost_between_a_push_and_its_commit_leaves_the_pass_unclean()
 def test_leadership_lost_at_a_commit_boundary_leaves_the_pass_clean() -> None:
     checkpoints = MemoryCheckpointer()
     answers = iter([True, True, False])  # push 1 + commit 1, then lost before push 2
-    Pipeline(MemorySource("boundary", spread(30, 1), batch_size=10), RecordingSink(), checkpoints,
+    sequential(MemorySource("boundary", spread(30, 1), batch_size=10), RecordingSink(), checkpoints,
              max_entries=10, still_leading=lambda: next(answers)).run_once()
     assert checkpoints.load("boundary" + INFLIGHT_SUFFIX) == {"clean": True}

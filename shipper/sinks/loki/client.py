@@ -124,10 +124,9 @@ class LokiSink:
         reading thread, while the previous push is in flight): limits applied, entries sorted and
         routed with what Loki is known to hold now, live requests encoded. push_prepared() routes
         again with what Loki acknowledged meanwhile and encodes afresh if that moved anything.
-        The age limits use the time of this call. It may run on another thread than a push under
-        way: the preparer's caches and the late router are dicts changed one item at a time
-        (atomic under the GIL); at worst a late stream gets two label objects, which Loki reads
-        as one stream."""
+        The age limits use the time of this call. It may run on another thread than the pushes
+        under way (and push_prepared() on several at once): the preparer's caches are dicts
+        changed one item at a time (atomic under the GIL) and the late router takes a lock."""
         if not records:
             return PreparedPush(records, None, 0, [])
         with gc_paused():

@@ -17,10 +17,14 @@ Which stream an entry takes is decided by what Loki is known to hold for the liv
 The live stream's newest only grows, so a resend of an entry Loki refused takes the late stream
 again (Loki then drops it as a duplicate); a resend after an unclean stop is checked against Loki
 first (see LokiSink.drop_present), so an entry that moved between streams is not stored twice.
+
+Several pushes may be under way at once (pipeline.py): what changes these tables holds a lock;
+lookups read dicts that change one item at a time.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from operator import attrgetter
@@ -49,6 +53,7 @@ class LateRouter:
         self._newest_of_all = -1  # at least every value of _newest: route()'s quick answer
         self._late: dict[tuple[str, str], StreamLabels] = {}  # (live stream, hour) -> late stream
         self._live_of: dict[str, StreamLabels] = {}  # late stream label string -> its live stream
+        self._lock = threading.Lock()
 
     def is_late(self, stream: StreamLabels) -> bool:
         return stream.label_string in self._live_of
@@ -89,14 +94,15 @@ class LateRouter:
         if not entries or min(map(_ts_of, entries)) >= self._newest_of_all - window_ns:
             return 0  # the usual case, history read in order: no stream holds anything that much newer
         moved = 0
-        for entry in entries:
-            known = newest.get(entry.stream.label_string)
-            if known is not None and entry.ts_ns < known - window_ns:
-                self.move_late(entry)
-                moved += 1
+        with self._lock:
+            for entry in entries:
+                known = newest.get(entry.stream.label_string)
+                if known is not None and entry.ts_ns < known - window_ns:
+                    self._move_late(entry)
+                    moved += 1
         return moved
 
-    def move_late(self, entry: Entry) -> None:
+    def _move_late(self, entry: Entry) -> None:
         live = entry.stream
         hour = hour_value(entry.ts_ns)
         key = (live.label_string, hour)
@@ -112,22 +118,24 @@ class LateRouter:
 
     def acknowledged(self, entries: Iterable[Entry]) -> None:
         newest, live_of = self._newest, self._live_of
-        for entry in entries:
-            name = entry.stream.label_string
-            if name in live_of:
-                continue
-            if entry.ts_ns > newest.get(name, -1):
-                if name not in newest and len(newest) >= _MAX_STREAMS:
-                    newest.clear()
-                newest[name] = entry.ts_ns
-                if entry.ts_ns > self._newest_of_all:
-                    self._newest_of_all = entry.ts_ns
+        with self._lock:
+            for entry in entries:
+                name = entry.stream.label_string
+                if name in live_of:
+                    continue
+                if entry.ts_ns > newest.get(name, -1):
+                    if name not in newest and len(newest) >= _MAX_STREAMS:
+                        newest.clear()
+                    newest[name] = entry.ts_ns
+                    if entry.ts_ns > self._newest_of_all:
+                        self._newest_of_all = entry.ts_ns
 
     def refused_too_far_behind(self, entry: Entry) -> None:
         """Loki holds something newer than the entry by more than the window."""
         name = entry.stream.label_string
         floor = entry.ts_ns + self.window_ns + 1
-        if floor > self._newest.get(name, -1):
-            self._newest[name] = floor
-            self._newest_of_all = max(self._newest_of_all, floor)
-        self.move_late(entry)
+        with self._lock:
+            if floor > self._newest.get(name, -1):
+                self._newest[name] = floor
+                self._newest_of_all = max(self._newest_of_all, floor)
+            self._move_late(entry)
