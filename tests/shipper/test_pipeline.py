@@ -1,6 +1,7 @@
 """Pipeline: commit only after the sink answered for everything before the cursor. These tests
-send one push at a time (`sequential`), so that a sink's answers follow the order of the pushes;
-two pushes at once are tested in test_pipeline_in_flight.py."""
+send one push at a time (`sequential`), so that a sink's answers follow the order of the pushes,
+and of whole size from the first (no ramp-up); two pushes at once and the ramp-up are tested in
+test_pipeline_in_flight.py."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from shipper.sources.base import SourceError
 from shipper.sources.memory import MemorySource
 
 LABELS = {"source": "test", "service_name": "t", "level": "info"}
-sequential = partial(Pipeline, push_concurrency=1)
+sequential = partial(Pipeline, push_concurrency=1, ramp_up_pushes=0)
 
 
 def records(count: int) -> list[LogRecord]:

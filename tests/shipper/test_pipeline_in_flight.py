@@ -231,10 +231,29 @@ def test_a_stop_while_pushes_are_in_flight_abandons_them_and_the_next_start_send
 def test_every_setting_ships_the_same(in_flight: int) -> None:
     journal = Journal()
     checkpoints = JournalledCheckpointer(journal)
-    result = Pipeline(ReadingSource("same", records(35), batch_size=4), JournalledSink(journal), checkpoints,
-                      max_entries=10, max_wait_seconds=60, pushes_in_flight=in_flight).run_once()
+    source = ReadingSource("same", records(35), batch_size=4)
+    result = Pipeline(source, JournalledSink(journal), checkpoints, max_entries=10, max_wait_seconds=60,
+                      pushes_in_flight=in_flight, ramp_up_pushes=0).run_once()
     assert result.ok and result.accepted == 35 and checkpoints.load("same") == {"offset": 35}
     assert [offset for what, offset in journal.events if what == "commit"] == [8, 16, 24, 32, 35]
+
+
+@pytest.mark.parametrize(("in_flight", "commits"), [(2, [10, 30, 70, 100]), (0, [80, 100])])
+def test_with_pushes_in_flight_the_first_pushes_of_a_pass_are_an_eighth_a_quarter_a_half(
+    in_flight: int, commits: list[int]
+) -> None:
+    """So that Loki starts on a small first push while the next is read; one push at a time gains
+    nothing from that, and pushes whole at once."""
+    journal = Journal()
+    checkpoints = JournalledCheckpointer(journal)
+    for _ in range(2):  # every pass ramps up again
+        checkpoints.cursors.clear()
+        journal.events.clear()
+        source = ReadingSource("ramp", records(100), batch_size=1)
+        result = Pipeline(source, JournalledSink(journal), checkpoints, max_entries=80, max_wait_seconds=60,
+                          pushes_in_flight=in_flight).run_once()
+        assert result.ok and result.accepted == 100
+        assert [offset for what, offset in journal.events if what == "commit"] == commits
 
 
 def test_a_source_error_after_batches_were_handed_over_still_ships_and_commits_them() -> None:

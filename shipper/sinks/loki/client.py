@@ -38,6 +38,7 @@ from shipper.sinks.loki.transport import Answer, Transport
 log = logging.getLogger(__name__)
 
 _ts_of = attrgetter("ts_ns")
+_size_of = attrgetter("size")
 
 
 class _Encoded(list[Entry]):
@@ -194,6 +195,9 @@ class LokiSink:
 
     def _batches(self, entries: list[Entry]) -> Iterator[list[Entry]]:
         max_bytes, max_entries = self.config.batch_max_bytes, self.config.batch_max_entries
+        if 0 < len(entries) <= max_entries and sum(map(_size_of, entries)) <= max_bytes:
+            yield entries  # the usual case: the pipeline sized the push to fit (summed in C)
+            return
         start, size = 0, 0
         for position, entry in enumerate(entries):
             if position > start and (size + entry.size > max_bytes or position - start >= max_entries):

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from operator import attrgetter
 
-from shipper.sinks.loki.encode import Entry, StreamLabels
+from shipper.sinks.loki.encode import Entry, StreamLabels, one_stream
 
 LATE_LABEL = "late_hour"
 LATE_STREAM = "late_stream"  # shipper_records_adjusted{reason}: entries sent to a late stream
@@ -61,13 +61,15 @@ class LateRouter:
     def live_of(self, stream: StreamLabels) -> StreamLabels:
         return self._live_of.get(stream.label_string, stream)
 
-    def requests(self, entries: Iterable[Entry]) -> list[list[Entry]]:
+    def requests(self, entries: Sequence[Entry]) -> list[list[Entry]]:
         """Entries grouped into what may share a push request: each live stream alone, all late
         streams together. Loki 3.7 answers a push with the outcome of the *last* stream it
         stored (the ingester's error of an earlier stream is overwritten): a request holding
         several live streams can answer 204 while entries of one of them were refused as too
         far behind, and they would be lost unseen. A late stream is never refused for that, so
         late streams can share a request. Order inside each group is kept."""
+        if one_stream(entries) is not None:
+            return [list(entries)]
         groups: dict[str, list[Entry]] = {}
         live_of = self._live_of
         for entry in entries:
