@@ -19,14 +19,14 @@ Pushes in flight. With `pushes_in_flight` >= 1 (the default), pushing and commit
 background threads (push_queue.py) while this thread reads and builds the next batches, at most
 `pushes_in_flight` batches ahead, and encodes them when the sink can (PreparingSink: the sink
 routes them again when it sends them, with what Loki acknowledged meanwhile). Up to
-`push_concurrency` pushes are sent at once (Loki ingests two pushes on two cores), and their
-commits are still made one at a time in the order the batches were read, each once its own push
-and all before it were answered, so the rule above holds as it is - a checkpoint moves only past
-pushes Loki answered, and when a push fails (or leadership is lost) nothing handed over after
-it is committed, and nothing not yet sent is pushed; the batches read ahead are dropped and read
-again by the next pass (a push sent beside the failed one is resent then, and checked as below).
-A source error ends the reading; the batches handed over before it are still pushed and
-committed. 0 does everything on this thread, one batch at a time.
+`push_concurrency` pushes are sent at once (a Loki across a network is not waited for one round
+trip at a time), and their commits are still made one at a time in the order the batches were
+read, each once its own push and all before it were answered, so the rule above holds as it is - a
+checkpoint moves only past pushes Loki answered, and when a push fails (or leadership is lost)
+nothing handed over after it is committed, and nothing not yet sent is pushed; the batches read
+ahead are dropped and read again by the next pass (a push sent beside the failed one is resent
+then, and checked as below). A source error ends the reading; the batches handed over before it
+are still pushed and committed. 0 does everything on this thread, one batch at a time.
 
 What is pushed between two commits spans less than MAX_UNCOMMITTED_SPAN_NS of timestamps: a
 batch that would widen the buffer past it is pushed after the buffer is committed, and a push
