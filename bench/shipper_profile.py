@@ -1,5 +1,8 @@
 """`--profile-shipper` of bench/real_loki_bench.py: one more `shipper once` under py-spy, its
-on-CPU samples split into start-up, reading, record building, encoding and the push."""
+samples split into start-up, reading, record building, encoding and the push. Only the thread
+holding the interpreter lock is sampled (`--gil`): the reader and the push threads take turns
+with it, and a thread waiting for it is not working. Native code that lets go of the lock (a
+socket's send, snappy on a large buffer) is left out."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from pathlib import Path
 
 from common import ROOT
 from pyspy import py_spy, top_functions
-from shipper_rounds import shipper_env, upload_object
+from shipper_rounds import compile_checkout, shipper_env, upload_object
 
 from tests.real_loki import RealLoki, run_id
 
@@ -54,8 +57,9 @@ def profile_shipper(loki: RealLoki, emulator_url: str, count: int, work: Path) -
     upload_object(emulator_url, bucket, count, time.time() - 3000, work)
     env = shipper_env(loki, emulator_url, bucket, work / bucket)
     out = work / f"{bucket}.txt"
-    subprocess.run([py_spy(), "record", "--format", "raw", "--rate", "250", "--output", str(out), "--",
-                    sys.executable, "-m", "shipper", "once"], cwd=ROOT, env=env, check=True,
+    compile_checkout(ROOT)
+    subprocess.run([py_spy(), "record", "--gil", "--format", "raw", "--rate", "250", "--output", str(out),
+                    "--", sys.executable, "-m", "shipper", "once"], cwd=ROOT, env=env, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     phases: collections.Counter[str] = collections.Counter()
     for row in out.read_text().splitlines():
@@ -63,8 +67,8 @@ def profile_shipper(loki: RealLoki, emulator_url: str, count: int, work: Path) -
         phases[classify(stack)] += int(count_text)
     idle = phases.pop(IDLE, 0)
     total = sum(phases.values())
-    print(f"shipper once, {count:,} lines, py-spy on-CPU samples ({total} at 250 Hz; {idle} more of "
-          f"{IDLE} left out):")
+    print(f"shipper once, {count:,} lines, py-spy samples of the thread holding the interpreter lock "
+          f"({total} at 250 Hz; {idle} more of {IDLE} left out):")
     for name, samples in phases.most_common():
         print(f"  {name:<58} {100 * samples / total:5.1f} %  (~{samples / 250:.2f} s)")
     print("  top functions (self time):")

@@ -12,7 +12,7 @@ answers, the push thread waits for the lock held by the busy reader, by default 
 (sys.getswitchinterval) before the reader is asked to let go, and the reader may be blocked on
 that very answer (pushes in flight are bounded). At 1 ms, `shipper once` of 300k lines into the
 real Loki ran 6-11 % faster at the same CPU (bench/shipper_rounds.py's rounds, alternated with
-the default through a throwaway toggle; README, Performance)."""
+the default through a throwaway toggle; docs/performance.md)."""
 
 from __future__ import annotations
 
