@@ -1,7 +1,7 @@
 """Gateway and shipper measured against the real Loki binary, side by side in one run (issue 16).
 
     LOKI_BINARY=../shared/tools/loki/loki .venv/bin/python bench/real_loki_bench.py \
-        [--requests 200] [--shipper-lines 300000] [--repeats 3] [--profile-shipper]
+        [--requests 200] [--shipper-lines 300000] [--repeats 5] [--profile-shipper]
 
 The bench starts its own Lokis from the project's config (tests/real_loki.py's `start_loki`) and
 prints three ratios, each the median of `--repeats` rounds:
@@ -28,7 +28,8 @@ prints three ratios, each the median of `--repeats` rounds:
    ingesting those same lines (psutil, before/after).
 
 `--profile-shipper` runs one more `shipper once` under py-spy (`pip install py-spy`) and splits
-its on-CPU samples into start-up, reading, record building, encoding and the push.
+the samples of the thread holding the interpreter lock into start-up, reading, record building,
+encoding and the push.
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=200, help="timed requests per target and round")
     parser.add_argument("--shipper-lines", type=int, default=300_000)
-    parser.add_argument("--repeats", type=int, default=3, help="rounds; each figure is their median")
+    parser.add_argument("--repeats", type=int, default=5, help="rounds; each figure is their median")
     parser.add_argument("--profile-shipper", action="store_true", help="split the shipper's CPU (py-spy)")
     parser.add_argument("--profile-gateway", action="store_true", help="one more gateway round under py-spy")
     parser.add_argument("--profile-only", action="store_true", help="with --profile-shipper: no rounds")

@@ -34,13 +34,16 @@ that would widen what is unsettled at once past it is sent only after every push
 settled. A resend then takes the same Loki streams as the first send (see models.py).
 
 Resends after an unclean stop. A pass that pushed marks `<checkpoint id>.inflight` unclean
-before its first push and clean when it ends without failing. When the previous pass did not end
-cleanly (killed, or a push whose answer never came), what it pushed after its last commit may
-already be in Loki: a resend that lands in another chunk is dropped by log queries but counted
-twice by metric queries (count_over_time, alert rules). So the first pushes of the next pass ask
-the sink which of their records Loki already holds (a bounded query per stream and time range,
-`drop_present`) and send only the rest, until a push finds nothing already there; such pushes
-are sent one at a time, each after the one before it settled."""
+before its first push, with how many records it may push beyond its last commit (a push for each
+of `pushes_in_flight`, of `max_entries` at most), and clean when it ends without failing. When the
+previous pass did not end cleanly (killed, or a push whose answer never came), what it pushed
+after its last commit may already be in Loki: a resend that lands in another chunk is dropped by
+log queries but counted twice by metric queries (count_over_time, alert rules). So the first
+pushes of the next pass ask the sink which of their records Loki already holds (a bounded query
+per stream and time range, `drop_present`) and send only the rest, until they have covered that
+many records and the last of them found nothing already there: with pushes sent at once, a push
+that failed may lie between two that Loki took, so one push finding nothing proves nothing about
+the next. Such pushes are sent one at a time, each after the one before it settled."""
 
 from __future__ import annotations
 
@@ -76,6 +79,7 @@ _COLLECT_EVERY_CYCLES = 16
 # a whole one (~70 ms of 2 MiB lines on this VM, bench/real_loki_bench.py)
 RAMP_UP_PUSHES = 3
 INFLIGHT_SUFFIX = ".inflight"  # checkpoint id of the marker "a pass pushed and did not end cleanly"
+UNSETTLED_AT_MOST = "unsettled_records_at_most"  # in the marker: what to check after an unclean stop
 _line_of = attrgetter("line")
 _ts_of = attrgetter("ts_ns")
 _Span = tuple[int, int] | None  # oldest and newest timestamp of a push; None: no records
@@ -188,7 +192,8 @@ class Pipeline:
         self._marker_id = self.checkpoint_id + INFLIGHT_SUFFIX
         self._marked_unclean = False  # this pass wrote the unclean marker
         self._checking_resends = False
-        self._unsettled_pushes = 0  # pushes Loki answered whose checkpoints are not written yet
+        self._records_to_check = 0  # of the next pushes, how many records to check at least
+        self._unsettled_pushes = 0  # pushes begun (maybe in Loki) whose checkpoints are not written yet
         self._lock = threading.Lock()  # the pushes of a pass may run on several threads
 
     def run_once(self) -> PassResult:
@@ -200,6 +205,10 @@ class Pipeline:
         marker = self.checkpointer.load(self._marker_id)
         self._marked_unclean = marker is not None and marker.get("clean") is False
         self._checking_resends = self._marked_unclean and isinstance(self.sink, ResendChecker)
+        if self._checking_resends and marker is not None:
+            left_by_marker = marker.get(UNSETTLED_AT_MOST)
+            self._records_to_check = max(left_by_marker if type(left_by_marker) is int else 0,
+                                         self._unsettled_at_most())
         self._unsettled_pushes = 0
         self._ramp_shift = self.ramp_up_pushes if self.pushes_in_flight >= 1 else 0
         started = self._clock()
@@ -270,7 +279,10 @@ class Pipeline:
                         gc.collect(1)
                 queue.finish()
             except Exception:
-                queue.close(wait=True)  # the batches handed over before a source error still ship
+                # the batches handed over before a source error still ship; and the pass ends with
+                # the error of the earliest step that failed, which may be a push still under way
+                # when a later step raised (a lease lost, then the push before it failed)
+                queue.finish()
                 raise
             except BaseException:  # interrupted: no new push starts, the ones under way are not awaited
                 queue.close(wait=False)
@@ -324,6 +336,10 @@ class Pipeline:
         return (entries + max(batch_entries, 1) > self.max_entries >> shift
                 or size + max(batch_bytes, 1) > self.max_bytes >> shift)
 
+    def _unsettled_at_most(self) -> int:
+        """How many records a pass may push beyond its last commit."""
+        return max(self.pushes_in_flight, 1) * self.max_entries
+
     def _check_leadership(self) -> None:
         if not self.still_leading():
             raise _LeadershipLost
@@ -345,19 +361,20 @@ class Pipeline:
             return _Sent()
         with self._lock:
             if not self._marked_unclean:  # before the pass's first push, whichever thread sends it
-                self.checkpointer.commit(self._marker_id, {"clean": False})
+                self.checkpointer.commit(self._marker_id,
+                                         {"clean": False, UNSETTLED_AT_MOST: self._unsettled_at_most()})
                 self._marked_unclean = True
+            self._unsettled_pushes += 1  # from here on, Loki may hold it whatever the answer
         sent, present = records, 0
         if self._checking_resends and isinstance(self.sink, ResendChecker):  # such steps go alone
             sent, present = self.sink.drop_present(records, source=self.source.id)
-            self._checking_resends = present > 0
+            self._records_to_check -= len(records)
+            self._checking_resends = present > 0 or self._records_to_check > 0
             prepared = None  # made for all of `records`
         if prepared is not None and isinstance(self.sink, PreparingSink):
             pushed = self.sink.push_prepared(prepared, source=self.source.id)
         else:
             pushed = self.sink.push(sent, source=self.source.id)
-        with self._lock:
-            self._unsettled_pushes += 1
         return _Sent(pushed, present)
 
     def _settle(self, records: list[LogRecord], cursor: Cursor, result: PassResult, sent: _Sent) -> None:

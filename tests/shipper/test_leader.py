@@ -218,8 +218,9 @@ def test_a_leader_that_lost_its_lease_mid_pass_stops_shipping(kube_api: KubeApi)
             return answer
 
     sink, checkpoints = PausingSink(), MemoryCheckpointer()
+    # one push at a time: a second push's leadership check, beside the pause, could renew the lease
     pipeline = Pipeline(MemorySource("lead2", records(30), batch_size=10), sink, checkpoints,
-                        max_entries=10, still_leading=first.is_leader)
+                        max_entries=10, push_concurrency=1, still_leading=first.is_leader)
     result = pipeline.run_once()
     assert result.stopped and len(sink.pushes) == 1 and checkpoints.load("lead2") is None
     assert holder(kube_api) == "shipper-b"

@@ -15,7 +15,7 @@ import pytest
 
 from shipper.checkpoint import MemoryCheckpointer
 from shipper.models import Batch, Cursor, LogRecord
-from shipper.pipeline import INFLIGHT_SUFFIX, PassResult, Pipeline
+from shipper.pipeline import INFLIGHT_SUFFIX, UNSETTLED_AT_MOST, PassResult, Pipeline
 from shipper.sinks import PushResult, SinkUnavailable
 from shipper.sinks.loki import LokiSink, LokiSinkConfig
 from shipper.sinks.loki.transport import stoppable_sleep
@@ -276,7 +276,8 @@ def test_a_source_error_after_batches_were_handed_over_still_ships_and_commits_t
 
 def test_an_interrupted_pass_does_not_wait_for_the_push_under_way_and_starts_no_other() -> None:
     """Ctrl-C in `shipper once` (KeyboardInterrupt while reading): it propagates at once; the
-    push under way may still finish and commit (it was acknowledged), the queued one never runs."""
+    push under way may still finish and commit (it was acknowledged), the queued one never runs.
+    One sender, so that which push is under way and which queued does not depend on timing."""
     journal = Journal()
     checkpoints = JournalledCheckpointer(journal)
     release = threading.Event()
@@ -294,7 +295,7 @@ def test_an_interrupted_pass_does_not_wait_for_the_push_under_way_and_starts_no_
             return super().push(items, source=source)
 
     pipeline = Pipeline(Interrupted("ctrl-c", records(50), batch_size=10), BlockingSink(journal), checkpoints,
-                        max_entries=10, max_wait_seconds=60, pushes_in_flight=2)
+                        max_entries=10, max_wait_seconds=60, pushes_in_flight=2, push_concurrency=1)
     with pytest.raises(KeyboardInterrupt):
         pipeline.run_once()
     assert not release.is_set() and journal.events == []  # push 1 still under way: not waited for
@@ -366,7 +367,8 @@ def test_a_push_failing_beside_an_answered_one_commits_neither_and_the_next_pass
     assert ("acked", 30) in journal.events  # Loki took push 3 ...
     assert checkpoints.load("fail2") == {"offset": 10}  # ... but only push 1 is committed
     assert result.commits == 1 and result.accepted == 10
-    assert checkpoints.load("fail2" + INFLIGHT_SUFFIX) == {"clean": False}  # the next pass checks resends
+    assert checkpoints.load("fail2" + INFLIGHT_SUFFIX) == {  # the next pass checks resends
+        "clean": False, UNSETTLED_AT_MOST: 30}
 
     journal.events.clear()
     again = Pipeline(ReadingSource("fail2", records(60), batch_size=10), JournalledSink(journal), checkpoints,
@@ -412,4 +414,70 @@ def test_leadership_lost_while_two_pushes_are_answered_leaves_the_pass_unclean()
     assert result.stopped and sink.overlapped == [True]
     assert ("acked", 20) in journal.events and ("acked", 30) in journal.events
     assert checkpoints.load("lease") == {"offset": 10}
-    assert checkpoints.load("lease" + INFLIGHT_SUFFIX) == {"clean": False}
+    assert checkpoints.load("lease" + INFLIGHT_SUFFIX) == {"clean": False, UNSETTLED_AT_MOST: 30}
+
+
+def test_a_lease_lost_beside_a_push_that_then_fails_ends_the_pass_failed_and_unclean() -> None:
+    """Push 2 is retrying when the lease lapses: push 3's send finds it lost, and push 2 then gives
+    up on an answer that never came (Loki may hold it). The pass ends with push 2's error, the
+    earliest, and the marker stays unclean, so the next leader checks before resending it."""
+    journal = Journal()
+    checkpoints = JournalledCheckpointer(journal)
+    second_started, lease_lost = threading.Event(), threading.Event()
+
+    class TimingOutSink(JournalledSink):
+        def push(self, items: Sequence[LogRecord], *, source: str) -> PushResult:
+            last = int(items[-1].line.split()[1]) + 1
+            if last == 10:  # answered once push 2 is under way beside it
+                assert second_started.wait(WAIT)
+            if last == 20:
+                second_started.set()
+                assert lease_lost.wait(WAIT)
+                time.sleep(0.05)  # the pass has seen the lease lost and is waiting for this push
+                raise SinkUnavailable("timed out: Loki may hold the push")
+            return super().push(items, source=source)
+
+    def still_leading() -> bool:
+        if second_started.is_set() and ("commit", 10) in journal.events:
+            lease_lost.set()
+            return False
+        return True
+
+    result = Pipeline(ReadingSource("lapse", records(60), batch_size=10), TimingOutSink(journal), checkpoints,
+                      max_entries=10, max_wait_seconds=60, pushes_in_flight=2, push_concurrency=2,
+                      ramp_up_pushes=0, still_leading=still_leading).run_once()
+    assert result.outcome == "failure" and "Loki may hold the push" in (result.error or "")
+    assert checkpoints.load("lapse") == {"offset": 10}
+    assert checkpoints.load("lapse" + INFLIGHT_SUFFIX) == {"clean": False, UNSETTLED_AT_MOST: 20}
+
+
+def test_a_push_under_way_when_the_lease_is_lost_leaves_the_pass_unclean_whatever_its_answer() -> None:
+    """Push 2 went out beside push 1, then push 1's send finds the lease lost; push 2's answer
+    never comes (a timeout: Loki may hold it). Nothing is committed, the pass stops, and the marker
+    stays unclean so that the next leader checks before resending push 2. (Should the senders take
+    their steps the other way round, push 1's timeout ends the pass failed: unclean as well.)"""
+    journal = Journal()
+    checkpoints = JournalledCheckpointer(journal)
+    pushing, lease_lost = threading.Event(), threading.Event()
+    calls = iter(range(1_000))
+
+    class TimingOutSink(JournalledSink):
+        def push(self, items: Sequence[LogRecord], *, source: str) -> PushResult:
+            pushing.set()
+            assert lease_lost.wait(WAIT)
+            time.sleep(0.05)  # the pass has seen the lease lost and is waiting for this push
+            raise SinkUnavailable("timed out: Loki may hold the push")
+
+    def still_leading() -> bool:
+        if next(calls) == 0:  # the first push's check, answered once the second push is under way
+            assert pushing.wait(WAIT)
+            lease_lost.set()
+            return False
+        return True
+
+    result = Pipeline(ReadingSource("under-way", records(40), batch_size=10), TimingOutSink(journal),
+                      checkpoints, max_entries=10, max_wait_seconds=60, pushes_in_flight=2,
+                      push_concurrency=2, ramp_up_pushes=0, still_leading=still_leading).run_once()
+    assert result.outcome in ("stopped", "failure") and result.commits == 0
+    assert checkpoints.load("under-way") is None
+    assert checkpoints.load("under-way" + INFLIGHT_SUFFIX) == {"clean": False, UNSETTLED_AT_MOST: 20}

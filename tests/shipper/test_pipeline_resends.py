@@ -4,10 +4,12 @@ at a time (`sequential`), so that the sinks' scripted answers follow the order o
 
 from __future__ import annotations
 
+import pytest
+
 from shipper import metrics
 from shipper.checkpoint import MemoryCheckpointer
 from shipper.models import MAX_UNCOMMITTED_SPAN_NS, LogRecord
-from shipper.pipeline import INFLIGHT_SUFFIX
+from shipper.pipeline import INFLIGHT_SUFFIX, UNSETTLED_AT_MOST
 from shipper.sources.memory import MemorySource
 from tests.shipper.test_pipeline import LABELS, RecordingSink, sequential
 
@@ -51,7 +53,8 @@ def test_after_an_unclean_stop_the_first_pushes_drop_what_loki_holds() -> None:
     failing = CheckingSink(fail_on=[2])
     first = sequential(source, failing, checkpoints, max_entries=10).run_once()
     assert not first.ok and failing.asked == []  # nothing to check on a clean start
-    assert checkpoints.load("unclean" + INFLIGHT_SUFFIX) == {"clean": False}
+    # two pushes in flight (the default) of 10 at most: 20 records beyond the commit may be in Loki
+    assert checkpoints.load("unclean" + INFLIGHT_SUFFIX) == {"clean": False, UNSETTLED_AT_MOST: 20}
 
     sink = CheckingSink(held=13)  # the failed push (10) reached Loki, and 3 of the next
     second = sequential(source, sink, checkpoints, max_entries=10).run_once()
@@ -60,15 +63,39 @@ def test_after_an_unclean_stop_the_first_pushes_drop_what_loki_holds() -> None:
     assert sum(len(push) for push in sink.pushes) == 20 - 13
 
     sink = CheckingSink(held=0)
-    checkpoints.commit("unclean" + INFLIGHT_SUFFIX, {"clean": False})
+    checkpoints.commit("unclean" + INFLIGHT_SUFFIX, {"clean": False, UNSETTLED_AT_MOST: 20})
     checkpoints.commit("unclean", {"offset": 0})
     sequential(source, sink, checkpoints, max_entries=10).run_once()
-    assert sink.asked == [10]  # the first push found nothing held: no more questions
+    # the first push found nothing held, but a push beside a failed one may be in Loki: the
+    # questions go on over the 20 records the marker names, and stop at the first push past them
+    assert sink.asked == [10, 10]
     assert checkpoints.load("unclean" + INFLIGHT_SUFFIX) == {"clean": True}
 
     again = CheckingSink()
     sequential(MemorySource("unclean", spread(40, 1), batch_size=10), again, checkpoints).run_once()
     assert again.asked == []  # the previous pass ended cleanly
+
+
+@pytest.mark.parametrize(("marker", "pushes_in_flight", "asked"), [
+    ({"clean": False, UNSETTLED_AT_MOST: 30}, 2, [10, 10, 10]),  # the marker's 30 over this pass's 20
+    ({"clean": False, UNSETTLED_AT_MOST: 10}, 2, [10, 10]),  # this pass's 20 over the marker's 10
+    ({"clean": False}, 0, [10]),  # a marker without the figure; one push at a time: 10
+    ({"clean": False, UNSETTLED_AT_MOST: "many"}, 3, [10, 10, 10]),  # not a number: this pass's 30
+])
+def test_the_resend_checks_cover_what_either_pass_may_have_left_unsettled(
+    marker: dict[str, object], pushes_in_flight: int, asked: list[int]
+) -> None:
+    """The settings may have changed between the unclean stop and this pass: the checks cover
+    the larger of the marker's figure and this pass's own, then stop at the first push that finds
+    nothing held."""
+    checkpoints = MemoryCheckpointer()
+    checkpoints.commit("cover" + INFLIGHT_SUFFIX, marker)
+    sink = CheckingSink(held=0)
+    result = sequential(MemorySource("cover", spread(50, 1), batch_size=10), sink, checkpoints,
+                        max_entries=10, pushes_in_flight=pushes_in_flight).run_once()
+    assert result.ok and result.accepted == 50
+    assert sink.asked == asked
+    assert sum(len(push) for push in sink.pushes) == 50
 
 
 def test_a_pass_with_rejected_records_is_partial_and_counted() -> None:
@@ -96,7 +123,7 @@ def test_leadership_lost_between_a_push_and_its_commit_leaves_the_pass_unclean()
     lost = sequential(MemorySource("handover", spread(30, 1), batch_size=10), RecordingSink(), checkpoints,
                     max_entries=10, still_leading=lambda: next(answers)).run_once()
     assert lost.stopped and checkpoints.load("handover") == {"offset": 10}
-    assert checkpoints.load("handover" + INFLIGHT_SUFFIX) == {"clean": False}
+    assert checkpoints.load("handover" + INFLIGHT_SUFFIX) == {"clean": False, UNSETTLED_AT_MOST: 20}
 
     sink = CheckingSink(held=10)  # the second push reached Loki
     resumed = sequential(MemorySource("handover", spread(30, 1), batch_size=10), sink, checkpoints,
