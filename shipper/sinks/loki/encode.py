@@ -36,15 +36,18 @@ _NS = 1_000_000_000
 
 
 class StreamLabels:
-    """One stream's label set as sent: rendered once, shared by all its entries (identity = stream).
-    `moved` holds labels that did not fit (MAX_LABELS) and travel as structured metadata."""
+    """One stream's label set as sent: rendered once, shared by all its entries. `moved` holds
+    labels that did not fit (MAX_LABELS) and travel as structured metadata; `live`, for a late
+    stream (late.py), the live stream it takes entries of."""
 
-    __slots__ = ("label_string", "labels", "moved")
+    __slots__ = ("label_string", "labels", "live", "moved")
 
-    def __init__(self, labels: dict[str, str], moved: tuple[tuple[str, str], ...] = ()) -> None:
+    def __init__(self, labels: dict[str, str], moved: tuple[tuple[str, str], ...] = (),
+                 live: StreamLabels | None = None) -> None:
         self.labels = labels
         self.label_string = render_labels(labels)
         self.moved = moved
+        self.live = live
 
 
 class Entry:
@@ -94,7 +97,12 @@ def one_stream(entries: Sequence[Entry]) -> StreamLabels | None:
 
 def group_streams(entries: Iterable[Entry], *, in_ts_order: bool = False) -> dict[StreamLabels, list[Entry]]:
     """Entries by stream, in timestamp order inside each stream (stable for equal timestamps).
-    `in_ts_order` says the input is sorted by timestamp already, so the streams are too."""
+    `in_ts_order` says the input is sorted by timestamp already, so the streams are too.
+
+    Grouped by object (one per label set, shared by its entries), then by label string should two
+    objects carry the same labels (made on each side of a cache's clearing): a request naming a
+    stream twice is answered with the outcome of the last copy only (see late.py), so entries of
+    the first that Loki refused would be lost unseen."""
     if in_ts_order and isinstance(entries, list) and (stream := one_stream(entries)) is not None:
         return {stream: list(entries)}
     streams: dict[StreamLabels, list[Entry]] = {}
@@ -104,10 +112,22 @@ def group_streams(entries: Iterable[Entry], *, in_ts_order: bool = False) -> dic
             streams[entry.stream] = [entry]
         else:
             bucket.append(entry)
+    if len(streams) > 1 and len({stream.label_string for stream in streams}) < len(streams):
+        streams, in_ts_order = _by_label_string(streams), False
     if not in_ts_order:
         for bucket in streams.values():
             bucket.sort(key=_ts_of)  # Timsort: linear when already in order
     return streams
+
+
+def _by_label_string(streams: dict[StreamLabels, list[Entry]]) -> dict[StreamLabels, list[Entry]]:
+    """Groups of objects with the same labels joined under the first of them (entries unsorted)."""
+    first_of: dict[str, StreamLabels] = {}
+    joined: dict[StreamLabels, list[Entry]] = {}
+    for stream, bucket in streams.items():
+        first = first_of.setdefault(stream.label_string, stream)
+        joined.setdefault(first, []).extend(bucket)
+    return joined
 
 
 def _ts_of(entry: Entry) -> int:

@@ -19,7 +19,9 @@ again (Loki then drops it as a duplicate); a resend after an unclean stop is che
 first (see LokiSink.drop_present), so an entry that moved between streams is not stored twice.
 
 Several pushes may be under way at once (pipeline.py): what changes these tables holds a lock;
-lookups read dicts that change one item at a time.
+lookups read dicts that change one item at a time. A late stream knows its live stream
+(`StreamLabels.live`), so forgetting the tables (at _MAX_STREAMS) never makes a late entry pass
+for a live one.
 """
 
 from __future__ import annotations
@@ -52,14 +54,13 @@ class LateRouter:
         self._newest: dict[str, int] = {}  # live stream label string -> newest ts held by Loki
         self._newest_of_all = -1  # at least every value of _newest: route()'s quick answer
         self._late: dict[tuple[str, str], StreamLabels] = {}  # (live stream, hour) -> late stream
-        self._live_of: dict[str, StreamLabels] = {}  # late stream label string -> its live stream
         self._lock = threading.Lock()
 
     def is_late(self, stream: StreamLabels) -> bool:
-        return stream.label_string in self._live_of
+        return stream.live is not None
 
     def live_of(self, stream: StreamLabels) -> StreamLabels:
-        return self._live_of.get(stream.label_string, stream)
+        return stream.live or stream
 
     def requests(self, entries: Sequence[Entry]) -> list[list[Entry]]:
         """Entries grouped into what may share a push request: each live stream alone, all late
@@ -71,10 +72,9 @@ class LateRouter:
         if one_stream(entries) is not None:
             return [list(entries)]
         groups: dict[str, list[Entry]] = {}
-        live_of = self._live_of
         for entry in entries:
-            name = entry.stream.label_string
-            key = "" if name in live_of else name
+            stream = entry.stream
+            key = "" if stream.live is not None else stream.label_string
             group = groups.get(key)
             if group is None:
                 groups[key] = [entry]
@@ -87,7 +87,7 @@ class LateRouter:
         live: list[Entry] = []
         late: list[Entry] = []
         for entry in entries:
-            (late if entry.stream.label_string in self._live_of else live).append(entry)
+            (late if entry.stream.live is not None else live).append(entry)
         return live, late
 
     def route(self, entries: Sequence[Entry]) -> int:
@@ -112,19 +112,17 @@ class LateRouter:
         if late is None:
             if len(self._late) >= _MAX_STREAMS:
                 self._late.clear()
-                self._live_of.clear()
-            late = StreamLabels({**live.labels, LATE_LABEL: hour}, live.moved)
+            late = StreamLabels({**live.labels, LATE_LABEL: hour}, live.moved, live=live)
             self._late[key] = late
-            self._live_of[late.label_string] = live
         entry.stream = late
 
     def acknowledged(self, entries: Iterable[Entry]) -> None:
-        newest, live_of = self._newest, self._live_of
+        newest = self._newest
         with self._lock:
             for entry in entries:
-                name = entry.stream.label_string
-                if name in live_of:
+                if entry.stream.live is not None:
                     continue
+                name = entry.stream.label_string
                 if entry.ts_ns > newest.get(name, -1):
                     if name not in newest and len(newest) >= _MAX_STREAMS:
                         newest.clear()

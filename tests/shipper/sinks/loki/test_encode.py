@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from shipper.models import LineMetadata, LogRecord, SharedMetadata
-from shipper.sinks.loki.encode import StreamLabels, render_labels
+from shipper.sinks.loki import prepare
+from shipper.sinks.loki.encode import Entry, StreamLabels, group_streams, render_labels
 from shipper.sinks.loki.prepare import Preparer
 from tests.loki_mock import LokiMock, parse_label_string
 from tests.shipper.sinks.loki.conftest import NOW_NS, SECOND, metric, record
@@ -141,3 +142,33 @@ def test_empty_push_sends_nothing(make_sink) -> None:
 
 def test_stream_labels_render_sorted() -> None:
     assert StreamLabels({"b": "2", "a": "1"}).label_string == '{a="1", b="2"}'
+
+
+@pytest.mark.parametrize("in_ts_order", [True, False])
+def test_two_objects_with_the_same_labels_make_one_stream(in_ts_order: bool) -> None:
+    """Two objects of one label set (made on each side of a cache's clearing) must not name the
+    stream twice in a request: Loki answers for the last copy only."""
+    first = StreamLabels({"source": "gcs", "level": "info"})
+    again = StreamLabels({"level": "info", "source": "gcs"})
+    other = StreamLabels({"source": "gcs", "level": "error"})
+    entries = [Entry(index, stream, ts, f"line {index}", {}, 10, 6)
+               for index, (stream, ts) in enumerate([(first, 1), (other, 2), (again, 3), (first, 4)])]
+    grouped = group_streams(entries if in_ts_order else list(reversed(entries)), in_ts_order=in_ts_order)
+    stamps = {stream.label_string: [entry.ts_ns for entry in bucket] for stream, bucket in grouped.items()}
+    assert len(grouped) == 2 and stamps == {first.label_string: [1, 3, 4], other.label_string: [2]}
+
+
+def test_a_label_cache_cleared_in_the_middle_of_a_push_names_each_stream_once(
+    make_sink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(prepare, "_LABEL_CACHE_MAX", 2)
+    mock = LokiMock()
+    sink = make_sink(mock)
+    sets = [{"source": "gcs", "service_name": name, "level": "info"} for name in ("x", "y", "z")]
+    pushed = [record(10 - i, f"line {i}", sets[index]) for i, index in enumerate([0, 1, 2, 0, 1])]
+    assert sink.push(pushed, source="gcs").accepted == 5
+    for request in mock.requests:
+        assert len({stream.label_string for stream in request.streams}) == len(request.streams)
+    assert {labels["service_name"]: lines for labels, lines in
+            ((dict(key), [line for _, line in values]) for key, values in mock.streams().items())} == {
+        "x": ["line 0", "line 3"], "y": ["line 1", "line 4"], "z": ["line 2"]}

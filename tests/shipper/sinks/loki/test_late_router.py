@@ -8,6 +8,7 @@ import random
 
 import pytest
 
+from shipper.sinks.loki import late
 from shipper.sinks.loki.encode import Entry, StreamLabels
 from shipper.sinks.loki.late import LATE_LABEL, LateRouter
 
@@ -56,3 +57,22 @@ def test_a_refusal_teaches_the_router_even_for_a_stream_it_had_not_seen() -> Non
     assert LATE_LABEL in refused.stream.labels
     again = entries([(1, BASE_NS - 1)])
     assert router.route(again) == 1
+
+
+def test_late_entries_stay_late_when_the_router_forgets_its_late_streams(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At _MAX_STREAMS the router forgets the late streams it made; an entry already routed to
+    one must still be sent as late (together with the other late streams, after asking Loki what
+    it holds) and never as a live stream of its own."""
+    monkeypatch.setattr(late, "_MAX_STREAMS", 1)
+    router = LateRouter()
+    router.acknowledged(entries([(0, BASE_NS + 5 * HOUR_NS)]))
+    offered = entries([(0, BASE_NS), (0, BASE_NS + HOUR_NS), (1, BASE_NS)])
+    assert router.route(offered) == 2  # two hours: making the second late stream forgot the first
+    moved, live = offered[:2], offered[2:]
+    assert all(router.is_late(entry.stream) and router.live_of(entry.stream) is STREAMS[0] for entry in moved)
+    assert router.split(offered) == (live, moved)
+    assert sorted(map(len, router.requests(offered))) == [1, 2]  # live alone, the late ones together
+    router.acknowledged(moved)  # late streams teach nothing about their live stream
+    assert router.route(entries([(0, BASE_NS + 4 * HOUR_NS)])) == 0
