@@ -24,7 +24,14 @@ Choices the Firestore query model forces on us (each one tested):
   Firestore timestamps, numbers (epoch s/ms/us/ns) and strings (RFC 3339) - is its own *lane*
   with its own position: a new document whose field is a Timestamp is still found after the
   string lane has moved on. A lane value that does not parse as a time is skipped and counted
-  (`shipper_records_skipped{reason="bad_timestamp"}`).
+  (`shipper_records_skipped{reason="bad_timestamp"}`), once: a lane's position only ever moves
+  onto a time, because such a value can sort after every time (`"None"` after RFC 3339 texts,
+  infinity after numbers) and every document written later would sort below it, unread. Those
+  after the last time read are read again by each pass, and not counted again (their digests
+  are in the cursor's `counted_bad`). A value more than 10 minutes ahead of the clock (a writer's
+  clock running fast, a wrong epoch unit) stops the lane before it for the pass, with a warning
+  and a `future_timestamp` outcome: it ships once its time has come, and what is written
+  meanwhile still ships.
 * Documents *missing* the field (or holding null, a bool, a map ...) are invisible to an
   ordered query. They cannot be shipped in field mode; instead, every run counts them with
   aggregation queries (all documents minus the lanes) and adds the growth since the previous

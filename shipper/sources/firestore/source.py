@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,11 @@ log = logging.getLogger("shipper.sources.firestore")
 DEFAULT_TIMESTAMP_CANDIDATES = ("timestamp", "created_at")
 UPDATE_TIME_MODE = "__update_time__"
 DOCUMENT_ID = "__name__"
+# the documents of a lane after its position whose value is no time, counted already
+COUNTED_BAD = "counted_bad"
+# a value up to this far ahead of the clock is a time (Loki's creation grace); beyond, the lane
+# waits before it (_held_ahead)
+FUTURE_GRACE_NS = 10 * 60 * 1_000_000_000
 
 
 class FirestoreSource:
@@ -46,6 +52,7 @@ class FirestoreSource:
         self.id = config.id
         self.config = config
         self.client = client
+        self.clock = time.time_ns  # what "ahead of the clock" means (_held_ahead)
         self.outcomes: list[Outcome] = []
 
     @classmethod
@@ -160,34 +167,61 @@ class FirestoreSource:
     ) -> Iterator[tuple[list[LogRecord], dict[str, Any]]]:
         saved = position.get("lanes", {}).get(lane.name)
         at = LanePosition.load(lane.name, saved) if saved is not None else None
+        counted_before = set(position.get(COUNTED_BAD, {}).get(lane.name, ()))
+        bad_after: list[str] = []  # digests of the documents after the lane's position that are no time
 
-        def moved(at: LanePosition) -> dict[str, Any]:
-            return {**position, "lanes": {**position.get("lanes", {}), lane.name: at.dump()}}
+        def moved(at: LanePosition | None) -> dict[str, Any]:
+            return _lane_moved(position, lane.name, at, bad_after)
 
         if at is not None:
             for late, with_late in self._pull_late(collection, field, lane, at):
                 at = with_late
                 yield late, moved(at)
         base = self._lane_query(collection, field, lane.lower_bound)
+        after = None if at is None else [at.value, at.doc_id]  # pages go on past values that are no time
+        horizon_ns = self.clock() + FUTURE_GRACE_NS
         while True:
-            query = base if at is None else base.start_after([at.value, at.doc_id])
+            query = base if after is None else base.start_after(after)
             snapshots = list(query.limit(self.config.page_size).stream())  # one page only
             if not snapshots:
                 return
             records: list[LogRecord] = []
+            newest_time: Any = None
+            ahead = None
             for snapshot in snapshots:
                 value = snapshot.get(field)
                 ts_ns = lane_timestamp(value)
                 if ts_ns is None:
-                    RECORDS_SKIPPED.labels(source=self.id, reason="bad_timestamp").inc()
-                    self._outcome("bad_timestamp", 1, f"{collection}/{snapshot.id}: {field}={value!r}")
+                    digest = digest_of(snapshot.id)
+                    bad_after.append(digest)
+                    if digest not in counted_before:
+                        RECORDS_SKIPPED.labels(source=self.id, reason="bad_timestamp").inc()
+                        self._outcome("bad_timestamp", 1, f"{collection}/{snapshot.id}: {field}={value!r}")
+                elif ts_ns > horizon_ns:
+                    ahead = snapshot
+                    break
                 else:
                     records.append(document_record(collection, snapshot, ts_ns))
-            last = snapshots[-1]
-            at = advanced(lane, at, last.get(field), last.id, records, self.config.late_window_seconds)
+                    newest_time, bad_after = snapshot, []
+            if newest_time is not None:
+                at = advanced(lane, at, newest_time.get(field), newest_time.id, records,
+                              self.config.late_window_seconds)
             yield records, moved(at)
+            if ahead is not None:
+                self._held_ahead(collection, field, lane, ahead)
+                return
             if len(snapshots) < self.config.page_size:
                 return
+            after = [snapshots[-1].get(field), snapshots[-1].id]
+
+    def _held_ahead(self, collection: str, field: str, lane: Lane, snapshot: Any) -> None:
+        """A document stamped later than now (a skewed clock, a wrong unit): the lane stops before
+        it, so that it and what sorts after it ship once their time has come; were the lane to
+        move onto it, every document written meanwhile would sort below the position, unread."""
+        value = snapshot.get(field)
+        self._outcome("future_timestamp", 1, f"{collection}/{snapshot.id}: {field}={value!r}")
+        log.warning("firestore %s: %s/%s has %s=%r, ahead of the clock: the %s lane waits there until "
+                    "that time has come", self.id, collection, snapshot.id, field, value, lane.name)
 
     def _pull_late(
         self, collection: str, field: str, lane: Lane, at: LanePosition
@@ -270,6 +304,22 @@ class FirestoreSource:
 
     def _outcome(self, reason: str, count: int, detail: str) -> None:
         self.outcomes.append(Outcome(source=self.id, reason=reason, count=count, detail=detail))
+
+
+def _lane_moved(
+    position: dict[str, Any], lane: str, at: LanePosition | None, bad_after: list[str]
+) -> dict[str, Any]:
+    """The collection's position with the lane at `at`, and `bad_after` as its counted documents."""
+    lanes = dict(position.get("lanes", {}))
+    if at is not None:
+        lanes[lane] = at.dump()
+    counted = {name: ids for name, ids in position.get(COUNTED_BAD, {}).items() if name != lane}
+    if bad_after:
+        counted[lane] = list(bad_after)
+    moved = {**position, "lanes": lanes, COUNTED_BAD: counted}
+    if not counted:
+        del moved[COUNTED_BAD]
+    return moved
 
 
 def _duration(seconds: int) -> str:

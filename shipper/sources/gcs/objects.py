@@ -169,8 +169,14 @@ class ObjectReader:
             if raw[-1] == 10:  # ends with b"\n": a whole line
                 passed_offset, passed_line_no, before = offset, line_no, raw
             elif size == max_line:  # cut at the line limit
-                offset += discard_rest_of_line(stream, max_line)
                 self._tally.count("adjusted", "truncated")
+                try:
+                    offset += discard_rest_of_line(stream, max_line)
+                except CORRUPT_STREAM_ERRORS as exc:  # as above: this line too, then past the object
+                    self._read_error(info, exc)
+                    if record is not None:
+                        records.append(record)
+                    break
                 passed_offset, passed_line_no, before = offset, line_no, b""
             if record is not None:
                 records.append(record)

@@ -1,4 +1,5 @@
-"""Pod-log source: the logs of every container of the running pods of one namespace.
+"""Pod-log source: the logs of every container of the running and finished pods of one namespace
+(a finished pod is read to its end, whether or not a pass saw it running).
 
 Modules: source.py reads the logs, api.py talks to the Kubernetes API, position.py is a
 container's cursor position and the mark, limits.py the sizes it reads by.

@@ -37,7 +37,8 @@ log = logging.getLogger("shipper.sources.pods")
 
 SERVICE_NAME_LABELS = ("app.kubernetes.io/name", "app")
 ACTIVE_PHASES = ("Running",)
-# Pods that finished still have logs to read, but only once we know them.
+# Pods that finished still have logs to read: the rest of one seen running, and the whole log of
+# one that ran and finished between two passes (a Job's, a CronJob's)
 FINISHED_PHASES = ("Succeeded", "Failed")
 
 
@@ -86,8 +87,8 @@ class PodSource:
         for pod in pods:
             for status in pod.containers:
                 key = f"{pod.name}/{status.name}"
-                if pod.phase not in ACTIVE_PHASES and not (pod.phase in FINISHED_PHASES and key in state):
-                    continue
+                if pod.phase not in ACTIVE_PHASES and pod.phase not in FINISHED_PHASES:
+                    continue  # pending: nothing written yet
                 listed.add(key)
                 instance = pod.instance(status)
                 try:

@@ -594,3 +594,45 @@ def test_every_text_of_the_positions_layout_inside_the_window_sorts_inside_the_b
         for _ in range(5):
             inside = layout.text(rng.randrange(window.since_ns, position_ns + 1), rng.randint(0, 9))
             assert window.lowest <= inside, (position, inside, window)
+
+
+def test_a_value_that_is_no_time_never_stops_its_lane(
+    firestore_client: firestore.Client, tmp_path: Path
+) -> None:
+    """`str(None)` sorts after every RFC 3339 text, infinity after every number: were the lane's
+    position to move onto them, every document written later would sort below it and never be
+    read. They are counted once; the lane stays on the last time it read."""
+    trades = firestore_client.collection("gpt_runner_trades")
+    trades.document("a").set({"timestamp": "2026-03-01T12:00:00Z"})
+    trades.document("none").set({"timestamp": "None"})
+    trades.document("n1").set({"timestamp": int(BASE.timestamp())})
+    trades.document("inf").set({"timestamp": float("inf")})
+    source = make_source(firestore_client, "fs-no-time", ["gpt_runner_trades"], page_size=1)
+    checkpoints = FileCheckpointer(tmp_path)
+    assert sorted(doc_ids(ship(source, checkpoints))) == ["a", "n1"]
+    assert skipped("fs-no-time", "bad_timestamp") == 2
+    trades.document("b").set({"timestamp": "2026-03-01T12:00:05Z"})
+    trades.document("n2").set({"timestamp": int(BASE.timestamp()) + 5})
+    assert sorted(doc_ids(ship(source, checkpoints))) == ["b", "n2"]
+    assert doc_ids(ship(source, checkpoints)) == []
+    assert skipped("fs-no-time", "bad_timestamp") == 2  # counted once, though read by every pass
+
+
+def test_a_document_stamped_ahead_of_the_clock_waits_and_stops_nothing(
+    firestore_client: firestore.Client, tmp_path: Path
+) -> None:
+    """A writer's clock two hours fast: the lane stops before that document instead of moving onto
+    it; documents written meanwhile still ship, and it ships once its time has come."""
+    trades = firestore_client.collection("gpt_runner_trades")
+    trades.document("a").set({"timestamp": BASE})
+    trades.document("fast").set({"timestamp": BASE + timedelta(hours=2)})
+    source = make_source(firestore_client, "fs-ahead", ["gpt_runner_trades"])
+    source.clock = lambda: int(BASE.timestamp()) * 10**9 + 60 * 10**9
+    checkpoints = FileCheckpointer(tmp_path)
+    assert doc_ids(ship(source, checkpoints)) == ["a"]
+    assert [outcome.reason for outcome in source.outcomes] == ["future_timestamp"]
+    trades.document("b").set({"timestamp": BASE + timedelta(seconds=30)})
+    assert doc_ids(ship(source, checkpoints)) == ["b"]
+    source.clock = lambda: int(BASE.timestamp()) * 10**9 + 3 * 3600 * 10**9
+    assert doc_ids(ship(source, checkpoints)) == ["fast"]
+    assert doc_ids(ship(source, checkpoints)) == []

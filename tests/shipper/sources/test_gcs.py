@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
+import random
 import zlib
 from typing import Any
 
@@ -229,6 +230,24 @@ def test_corrupt_gzip_is_skipped_and_counted(emulator: GcsEmulator, bucket: Any)
     assert [r.line for r in records] == readable.decode().splitlines()[: readable.count(b"\n")]
     assert metric("shipper_records_skipped", source.id, "read_error") == before + 1
     assert cursor["objects"]["trades/broken.log.gz"]["done"] is True
+
+
+def test_corrupt_gzip_inside_an_over_long_line_still_ships_what_was_read(
+    emulator: GcsEmulator, bucket: Any
+) -> None:
+    """The stream breaks while the rest of a line cut at the limit is skipped: the lines read
+    before it, and the cut line, still ship."""
+    noise = random.Random(7).randbytes(400_000).hex().encode()  # compresses little: the cut falls inside it
+    payload = b"".join(f"line {i}\n".encode() for i in range(3)) + noise
+    compressed = gzip.compress(payload)
+    bucket.blob("trades/long.log.gz").upload_from_string(compressed[: len(compressed) // 2])
+    source = make_source(emulator, bucket, limits=GcsLimits(max_line_read_bytes=1000))
+    before = metric("shipper_records_skipped", source.id, "read_error")
+    records, cursor, _ = pull(source)
+    assert [r.line for r in records[:3]] == ["line 0", "line 1", "line 2"] and len(records) == 4
+    assert len(records[3].line) == 1000  # the cut line
+    assert metric("shipper_records_skipped", source.id, "read_error") == before + 1
+    assert cursor["objects"]["trades/long.log.gz"]["done"] is True
 
 
 def test_object_larger_than_batch_resumes_from_every_intermediate_cursor(

@@ -487,3 +487,22 @@ def test_pod_recreated_between_listing_and_log_read_is_not_shipped_twice(
     shipped += lines_of(ship(source, checkpoints))
     shipped += lines_of(ship(source, checkpoints))
     assert shipped == ["second pod"]
+
+
+def test_a_pod_that_ran_and_finished_between_two_passes_is_shipped_once(
+    kube_api: KubeApi, tmp_path: Path
+) -> None:
+    """A Job's pod that starts and finishes between two passes was never seen running: its whole
+    log is still shipped, once."""
+    stub = kube_api.state
+    source = make_source(kube_api, "pods-job")
+    checkpoints = FileCheckpointer(tmp_path)
+    assert records_of(ship(source, checkpoints)) == []
+    stub.add_pod("job-1", ["main"], phase="Succeeded")
+    stub.add_pod("job-2", ["main"], phase="Failed")
+    stub.write("job-1", "main", T0, "reconciled 42 trades")
+    stub.write("job-2", "main", T0 + 1, "ERROR exchange unreachable")
+    assert [r.line for r in records_of(ship(source, checkpoints))] == [
+        "reconciled 42 trades", "ERROR exchange unreachable"]
+    assert records_of(ship(source, checkpoints)) == []  # read to its end: nothing again
+    assert source.outcomes == []
