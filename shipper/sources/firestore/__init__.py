@@ -28,10 +28,12 @@ Choices the Firestore query model forces on us (each one tested):
   onto a time, because such a value can sort after every time (`"None"` after RFC 3339 texts,
   infinity after numbers) and every document written later would sort below it, unread. Those
   after the last time read are read again by each pass, and not counted again (their digests
-  are in the cursor's `counted_bad`). A value more than 10 minutes ahead of the clock (a writer's
-  clock running fast, a wrong epoch unit) stops the lane before it for the pass, with a warning
-  and a `future_timestamp` outcome: it ships once its time has come, and what is written
-  meanwhile still ships.
+  are in the cursor's `counted_bad`, about 20 bytes each): a writer that keeps writing such
+  values costs reads and cursor bytes until it is fixed. A value more than 10 minutes ahead of
+  the clock (a writer's clock running fast, a wrong epoch unit) stops the lane before it for the
+  pass, with a warning and a `future_timestamp` outcome: it ships once its time has come, and
+  documents written meanwhile with earlier times still ship (in the string lane, texts of another
+  layout that sort after it wait with it).
 * Documents *missing* the field (or holding null, a bool, a map ...) are invisible to an
   ordered query. They cannot be shipped in field mode; instead, every run counts them with
   aggregation queries (all documents minus the lanes) and adds the growth since the previous
