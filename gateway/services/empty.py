@@ -1,10 +1,16 @@
 """Why a log page is empty: no stream matched the selector (with the closest values of its labels),
-streams matched but the query's filters removed every line, or the key's label policy hid them.
-An agent that gets `"streams": []` otherwise cannot tell a typo from a quiet service."""
+streams matched but the query's filters removed every line, or the selector asks for what the
+key's label policy excludes. An agent that gets `"streams": []` otherwise cannot tell a typo from
+a quiet service.
+
+Every question to Loki carries the key's policy: whether streams outside it exist is never asked,
+since one bit an answer (hidden or not there) would let a restricted key map them out, a regex at
+a time. `hidden_by_policy` is decided from the query's own text."""
 
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Any
 
 from gateway.services.logql import Matcher, ScannedQuery, parse_policy
@@ -38,15 +44,13 @@ async def explain_empty(
             }
     policy = parse_policy(label_policy) if label_policy else ()
     own = _own_matchers(scanned, policy)
-    if policy and own:
-        unscoped = await loki.labels(start_ns=start_ns, end_ns=end_ns, query=_render(own), tenant=tenant)
-        if unscoped:
-            return {
-                "reason": "hidden_by_policy",
-                "message": "streams match the selector in this range, but this key's label policy "
-                f"({label_policy}) excludes them",
-                "hint": "use a key whose label policy covers these streams",
-            }
+    if _asks_outside(own, policy):
+        return {
+            "reason": "hidden_by_policy",
+            "message": f"the selector asks for label values this key's label policy ({label_policy}) "
+            "excludes",
+            "hint": "use a key whose label policy covers these streams",
+        }
     return {
         "reason": "no_stream_matched",
         "message": "no stream matched the selector in this range",
@@ -61,6 +65,25 @@ def _own_matchers(scanned: ScannedQuery, policy: tuple[Matcher, ...]) -> list[Ma
         return []
     policy_texts = {m.render() for m in policy}
     return [m for m in scanned.selectors[0].matchers if m.render() not in policy_texts]
+
+
+def _asks_outside(own: list[Matcher], policy: tuple[Matcher, ...]) -> bool:
+    """One of the caller's `label="value"` matchers names a value the policy's matcher on that
+    label refuses (`source="pod"` under `{source="gcs"}`)."""
+    return any(mine.op == "=" and rule.name == mine.name and not _accepts(rule, mine.value)
+               for mine in own for rule in policy)
+
+
+def _accepts(rule: Matcher, value: str) -> bool:
+    if rule.op == "=":
+        return value == rule.value
+    if rule.op == "!=":
+        return value != rule.value
+    try:
+        matched = re.fullmatch(rule.value, value) is not None  # LogQL regexes are anchored
+    except re.error:
+        return True  # a pattern Python cannot read: not claimed as excluded
+    return matched if rule.op == "=~" else not matched
 
 
 async def _closest_values(

@@ -448,12 +448,22 @@ async def test_an_empty_page_says_why(gateway: Gateway) -> None:
                 "query_logs", {"query": f'{{run_id="{rid}", source="pod"}}', **window(gateway)}
             )
         )
+        # what a gcs-only key learns of streams outside its policy: nothing. The pod stream's
+        # service exists, the other does not; both answers must be alike
+        probes = []
+        for matcher in ('service_name="api"', 'service_name="apx"', 'namespace=~"g.*"', 'namespace=~"x.*"'):
+            args = {"query": f'{{run_id="{rid}", {matcher}}}', **window(gateway)}
+            probes.append(structured(await scoped.call_tool("query_logs", args))["empty"])
     assert typo["streams"] == [] and typo["empty"]["reason"] == "no_stream_matched"
     assert "trades" in typo["empty"]["closest_values"]["service_name"]
     assert "run_id" not in typo["empty"]["closest_values"]  # its value exists
     assert filtered["streams"] == [] and filtered["empty"]["reason"] == "filtered_out"
     assert hidden["streams"] == [] and hidden["empty"]["reason"] == "hidden_by_policy"
     assert "empty" not in found
+    assert probes[0] == probes[1] and probes[2] == probes[3]
+    assert {probe["reason"] for probe in probes} == {"no_stream_matched"}
+    # closest values come from the key's own streams only
+    assert all("api" not in values for probe in probes for values in probe.get("closest_values", {}).values())
 
 
 async def test_volume_and_detected_fields_within_the_policy(gateway: Gateway) -> None:
