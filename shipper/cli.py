@@ -162,17 +162,24 @@ def cmd_run(args: argparse.Namespace, settings: ShipperSettings) -> int:
     stop = threading.Event()
     if settings.shipper_leader_election:
         elector.renew_in_background(stop)
+
+    def leading() -> bool:
+        """A pass goes on while this replica leads and is not stopping: on SIGTERM it ends at its
+        next push or commit, with what Loki acknowledged committed."""
+        return not stop.is_set() and elector.is_leader()
+
     with loki_sink(settings, stopping=stop) as sink:
         pipelines = [make_pipeline(build_source(config, settings), sink, checkpointer, settings,
-                                   still_leading=elector.is_leader)
+                                   still_leading=leading)
                      for config in configs]
         scheduler = build_scheduler(pipelines, interval_seconds=settings.shipper_interval_seconds,
                                     should_run=elector.is_leader)
         serve_metrics(settings.shipper_metrics_port, settings.shipper_metrics_host)
 
         def stop_passes(signal_name: str) -> None:
-            """A pass in progress ends at its next wait for Loki (a retry during an outage ends at
-            once) and commits what Loki acknowledged; then the Lease is released below."""
+            """A pass in progress ends at its next push or commit, or at its next wait for Loki (a
+            retry during an outage ends at once), having committed what Loki acknowledged; then
+            the Lease is released below."""
             log.warning("%s: stopping; a pass waiting for Loki abandons its push, whose records are "
                         "sent again on the next start", signal_name, extra={"event": "shipper_stopping"})
             stop.set()
@@ -357,7 +364,7 @@ def _borrow_from_backfill(source: Source, checkpointer: Checkpointer) -> None:
 def describe(result: PassResult) -> str:
     rejected = ", ".join(f"{reason}={count}" for reason, count in sorted(result.rejected.items()))
     if result.stopped:
-        status = "stopped: no longer the leader"
+        status = "stopped: shutting down, or no longer the leader"
     elif result.partial:
         status = "PARTIAL (some records could not be stored)"
     else:

@@ -166,14 +166,15 @@ class LeaderElector:
                 self._set_leading(False)
                 return
             log.warning("leader: lease %s: %s %s", self.lease_name, exc.status, exc.reason)
-            self._keep_while_valid(now)
+            self._keep_while_valid()
         except TransportError as exc:  # API server unreachable: like a failed renewal, not a crash
             log.warning("leader: lease %s: API unreachable: %s", self.lease_name, exc)
-            self._keep_while_valid(now)
+            self._keep_while_valid()
 
-    def _keep_while_valid(self, now: float) -> None:
-        """Could not renew: stay leader only while our own last renewal is within the lease."""
-        still_valid = self._renewed_at is not None and now - self._renewed_at < self.lease_duration
+    def _keep_while_valid(self) -> None:
+        """Could not renew: stay leader only while our own last renewal is within the lease - by
+        the clock when the failed request returned (it may have taken longer than the lease)."""
+        still_valid = self._renewed_at is not None and self.clock() - self._renewed_at < self.lease_duration
         self._set_leading(self._leading and still_valid)
 
     def _read(self) -> k8s.V1Lease | None:

@@ -7,9 +7,10 @@ run is a failure (shipper_runs{outcome="failure"}) and the next pass resends fro
 which Loki dedups because timestamps are deterministic. A corrupt checkpoint (CheckpointError) is
 not a run failure but a startup error and propagates to the caller.
 
-`still_leading` (leader election) is asked before every push and every commit: a replica whose
-Lease lapsed in the middle of a pass stops there (outcome "stopped"), so it neither ships beside
-the new leader nor moves the shared checkpoint under it.
+`still_leading` (leader election, and not shutting down) is asked before every push and every
+commit: a replica whose Lease lapsed in the middle of a pass stops there (outcome "stopped"), so
+it neither ships beside the new leader nor moves the shared checkpoint under it - nor the unclean
+marker: the next leader checks what the stopped pass may have left in Loki.
 
 Outcome of a pass: "success"; "partial" when it finished but some records could not be stored
 (counted by reason in PassResult.rejected - e.g. older than Loki accepts, a line Loki refuses):
@@ -96,7 +97,7 @@ class PassResult:
     commits: int = 0
     newest_ts_ns: int | None = None
     error: str | None = None
-    stopped: bool = False  # no longer the leader: the pass ended early, nothing failed
+    stopped: bool = False  # shutting down or no longer the leader: ended early, nothing failed
     skipped: Counter[str] = field(default_factory=Counter)  # records the source did not ship (losses.py)
 
     @property
@@ -193,7 +194,6 @@ class Pipeline:
         self._marked_unclean = False  # this pass wrote the unclean marker
         self._checking_resends = False
         self._records_to_check = 0  # of the next pushes, how many records to check at least
-        self._unsettled_pushes = 0  # pushes begun (maybe in Loki) whose checkpoints are not written yet
         self._lock = threading.Lock()  # the pushes of a pass may run on several threads
 
     def run_once(self) -> PassResult:
@@ -209,17 +209,14 @@ class Pipeline:
             left_by_marker = marker.get(UNSETTLED_AT_MOST)
             self._records_to_check = max(left_by_marker if type(left_by_marker) is int else 0,
                                          self._unsettled_at_most())
-        self._unsettled_pushes = 0
         self._ramp_shift = self.ramp_up_pushes if self.pushes_in_flight >= 1 else 0
         started = self._clock()
         skipped_before = losses.skipped_so_far(self.source.id)
         try:
             self._ship(cursor, result)
             self._mark_clean()
-        except _LeadershipLost:
+        except _LeadershipLost:  # the marker stays as it is: shared state is the new leader's now
             result.stopped = True
-            if not self._unsettled_pushes:  # stopped at a commit boundary: nothing to check later
-                self._mark_clean()
         except (SinkUnavailable, SourceError, CheckpointError) as exc:
             result.ok, result.error = False, f"{type(exc).__name__}: {exc}"
         except Exception as exc:
@@ -364,7 +361,6 @@ class Pipeline:
                 self.checkpointer.commit(self._marker_id,
                                          {"clean": False, UNSETTLED_AT_MOST: self._unsettled_at_most()})
                 self._marked_unclean = True
-            self._unsettled_pushes += 1  # from here on, Loki may hold it whatever the answer
         sent, present = records, 0
         if self._checking_resends and isinstance(self.sink, ResendChecker):  # such steps go alone
             sent, present = self.sink.drop_present(records, source=self.source.id)
@@ -388,9 +384,6 @@ class Pipeline:
             result.newest_ts_ns = max(result.newest_ts_ns or newest, newest)
             self._check_leadership()  # the push can take long (retries): ask again
         self.checkpointer.commit(self.checkpoint_id, cursor)
-        if sent.pushed is not None:
-            with self._lock:
-                self._unsettled_pushes -= 1
         result.commits += 1
         if result.newest_ts_ns is not None:
             self._newest_committed_ns = max(self._newest_committed_ns or 0, result.newest_ts_ns)
@@ -413,7 +406,7 @@ class Pipeline:
             "commits": result.commits, "duration_seconds": round(self._clock() - started, 3),
         }
         if result.stopped:
-            log.warning("pass of %s stopped: this replica is no longer the leader (%d shipped)", source,
+            log.warning("pass of %s stopped: shutting down, or no longer the leader (%d shipped)", source,
                         result.accepted, extra=fields)
         elif outcome == "partial":
             log.warning("pass of %s partial: %d shipped, %d refused by Loki %s, %d skipped %s", source,

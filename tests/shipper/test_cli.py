@@ -347,6 +347,57 @@ def test_run_stops_within_10s_of_sigterm_while_loki_is_down_and_says_so(env: Pat
     assert any("abandoned" in event["message"] for event in events), "the abandoned push is not logged"
 
 
+class SlowLoki(LokiMock):
+    """Answers each push after `delay` seconds: a healthy Loki far away, or a long backlog."""
+
+    delay = 0.5
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/push"):
+            time.sleep(self.delay)
+        return super().handler(request)
+
+
+def test_sigterm_stops_a_pass_at_its_next_push_while_loki_is_healthy(
+    env: Path, emulator: GcsEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM in the middle of a long pass: it ends at its next push or commit, having committed
+    what Loki acknowledged, instead of running to its end past the pod's grace period; the next
+    start ships the rest, each line once."""
+    import os
+    import signal
+
+    hour_s = 3600
+    start_s = int(time.time()) - 13 * hour_s
+    lines = "".join(json.dumps({"timestamp": start_s + i * hour_s, "i": i}) + "\n" for i in range(LINES))
+    emulator.bucket(BUCKET).blob("hourly/h.jsonl").upload_from_string(lines.encode())  # a push an hour
+    slow = SlowLoki()
+    with slow.serve() as url:
+        monkeypatch.setenv("LOKI_URL", url)
+        monkeypatch.setenv("GCS_PREFIXES", "hourly/")
+        get_settings.cache_clear()
+        child_env = {**os.environ, "SHIPPER_METRICS_PORT": str(free_port()), "SHIPPER_INTERVAL_SECONDS": "60"}
+        log_file = env.parent / "run-sigterm.log"
+        with log_file.open("w") as log_handle:
+            process = subprocess.Popen([sys.executable, "-m", "shipper", "run"], env=child_env,
+                                       stdout=subprocess.DEVNULL, stderr=log_handle)
+        try:
+            deadline = time.monotonic() + 30
+            while not slow.requests and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert slow.requests, log_file.read_text()
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        assert process.returncode == 0, log_file.read_text()
+        assert len(slow.distinct()) < LINES / 2, "the pass ran on after SIGTERM"
+        slow.delay = 0
+        assert main(["once"]) == 0
+    assert len(slow.distinct()) == LINES
+
+
 def test_a_live_pass_takes_the_timestamp_base_of_objects_a_backfill_shipped_first(
     env: Path, emulator: GcsEmulator, loki: tuple[LokiMock, str]
 ) -> None:

@@ -6,6 +6,8 @@ import threading
 import time
 from collections.abc import Sequence
 
+from urllib3.exceptions import HTTPError as TransportError
+
 from shipper.checkpoint import MemoryCheckpointer
 from shipper.config import ShipperSettings
 from shipper.leader import LeaderElector
@@ -166,6 +168,24 @@ def test_unreachable_api_is_a_failed_renewal_not_a_crash(kube_api: KubeApi) -> N
     clock.now += 20
     assert leader.is_leader() is False
     assert is_leader_gauge() == 0
+
+
+def test_a_failed_renewal_that_outlasts_the_lease_steps_down(kube_api: KubeApi) -> None:
+    """The renewal's request hangs past the lease (timeouts and retries) and fails: by the time it
+    returns another replica may lead, so the answer is no longer "leader"."""
+    clock = Clock()
+    leader = elector(kube_api, "shipper-a", clock)
+    assert leader.is_leader()  # renewed at t=1000, the lease runs to 1030
+    clock.now += 25
+    read = leader.api.read_namespaced_lease
+
+    def hanging_read(*args: object, **kwargs: object) -> object:
+        clock.now += 40
+        raise TransportError("read timed out, three times")
+
+    leader.api.read_namespaced_lease = hanging_read  # type: ignore[method-assign]
+    assert leader.is_leader() is False  # called at t=1025, answered at t=1065
+    leader.api.read_namespaced_lease = read  # type: ignore[method-assign]
 
 
 def test_background_renewer_survives_a_failing_round(kube_api: KubeApi) -> None:

@@ -132,9 +132,13 @@ def test_leadership_lost_between_a_push_and_its_commit_leaves_the_pass_unclean()
     assert sum(len(push) for push in sink.pushes) == 10  # only the third batch is new
 
 
-def test_leadership_lost_at_a_commit_boundary_leaves_the_pass_clean() -> None:
+def test_a_replica_that_lost_its_lease_leaves_the_marker_to_the_next_leader() -> None:
+    """Stopped even at a commit boundary, the deposed replica writes nothing more: marking the
+    shared marker clean could overwrite the new leader's unclean mark, and the resend checks
+    after the new leader's own unclean stop would be skipped."""
     checkpoints = MemoryCheckpointer()
     answers = iter([True, True, False])  # push 1 + commit 1, then lost before push 2
     sequential(MemorySource("boundary", spread(30, 1), batch_size=10), RecordingSink(), checkpoints,
-             max_entries=10, still_leading=lambda: next(answers)).run_once()
-    assert checkpoints.load("boundary" + INFLIGHT_SUFFIX) == {"clean": True}
+               max_entries=10, still_leading=lambda: next(answers)).run_once()
+    assert checkpoints.load("boundary") == {"offset": 10}
+    assert checkpoints.load("boundary" + INFLIGHT_SUFFIX) == {"clean": False, UNSETTLED_AT_MOST: 20}
