@@ -3,9 +3,12 @@ service, from one Loki query; when they rose, the top source, service and templa
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from anyio import to_thread
 
 from gateway.services.aggregate import LineSource
 from gateway.services.logql import build_log_query
@@ -64,6 +67,8 @@ def parse_trend(answer: Any) -> Trend:
         metric = sample.get("metric", {})
         key = (metric.get("source", "unknown"), metric.get("service_name", "unknown"))
         value = float(sample.get("value", [0, "0"])[1])
+        if not math.isfinite(value):  # "NaN", "+Inf": no count of errors
+            continue
         if metric.get("window") == "previous":
             previous[key] = previous.get(key, 0.0) + value
         else:
@@ -86,10 +91,10 @@ async def top_template(
     TEMPLATE_MAX_LINES lines read); `scope` puts the caller's label policy into the query."""
     query = scope(build_log_query({"source": source, "service_name": service}, levels=["error", "critical"]))
     miner = TemplateMiner(redact)
-    async for ts_ns, labels, line in loki.iter_lines(
+    lines = [line async for line in loki.iter_lines(
         query, start_ns=now_ns - 3600 * _NS, end_ns=now_ns, tenant=tenant, max_lines=TEMPLATE_MAX_LINES
-    ):
-        miner.add_current(ts_ns, labels, line)
+    )]
+    await to_thread.run_sync(miner.add_lines, lines, True)  # seconds of varied lines: off the event loop
     stats = max(miner.stats(), key=lambda s: s.count, default=None)
     if stats is None:
         return None

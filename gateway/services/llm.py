@@ -3,6 +3,7 @@ OpenAI or any compatible server (OPENAI_BASE_URL). Errors become ModelError at t
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -58,6 +59,7 @@ class OpenAIChatModel:
         http_client: httpx2.AsyncClient | None = None,
     ) -> None:
         self.name = model
+        self._deadline_seconds = timeout_seconds  # the whole call: every read, every retry
         self._client = openai.AsyncOpenAI(
             api_key=api_key,
             base_url=base_url,
@@ -68,12 +70,15 @@ class OpenAIChatModel:
 
     async def complete(self, system: str, user: str, *, max_tokens: int) -> ModelAnswer:
         try:
-            response = await self._client.chat.completions.create(
-                model=self.name,
-                messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
-                max_tokens=max_tokens,
-                temperature=0.1,
-            )
+            # the SDK's timeout bounds each read, so an endpoint sending a byte now and then (or
+            # silent through every retry) would hold the summary, or an alert's context, forever
+            async with asyncio.timeout(self._deadline_seconds):
+                response = await self._client.chat.completions.create(
+                    model=self.name,
+                    messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
+                    max_tokens=max_tokens,
+                    temperature=0.1,
+                )
             text = (response.choices[0].message.content or "").strip() if response.choices else ""
             usage = response.usage
             answer = ModelAnswer(
@@ -83,6 +88,9 @@ class OpenAIChatModel:
                 completion_tokens=usage.completion_tokens if usage else None,
                 total_tokens=usage.total_tokens if usage else None,
             )
+        except TimeoutError as exc:
+            message = f"model endpoint did not answer within {self._deadline_seconds:g} s"
+            raise _failed("timeout", message) from exc
         except openai.APIStatusError as exc:
             raise _failed("status", f"model endpoint answered HTTP {exc.status_code}") from exc
         except openai.APITimeoutError as exc:

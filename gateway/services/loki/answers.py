@@ -11,6 +11,7 @@ from gateway.services.boundary import label_key
 from gateway.services.loki.errors import UPSTREAM, LokiUpstreamError
 
 METADATA_CATEGORIES = ("structuredMetadata", "parsed")
+MAX_TIMESTAMP_NS = 253_402_300_799_999_999_999  # 9999-12-31T23:59:59.999999999Z: what RFC 3339 can write
 
 Entry = tuple[int, dict[str, str], str, dict[str, str] | None]  # ts_ns, labels, line, metadata
 
@@ -29,6 +30,8 @@ def sorted_entries(data: Mapping[str, Any], *, forward: bool) -> list[Entry]:
             key = label_key(labels)
             for value in stream.get("values") or []:
                 ts, line = int(value[0]), value[1]
+                if not 0 <= ts <= MAX_TIMESTAMP_NS:
+                    raise ValueError(f"timestamp {ts} is not between 1970 and 9999")
                 meta = entry_metadata(value)
                 if not isinstance(line, str):
                     raise TypeError("a log line must be a string")

@@ -237,7 +237,11 @@ class LokiClient:
         body = await self._get(INDEX_STATS_PATH, {"query": query, "start": start_ns, "end": end_ns}, tenant)
         if not isinstance(body, dict):
             raise LokiUpstreamError("Loki's index/stats answer is not an object")
-        return {k: int(body.get(k, 0) or 0) for k in ("streams", "chunks", "entries", "bytes")}
+        try:
+            return {k: int(body.get(k, 0) or 0) for k in ("streams", "chunks", "entries", "bytes")}
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise LokiUpstreamError(f"Loki's index/stats answer holds a count that is no number: {exc}") \
+                from exc
 
     async def patterns(
         self,

@@ -83,7 +83,9 @@ def cut_page(
 
 def loki_stats(data: Mapping[str, Any], returned: int) -> dict[str, Any]:
     """The compact stats agents need, from Loki's `data.stats.summary` when present."""
-    summary = (data.get("stats") or {}).get("summary") or {}
+    stats_of_loki = data.get("stats")
+    summary = stats_of_loki.get("summary") if isinstance(stats_of_loki, dict) else None
+    summary = summary if isinstance(summary, dict) else {}  # no stats: the entry count alone
     stats: dict[str, Any] = {"entries": returned}
     for ours, theirs in (
         ("bytes_processed", "totalBytesProcessed"),

@@ -4,6 +4,7 @@ budget, the offline and model-error paths and the cache. OpenAI is mocked at the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 from collections.abc import AsyncIterator
@@ -285,3 +286,35 @@ def test_template_text_is_mined_from_redacted_lines() -> None:
     template = miner.template_text(stats.cluster_id)
     assert "eyJzdWIiOiJhbGljZSJ" not in template and "SflKxwRJSMeKKFQ" not in template
     assert "[REDACTED JWT]" in template
+
+
+async def test_a_model_endpoint_that_trickles_its_answer_is_cut_at_the_call_timeout() -> None:
+    """A byte every 0.2 s never trips a read timeout: the whole call has the deadline (a summary,
+    or an alert's context, must not wait forever). The digest is answered without the model."""
+
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n")
+        with contextlib.suppress(ConnectionError):
+            for _ in range(1000):
+                writer.write(b" ")
+                await writer.drain()
+                await asyncio.sleep(0.2)
+        writer.close()
+
+    server = await asyncio.start_server(trickle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    model = OpenAIChatModel(api_key=OPENAI_KEY, model="gpt-test", base_url=f"http://127.0.0.1:{port}/v1",
+                            timeout_seconds=1.0, max_retries=2)
+    errors_before = openai_errors("timeout")
+    log = SyntheticLog(lines=500, incident_at_ns=START_NS + 60 * NS, incident_count=40)
+    try:
+        started = asyncio.get_running_loop().time()
+        answer = await asyncio.wait_for(Summarizer(log, redact, model).summarize(query()), 20)
+        took = asyncio.get_running_loop().time() - started
+    finally:
+        await model.aclose()
+        server.close()
+    assert answer["model"] is None and "did not answer within 1 s" in answer["model_error"]
+    assert took < 10
+    assert openai_errors("timeout") == errors_before + 1

@@ -244,6 +244,61 @@ async def test_overview_survives_a_malformed_loki_answer(
     assert response.json()["errors_last_hour"]["available"] is False
 
 
+@pytest.mark.parametrize("value", ["NaN", "+Inf", "-Inf", "1e400"])
+async def test_overview_counts_no_errors_from_a_sample_that_is_no_number(
+    monitoring_app: FastAPI, auth_headers: dict[str, str], loki: respx.MockRouter,
+    client_for: Callable[..., Any], value: str,
+) -> None:
+    gcs, pod = ({"source": name, "service_name": service, "window": "current"}
+                for name, service in (("gcs", "trades"), ("pod", "api")))
+    loki["query"].mock(return_value=recorded_vector([
+        {"metric": gcs, "value": [1767225600, value]}, {"metric": pod, "value": [1767225600, "2"]},
+    ]))
+    async with client_for(monitoring_app) as client:
+        response = await client.get("/api/monitoring/overview", headers=auth_headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["errors_last_hour"]["by_source"] == {"pod": 2.0}
+
+
+STREAMS_QUERY, METRIC_QUERY = '{source="gcs"}', 'sum(count_over_time({source="gcs"}[1m]))'
+
+
+@pytest.mark.parametrize(("path", "route", "query", "answer"), [
+    ("index/stats", "stats", STREAMS_QUERY, {"streams": 1, "bytes": "lots"}),
+    ("index/stats", "stats", STREAMS_QUERY, {"bytes": [1]}),
+    ("query_range", "query_range", STREAMS_QUERY, {"status": "success", "data": {
+        "resultType": "streams",
+        "result": [{"stream": {"source": "gcs"}, "values": [["99999999999999999999999999999", "x"]]}]}}),
+    ("query_range", "query_range", METRIC_QUERY, {"status": "success", "data": {
+        "resultType": "matrix", "result": [{"metric": {"source": 1}, "values": [[1767225600, "3"]]}]}}),
+])
+async def test_a_loki_answer_of_the_wrong_shape_is_a_502_not_a_500(
+    monitoring_app: FastAPI, auth_headers: dict[str, str], loki: respx.MockRouter,
+    client_for: Callable[..., Any], path: str, route: str, query: str, answer: dict[str, Any],
+) -> None:
+    loki.get(f"{LOKI_TEST_URL}/loki/api/v1/{path}").mock(return_value=httpx.Response(200, json=answer))
+    async with client_for(monitoring_app) as client:
+        response = await client.get(f"/api/monitoring/logs/{route}", params={"query": query},
+                                    headers=auth_headers)
+    assert response.status_code == 502, response.text
+    assert response.json()["error"]["code"] == "loki_error"
+
+
+@pytest.mark.parametrize(("query", "answer"), [
+    ('{source="gcs"}', {"status": "success", "data": {"resultType": "streams", "stats": "x", "result": [
+        {"stream": {"source": "gcs"}, "values": [["1767225600000000000", "line"]]}]}}),
+])
+async def test_a_loki_log_answer_with_odd_stats_still_answers(
+    monitoring_app: FastAPI, auth_headers: dict[str, str], loki: respx.MockRouter,
+    client_for: Callable[..., Any], query: str, answer: dict[str, Any],
+) -> None:
+    loki.get(f"{LOKI_TEST_URL}/loki/api/v1/query_range").mock(return_value=httpx.Response(200, json=answer))
+    async with client_for(monitoring_app) as client:
+        response = await client.get("/api/monitoring/logs/query_range", params={"query": query},
+                                    headers=auth_headers)
+    assert response.status_code == 200, response.text
+
+
 async def test_health_of_one_service(
     monitoring_app: FastAPI, auth_headers: dict[str, str], client_for: Callable[..., Any]
 ) -> None:
