@@ -202,6 +202,7 @@ class TemplateMiner:
 
     def __init__(self, redactor: Callable[[str], str], max_templates: int = MAX_TEMPLATES) -> None:
         self._redact = redactor
+        self._max_templates = max_templates
         self._drain = Drain(
             sim_th=DRAIN_SIMILARITY, depth=DRAIN_DEPTH, max_clusters=max_templates, param_str="<*>"
         )
@@ -241,9 +242,19 @@ class TemplateMiner:
     def _stats_for(self, cluster_id: int) -> TemplateStats:
         stats = self._stats.get(cluster_id)
         if stats is None:
+            if len(self._stats) >= 2 * self._max_templates:
+                self._forget_evicted()
             codes = self._codes.get(cluster_id, ())
             stats = self._stats[cluster_id] = TemplateStats(cluster_id, codes=codes)
         return stats
+
+    def _forget_evicted(self) -> None:
+        """Drop the aggregates of templates drain has evicted (the least recently seen, past
+        max_templates): varied lines would otherwise keep one per line, samples and all. Run once
+        the aggregates reach twice max_templates, so at most once every max_templates new ones."""
+        alive = self._drain.id_to_cluster
+        self._stats = {key: stats for key, stats in self._stats.items() if key in alive}
+        self._codes = {key: codes for key, codes in self._codes.items() if key in alive}
 
     def add_previous(self, line: str) -> None:
         self._stats_for(self._cluster_of(line)).previous_count += 1

@@ -69,3 +69,17 @@ def test_hostile_lines_are_mined_quickly(line: str) -> None:
     (stats,) = miner.stats()
     assert len(miner.template_text(stats.cluster_id)) <= MAX_MINED_CHARS
     assert elapsed < 1.0, f"{elapsed:.2f} s for one {len(line)}-character line"
+
+
+def test_aggregates_stay_bounded_by_max_templates_on_varied_lines() -> None:
+    """Drain keeps max_templates templates; the miner's aggregates (samples and all) of the ones
+    it evicted go too, so varied lines cost memory bounded by max_templates, not by lines."""
+    rng = random.Random(3)
+
+    def word() -> str:
+        return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(8))
+
+    miner = TemplateMiner(redact, max_templates=20)
+    for index in range(2_000):
+        miner.add_current(index, {"level": "error"}, f"{word()} {word()} failed on {word()}")
+    assert len(miner.stats()) <= 2 * 20
