@@ -36,6 +36,9 @@ CONTEXT_READS_AT_ONCE = 2
 CONTEXT_MAX_LINES = 2_000
 CONTEXT_PROMPT_BYTES = 4_000
 CONTEXT_COMPLETION_TOKENS = 300
+# one alert's context, waiting for a read slot included: a Loki or model endpoint that never
+# answers must not hold the notification's event and forwarding, nor every later context
+CONTEXT_DEADLINE_SECONDS = 90.0
 TOP_TEMPLATES = 5
 _TOO_MANY_FOR_CONTEXT = f"not read: over {CONTEXT_ALERTS_PER_NOTIFICATION} firing alerts in one notification"
 
@@ -124,9 +127,13 @@ class AlertProcessor:
             if scope.label_policy:
                 selector = inject_policy(scan_query(selector), parse_policy(scope.label_policy)).text
             start_ns, end_ns = context_window(alert.startsAt)
-            async with self._reading:
+            async with asyncio.timeout(CONTEXT_DEADLINE_SECONDS), self._reading:
                 answer = await self._summarize(selector, start_ns, end_ns, scope.tenant)
             return context_of(selector, answer)
+        except TimeoutError:
+            late = f"log context not read within {CONTEXT_DEADLINE_SECONDS:g} s"
+            log.warning("%s for alert %s", late, alert.fingerprint)
+            return AlertContext.missing(selector, late)
         except Exception as exc:  # enrichment is optional; the alert is already stored
             log.warning("log context for alert %s failed: %s", alert.fingerprint, type(exc).__name__)
             return AlertContext.missing(selector, f"log context failed: {exc}"[:300])
