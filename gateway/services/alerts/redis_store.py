@@ -106,19 +106,29 @@ class RedisAlertStore:
             )
 
     async def list(self, status: str = "all", limit: int = 100) -> list[StoredAlert]:
-        with _redis_errors_translated():
-            fingerprints = await self._client.zrevrange(self._order, 0, self._max - 1)
-            keys = [self._key(fp.decode()) for fp in fingerprints]
-            raws = await self._client.mget(keys) if keys else []
+        """Newest first, read `limit` entries at a time until enough match: a request for a few
+        never reads the whole store (up to ALERTS_MAX_BYTES)."""
         chosen: list[StoredAlert] = []
-        for raw in raws:
-            if raw is None:
-                continue  # trimmed by another replica between the two reads
-            entry = StoredAlert.load(json.loads(raw))
-            if status == "all" or entry.status == status:
-                chosen.append(entry)
-                if len(chosen) >= limit:
-                    break
+        seen: set[bytes] = set()  # an entry moved up by another replica between two reads comes again
+        start = 0
+        while len(chosen) < limit and start < self._max:
+            end = min(start + limit, self._max) - 1
+            with _redis_errors_translated():
+                fingerprints = list(await self._client.zrevrange(self._order, start, end))
+                fresh = [fp for fp in fingerprints if fp not in seen]
+                seen.update(fresh)
+                raws = await self._client.mget([self._key(fp.decode()) for fp in fresh]) if fresh else []
+            for raw in raws:
+                if raw is None:
+                    continue  # trimmed by another replica between the two reads
+                entry = StoredAlert.load(json.loads(raw))
+                if status == "all" or entry.status == status:
+                    chosen.append(entry)
+                    if len(chosen) >= limit:
+                        break
+            if len(fingerprints) < limit:
+                break
+            start += limit
         return chosen
 
     async def close(self) -> None:

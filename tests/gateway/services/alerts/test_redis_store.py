@@ -83,3 +83,26 @@ async def test_an_unreachable_redis_is_a_503_api_error() -> None:
             assert "REDIS_URL" in raised.value.hint
     finally:
         await store.close()
+
+
+async def test_a_short_list_reads_a_few_entries_not_the_whole_store(redis_url: str) -> None:
+    store = RedisAlertStore(redis_asyncio.from_url(redis_url), max_entries=50)
+    try:
+        await store.upsert(*notification("old", "resolved"))
+        for index in range(20):
+            await store.upsert(*notification(f"fp{index}"))
+        read: list[int] = []
+        mget = store._client.mget
+
+        async def counting_mget(keys: list[str]) -> Any:
+            read.append(len(keys))
+            return await mget(keys)
+
+        store._client.mget = counting_mget  # type: ignore[method-assign]
+        assert [e.fingerprint for e in await store.list(limit=2)] == ["fp19", "fp18"]
+        assert read == [2]
+        read.clear()
+        assert [e.fingerprint for e in await store.list("resolved", limit=5)] == ["old"]  # the oldest
+        assert sum(read) == 21 and max(read) == 5
+    finally:
+        await store.close()
