@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
+from google.api_core import exceptions as gexc
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
@@ -82,3 +83,66 @@ def test_settings_with_a_malformed_state_url_are_a_config_problem() -> None:
     settings = ShipperSettings(loki_url="http://loki:3100", shipper_state_url="bucket-without-scheme")
     with pytest.raises(ConfigProblem, match="SHIPPER_STATE_URL"):
         make_checkpointer(settings)
+
+
+class PreconditionBucket:
+    """GCS's conditional writes, which the emulator ignores: an upload with if_generation_match
+    other than the object's generation (0: no object) is refused with the client's 412 error.
+    `lose_answer` stores the next upload and then refuses it, as a retry of a write that landed
+    but whose answer was lost is refused."""
+
+    name = "state"
+
+    def __init__(self) -> None:
+        self.objects: dict[str, tuple[bytes, int]] = {}
+        self.lose_answer = False
+
+    def blob(self, name: str) -> PreconditionBlob:
+        return PreconditionBlob(self, name)
+
+
+class PreconditionBlob:
+    def __init__(self, bucket: PreconditionBucket, name: str) -> None:
+        self.bucket, self.name, self.generation = bucket, name, None
+
+    def download_as_bytes(self, **_: object) -> bytes:
+        if self.name not in self.bucket.objects:
+            raise gexc.NotFound("no such object")
+        data, self.generation = self.bucket.objects[self.name]
+        return data
+
+    def upload_from_string(self, data: bytes, *, if_generation_match: int | None = None, **_: object) -> None:
+        current = self.bucket.objects.get(self.name, (b"", 0))[1]
+        if if_generation_match is not None and if_generation_match != current:
+            raise gexc.PreconditionFailed("conditionNotMet")
+        self.bucket.objects[self.name] = (data, current + 1)
+        if self.bucket.lose_answer:
+            self.bucket.lose_answer = False
+            raise gexc.PreconditionFailed("conditionNotMet")  # the retry of what just landed
+        self.generation = current + 1
+
+
+def test_a_replica_that_lost_its_lease_cannot_write_an_older_checkpoint_over_the_leaders() -> None:
+    bucket = PreconditionBucket()
+    client = type("Client", (), {"bucket": lambda self, name: bucket})()
+    old_leader = GcsCheckpointer("gs://state/shipper", client)
+    new_leader = GcsCheckpointer("gs://state/shipper", client)
+    assert old_leader.load("gcs") is None
+    old_leader.commit("gcs", {"offset": 1})
+    assert new_leader.load("gcs") == {"offset": 1}
+    new_leader.commit("gcs", {"offset": 2})
+    with pytest.raises(CheckpointError, match="written by another shipper"):
+        old_leader.commit("gcs", {"offset": 1})  # its stalled write, landing late
+    assert new_leader.load("gcs") == {"offset": 2}
+    new_leader.commit("gcs", {"offset": 3})  # the leader goes on
+
+
+def test_a_write_that_landed_but_lost_its_answer_stands() -> None:
+    bucket = PreconditionBucket()
+    client = type("Client", (), {"bucket": lambda self, name: bucket})()
+    checkpointer = GcsCheckpointer("gs://state/shipper", client)
+    assert checkpointer.load("gcs") is None
+    bucket.lose_answer = True
+    checkpointer.commit("gcs", {"offset": 5})  # refused on retry, but its payload is there
+    checkpointer.commit("gcs", {"offset": 6})  # and the generation it made is the one to match
+    assert GcsCheckpointer("gs://state/shipper", client).load("gcs") == {"offset": 6}
