@@ -11,7 +11,6 @@ from functools import partial
 from typing import Any
 
 from gateway.config import GatewaySettings
-from gateway.metrics import UPSTREAM_ERRORS
 from gateway.security import Principal
 from gateway.services.aggregate import aggregate, parse_grouping
 from gateway.services.budget import Budget, as_is, compact_answer, fit_page
@@ -22,13 +21,12 @@ from gateway.services.grafana import explore_url
 from gateway.services.logql import ScannedQuery
 from gateway.services.loki import (
     LokiClient,
-    LokiUpstreamError,
     TooManyAtOneTimestamp,
     count_entries,
     max_entries_per_query,
+    metric_series,
     sorted_entries,
 )
-from gateway.services.loki.errors import UPSTREAM as LOKI_UPSTREAM
 from gateway.services.offload import shape_loki_answer
 from gateway.services.pagination import (
     ENTRY_DIGEST_BYTES,
@@ -56,20 +54,10 @@ def metric_answer(data: dict[str, Any], redact_labels: bool, echo: dict[str, str
     """Loki's answer to a metric query with our stats, sample times in RFC 3339 and the window
     (`echo`) it covers. Its series labels can hold line content (`sum by (db_password) (... | json
     ...)`): redacted like stream labels."""
-    result = data.get("result") or []
-    if not isinstance(result, list) or not all(
-        isinstance(series, dict) and isinstance(series.get("metric", {}), dict)
-        and all(isinstance(value, str) for value in series.get("metric", {}).values())
-        for series in result
-    ):
-        UPSTREAM_ERRORS.labels(LOKI_UPSTREAM, "invalid_response").inc()
-        raise LokiUpstreamError("Loki answered with a malformed metric result (series labels are strings)")
+    result = metric_series(data)
     if redact_labels:
-        result = [
-            {**series, "metric": redact_fields(series["metric"])}
-            if isinstance(series, dict) and isinstance(series.get("metric"), dict) else series
-            for series in result
-        ]
+        result = [{**series, "metric": redact_fields(series["metric"])} if "metric" in series else series
+                  for series in result]
     return {
         "result_type": data.get("resultType"),
         "result": samples_in_rfc3339(result),

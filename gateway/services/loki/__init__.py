@@ -8,6 +8,7 @@ from gateway.services.loki.answers import (
     Entry,
     count_entries,
     entry_metadata,
+    metric_series,
     sorted_entries,
 )
 from gateway.services.loki.client import (
@@ -49,6 +50,7 @@ __all__ = [
     "count_entries",
     "entry_metadata",
     "max_entries_per_query",
+    "metric_series",
     "sorted_entries",
     "strip_forbidden_headers",
 ]

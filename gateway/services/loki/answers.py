@@ -1,5 +1,6 @@
 """Reading Loki's `streams` answers: their entries merged in the query's direction, counted, and
-each entry's structured metadata and parsed labels flattened."""
+each entry's structured metadata and parsed labels flattened; and checking a metric answer's
+series."""
 
 from __future__ import annotations
 
@@ -42,6 +43,19 @@ def sorted_entries(data: Mapping[str, Any], *, forward: bool) -> list[Entry]:
         raise LokiUpstreamError(f"Loki answered with a malformed streams result: {exc}") from exc
     keyed.sort(reverse=not forward)
     return [k[4] for k in keyed]
+
+
+def metric_series(data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The series of a metric (vector or matrix) result, each an object whose labels are strings."""
+    result = data.get("result") or []
+    if not isinstance(result, list) or not all(
+        isinstance(series, dict) and isinstance(series.get("metric", {}), dict)
+        and all(isinstance(value, str) for value in series.get("metric", {}).values())
+        for series in result
+    ):
+        UPSTREAM_ERRORS.labels(UPSTREAM, "invalid_response").inc()
+        raise LokiUpstreamError("Loki answered with a malformed metric result (series labels are strings)")
+    return result
 
 
 def count_entries(data: Mapping[str, Any]) -> int:
