@@ -280,6 +280,13 @@ def test_build_source_dispatches_on_type(emulator: GcsEmulator, monkeypatch: pyt
     assert source.check() == f"gcs bucket {BUCKET} readable; objects per prefix: trades/: 1"
 
 
+def start_shipper_run(child_env: dict[str, str], log_file: Path) -> subprocess.Popen[bytes]:
+    """`shipper run` in its own process, its log (stderr) in `log_file`."""
+    with log_file.open("w") as log_handle:
+        return subprocess.Popen([sys.executable, "-m", "shipper", "run"], env=child_env,
+                                stdout=subprocess.DEVNULL, stderr=log_handle)
+
+
 def test_run_schedules_passes_serves_metrics_and_stops_on_sigterm(
     env: Path, loki: tuple[LokiMock, str]
 ) -> None:
@@ -289,9 +296,7 @@ def test_run_schedules_passes_serves_metrics_and_stops_on_sigterm(
     metrics_port = free_port()
     child_env = {**os.environ, "SHIPPER_METRICS_PORT": str(metrics_port), "SHIPPER_INTERVAL_SECONDS": "5"}
     log_file = env.parent / "run.log"
-    with log_file.open("w") as log_handle:
-        process = subprocess.Popen([sys.executable, "-m", "shipper", "run"], env=child_env,
-                                   stdout=subprocess.DEVNULL, stderr=log_handle)
+    process = start_shipper_run(child_env, log_file)
     success = 'shipper_runs_total{outcome="success",source="gcs"}'
     try:
         exposition = ""
@@ -325,9 +330,7 @@ def test_run_stops_within_10s_of_sigterm_while_loki_is_down_and_says_so(env: Pat
                  "LOKI_URL": f"http://127.0.0.1:{free_port()}",  # nothing listens: Loki is down
                  "RETRY_MAX_TOTAL_SECONDS": "300", "RETRY_MIN_BACKOFF_SECONDS": "2"}
     log_file = env.parent / "run-outage.log"
-    with log_file.open("w") as log_handle:
-        process = subprocess.Popen([sys.executable, "-m", "shipper", "run"], env=child_env,
-                                   stdout=subprocess.DEVNULL, stderr=log_handle)
+    process = start_shipper_run(child_env, log_file)
     try:
         deadline = time.monotonic() + 30
         while "loki_push_retry" not in log_file.read_text() and time.monotonic() < deadline:
@@ -378,9 +381,7 @@ def test_sigterm_stops_a_pass_at_its_next_push_while_loki_is_healthy(
         get_settings.cache_clear()
         child_env = {**os.environ, "SHIPPER_METRICS_PORT": str(free_port()), "SHIPPER_INTERVAL_SECONDS": "60"}
         log_file = env.parent / "run-sigterm.log"
-        with log_file.open("w") as log_handle:
-            process = subprocess.Popen([sys.executable, "-m", "shipper", "run"], env=child_env,
-                                       stdout=subprocess.DEVNULL, stderr=log_handle)
+        process = start_shipper_run(child_env, log_file)
         try:
             deadline = time.monotonic() + 30
             while not slow.requests and time.monotonic() < deadline:
